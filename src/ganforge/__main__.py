@@ -1,0 +1,3 @@
+from ganforge.cli import entry
+
+entry()

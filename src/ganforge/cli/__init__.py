@@ -1,0 +1,61 @@
+"""The ``ganforge`` command: a thin layer over the library. Every user mistake ends as one
+line on stderr and exit code 2; tracebacks are for bugs only."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from ganforge import __version__
+from ganforge.cli.train import presets_cmd, sample_cmd, train_cmd
+from ganforge.errors import GanforgeError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ganforge")
+def cli() -> None:
+    """Train, evaluate and apply GANs for images.
+
+    \b
+    Examples:
+      ganforge presets
+      ganforge train --preset dcgan-mnist
+      ganforge train --preset sngan-cifar10 --data cifar10.zip --set train.total_steps=200
+      ganforge sample runs/00001-dcgan-mnist --n 64 --out grid.png
+    """
+
+
+cli.add_command(train_cmd)
+cli.add_command(sample_cmd)
+cli.add_command(presets_cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        rv = cli.main(args=argv, prog_name="ganforge", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except click.exceptions.UsageError as exc:
+        cmd = exc.ctx.command_path if exc.ctx is not None else "ganforge"
+        click.echo(f"{cmd}: error: {exc.format_message()}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("ganforge: aborted", err=True)
+        return 130
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.ClickException as exc:
+        click.echo(f"ganforge: error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except GanforgeError as exc:
+        click.echo(f"ganforge: error: {exc}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        click.echo("ganforge: interrupted", err=True)
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())

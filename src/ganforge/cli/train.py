@@ -1,0 +1,132 @@
+"""`ganforge train`, `ganforge sample`, `ganforge presets`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from ganforge.config import apply_overrides, dumps
+from ganforge.errors import UsageError
+
+# keys that may change when a run is resumed (everything else would change the experiment)
+RESUMABLE_KEYS = ("train.total_steps", "train.progress", "train.log_every", "train.sample_every",
+                  "checkpoint.every_steps", "checkpoint.keep_last", "train.device", "train.threads")
+
+
+def _check_source_exists(source: str) -> None:
+    from ganforge.data import NAMED_SOURCES
+
+    if source in NAMED_SOURCES:
+        return
+    if not Path(source).exists():
+        raise UsageError(
+            f"data source {source!r} does not exist: give an image folder, a .zip, an .npz, or one of {', '.join(NAMED_SOURCES)}"
+        )
+
+
+@click.command("train")
+@click.option("--preset", "preset_name", default=None, help="Starting configuration (see `ganforge presets`).")
+@click.option("--data", "data_source", default=None, help="Dataset name (mnist5k, digits, lfw-faces) or image folder / .zip / .npz path.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. train.batch_size=128 (repeatable).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (must not exist). Default: runs/<number>-<preset>.")
+@click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Where numbered run folders go.")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None, help="Continue this run from its newest valid checkpoint.")
+@click.option("--dry-run", is_flag=True, help="Validate everything, print the resolved config, train nothing.")
+def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, dry_run) -> None:
+    """Train a GAN and leave a run folder with samples, metrics, plots and the generator.
+
+    \b
+    Examples:
+      ganforge train --preset dcgan-mnist
+      ganforge train --preset wgan-gp-mnist --set train.total_steps=500 --out runs/wgan-try
+      ganforge train --preset cgan-mnist --data my_labelled_folder --set model.num_classes=5
+      ganforge train --resume runs/00003-dcgan-mnist --set train.total_steps=6000
+    """
+    from ganforge.config import from_dict
+    from ganforge.models import check_model_config
+    from ganforge.presets import get_preset
+
+    if resume_dir is not None:
+        if preset_name or data_source or out:
+            raise UsageError("--resume continues a run with its own config: do not combine it with --preset, --data or --out")
+        cfg_path = resume_dir / "config.json"
+        if not cfg_path.is_file():
+            raise UsageError(f"--resume {resume_dir}: not a ganforge run folder (no config.json)")
+        for item in overrides:
+            key = item.split("=", 1)[0].strip()
+            if key not in RESUMABLE_KEYS:
+                raise UsageError(f"--set {key} cannot change when resuming; allowed: {', '.join(RESUMABLE_KEYS)}")
+        try:
+            cfg = from_dict(json.loads(cfg_path.read_text())["run"])
+        except (ValueError, KeyError) as exc:
+            raise UsageError(f"{cfg_path} is not a ganforge run config: {exc}") from None
+    else:
+        cfg = get_preset(preset_name or "dcgan-mnist")
+        if data_source:
+            cfg = replace(cfg, data=replace(cfg.data, source=data_source))
+    cfg = apply_overrides(cfg, list(overrides))
+    if not cfg.data.source:
+        raise UsageError(f"preset {cfg.preset!r} has no embedded dataset: give one with --data PATH (an image folder, .zip or .npz)")
+    check_model_config(cfg.model)
+    if resume_dir is None:
+        _check_source_exists(cfg.data.source)
+    if dry_run:
+        click.echo(dumps(cfg))
+        where = resume_dir or out or f"{runs_root}/<next number>-{cfg.preset}"
+        click.echo(f"dry run: config is valid; would {'resume' if resume_dir else 'write'} {where}", err=True)
+        return
+    from ganforge.training import train
+
+    run_dir = train(cfg, out=out, runs_root=runs_root, resume=resume_dir)
+    click.echo(f"run folder: {run_dir}")
+    click.echo(f"  samples:   {run_dir / 'samples' / 'final.png'}")
+    click.echo(f"  generator: {run_dir / 'model'}  (load with ganforge.load_generator)")
+
+
+@click.command("sample")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--n", "n", type=int, default=64, show_default=True, help="Number of images.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="FILE.npz (uint8 NHWC), FILE.png (grid) or a folder of PNGs.")
+@click.option("--class", "class_index", type=int, default=None, help="Class to draw (conditional models).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Noise seed (same seed, same images).")
+@click.option("--no-ema", is_flag=True, help="Use the raw generator instead of its EMA copy.")
+@click.option("--batch", "batch_size", type=int, default=256, show_default=True, help="Images per forward pass.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--overwrite", is_flag=True, help="Allow replacing an existing --out.")
+def sample_cmd(source, n, out, class_index, seed, no_ema, batch_size, device, overwrite) -> None:
+    """Draw images from a run folder or a saved generator.
+
+    \b
+    Examples:
+      ganforge sample runs/00001-dcgan-mnist --n 100 --out grid.png
+      ganforge sample runs/00002-cgan-mnist --n 1000 --class 3 --out threes.npz
+    """
+    from ganforge.sampling import generate, save_samples
+    from ganforge.training.checkpoint import load_generator
+    from ganforge.training.loop import resolve_device
+
+    if batch_size <= 0:
+        raise UsageError(f"--batch {batch_size} must be > 0")
+    if device not in ("cpu", "cuda", "auto"):
+        raise UsageError(f"--device {device!r}: use cpu, cuda or auto")
+    G = load_generator(source, ema=not no_ema, device=resolve_device(device))
+    images, labels = generate(G, n, seed=seed, class_index=class_index, batch_size=batch_size)
+    path = save_samples(images, labels, out, overwrite=overwrite)
+    click.echo(f"wrote {len(images)} images to {path}")
+
+
+@click.command("presets")
+@click.option("--show", "show", default=None, help="Print one preset's full config as JSON.")
+def presets_cmd(show) -> None:
+    """List the named starting configurations."""
+    from ganforge.presets import PRESETS, get_preset
+
+    if show:
+        click.echo(dumps(get_preset(show)))
+        return
+    width = max(map(len, PRESETS))
+    for name, cfg in PRESETS.items():
+        click.echo(f"{name:<{width}}  {cfg.description}")

@@ -1,0 +1,277 @@
+"""Typed run configuration.
+
+A run is described by one frozen :class:`RunConfig` made of small sections. Every
+setting is declared once, here, with its default, its unit in the name and a comment.
+Presets (``presets.py``) are RunConfigs written in Python; the CLI applies dotted
+overrides such as ``--set train.batch_size=128`` with :func:`apply_overrides`, which
+rejects unknown keys and badly typed values with a :class:`UsageError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from ganforge.errors import UsageError
+from ganforge.models.config import ModelConfig
+
+LOSSES = ("minimax", "ns", "lsgan", "wgan", "hinge")
+SCHEDULES = ("constant", "linear", "cosine")
+OPTIMIZERS = ("adam", "rmsprop")
+UPDATES = ("alternating", "simultaneous")
+AUGMENTS = ("translation", "cutout", "color")
+PRECISIONS = ("fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+BAD_IMAGE_POLICIES = ("error", "skip")
+ARCHS = ("mlp", "keras-dcgan", "dcgan", "resnet")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "mnist5k"  # dataset name (mnist5k, digits, lfw-faces) or a folder / .zip / .npz path
+    max_images: int = 0  # use only the first N images (0 = all)
+    hflip: bool = False  # random horizontal flip of real images
+    on_device: bool = True  # keep the whole uint8 dataset on the training device as one tensor
+    on_bad_image: str = "error"  # error | skip: what to do with an unreadable image file
+    use_labels: bool = True  # use folder/dataset labels when the model is conditional
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    kind: str = "ns"  # minimax | ns (non-saturating) | lsgan | wgan | hinge
+    gp_weight: float = 0.0  # WGAN-GP gradient penalty weight λ on interpolates (10 in Gulrajani et al.)
+    r1_gamma: float = 0.0  # R1 penalty weight γ on real data (Mescheder et al. 2018); penalty is γ/2·|∇D|²
+    reg_every: int = 1  # lazy regularisation: apply GP/R1 every k D steps, scaled by k (StyleGAN2)
+    clip_value: float = 0.0  # WGAN weight clipping to [-c, c] after every D step (0.01 in Arjovsky et al.)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    optimizer: str = "adam"  # adam | rmsprop (the original WGAN uses RMSprop)
+    lr_g: float = 2e-4  # generator learning rate (TTUR: set lr_d != lr_g)
+    lr_d: float = 2e-4  # discriminator learning rate
+    beta1_g: float = 0.5  # Adam β1 of G (Radford et al. use 0.5)
+    beta2_g: float = 0.999  # Adam β2 of G
+    beta1_d: float = 0.5  # Adam β1 of D
+    beta2_d: float = 0.999  # Adam β2 of D
+    eps: float = 1e-8  # Adam/RMSprop ε (Keras uses 1e-7)
+    schedule: str = "constant"  # constant | linear | cosine decay of both LRs over train.total_steps
+    decay_start_step: int = 0  # LR stays constant until this G step, then decays to 0 at total_steps
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    total_steps: int = 2000  # number of G updates (each preceded by n_critic D updates)
+    batch_size: int = 64  # real images per D step (global batch)
+    n_critic: int = 1  # D updates per G update
+    update: str = "alternating"  # alternating (D then G) | simultaneous (one shared forward, as the Keras tutorial)
+    seed: int = 0  # seeds python, numpy, torch and the data order
+    deterministic: bool = False  # torch deterministic algorithms (bit-reproducible on CPU)
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    ema_decay: float = 0.0  # EMA of G weights (e.g. 0.999); 0 = no EMA copy
+    ema_warmup: bool = True  # use decay min(ema_decay, (1+t)/(10+t)) so early averages are not stale
+    augment: str = ""  # DiffAugment policy for real and fake alike: comma list of translation,cutout,color
+    log_every: int = 50  # write a metrics.jsonl row every N G steps (the only host sync in the loop)
+    sample_every: int = 500  # write a sample grid from the fixed noise every N G steps (0 = end only)
+    sample_grid: int = 100  # images in each sample grid (a square number looks best)
+    progress: bool = True  # show a progress bar with ETA
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    every_steps: int = 1000  # write a resumable training state every N G steps (0 = only at the end)
+    keep_last: int = 2  # number of resumable states to keep (older ones deleted after the new one is written)
+
+
+@dataclass(frozen=True)
+class PerfConfig:
+    precision: str = "fp32"  # fp32 | bf16 (autocast; losses and penalties stay fp32)
+    channels_last: bool = False  # NHWC memory format for conv nets
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    preset: str = "custom"  # name of the preset this config started from
+    description: str = ""  # one line shown by `ganforge presets`
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    perf: PerfConfig = field(default_factory=PerfConfig)
+
+
+# section name -> its dataclass, e.g. "train" -> TrainConfig
+SECTIONS: dict[str, type] = {
+    name: typ for name, typ in typing.get_type_hints(RunConfig).items() if dataclasses.is_dataclass(typ)
+}
+
+
+# ----------------------------------------------------------------------------- conversion
+
+
+def to_dict(cfg: Any) -> dict:
+    """Nested plain dict (JSON-ready) of a config dataclass."""
+    return dataclasses.asdict(cfg)
+
+
+def _section_types(section_cls: type) -> dict[str, type]:
+    hints = typing.get_type_hints(section_cls)
+    return {f.name: hints[f.name] for f in fields(section_cls)}
+
+
+def _coerce(key: str, value: Any, typ: type) -> Any:
+    """Convert a JSON value or a --set string to the declared type, or raise UsageError."""
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise UsageError(f"{key}={value!r} is not a boolean: use true or false")
+    if typ is int:
+        if isinstance(value, bool):
+            raise UsageError(f"{key}={value!r} is not an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value).replace("_", ""))
+        except ValueError:
+            raise UsageError(f"{key}={value!r} is not an integer") from None
+    if typ is float:
+        if isinstance(value, bool):
+            raise UsageError(f"{key}={value!r} is not a number")
+        try:
+            out = float(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"{key}={value!r} is not a number") from None
+        if not math.isfinite(out):
+            raise UsageError(f"{key}={value!r} must be a finite number")
+        return out
+    if typ is str:
+        return str(value)
+    raise TypeError(f"unsupported config type {typ} for {key}")
+
+
+def from_dict(d: dict) -> RunConfig:
+    """Build a RunConfig from a nested dict (e.g. a run's config.json); unknown keys are errors."""
+    if not isinstance(d, dict):
+        raise UsageError("config must be a JSON object")
+    top = {f.name for f in fields(RunConfig)}
+    unknown = set(d) - top
+    if unknown:
+        raise UsageError(f"unknown config key(s) {sorted(unknown)}: allowed {sorted(top)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in d.items():
+        if name in SECTIONS:
+            kwargs[name] = _section_from_dict(name, SECTIONS[name], value)
+        else:
+            kwargs[name] = _coerce(name, value, str)
+    return validate(RunConfig(**kwargs))
+
+
+def _section_from_dict(name: str, cls: type, value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise UsageError(f"config section {name!r} must be an object")
+    types = _section_types(cls)
+    unknown = set(value) - set(types)
+    if unknown:
+        raise UsageError(f"unknown key(s) {sorted(unknown)} in section {name!r}: allowed {sorted(types)}")
+    return cls(**{k: _coerce(f"{name}.{k}", v, types[k]) for k, v in value.items()})
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply ``section.key=value`` strings; an unknown section or key names the allowed ones."""
+    for item in overrides:
+        if "=" not in item:
+            raise UsageError(f"--set {item!r} is not of the form section.key=value (e.g. train.batch_size=128)")
+        dotted, raw = item.split("=", 1)
+        dotted = dotted.strip()
+        if "." not in dotted:
+            raise UsageError(f"--set key {dotted!r} needs a section: one of {sorted(SECTIONS)} (e.g. train.{dotted})")
+        section, key = dotted.split(".", 1)
+        if section not in SECTIONS:
+            raise UsageError(f"--set {dotted!r}: unknown section {section!r}; allowed: {sorted(SECTIONS)}")
+        types = _section_types(SECTIONS[section])
+        if key not in types:
+            raise UsageError(f"--set {dotted!r}: unknown key {key!r} in {section!r}; allowed: {sorted(types)}")
+        value = _coerce(dotted, raw.strip(), types[key])
+        cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: value})})
+    return validate(cfg)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UsageError(f"{key}={value!r} is not allowed: use one of {', '.join(allowed)}")
+
+
+def _positive(key: str, value: float, *, zero_ok: bool = False) -> None:
+    if value < 0 or (value == 0 and not zero_ok):
+        raise UsageError(f"{key}={value} must be {'>= 0' if zero_ok else '> 0'}")
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check every value that can be checked without data or devices. Returns cfg unchanged."""
+    d, m, lo, o, t, c, p = cfg.data, cfg.model, cfg.loss, cfg.optim, cfg.train, cfg.checkpoint, cfg.perf
+    _choice("data.on_bad_image", d.on_bad_image, BAD_IMAGE_POLICIES)
+    _positive("data.max_images", d.max_images, zero_ok=True)
+    _choice("model.arch", m.arch, ARCHS)
+    if m.channels not in (1, 3):
+        raise UsageError(f"model.channels={m.channels} is not allowed: use 1 (grayscale) or 3 (RGB)")
+    for key in ("resolution", "z_dim", "g_width", "d_width", "pack"):
+        _positive(f"model.{key}", getattr(m, key))
+    for key in ("num_classes", "attention_res", "mbstd_group"):
+        _positive(f"model.{key}", getattr(m, key), zero_ok=True)
+    if not 0.0 <= m.d_dropout < 1.0:
+        raise UsageError(f"model.d_dropout={m.d_dropout} must be in [0, 1)")
+    _choice("loss.kind", lo.kind, LOSSES)
+    for key in ("gp_weight", "r1_gamma", "clip_value"):
+        _positive(f"loss.{key}", getattr(lo, key), zero_ok=True)
+    _positive("loss.reg_every", lo.reg_every)
+    _choice("optim.optimizer", o.optimizer, OPTIMIZERS)
+    _choice("optim.schedule", o.schedule, SCHEDULES)
+    _positive("optim.lr_g", o.lr_g)
+    _positive("optim.lr_d", o.lr_d)
+    _positive("optim.eps", o.eps)
+    for key in ("beta1_g", "beta2_g", "beta1_d", "beta2_d"):
+        v = getattr(o, key)
+        if not 0.0 <= v < 1.0:
+            raise UsageError(f"optim.{key}={v} must be in [0, 1)")
+    _positive("optim.decay_start_step", o.decay_start_step, zero_ok=True)
+    _positive("train.total_steps", t.total_steps)
+    _positive("train.batch_size", t.batch_size)
+    _positive("train.n_critic", t.n_critic)
+    _choice("train.update", t.update, UPDATES)
+    if t.update == "simultaneous" and t.n_critic != 1:
+        raise UsageError(f"train.n_critic={t.n_critic} needs train.update=alternating (simultaneous updates take one D step)")
+    _choice("train.device", t.device, DEVICES)
+    _positive("train.threads", t.threads, zero_ok=True)
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise UsageError(f"train.ema_decay={t.ema_decay} must be in [0, 1) (0 disables EMA)")
+    for name in filter(None, (s.strip() for s in t.augment.split(","))):
+        _choice("train.augment", name, AUGMENTS)
+    for key in ("log_every", "sample_grid"):
+        _positive(f"train.{key}", getattr(t, key))
+    _positive("train.sample_every", t.sample_every, zero_ok=True)
+    if t.batch_size % m.pack:
+        raise UsageError(f"train.batch_size={t.batch_size} must be divisible by model.pack={m.pack}")
+    _positive("checkpoint.every_steps", c.every_steps, zero_ok=True)
+    _positive("checkpoint.keep_last", c.keep_last)
+    _choice("perf.precision", p.precision, PRECISIONS)
+    return cfg
+
+
+def dumps(cfg: RunConfig) -> str:
+    return json.dumps(to_dict(cfg), indent=2, sort_keys=False)

@@ -1,0 +1,57 @@
+"""Images stored as numpy arrays in an .npz file.
+
+Expected keys: `images` uint8 (N, H, W) or (N, H, W, C) with C in 1..4 (channels last, as
+PIL and most datasets store them), optional `labels` integer (N,) with values >= 0.
+Loaded with allow_pickle=False: an .npz can never run code.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+from .builtin import RawArrays
+
+EXPECTED = "expected key 'images' uint8 (N, H, W) or (N, H, W, C) with C in 1..4, optional 'labels' integer (N,)"
+
+
+def load_npz(path: Path) -> RawArrays:
+    """Read and validate an .npz -> (images uint8 (N, H, W, C), labels int64 (N,) | None, class_names | None)."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # a plain .npy renamed to .npz
+            raise UsageError(f"{path} is a single .npy array, not an .npz archive; {EXPECTED}")
+        with archive:
+            if "images" not in archive.files:
+                keys = ", ".join(archive.files) or "none"
+                raise UsageError(f"{path} has no 'images' array (keys: {keys}); {EXPECTED}")
+            images = archive["images"]
+            labels = archive["labels"] if "labels" in archive.files else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        # ValueError also covers object (pickled) arrays refused by allow_pickle=False.
+        raise UsageError(f"cannot read {path} as .npz ({exc}); {EXPECTED}") from None
+
+    if images.dtype != np.uint8:
+        raise UsageError(f"{path}: 'images' has dtype {images.dtype}; {EXPECTED}")
+    if images.ndim == 3:
+        images = images[..., None]  # (N, H, W) -> (N, H, W, 1)
+    if images.ndim != 4 or not 1 <= images.shape[3] <= 4:
+        hint = " (channels first? transpose to N, H, W, C)" if images.ndim == 4 and images.shape[1] in (1, 3) else ""
+        raise UsageError(f"{path}: 'images' has shape {images.shape}{hint}; {EXPECTED}")
+    if min(images.shape[:3]) == 0:
+        raise UsageError(f"{path}: 'images' is empty (shape {images.shape}); {EXPECTED}")
+
+    if labels is None:
+        return images, None, None
+    if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (images.shape[0],):
+        raise UsageError(
+            f"{path}: 'labels' has dtype {labels.dtype} shape {labels.shape}; "
+            f"expected integers with shape ({images.shape[0]},), one per image"
+        )
+    if labels.min() < 0:
+        raise UsageError(f"{path}: 'labels' contains {labels.min()}; class indices must be >= 0")
+    labels = labels.astype(np.int64)
+    return images, labels, [str(i) for i in range(int(labels.max()) + 1)]

@@ -1,0 +1,199 @@
+"""`load_images` and `check_images`: turn a dataset name or path into an ImageData.
+
+name (mnist5k, digits, lfw-faces) -> builtin.py  --+
+.npz                               -> npz.py      --+-> arrays_to_tensor (transforms.py)
+folder / .zip                      -> files.py, decoded per file on a thread pool
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import UsageError
+from .builtin import NAMED_SOURCES
+from .decode import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, unusual_mode_reason
+from .files import ImageFiles, decode_entries, folder_labels
+from .image_data import ImageData, interleave_classes
+from .npz import load_npz
+from .transforms import arrays_to_tensor, image_to_array, to_8bit
+
+log = logging.getLogger("ganforge.data")
+
+BAD_IMAGE_POLICIES = ("error", "skip")
+
+
+def load_images(
+    source: str,
+    *,
+    resolution: int,
+    channels: int,
+    max_images: int | None = None,
+    on_bad_image: str = "error",
+    max_bad_fraction: float = 0.01,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    num_workers: int | None = None,
+) -> ImageData:
+    """Load a dataset by name or path, center-cropped and resized to the training format.
+
+    source: one of NAMED_SOURCES, an image folder, a .zip of images, or an .npz. A name wins
+        over a same-named folder in the working directory (write ./digits for the folder).
+    resolution: output height == width in pixels; channels: 1 (grey) or 3 (RGB).
+    max_images: keep the first N in the deterministic order (labelled sources are dealt
+        class by class, so a prefix is balanced); for files, counted before bad ones are skipped.
+    on_bad_image: "error" stops at the first unreadable file; "skip" logs and drops it, but
+        fails if more than max_bad_fraction of the files are bad.
+    max_pixels: files whose width * height exceeds this are refused as decompression bombs.
+    num_workers: decoding threads for folders/zips (default: one per available core, max 16).
+    """
+    _check_args(resolution, channels, max_images, on_bad_image, max_bad_fraction, max_pixels)
+    if source in NAMED_SOURCES:
+        named = NAMED_SOURCES[source]
+        images, labels, class_names = named.load()
+        return _from_arrays(images, labels, class_names, named.source, resolution, channels, max_images)
+    path = _existing_path(source)
+    if path.suffix.lower() == ".npz" and path.is_file():
+        images, labels, class_names = load_npz(path)
+        return _from_arrays(images, labels, class_names, f"{path} (npz)", resolution, channels, max_images)
+    return _from_files(path, resolution, channels, max_images, on_bad_image, max_bad_fraction, max_pixels, num_workers)
+
+
+def check_images(
+    source: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, num_workers: int | None = None
+) -> list[tuple[str, str]]:
+    """(file, reason) for every bad or unusual image in a folder or .zip, in listing order.
+
+    Reasons: "zero-byte file", "truncated image", "not an image (cannot identify format)",
+    "decompression bomb (W x H pixels)" (or "(N pixels)" beyond twice PIL's own limit, where
+    PIL refuses before the size is known), "corrupt image (...)", "unusual mode X" (loads,
+    but the conversion to L/RGB is a guess, e.g. float "F" or "LAB").
+    """
+    if source in NAMED_SOURCES:
+        raise UsageError(f"{source!r} is a built-in dataset; check_images checks image folders and .zip files")
+    if max_pixels < 1:
+        raise UsageError(f"max_pixels must be >= 1; got {max_pixels}")
+    path = _existing_path(source)
+    with _open_files(path) as files:
+
+        def inspect(_: int, img: Image.Image) -> str | None:
+            to_8bit(img, 3)  # raises BadImage when PIL cannot convert the mode at all
+            return unusual_mode_reason(img)
+
+        bad = decode_entries(files, files.entries, inspect, max_pixels=max_pixels, num_workers=num_workers)
+        return [(files.entries[i].display, reason) for i, reason in bad]
+
+
+def _check_args(
+    resolution: int, channels: int, max_images: int | None, on_bad_image: str, max_bad_fraction: float, max_pixels: int
+) -> None:
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or not 1 <= resolution <= 8192:
+        raise UsageError(f"resolution must be an integer from 1 to 8192; got {resolution!r}")
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise UsageError(f"channels must be 1 (greyscale) or 3 (RGB); got {channels!r}")
+    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1):
+        raise UsageError(f"max_images must be a positive integer or None; got {max_images!r}")
+    if on_bad_image not in BAD_IMAGE_POLICIES:
+        raise UsageError(f"on_bad_image must be one of {', '.join(BAD_IMAGE_POLICIES)}; got {on_bad_image!r}")
+    if not 0.0 <= max_bad_fraction <= 1.0:
+        raise UsageError(f"max_bad_fraction must be between 0 and 1; got {max_bad_fraction!r}")
+    if max_pixels < 1:
+        raise UsageError(f"max_pixels must be >= 1; got {max_pixels!r}")
+
+
+def _existing_path(source: str) -> Path:
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise UsageError(
+            f"{source!r} does not exist; give an image folder, a .zip, an .npz, or one of: {', '.join(NAMED_SOURCES)}"
+        )
+    return path
+
+
+def _open_files(path: Path) -> ImageFiles:
+    if not (path.is_dir() or path.suffix.lower() == ".zip"):
+        raise UsageError(
+            f"{path} is not a folder, .zip or .npz; give an image folder, a .zip, an .npz, "
+            f"or one of: {', '.join(NAMED_SOURCES)}"
+        )
+    files = ImageFiles(path)
+    if not files.entries:
+        files.close()
+        looked_for = " ".join(IMAGE_EXTENSIONS)
+        raise UsageError(f"no images found in {path} (looked for {looked_for}, any case, in sub-folders too)")
+    return files
+
+
+def _from_arrays(
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    class_names: list[str] | None,
+    description: str,
+    resolution: int,
+    channels: int,
+    max_images: int | None,
+) -> ImageData:
+    # images uint8 (N, H, W, C); slice before converting so max_images also saves time.
+    images = images[:max_images]
+    return ImageData(
+        images=arrays_to_tensor(images, resolution, channels),
+        labels=None if labels is None else torch.from_numpy(np.ascontiguousarray(labels[:max_images], dtype=np.int64)),
+        class_names=class_names,
+        source=description,
+    )
+
+
+def _from_files(
+    path: Path,
+    resolution: int,
+    channels: int,
+    max_images: int | None,
+    on_bad_image: str,
+    max_bad_fraction: float,
+    max_pixels: int,
+    num_workers: int | None,
+) -> ImageData:
+    with _open_files(path) as files:
+        entries = files.entries
+        labels, class_names = folder_labels(entries, path)
+        order = interleave_classes(np.array(labels)) if labels is not None else np.arange(len(entries))
+        order = order[:max_images]
+        entries = [entries[i] for i in order]
+        # Workers fill rows of one preallocated array, already channels-first.
+        out = np.empty((len(entries), channels, resolution, resolution), dtype=np.uint8)  # (N, C, H, W)
+
+        def write(i: int, img: Image.Image) -> None:  # runs in a worker thread
+            out[i] = image_to_array(img, resolution, channels).transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
+
+        draft = ("L" if channels == 1 else None, resolution)
+        stop = on_bad_image == "error"
+        bad = decode_entries(
+            files, entries, write, max_pixels=max_pixels, draft=draft, num_workers=num_workers, stop_at_first_bad=stop
+        )
+
+    if bad and on_bad_image == "error":
+        i, reason = bad[0]
+        raise UsageError(
+            f"bad image {entries[i].display}: {reason}; fix or delete it, or load with on_bad_image='skip' "
+            f"(`ganforge data check {path}` lists every bad file)"
+        )
+    for i, reason in bad:
+        log.warning("skipping bad image %s: %s", entries[i].display, reason)
+    if bad and (len(bad) > max_bad_fraction * len(entries) or len(bad) == len(entries)):
+        raise UsageError(
+            f"{len(bad)} of {len(entries)} images in {path} are bad ({len(bad) / len(entries):.1%}), more than "
+            f"max_bad_fraction={max_bad_fraction:g}; `ganforge data check {path}` lists them"
+        )
+    keep = np.ones(len(entries), dtype=bool)
+    keep[[i for i, _ in bad]] = False
+    images = out[keep] if bad else out  # copying only when something was skipped
+    kind = "zip" if path.suffix.lower() == ".zip" else "folder"
+    return ImageData(
+        images=torch.from_numpy(images),
+        labels=None if labels is None else torch.from_numpy(np.asarray(labels, dtype=np.int64)[order][keep]),
+        class_names=class_names,
+        source=f"{path} ({kind}, {len(images)} images)",
+    )

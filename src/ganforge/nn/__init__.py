@@ -1,0 +1,42 @@
+"""Layers for GAN networks: conditional BN, self-attention, minibatch-stddev, TF-"same" convs,
+projection head, weight init and spectral norm."""
+
+from ganforge.nn.layers import (
+    ConditionalBatchNorm,
+    Conv2dSame,
+    ConvTranspose2dSame,
+    GlobalSumPool,
+    LabelConcat,
+    LabelSequential,
+    MinibatchStdDev,
+    ProjectionHead,
+    SelfAttention2d,
+    call,
+    make_norm,
+)
+from ganforge.nn.weights import (
+    WEIGHT_LAYERS,
+    apply_spectral_norm,
+    init_weights,
+    spectral_norm,
+    weight_layers,
+)
+
+__all__ = [
+    "ConditionalBatchNorm",
+    "Conv2dSame",
+    "ConvTranspose2dSame",
+    "GlobalSumPool",
+    "LabelConcat",
+    "LabelSequential",
+    "MinibatchStdDev",
+    "ProjectionHead",
+    "SelfAttention2d",
+    "WEIGHT_LAYERS",
+    "apply_spectral_norm",
+    "call",
+    "init_weights",
+    "make_norm",
+    "spectral_norm",
+    "weight_layers",
+]

@@ -1,0 +1,69 @@
+"""Drawing images from a trained generator and writing them as .npz, a PNG grid or PNG files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganforge.errors import UsageError
+from ganforge.io import atomic_write, image_grid, save_png
+
+
+@torch.no_grad()
+def generate(
+    G: torch.nn.Module, n: int, *, seed: int = 0, class_index: int | None = None, batch_size: int = 256, device=None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """n images as uint8 NHWC (n, H, W, C), and their labels (n,) for conditional models.
+
+    Noise comes from a CPU generator seeded with ``seed`` so the same call gives the same images
+    on any device. Unconditional: labels None. Conditional: ``class_index`` or classes cycling 0..K-1."""
+    if n <= 0:
+        raise UsageError(f"--n {n}: the number of images must be > 0")
+    k = getattr(G, "num_classes", 0)
+    if class_index is not None:
+        if not k:
+            raise UsageError(f"--class {class_index}: this generator is unconditional (no classes)")
+        if not 0 <= class_index < k:
+            raise UsageError(f"--class {class_index} is out of range: this generator has classes 0..{k - 1}")
+    device = device or next(G.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, G.z_dim, generator=gen)
+    labels = None
+    if k:
+        labels = torch.full((n,), class_index) if class_index is not None else torch.arange(n) % k
+    out = []
+    for i in range(0, n, batch_size):
+        y = labels[i : i + batch_size].to(device) if labels is not None else None
+        x = G(z[i : i + batch_size].to(device), y)  # (b, C, H, W) in [-1, 1]
+        out.append(((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
+    images = torch.cat(out).numpy()
+    return images, (labels.numpy() if labels is not None else None)
+
+
+def save_samples(images: np.ndarray, labels: np.ndarray | None, out: str | Path, *, overwrite: bool = False) -> Path:
+    """``out`` ending in .npz: uint8 NHWC ``images`` (+ ``labels``); .png: one grid; else a folder of PNGs."""
+    out = Path(out)
+    if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
+        raise UsageError(f"--out {out} already exists: choose another path or pass --overwrite")
+    suffix = out.suffix.lower()
+    if suffix == ".npz":
+        arrays = {"images": images} if labels is None else {"images": images, "labels": labels.astype(np.int64)}
+        atomic_write(out, lambda f: np.savez_compressed(f, **arrays))
+    elif suffix == ".png":
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+        nrow = None
+        if labels is not None and len(set(labels.tolist())) > 1:
+            nrow = int(labels.max()) + 1
+        save_png(image_grid(x, nrow=nrow), out)
+    elif suffix == "":
+        out.mkdir(parents=True, exist_ok=True)
+        width = len(str(len(images) - 1))
+        for i, img in enumerate(images):
+            tag = f"_class{int(labels[i])}" if labels is not None else ""
+            save_png(img, out / f"{i:0{width}d}{tag}.png")
+    else:
+        raise UsageError(f"--out {out}: use a .npz file, a .png grid, or a folder name without a suffix")
+    return out

@@ -1,0 +1,76 @@
+"""A GAN family as an object: an adversarial loss, optional penalties on D, optional weight
+clipping and optional differentiable augmentation. The training loop calls
+``discriminator_loss`` and ``generator_loss``; it never branches on the family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ganforge.config import RunConfig
+from ganforge.losses import LOSSES, AdversarialLoss, gradient_penalty, r1_penalty
+from ganforge.training.augment import make_augment
+
+
+@dataclass
+class Objective:
+    loss: AdversarialLoss
+    gp_weight: float = 0.0  # WGAN-GP λ
+    r1_gamma: float = 0.0  # R1 γ (loss adds γ/2 · R1)
+    reg_every: int = 1  # lazy regularisation interval (penalty scaled by it to keep its strength)
+    clip_value: float = 0.0  # WGAN weight clipping bound
+    augment: Callable[[Tensor], Tensor] | None = None  # DiffAugment, applied to real and fake alike
+    pack: int = 1  # PacGAN degree, for the per-packed-sample gradient penalty
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> "Objective":
+        lo = cfg.loss
+        return cls(
+            loss=LOSSES[lo.kind],
+            gp_weight=lo.gp_weight,
+            r1_gamma=lo.r1_gamma,
+            reg_every=lo.reg_every,
+            clip_value=lo.clip_value,
+            augment=make_augment(cfg.train.augment),
+            pack=cfg.model.pack,
+        )
+
+    def _aug(self, x: Tensor) -> Tensor:
+        return self.augment(x) if self.augment is not None else x
+
+    def discriminator_loss(
+        self, D: nn.Module, real: Tensor, fake: Tensor, y_real: Tensor | None, y_fake: Tensor | None, d_step: int
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """real, fake: (B, C, H, W); fake is detached from G. Returns the scalar loss and
+        detached statistics (no host sync)."""
+        real_a, fake_a = self._aug(real), self._aug(fake)
+        real_logits = D(real_a, y_real).float()  # (B/pack,)
+        fake_logits = D(fake_a, y_fake).float()
+        loss = self.loss.d_loss(real_logits, fake_logits)
+        stats = {"d_adv": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        lazy = d_step % self.reg_every == 0
+        if self.gp_weight > 0 and lazy:
+            with torch.autocast(real.device.type, enabled=False):
+                gp = gradient_penalty(D, real_a, fake_a, y_real, pack=self.pack)
+            loss = loss + self.gp_weight * self.reg_every * gp
+            stats["gp"] = gp.detach()
+        if self.r1_gamma > 0 and lazy:
+            with torch.autocast(real.device.type, enabled=False):
+                r1 = r1_penalty(D, real_a, y_real)
+            loss = loss + 0.5 * self.r1_gamma * self.reg_every * r1
+            stats["r1"] = r1.detach()
+        return loss, stats
+
+    def generator_loss(self, D: nn.Module, fake: Tensor, y_fake: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        logits = D(self._aug(fake), y_fake).float()
+        loss = self.loss.g_loss(logits)
+        return loss, {"g_adv": loss.detach()}
+
+    @torch.no_grad()
+    def after_d_step(self, D: nn.Module) -> None:
+        if self.clip_value > 0:  # Arjovsky et al. 2017: keep the critic K-Lipschitz by clipping
+            for p in D.parameters():
+                p.clamp_(-self.clip_value, self.clip_value)

@@ -1,0 +1,84 @@
+"""Typed config: overrides, round trip, and a table of bad values with their messages."""
+
+import json
+
+import pytest
+
+from ganforge.config import RunConfig, apply_overrides, dumps, from_dict
+from ganforge.errors import UsageError
+from ganforge.presets import PRESETS, get_preset
+from ganforge.training.schedule import lr_factor
+
+
+def test_overrides_are_typed():
+    cfg = apply_overrides(RunConfig(), ["train.batch_size=128", "optim.lr_d=4e-4", "train.deterministic=true", "loss.kind=hinge"])
+    assert cfg.train.batch_size == 128 and cfg.optim.lr_d == 4e-4 and cfg.train.deterministic is True
+    assert cfg.loss.kind == "hinge"
+
+
+def test_round_trip_through_json():
+    for cfg in PRESETS.values():
+        assert from_dict(json.loads(dumps(cfg))) == cfg
+
+
+BAD = [
+    ("train.batchsize=3", "unknown key 'batchsize'"),
+    ("nope.x=1", "unknown section 'nope'"),
+    ("batch_size=3", "needs a section"),
+    ("train.batch_size", "section.key=value"),
+    ("train.batch_size=abc", "train.batch_size='abc' is not an integer"),
+    ("train.batch_size=0", "train.batch_size=0 must be > 0"),
+    ("optim.lr_g=-1e-4", "optim.lr_g=-0.0001 must be > 0"),
+    ("optim.lr_g=nan", "must be a finite number"),
+    ("optim.beta1_g=1.5", "optim.beta1_g=1.5 must be in [0, 1)"),
+    ("loss.kind=wasserstein", "loss.kind='wasserstein' is not allowed: use one of minimax, ns, lsgan, wgan, hinge"),
+    ("perf.precision=fp8", "perf.precision='fp8' is not allowed: use one of fp32, bf16"),
+    ("model.arch=stylegan", "model.arch='stylegan' is not allowed"),
+    ("model.channels=2", "model.channels=2 is not allowed"),
+    ("train.augment=rotate", "train.augment='rotate' is not allowed: use one of translation, cutout, color"),
+    ("train.deterministic=maybe", "is not a boolean"),
+    ("optim.schedule=step", "optim.schedule='step' is not allowed"),
+    ("train.ema_decay=1.0", "train.ema_decay=1.0 must be in [0, 1)"),
+    ("model.pack=3", "train.batch_size=64 must be divisible by model.pack=3"),
+    ("train.device=tpu", "train.device='tpu' is not allowed"),
+]
+
+
+@pytest.mark.parametrize("override,message", BAD)
+def test_bad_values_are_rejected_with_a_clear_message(override, message):
+    with pytest.raises(UsageError) as exc:
+        apply_overrides(RunConfig(), [override])
+    assert message in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_unknown_preset():
+    with pytest.raises(UsageError, match="unknown preset 'nope': choose one of"):
+        get_preset("nope")
+
+
+def test_required_presets_exist():
+    for name in ["mlp-mnist", "keras-dcgan-mnist", "dcgan-mnist", "sagan-mnist", "lsgan-mnist", "wgan-mnist",
+                 "wgan-gp-mnist", "dcgan-cifar10", "sngan-cifar10", "cgan-mnist", "faces-lfw"]:
+        assert PRESETS[name].preset == name and PRESETS[name].description
+
+
+def test_from_dict_rejects_unknown_keys():
+    d = json.loads(dumps(RunConfig()))
+    d["train"]["warp_speed"] = 9
+    with pytest.raises(UsageError, match="warp_speed"):
+        from_dict(d)
+
+
+@pytest.mark.parametrize(
+    "schedule,step,expected",
+    [("constant", 50, 1.0), ("linear", 0, 1.0), ("linear", 25, 0.75), ("linear", 100, 0.0),
+     ("cosine", 0, 1.0), ("cosine", 50, 0.5), ("cosine", 100, 0.0)],
+)
+def test_lr_schedules(schedule, step, expected):
+    assert lr_factor(schedule, step, 100) == pytest.approx(expected, abs=1e-12)
+
+
+def test_lr_decay_start():
+    assert lr_factor("linear", 40, 100, decay_start_step=50) == 1.0
+    assert lr_factor("linear", 75, 100, decay_start_step=50) == pytest.approx(0.5)
