@@ -27,6 +27,7 @@ AUGMENTS = ("translation", "cutout", "color")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 BAD_IMAGE_POLICIES = ("error", "skip")
+NONFINITE_POLICIES = ("abort", "skip", "rollback")
 ARCHS = ("mlp", "keras-dcgan", "dcgan", "resnet")
 
 
@@ -37,6 +38,7 @@ class DataConfig:
     hflip: bool = False  # random horizontal flip of real images
     on_device: bool = True  # keep the whole uint8 dataset on the training device as one tensor
     on_bad_image: str = "error"  # error | skip: what to do with an unreadable image file
+    max_bad_fraction: float = 0.01  # with on_bad_image=skip: abort if more than this fraction of the files is bad
     use_labels: bool = True  # use folder/dataset labels when the model is conditional
 
 
@@ -80,6 +82,9 @@ class TrainConfig:
     sample_every: int = 500  # write a sample grid from the fixed noise every N G steps (0 = end only)
     sample_grid: int = 100  # images in each sample grid (a square number looks best)
     progress: bool = True  # show a progress bar with ETA
+    on_nonfinite: str = "abort"  # abort | skip | rollback: what a NaN/Inf loss or gradient does (docs/RELIABILITY.md)
+    max_rollbacks: int = 3  # with on_nonfinite=rollback: give up (abort) after this many rollbacks
+    world_size: int = 1  # data-parallel processes sharing train.batch_size (1: multi-process training does not exist yet)
 
 
 @dataclass(frozen=True)
@@ -226,6 +231,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     """Check every value that can be checked without data or devices. Returns cfg unchanged."""
     d, m, lo, o, t, c, p = cfg.data, cfg.model, cfg.loss, cfg.optim, cfg.train, cfg.checkpoint, cfg.perf
     _choice("data.on_bad_image", d.on_bad_image, BAD_IMAGE_POLICIES)
+    if not 0.0 <= d.max_bad_fraction <= 1.0:
+        raise UsageError(f"data.max_bad_fraction={d.max_bad_fraction} must be in [0, 1]")
     _positive("data.max_images", d.max_images, zero_ok=True)
     _choice("model.arch", m.arch, ARCHS)
     if m.channels not in (1, 3):
@@ -267,10 +274,32 @@ def validate(cfg: RunConfig) -> RunConfig:
     _positive("train.sample_every", t.sample_every, zero_ok=True)
     if t.batch_size % m.pack:
         raise UsageError(f"train.batch_size={t.batch_size} must be divisible by model.pack={m.pack}")
+    _choice("train.on_nonfinite", t.on_nonfinite, NONFINITE_POLICIES)
+    _positive("train.max_rollbacks", t.max_rollbacks, zero_ok=True)
+    check_world_size(t.batch_size, t.world_size, m.pack)
     _positive("checkpoint.every_steps", c.every_steps, zero_ok=True)
     _positive("checkpoint.keep_last", c.keep_last)
     _choice("perf.precision", p.precision, PRECISIONS)
     return cfg
+
+
+def check_world_size(batch_size: int, world_size: int, pack: int = 1) -> None:
+    """The data-parallel split of the global batch, checked before anything is built.
+
+    DDP will call this with the launcher's world size; each process then takes
+    batch_size / world_size images (a multiple of model.pack)."""
+    _positive("train.world_size", world_size)
+    if batch_size % world_size:
+        raise UsageError(
+            f"train.batch_size={batch_size} must be divisible by train.world_size={world_size} "
+            f"(each process takes batch_size / world_size images); use a multiple of {world_size}"
+        )
+    if (batch_size // world_size) % pack:
+        raise UsageError(
+            f"train.batch_size / train.world_size = {batch_size // world_size} must be divisible by model.pack={pack}"
+        )
+    if world_size != 1:
+        raise UsageError(f"train.world_size={world_size}: multi-process training is not implemented yet; use 1")
 
 
 def dumps(cfg: RunConfig) -> str:

@@ -19,6 +19,7 @@ from ganforge.errors import UsageError
 
 
 def fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable (POSIX; a no-op where folders cannot be opened)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -31,13 +32,21 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+TMP_SUFFIX = ".tmp"  # temporary files are ".<final name>.<random>.tmp" in the final folder
+
+
 def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> None:
     """Write ``path`` through ``write(fileobj)`` so that readers see the old file or the whole
     new one, never a partial file: temporary file in the same folder, fsync, rename, fsync folder.
-    A failed write (disk full, exception) leaves no temporary file and raises UsageError."""
+    A failed write (disk full, exception) leaves no temporary file; OSErrors become a one-line
+    UsageError naming ``path``. A process killed mid-write (kill -9) leaves only a hidden
+    ``.<name>.*.tmp`` file, never a partial file under the final name (see remove_stale_temps)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise UsageError(f"could not write {path}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -53,6 +62,20 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -
             raise UsageError(f"could not write {path}: {exc.strerror or exc}") from exc
         raise
     fsync_dir(path.parent)
+
+
+def remove_stale_temps(folder: str | Path, name_prefix: str) -> list[Path]:
+    """Delete temporary files that a killed writer left behind for files named ``name_prefix*``.
+
+    Only call this where one process writes (a run's own folder)."""
+    folder = Path(folder)
+    removed = []
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if p.name.startswith(f".{name_prefix}") and p.name.endswith(TMP_SUFFIX):
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -9,6 +9,8 @@ import sys
 import click
 
 from ganforge import __version__
+from ganforge.cli.data import data_cmd
+from ganforge.cli.eval import eval_cmd, eval_pair_cmd, evaluator_cmd
 from ganforge.cli.train import presets_cmd, sample_cmd, train_cmd
 from ganforge.errors import GanforgeError
 
@@ -30,6 +32,10 @@ def cli() -> None:
 cli.add_command(train_cmd)
 cli.add_command(sample_cmd)
 cli.add_command(presets_cmd)
+cli.add_command(data_cmd)
+cli.add_command(eval_cmd)
+cli.add_command(eval_pair_cmd)
+cli.add_command(evaluator_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except GanforgeError as exc:
         click.echo(f"ganforge: error: {exc}", err=True)
-        return 2
+        return getattr(exc, "exit_code", 2)  # 2 = usage; a few errors carry their own (143 = SIGTERM)
     except KeyboardInterrupt:
         click.echo("ganforge: interrupted", err=True)
         return 130

@@ -33,7 +33,7 @@ def _check_source_exists(source: str) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. train.batch_size=128 (repeatable).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (must not exist). Default: runs/<number>-<preset>.")
 @click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Where numbered run folders go.")
-@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None, help="Continue this run from its newest valid checkpoint.")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None, help="Continue this run (or 'latest' under --runs-root) from its newest valid checkpoint.")
 @click.option("--dry-run", is_flag=True, help="Validate everything, print the resolved config, train nothing.")
 def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, dry_run) -> None:
     """Train a GAN and leave a run folder with samples, metrics, plots and the generator.
@@ -44,6 +44,7 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
       ganforge train --preset wgan-gp-mnist --set train.total_steps=500 --out runs/wgan-try
       ganforge train --preset cgan-mnist --data my_labelled_folder --set model.num_classes=5
       ganforge train --resume runs/00003-dcgan-mnist --set train.total_steps=6000
+      ganforge train --resume latest
     """
     from ganforge.config import from_dict
     from ganforge.models import check_model_config
@@ -52,9 +53,10 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
     if resume_dir is not None:
         if preset_name or data_source or out:
             raise UsageError("--resume continues a run with its own config: do not combine it with --preset, --data or --out")
+        from ganforge.training.checkpoint import find_run
+
+        resume_dir = find_run(resume_dir, runs_root)  # a run folder, or `latest` under --runs-root
         cfg_path = resume_dir / "config.json"
-        if not cfg_path.is_file():
-            raise UsageError(f"--resume {resume_dir}: not a ganforge run folder (no config.json)")
         for item in overrides:
             key = item.split("=", 1)[0].strip()
             if key not in RESUMABLE_KEYS:

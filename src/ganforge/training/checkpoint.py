@@ -1,16 +1,31 @@
 """Checkpoints: the generator as config.json + safetensors (for inference), and resumable
-training states (every tensor and counter needed to continue bit-exactly) written atomically
-with a sha256 manifest. Nothing here pickles code: states are loaded with
-``torch.load(weights_only=True)``, generators with safetensors.
+training states (every tensor and counter needed to continue bit-exactly).
+
+A training state is ``checkpoints/state-<step>.pt``, written by ``torch.save`` from plain
+containers, numbers, strings and tensors, and read back only with
+``torch.load(weights_only=True)``: no code is pickled and none can run on load. It is
+committed in three durable steps (docs/RELIABILITY.md):
+
+1. the bytes go to a hidden temporary file in ``checkpoints/``, fsync, rename, fsync folder;
+2. ``manifest.json`` (name -> sha256, size, step) is rewritten the same way: the commit;
+3. only then are states beyond ``keep_last`` deleted.
+
+A kill at any moment leaves the previous committed state loadable; a state whose bytes do not
+match the manifest is skipped with a warning and the next older one is used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
+import os
+import pickle
 import random
 import re
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +34,8 @@ import torch
 from safetensors.torch import load_file, save
 
 from ganforge import __version__
-from ganforge.errors import UsageError
-from ganforge.io import atomic_write_bytes, atomic_write_json, sha256_file
+from ganforge.errors import GanforgeError, UsageError
+from ganforge.io import atomic_write, atomic_write_bytes, atomic_write_json, remove_stale_temps, sha256_file
 from ganforge.models.config import ModelConfig
 
 log = logging.getLogger("ganforge.checkpoint")
@@ -28,7 +43,22 @@ log = logging.getLogger("ganforge.checkpoint")
 MODEL_DIR = "model"  # inside a run dir: the inference snapshot
 STATE_DIR = "checkpoints"  # inside a run dir: resumable training states
 MANIFEST = "manifest.json"
+STATE_FORMAT = 1  # bump when the layout of a training state changes
 _STATE_RE = re.compile(r"^state-(\d{8})\.pt$")
+_RUN_RE = re.compile(r"^(\d{5})-")
+# Test hook (documented in docs/RELIABILITY.md): seconds to pause halfway through writing a
+# state file, so that tests can kill -9 the process in the middle of a save.
+SAVE_DELAY_ENV = "GANFORGE_TEST_SAVE_DELAY_S"
+
+
+class UnsafeCheckpoint(GanforgeError):
+    """A checkpoint that would need unpickling arbitrary Python objects: never loaded."""
+
+
+class NonFiniteState(GanforgeError):
+    """A training state holding NaN/Inf: never written."""
+
+    exit_code = 1
 
 
 # ----------------------------------------------------------------------------- generator snapshot
@@ -84,22 +114,31 @@ def load_generator(path: str | Path, *, ema: bool = True, device: str | torch.de
     return G.to(device).eval()
 
 
-def load_state_strict(module: torch.nn.Module, state: dict, *, source: Path | str, cfg_desc: str = "") -> None:
-    """load_state_dict that reports every mismatched key/shape and leaves ``module`` untouched on error."""
+def mismatch(module: torch.nn.Module, state: dict) -> str | None:
+    """What keeps ``state`` from loading into ``module`` (missing/unexpected keys, shapes), or None."""
     own = module.state_dict()
+    if not isinstance(state, dict):
+        return f"expected a dict of tensors, found {type(state).__name__}"
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    shapes = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
-        if shapes:
-            k = shapes[0]
-            parts.append(f"shape mismatch at {k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}")
-        raise UsageError(f"{source} does not fit this architecture ({'; '.join(parts)}); model config: {cfg_desc}")
+    shapes = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(getattr(state[k], "shape", ())))
+    parts = []
+    if missing:
+        parts.append(f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}")
+    if unexpected:
+        parts.append(f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
+    if shapes:
+        k = shapes[0]
+        parts.append(f"shape mismatch at {k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                     + (f" (and {len(shapes) - 1} more)" if len(shapes) > 1 else ""))
+    return "; ".join(parts) or None
+
+
+def load_state_strict(module: torch.nn.Module, state: dict, *, source: Path | str, cfg_desc: str = "") -> None:
+    """load_state_dict that reports every mismatched key/shape and leaves ``module`` untouched on error."""
+    problem = mismatch(module, state)
+    if problem:
+        raise UsageError(f"{source} does not fit this architecture ({problem}); model config: {cfg_desc}")
     module.load_state_dict(state)
 
 
@@ -124,40 +163,102 @@ def set_rng_state(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     n = state["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
-    torch.set_rng_state(state["torch"])
+    np.random.set_state((n[0], n[1].cpu().numpy().astype(np.uint32), n[2], n[3], n[4]))
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-# ----------------------------------------------------------------------------- resumable states
+# ----------------------------------------------------------------------------- writing states
+
+
+def _tensors(obj: Any, prefix: str = ""):
+    """(dotted name, tensor) for every tensor inside nested dicts/lists."""
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _tensors(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _tensors(v, f"{prefix}.{i}")
+
+
+def check_finite(state: dict) -> None:
+    """Raise NonFiniteState naming the first tensor holding NaN/Inf (one host sync per device)."""
+    floats = [(k, t) for k, t in _tensors(state) if t.is_floating_point() and t.numel()]
+    by_device: dict[torch.device, list] = {}
+    for k, t in floats:
+        by_device.setdefault(t.device, []).append((k, t))
+    for items in by_device.values():
+        if not bool(torch.stack([torch.isfinite(t).all() for _, t in items]).all()):
+            bad = next(k for k, t in items if not bool(torch.isfinite(t).all()))
+            raise NonFiniteState(f"refusing to write a training state at step {state.get('step')}: {bad} holds NaN/Inf")
+
+
+def _write_with_test_delay(f, data: bytes) -> None:
+    try:
+        delay = float(os.environ.get(SAVE_DELAY_ENV, "0") or 0)
+    except ValueError:
+        delay = 0.0
+    if delay > 0:  # test hook only: half the bytes on disk, then a window for kill -9
+        f.write(data[: len(data) // 2])
+        f.flush()
+        time.sleep(delay)
+        f.write(data[len(data) // 2 :])
+    else:
+        f.write(data)
 
 
 def save_state(ckpt_dir: str | Path, step: int, state: dict, keep_last: int) -> Path:
-    """Write ``state-<step>.pt`` atomically, record its sha256 in the manifest, then (only
-    then) delete states beyond ``keep_last``."""
+    """Commit ``state-<step>.pt`` (file, then manifest), then delete states beyond ``keep_last``.
+
+    Raises NonFiniteState before writing anything if a tensor is NaN/Inf, and UsageError
+    naming the path if the disk is full; either way the earlier states stay untouched."""
     ckpt_dir = Path(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    check_finite(state)
+    remove_stale_temps(ckpt_dir, "state-")  # left by a writer killed mid-save
+    remove_stale_temps(ckpt_dir, MANIFEST)
     buf = io.BytesIO()
     torch.save(state, buf)
+    data = buf.getvalue()
     path = ckpt_dir / f"state-{step:08d}.pt"
-    atomic_write_bytes(path, buf.getvalue())
-    manifest = _read_manifest(ckpt_dir)
-    manifest[path.name] = sha256_file(path)
-    atomic_write_json(ckpt_dir / MANIFEST, manifest)
-    for old in list_states(ckpt_dir)[:-keep_last]:
+    atomic_write(path, lambda f: _write_with_test_delay(f, data))
+    manifest = read_manifest(ckpt_dir)
+    manifest[path.name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "step": step}
+    try:
+        atomic_write_json(ckpt_dir / MANIFEST, manifest)  # the commit point
+    except BaseException:
+        path.unlink(missing_ok=True)  # an uncommitted state must not outlive a failed commit
+        raise
+    # Rotation, strictly after the commit. States newer than this one belong to an attempt we
+    # did not continue from (resume fell back past a corrupt file): they are dropped too.
+    states = list_states(ckpt_dir)
+    older = [p for p in states if _step(p) < step]
+    doomed = older[: max(0, len(older) - (keep_last - 1))] + [p for p in states if _step(p) > step]
+    for old in doomed:
         old.unlink(missing_ok=True)
         manifest.pop(old.name, None)
-    atomic_write_json(ckpt_dir / MANIFEST, manifest)
+    if doomed:
+        atomic_write_json(ckpt_dir / MANIFEST, manifest)
     return path
 
 
-def _read_manifest(ckpt_dir: Path) -> dict[str, str]:
+def read_manifest(ckpt_dir: str | Path) -> dict[str, dict]:
+    """name -> {"sha256", "bytes", "step"} for the states that exist (empty if unreadable)."""
+    ckpt_dir = Path(ckpt_dir)
     try:
         data = json.loads((ckpt_dir / MANIFEST).read_text())
-        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
+    if not isinstance(data, dict):
+        return {}
+    out = {}
+    for name, entry in data.items():
+        entry = {"sha256": entry} if isinstance(entry, str) else entry  # ganforge 0.1 stored the digest alone
+        if isinstance(entry, dict) and (ckpt_dir / str(name)).is_file():
+            out[str(name)] = entry
+    return out
 
 
 def list_states(ckpt_dir: str | Path) -> list[Path]:
@@ -165,23 +266,127 @@ def list_states(ckpt_dir: str | Path) -> list[Path]:
     ckpt_dir = Path(ckpt_dir)
     if not ckpt_dir.is_dir():
         return []
-    return sorted((p for p in ckpt_dir.iterdir() if _STATE_RE.match(p.name)), key=lambda p: p.name)
+    return sorted((p for p in ckpt_dir.iterdir() if _STATE_RE.match(p.name)), key=_step)
 
 
-def load_latest_state(ckpt_dir: str | Path, map_location="cpu") -> tuple[dict, Path]:
-    """Newest state whose sha256 matches the manifest; falls back to older ones, saying so."""
+def _step(path: Path) -> int:
+    return int(_STATE_RE.match(path.name).group(1))  # type: ignore[union-attr]
+
+
+# ----------------------------------------------------------------------------- reading states
+
+
+def verify_state(path: Path, entry: dict | None) -> str | None:
+    """Why ``path`` fails its manifest entry (size, then sha256), or None when it matches."""
+    if entry is None:
+        return "not recorded in the manifest (its save never committed)"
+    size = path.stat().st_size
+    if "bytes" in entry and size != entry["bytes"]:
+        return f"{size} bytes instead of {entry['bytes']} (truncated or overwritten)"
+    if sha256_file(path) != entry.get("sha256"):
+        return "sha256 does not match the manifest (the file was modified or damaged)"
+    return None
+
+
+def load_state_file(path: str | Path, map_location="cpu") -> dict:
+    """One training state, read with ``torch.load(weights_only=True)``.
+
+    A file whose pickle names any Python object beyond tensors and plain containers is refused
+    with UnsafeCheckpoint; there is no fallback to unsafe loading."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+        what = found.group(1).split(" was not an allowed")[0].strip() if found else "unsupported pickle content"
+        raise UnsafeCheckpoint(
+            f"refusing to load {path}: it is not a plain-tensor checkpoint ({what}); loading it could run "
+            "arbitrary code, and ganforge never unpickles objects. Delete it if you did not write it"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or "step" not in state:
+        raise UsageError(f"{path} is not a ganforge training state (format {STATE_FORMAT})")
+    return state
+
+
+def load_latest_state(ckpt_dir: str | Path, map_location="cpu") -> tuple[dict, Path] | None:
+    """Newest state whose size and sha256 match the manifest; None if the folder holds none.
+
+    A damaged newest state is skipped with a warning ("falling back"); if states exist but
+    none is valid, UsageError. A state that passes its checksum but would unpickle code
+    raises UnsafeCheckpoint: someone rewrote file and manifest, so nothing is trusted."""
     ckpt_dir = Path(ckpt_dir)
-    manifest = _read_manifest(ckpt_dir)
+    manifest = read_manifest(ckpt_dir)
     candidates = list_states(ckpt_dir)
     for path in reversed(candidates):
-        expected = manifest.get(path.name)
-        if expected is None or sha256_file(path) != expected:
-            log.warning("checkpoint %s is corrupt or unrecorded (sha256 mismatch); trying an older one", path)
-            continue
+        problem = verify_state(path, manifest.get(path.name))
+        if problem is None:
+            try:
+                return load_state_file(path, map_location), path
+            except UnsafeCheckpoint:
+                raise
+            except Exception as exc:  # e.g. a zip that torch cannot read despite the checksum
+                problem = str(exc).splitlines()[0]
+        older = "falling back to the previous checkpoint" if path != candidates[0] else "no older checkpoint left"
+        log.warning("checkpoint %s is corrupt: %s; %s", path, problem, older)
+    if candidates:
+        raise UsageError(f"no valid training state in {ckpt_dir} ({len(candidates)} file(s), all corrupt); cannot resume")
+    return None
+
+
+# ----------------------------------------------------------------------------- resuming a run
+
+
+def find_run(resume: str | Path, runs_root: str | Path = "runs") -> Path:
+    """The run folder ``--resume`` names: a path, or ``latest`` = the highest-numbered run
+    folder under ``runs_root`` that has a config.json."""
+    if str(resume) == "latest":
+        root = Path(runs_root)
+        runs = sorted(
+            (p for p in (root.iterdir() if root.is_dir() else []) if _RUN_RE.match(p.name) and (p / "config.json").is_file()),
+            key=lambda p: int(p.name[:5]),
+        )
+        if not runs:
+            raise UsageError(f"--resume latest: no run folder under {root} (looked for 00001-* folders with a config.json)")
+        return runs[-1]
+    run_dir = Path(resume)
+    if not (run_dir / "config.json").is_file():
+        raise UsageError(f"--resume {run_dir}: not a ganforge run folder (no config.json); give a run folder or 'latest'")
+    return run_dir
+
+
+def check_state_fits(modules: dict[str, torch.nn.Module], state: dict, *, source: Path) -> None:
+    """Raise (before anything is loaded) if a module's weights in ``state`` do not fit it,
+    naming the keys and the model config the checkpoint was written with."""
+    for name, module in modules.items():
+        weights = state.get(name)
+        weights = weights.get("model") if name == "ema" and isinstance(weights, dict) else weights
+        problem = mismatch(module, weights) if weights is not None else "absent"
+        if problem:
+            try:
+                written_by = json.dumps(json.loads(state.get("config", "{}")).get("model"))
+            except ValueError:
+                written_by = "unknown"
+            raise UsageError(f"{source}: {name} does not fit this model ({problem}); the checkpoint was written with model config {written_by}")
+
+
+def trim_metrics(path: Path, last_step: int) -> int:
+    """Keep the rows of metrics.jsonl up to ``last_step`` (a resumed run rewrites the rest);
+    drops a line cut by a crash. Returns the number of rows dropped."""
+    if not path.is_file():
+        return 0
+    keep, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            state = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as exc:
-            log.warning("checkpoint %s cannot be loaded safely (%s); trying an older one", path, str(exc).splitlines()[0])
+            row = json.loads(line)
+        except ValueError:
+            dropped += bool(line.strip())
             continue
-        return state, path
-    raise UsageError(f"no valid training state in {ckpt_dir} (found {len(candidates)} file(s)); cannot resume")
+        if isinstance(row, dict) and int(row.get("step", 0)) <= last_step:
+            keep.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        atomic_write_bytes(path, "".join(f"{line}\n" for line in keep).encode())
+    return dropped

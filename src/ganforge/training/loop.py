@@ -1,25 +1,26 @@
 """The one training loop.
 
-Read ``train()`` top to bottom: set-up, then per G step ``n_critic`` D steps, one G step,
-the EMA update, the LR schedule, and the logging / sampling / checkpoint cadence. GAN
+Read ``train()`` top to bottom: set-up (or resume), then per G step ``n_critic`` D steps, one
+G step, the EMA update, the LR schedule, and the logging / sampling / checkpoint cadence. GAN
 families differ only in the :class:`Objective` they pass in (loss, penalties, clipping,
-augmentation), never in branches of this loop.
+augmentation), never in branches of this loop. Reliability plumbing lives beside it: signals
+and the non-finite policy in ``guard.py``, durable states in ``checkpoint.py`` (what each
+promises: docs/RELIABILITY.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-import math
 import os
 import random
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
 
 from ganforge import __version__
 from ganforge.config import RunConfig, dumps, from_dict, validate
@@ -29,10 +30,12 @@ from ganforge.io import atomic_write_bytes, image_grid, save_png
 from ganforge.models import build_discriminator, build_generator, check_model_config
 from ganforge.training import checkpoint as ckpt
 from ganforge.training.ema import EMA
+from ganforge.training.guard import NonFinite, NonFiniteGuard, StopRequest, TrainingInterrupted
 from ganforge.training.logger import MetricsLog, plot_losses
 from ganforge.training.objective import Objective
 from ganforge.training.rundir import create_run_dir
 from ganforge.training.schedule import lr_factor
+from ganforge.training.stats import Accumulator, grad_norm
 
 log = logging.getLogger("ganforge.train")
 
@@ -87,33 +90,6 @@ def label_sampler(num_classes: int, batch: int, device: torch.device):
     return lambda: torch.randint(num_classes, (batch,), device=device)
 
 
-@dataclass
-class Accumulator:
-    """Sums detached scalar tensors on the device; read (one host sync) at log time."""
-
-    sums: dict[str, Tensor] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def add(self, stats: dict[str, Tensor]) -> None:
-        for k, v in stats.items():
-            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
-            self.counts[k] = self.counts.get(k, 0) + 1
-
-    def read(self) -> dict[str, float]:
-        if not self.sums:
-            return {}
-        keys = list(self.sums)
-        values = torch.stack([self.sums[k].float() for k in keys]).tolist()
-        out = {k: v / self.counts[k] for k, v in zip(keys, values)}
-        self.sums, self.counts = {}, {}
-        return out
-
-
-def grad_norm(params) -> Tensor:
-    grads = [p.grad for p in params if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])) if grads else torch.zeros(())
-
-
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -127,18 +103,18 @@ def train(
 ) -> Path:
     """Train a GAN described by ``cfg`` and return its run folder.
 
-    ``resume=RUN_DIR`` continues that run from its newest valid training state to its
-    configured ``train.total_steps`` (``cfg``, if given, replaces the run's config).
-    ``data`` skips loading ``cfg.data.source`` (used by tests and the Python API)."""
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "config.json").is_file():
-            raise UsageError(f"--resume {run_dir}: not a ganforge run folder (no config.json)")
-        import json
-
-        cfg = cfg or from_dict(json.loads((run_dir / "config.json").read_text())["run"])
+    ``resume=RUN_DIR`` (or ``"latest"``: the newest run under ``runs_root``) continues that run
+    from its newest valid training state to its configured ``train.total_steps`` (``cfg``, if
+    given, replaces the run's config). ``data`` skips loading ``cfg.data.source`` (used by tests
+    and the Python API). SIGTERM/SIGINT end it with a checkpoint and TrainingInterrupted."""
+    run_dir = ckpt.find_run(resume, runs_root) if resume is not None else None
+    if run_dir is not None and cfg is None:
+        try:
+            cfg = from_dict(json.loads((run_dir / "config.json").read_text())["run"])
+        except (ValueError, KeyError) as exc:
+            raise UsageError(f"{run_dir / 'config.json'} is not a ganforge run config: {exc}") from None
     assert cfg is not None
-    cfg = validate(cfg)
+    cfg = validate(cfg)  # every value is checked before any data is loaded or device touched
     check_model_config(cfg.model)
     t, m = cfg.train, cfg.model
     device = resolve_device(t.device)
@@ -149,8 +125,8 @@ def train(
     # --- data: the whole uint8 dataset, resident on `device` when it fits (B = batch size)
     if data is None:
         data = load_images(
-            cfg.data.source, resolution=m.resolution, channels=m.channels,
-            max_images=cfg.data.max_images or None, on_bad_image=cfg.data.on_bad_image,
+            cfg.data.source, resolution=m.resolution, channels=m.channels, max_images=cfg.data.max_images or None,
+            on_bad_image=cfg.data.on_bad_image, max_bad_fraction=cfg.data.max_bad_fraction,
         )
     check_data_fits(cfg, data)
     if not (m.num_classes and cfg.data.use_labels):
@@ -166,40 +142,87 @@ def train(
     opt_d = make_optimizer(D.parameters(), cfg, "d")
     ema = EMA(G, t.ema_decay, t.ema_warmup) if t.ema_decay > 0 else None
     objective = Objective.from_config(cfg)
+    # bf16 autocast keeps fp32's exponent range, so no gradient scaler (and no scaler state) is needed.
     autocast = (
         (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
         if cfg.perf.precision == "bf16" else contextlib.nullcontext
     )
     fake_labels = label_sampler(m.num_classes if cfg.data.use_labels else 0, t.batch_size, device)
+    guard = NonFiniteGuard(t.on_nonfinite, t.max_rollbacks)  # train.on_nonfinite: abort | skip | rollback
+    acc = Accumulator()
 
-    # Fixed noise for comparable sample grids across steps; conditional grids show class k in column k.
+    # Fixed noise for comparable sample grids across steps (its own generator: resuming
+    # reproduces it); conditional grids show class k in column k.
     gen = torch.Generator().manual_seed(t.seed + 12345)
     fixed_z = torch.randn(t.sample_grid, m.z_dim, generator=gen).to(device)
     fixed_y = (torch.arange(t.sample_grid) % m.num_classes).to(device) if m.num_classes else None
     nrow = m.num_classes if m.num_classes else None
 
-    # --- run folder: fresh, or the one being resumed
-    start_step = 0
-    if resume is not None:
-        state, path = ckpt.load_latest_state(Path(resume) / ckpt.STATE_DIR, map_location=device)
+    def training_state(step: int) -> dict:
+        """Everything the next step depends on. The LR is a pure function of the step and
+        bf16 needs no gradient scaler, so neither has state to save."""
+        return {
+            "format": ckpt.STATE_FORMAT, "step": step, "ganforge_version": __version__, "config": dumps(cfg),
+            "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+            "ema": ema.state_dict() if ema is not None else {},
+            "batcher": batcher.state_dict(),  # data order: permutation, position, its generator
+            "rng": ckpt.rng_state(),  # python, numpy, torch CPU (+ CUDA): noise, labels, augmentation, dropout
+            "acc": acc.state_dict(), "guard": guard.state_dict(),
+        }
+
+    def restore(state: dict, path: Path, *, rewind_data: bool = True) -> int:
+        """Load a training state, checking every shape before touching anything. A rollback
+        (rewind_data=False) keeps the data order and RNGs moving forward, so its replay draws
+        new batches and noise instead of walking into the same NaN again."""
+        ckpt.check_state_fits({"G": G, "D": D, **({"ema": ema.model} if ema is not None else {})}, state, source=path)
+        if rewind_data:
+            batcher.load_state_dict(state["batcher"])  # refuses a different dataset before any weight is loaded
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
-        batcher.load_state_dict(state["batcher"])
-        ckpt.set_rng_state(state["rng"])
-        start_step = int(state["step"])
-        log.info("resuming %s from %s (step %d)", resume, path.name, start_step)
+        acc.load_state_dict(state["acc"], device)
+        if rewind_data:
+            ckpt.set_rng_state(state["rng"])
+            guard.load_state_dict(state["guard"])
+        return int(state["step"])
+
+    # --- run folder: fresh, or the one being resumed (from its newest valid state)
+    start_step = 0
+    if run_dir is not None:
+        found = ckpt.load_latest_state(run_dir / ckpt.STATE_DIR)
+        if found is None:
+            log.warning("%s has no checkpoint yet: starting it again from step 0", run_dir)
+        else:
+            start_step = restore(*found)
+            if start_step > t.total_steps:
+                raise UsageError(f"{found[1]} is at step {start_step}, past train.total_steps={t.total_steps}: "
+                                 f"resume with --set train.total_steps=N where N >= {start_step}")
+            log.info("resuming %s from %s (step %d of %d)", run_dir, found[1].name, start_step, t.total_steps)
+        if dropped := ckpt.trim_metrics(run_dir / "metrics.jsonl", start_step):
+            log.info("dropped %d metrics row(s) past step %d; they are written again", dropped, start_step)
     else:
         run_dir = create_run_dir(cfg.preset, out=out, root=runs_root)
     run_dir = Path(run_dir)
+    ckpt_dir = run_dir / ckpt.STATE_DIR
     (run_dir / "samples").mkdir(exist_ok=True)
-    import json
-
     atomic_write_bytes(run_dir / "config.json", json.dumps({"ganforge_version": __version__, "run": json.loads(dumps(cfg))}, indent=2).encode())
-    metrics = MetricsLog(run_dir / "metrics.jsonl")
+    metrics = MetricsLog(run_dir / "metrics.jsonl")  # appends
+
+    def save_checkpoint(step: int) -> Path:
+        return ckpt.save_state(ckpt_dir, step, training_state(step), cfg.checkpoint.keep_last)
+
+    def roll_back(event: NonFinite) -> int:
+        state, path = ckpt.load_latest_state(ckpt_dir)  # type: ignore[misc]  # rollback runs always have one
+        step = restore(state, path, rewind_data=False)
+        log.warning("%s: rolled back to %s (rollback %d of at most %d)", event, path.name, guard.rollbacks, t.max_rollbacks)
+        metrics.write({"step": event.step + 1, "event": "rollback", "to_step": step, "net": event.net, "loss": str(event.loss)})
+        return step
+
+    if t.on_nonfinite == "rollback" and not ckpt.list_states(ckpt_dir):
+        save_checkpoint(start_step)  # a rollback needs a state to go back to
 
     def sample_grid(name: str) -> None:
         G_s = ema.model if ema is not None else G
@@ -210,129 +233,148 @@ def train(
         G_s.train(was_training)
         save_png(image_grid(imgs, nrow=nrow), run_dir / "samples" / f"{name}.png")
 
-    def save_training_state(step: int) -> None:
-        state = {
-            "step": step, "G": G.state_dict(), "D": D.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            "ema": ema.state_dict() if ema is not None else {},
-            "batcher": batcher.state_dict(), "rng": ckpt.rng_state(),
+    imgs_per_step = t.batch_size * (t.n_critic if t.update == "alternating" else 1)
+    t_start = t_last = time.perf_counter()
+    imgs_since = 0
+
+    def write_log_row(done: int) -> None:
+        nonlocal t_last, imgs_since
+        now = time.perf_counter()
+        elapsed = now - t_last
+        row = {
+            "step": done, "kimg": round(done * imgs_per_step / 1000, 3),
+            **{k: round(v, 6) for k, v in acc.read().items()},  # the host sync of the log step
+            "lr_g": opt_g.param_groups[0]["lr"], "lr_d": opt_d.param_groups[0]["lr"],
+            "img_per_s": round(imgs_since / max(elapsed, 1e-9), 1),
+            "sec_per_kimg": round(elapsed / max(imgs_since, 1) * 1000, 3),
+            "elapsed_s": round(now - t_start, 2),
         }
-        ckpt.save_state(run_dir / ckpt.STATE_DIR, step, state, cfg.checkpoint.keep_last)
+        if t.on_nonfinite == "skip":
+            row["skipped_updates"] = guard.skipped
+        metrics.write(row)
+        t_last, imgs_since = now, 0
+        if bar is not None:
+            bar.set_postfix(d=f"{row.get('d_loss', 0):.3f}", g=f"{row.get('g_loss', 0):.3f}", ips=f"{row['img_per_s']:.0f}")
 
     # --- the loop: one iteration = n_critic D steps + one G step
-    acc = Accumulator()
     bar = None
     if t.progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=t.total_steps, initial=start_step, unit="step", dynamic_ncols=True, desc=cfg.preset)
-    t_last, imgs_since = time.perf_counter(), 0
-    t_start = t_last
+    stop = StopRequest()  # SIGTERM/SIGINT: finish the step, checkpoint, raise TrainingInterrupted
     G.train()
     D.train()
-    for step in range(start_step, t.total_steps):
-        for opt, net in ((opt_g, "g"), (opt_d, "d")):
-            base = cfg.optim.lr_g if net == "g" else cfg.optim.lr_d
-            for group in opt.param_groups:
-                group["lr"] = base * lr_factor(cfg.optim.schedule, step, t.total_steps, cfg.optim.decay_start_step)
+    step = start_step
+    try:
+        with stop.installed():
+            while step < t.total_steps:
+                for opt, base in ((opt_g, cfg.optim.lr_g), (opt_d, cfg.optim.lr_d)):
+                    for group in opt.param_groups:
+                        group["lr"] = base * lr_factor(cfg.optim.schedule, step, t.total_steps, cfg.optim.decay_start_step)
 
-        if t.update == "simultaneous":
-            # The Keras tutorial's step: one G forward, D on real and fake, both losses from the
-            # same forward, each net updated with its own gradients (no D update before G's).
-            real, y_real = next(batcher)
-            y_fake = fake_labels()
-            z = torch.randn(t.batch_size, m.z_dim, device=device)
-            with autocast():
-                fake = G(z, y_fake)
-                real_logits = D(real, y_real).float()
-                fake_logits = D(fake, y_fake).float()
-            d_loss = objective.loss.d_loss(real_logits, fake_logits)
-            g_loss = objective.loss.g_loss(fake_logits)
-            d_params, g_params = [p for p in D.parameters()], [p for p in G.parameters()]
-            grads_d = torch.autograd.grad(d_loss, d_params, retain_graph=True)
-            grads_g = torch.autograd.grad(g_loss, g_params)
-            for p, g in zip(d_params, grads_d):
-                p.grad = g
-            for p, g in zip(g_params, grads_g):
-                p.grad = g
-            stats = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
-                     "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean(),
-                     "grad_norm_d": grad_norm(d_params), "grad_norm_g": grad_norm(g_params)}
-            opt_d.step()
-            opt_g.step()
-            objective.after_d_step(D)
-            acc.add(stats)
-        else:
-            # --- D steps: fake images are detached, so only D learns here
-            D.requires_grad_(True)
-            for i in range(t.n_critic):
-                real, y_real = next(batcher)  # (B, C, H, W) in [-1, 1], labels (B,) or None
-                y_fake = fake_labels()
-                z = torch.randn(t.batch_size, m.z_dim, device=device)
-                with torch.no_grad(), autocast():
-                    fake = G(z, y_fake)
-                with autocast():
-                    d_loss, stats = objective.discriminator_loss(D, real, fake, y_real, y_fake, step * t.n_critic + i)
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                stats["grad_norm_d"] = grad_norm(D.parameters())
-                opt_d.step()
-                objective.after_d_step(D)
-                stats["d_loss"] = d_loss.detach()
-                acc.add(stats)
+                if t.update == "simultaneous":
+                    # The Keras tutorial's step: one G forward, D on real and fake, both losses from the
+                    # same forward, each net updated with its own gradients (no D update before G's).
+                    real, y_real = next(batcher)
+                    y_fake = fake_labels()
+                    z = torch.randn(t.batch_size, m.z_dim, device=device)
+                    with autocast():
+                        fake = G(z, y_fake)
+                        real_logits = D(real, y_real).float()
+                        fake_logits = D(fake, y_fake).float()
+                    d_loss = objective.loss.d_loss(real_logits, fake_logits)
+                    g_loss = objective.loss.g_loss(fake_logits)
+                    d_params, g_params = [p for p in D.parameters()], [p for p in G.parameters()]
+                    grads_d = torch.autograd.grad(d_loss, d_params, retain_graph=True)
+                    grads_g = torch.autograd.grad(g_loss, g_params)
+                    for p, g in zip(d_params, grads_d):
+                        p.grad = g
+                    for p, g in zip(g_params, grads_g):
+                        p.grad = g
+                    stats = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
+                             **objective.d_outputs(real_logits, fake_logits),
+                             "grad_norm_d": grad_norm(d_params), "grad_norm_g": grad_norm(g_params)}
+                    d_ok = guard.allow(step, "d", d_loss, stats["grad_norm_d"])
+                    g_ok = guard.allow(step, "g", g_loss, stats["grad_norm_g"])
+                    if d_ok:
+                        opt_d.step()
+                        objective.after_d_step(D)
+                    if g_ok:
+                        opt_g.step()
+                    if d_ok and g_ok:
+                        acc.add(stats)
+                else:
+                    # --- D steps: fake images are detached, so only D learns here
+                    D.requires_grad_(True)
+                    for i in range(t.n_critic):
+                        real, y_real = next(batcher)  # (B, C, H, W) in [-1, 1], labels (B,) or None
+                        y_fake = fake_labels()
+                        z = torch.randn(t.batch_size, m.z_dim, device=device)
+                        with torch.no_grad(), autocast():
+                            fake = G(z, y_fake)
+                        with autocast():
+                            d_loss, stats = objective.discriminator_loss(D, real, fake, y_real, y_fake, step * t.n_critic + i)
+                        opt_d.zero_grad(set_to_none=True)
+                        d_loss.backward()
+                        stats["grad_norm_d"] = grad_norm(D.parameters())
+                        if guard.allow(step, "d", d_loss, stats["grad_norm_d"]):  # only `skip` ever refuses
+                            opt_d.step()
+                            objective.after_d_step(D)
+                            stats["d_loss"] = d_loss.detach()
+                            acc.add(stats)
 
-            # --- G step: D frozen, so no D gradients are computed
-            D.requires_grad_(False)
-            y_fake = fake_labels()
-            z = torch.randn(t.batch_size, m.z_dim, device=device)
-            with autocast():
-                fake = G(z, y_fake)
-                g_loss, stats = objective.generator_loss(D, fake, y_fake)
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            stats["grad_norm_g"] = grad_norm(G.parameters())
-            opt_g.step()
-            stats["g_loss"] = g_loss.detach()
-            acc.add(stats)
+                    # --- G step: D frozen, so no D gradients are computed
+                    D.requires_grad_(False)
+                    y_fake = fake_labels()
+                    z = torch.randn(t.batch_size, m.z_dim, device=device)
+                    with autocast():
+                        fake = G(z, y_fake)
+                        g_loss, stats = objective.generator_loss(D, fake, y_fake)
+                    opt_g.zero_grad(set_to_none=True)
+                    g_loss.backward()
+                    stats["grad_norm_g"] = grad_norm(G.parameters())
+                    if guard.allow(step, "g", g_loss, stats["grad_norm_g"]):
+                        opt_g.step()
+                        stats["g_loss"] = g_loss.detach()
+                        acc.add(stats)
 
-        if ema is not None:
-            ema.update(G)
-        imgs_since += t.batch_size * (t.n_critic if t.update == "alternating" else 1)
-        done = step + 1
+                if ema is not None:
+                    ema.update(G)
+                imgs_since += imgs_per_step
+                done = step + 1
 
-        # --- cadence: logging (the only host sync), samples, checkpoints
-        if done % t.log_every == 0 or done == t.total_steps:
-            row = acc.read()
-            now = time.perf_counter()
-            elapsed = now - t_last
-            row = {
-                "step": done, "kimg": round(done * t.batch_size * (t.n_critic if t.update == "alternating" else 1) / 1000, 3),
-                **{k: round(v, 6) for k, v in row.items()},
-                "lr_g": opt_g.param_groups[0]["lr"], "lr_d": opt_d.param_groups[0]["lr"],
-                "img_per_s": round(imgs_since / max(elapsed, 1e-9), 1),
-                "sec_per_kimg": round(elapsed / max(imgs_since, 1) * 1000, 3),
-                "elapsed_s": round(now - t_start, 2),
-            }
-            if not all(math.isfinite(v) for v in row.values() if isinstance(v, float)):
-                metrics.write(row)
-                raise UsageError(f"training diverged at step {done}: non-finite loss ({row.get('d_loss')}, {row.get('g_loss')}); lower the learning rates or change the loss")
-            metrics.write(row)
-            t_last, imgs_since = now, 0
-            if bar is not None:
-                bar.set_postfix(d=f"{row.get('d_loss', 0):.3f}", g=f"{row.get('g_loss', 0):.3f}", ips=f"{row['img_per_s']:.0f}")
-        if t.sample_every and done % t.sample_every == 0:
-            sample_grid(f"step-{done:08d}")
-        if cfg.checkpoint.every_steps and done % cfg.checkpoint.every_steps == 0 and done != t.total_steps:
-            save_training_state(done)
+                # --- cadence: non-finite check, log row, samples, checkpoint. Only the first two
+                # sync with the device, and nothing here draws random numbers, so a checkpoint
+                # holds exactly the RNG states of this step boundary.
+                log_now = done % t.log_every == 0 or done == t.total_steps
+                save_now = done == t.total_steps or stop.requested or bool(cfg.checkpoint.every_steps and done % cfg.checkpoint.every_steps == 0)
+                if log_now or save_now:
+                    event = guard.poll()  # raises NonFiniteError under abort, or when rollbacks run out
+                    if event is not None:
+                        step = roll_back(event)
+                        if bar is not None:
+                            bar.n = step
+                            bar.refresh()
+                        continue
+                if log_now:
+                    write_log_row(done)
+                if t.sample_every and done % t.sample_every == 0:
+                    sample_grid(f"step-{done:08d}")
+                if save_now:
+                    saved = save_checkpoint(done)
+                    if stop.requested:
+                        raise TrainingInterrupted(stop.signum, done, saved, run_dir)  # type: ignore[arg-type]
+                if bar is not None:
+                    bar.update(1)
+                step = done
+    finally:
+        metrics.close()
         if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.close()
 
-    # --- what the run leaves behind
-    metrics.close()
+    # --- what the run leaves behind (the last training state was written at the last step)
     sample_grid("final")
-    save_training_state(t.total_steps)
     ckpt.save_generator(
         run_dir / ckpt.MODEL_DIR, m, G, ema.model if ema is not None else None,
         meta={"preset": cfg.preset, "steps": t.total_steps, "class_names": data.class_names if m.num_classes else None},

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge.config import RunConfig
-from ganforge.losses import LOSSES, AdversarialLoss, gradient_penalty, r1_penalty
+from ganforge.losses import LOSSES, AdversarialLoss, gradient_penalty, logit_to_prob, r1_penalty
 from ganforge.training.augment import make_augment
 
 
@@ -50,7 +50,7 @@ class Objective:
         real_logits = D(real_a, y_real).float()  # (B/pack,)
         fake_logits = D(fake_a, y_fake).float()
         loss = self.loss.d_loss(real_logits, fake_logits)
-        stats = {"d_adv": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        stats = {"d_adv": loss.detach(), **self.d_outputs(real_logits, fake_logits)}
         lazy = d_step % self.reg_every == 0
         if self.gp_weight > 0 and lazy:
             with torch.autocast(real.device.type, enabled=False):
@@ -63,6 +63,11 @@ class Objective:
             loss = loss + 0.5 * self.r1_gamma * self.reg_every * r1
             stats["r1"] = r1.detach()
         return loss, stats
+
+    def d_outputs(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+        """Mean D(x) and D(G(z)) for the log: probabilities for BCE losses, raw scores otherwise."""
+        kind = self.loss.name
+        return {"d_real": logit_to_prob(real_logits.detach(), kind).mean(), "d_fake": logit_to_prob(fake_logits.detach(), kind).mean()}
 
     def generator_loss(self, D: nn.Module, fake: Tensor, y_fake: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
         logits = D(self._aug(fake), y_fake).float()

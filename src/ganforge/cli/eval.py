@@ -1,0 +1,194 @@
+"""`ganforge eval`, `ganforge eval-pair`, `ganforge evaluator fit|list`: thin over ganforge.metrics
+(evaluate, evaluate_pairs, the extractor registry) and ganforge.evaluators (fit functions)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from ganforge.errors import UsageError
+
+_ALL = "fid,kid,is,pr,dc,classes"
+
+
+def _json_ready(obj):
+    """Non-finite floats (PSNR of identical images) as strings, so the output is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_ready(v) for v in obj]
+    return obj
+
+
+def _device(device: str) -> str:
+    if device not in ("cpu", "cuda", "auto"):
+        raise UsageError(f"--device {device!r}: use cpu, cuda or auto")
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+@click.command("eval")
+@click.argument("target")
+@click.option("--metrics", default=_ALL, show_default=True, help="Comma-separated: fid, kid, is, pr, dc, classes.")
+@click.option("--evaluator", "evaluator", default="mnist-clf", show_default=True, help="Feature extractor (see `ganforge evaluator list`).")
+@click.option("--ref", default=None, help="Reference images: dataset name, .npz, image folder or .zip. Default: the evaluator's own set (mnist5k for mnist-clf).")
+@click.option("--n", "n", type=click.IntRange(min=1), default=None, help="Images: drawn from a generator (default 10000), or a random subset of a file TARGET (default: all).")
+@click.option("--n-ref", type=click.IntRange(min=1), default=None, help="Random subset of the reference (default: all of it).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Generator noise, subset draws and KID subsets.")
+@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=256, show_default=True, help="Images per forward pass (does not change the values).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True, help="Extractor arithmetic.")
+@click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True, help="KID: random subsets.")
+@click.option("--kid-subset-size", type=click.IntRange(min=2), default=1000, show_default=True, help="KID: images per subset (at most the size of either set).")
+@click.option("--pr-k", type=click.IntRange(min=1), default=3, show_default=True, help="Precision/recall: k-th neighbour.")
+@click.option("--dc-k", type=click.IntRange(min=1), default=5, show_default=True, help="Density/coverage: k-th neighbour.")
+@click.option("--is-splits", type=click.IntRange(min=1), default=10, show_default=True, help="IS: splits.")
+@click.option("--inception-weights", type=click.Path(path_type=Path), default=None, help="inception-v3-fid: pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or $GANFORGE_INCEPTION_WEIGHTS).")
+@click.option("--inception-sha256", default=None, help="inception-v3-fid: required sha256 of another Inception weights file.")
+@click.option("--evaluator-weights", type=click.Path(path_type=Path), default=None, help="mnist-clf / cifar10-clf: a .safetensors (with its .json) written by `ganforge evaluator fit`.")
+@click.option("--no-ema", is_flag=True, help="Generator targets: use the raw generator instead of its EMA copy.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write cached reference statistics.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: each metric under its name, plus `protocol`.")
+def eval_cmd(target, metrics, evaluator, ref, n, n_ref, seed, batch_size, device, dtype, kid_subsets, kid_subset_size,
+             pr_k, dc_k, is_splits, inception_weights, inception_sha256, evaluator_weights, no_ema, no_cache, as_json) -> None:
+    """Score TARGET (a run folder, saved generator, .npz, image folder or .zip) against reference images.
+
+    Reference statistics are cached under $GANFORGE_CACHE (default ~/.cache/ganforge), keyed on the
+    reference pixels and the extractor; every result carries the protocol that produced it.
+
+    \b
+    Examples:
+      ganforge eval runs/00001-dcgan-mnist --metrics fid,kid,pr --n 10000
+      ganforge eval samples.npz --ref ../shared/data/mnist-test10k.npz --json
+      ganforge eval runs/00004-sngan-cifar10 --evaluator inception-v3-fid \\
+          --inception-weights pt_inception-2015-12-05-6726825d.pth --ref cifar10-test10k.zip --n 50000
+    """
+    from ganforge.metrics.evaluation import MetricOptions, evaluate, parse_metrics
+
+    parse_metrics(metrics)  # unknown names fail before anything loads
+    if evaluator == "inception-v3-fid":
+        if evaluator_weights is not None:
+            raise UsageError("--evaluator-weights is for mnist-clf / cifar10-clf; give Inception's file with --inception-weights")
+        weights, sha = inception_weights, inception_sha256
+    else:
+        if inception_weights is not None or inception_sha256 is not None:
+            raise UsageError(f"--inception-weights/--inception-sha256 only apply to --evaluator inception-v3-fid, not {evaluator}")
+        weights, sha = evaluator_weights, None
+    result = evaluate(
+        target, metrics=metrics, evaluator=evaluator, ref=ref, n=n, n_ref=n_ref, seed=seed, batch_size=batch_size,
+        device=_device(device), dtype=dtype, cache=not no_cache, ema=not no_ema, weights=weights, sha256=sha,
+        options=MetricOptions(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k, dc_k=dc_k,
+                              is_splits=is_splits),
+    )
+    if as_json:
+        click.echo(json.dumps(_json_ready(result.to_dict()), indent=2))
+        return
+    values = result.values
+    for key, value in values.items():
+        if key.endswith("_std"):
+            continue
+        std = values.get(f"{key}_std")
+        click.echo(f"{key:<16} {value:.6g}" + (f" ± {std:.2g}" if std is not None else ""))
+    p = result.protocol
+    ex = p["extractor"]
+    click.echo(
+        f"protocol: {p['n_generated']} generated vs {p['n_real']} real ({p['reference'].get('name') or p['reference'].get('path', '')}, "
+        f"reference cache {p['reference']['cache']}), seed {p['seed']}, {ex['name']} sha256 {ex['weights_sha256'][:12]}, "
+        f"resize {ex['resize']}, {ex['dtype']}, ganforge {p['ganforge_version']}",
+        err=True,
+    )
+
+
+@click.command("eval-pair")
+@click.argument("pred")
+@click.argument("gt")
+@click.option("--metrics", default="psnr,ssim", show_default=True, help="Comma-separated: psnr, ssim, ms_ssim.")
+@click.option("--y-channel", is_flag=True, help="Compare the BT.601 luma (Y) of RGB images.")
+@click.option("--crop", type=click.IntRange(min=0), default=0, show_default=True, help="Border pixels dropped on each side.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: mean per metric, per_image, protocol.")
+def eval_pair_cmd(pred, gt, metrics, y_channel, crop, as_json) -> None:
+    """Full-reference metrics of PRED against GT: two image files, two folders (or .zip) matched by
+    file name, or two .npz with equal-shape `images`.
+
+    \b
+    Examples:
+      ganforge eval-pair sr_out/ ../shared/data/sr/Set5 --metrics psnr,ssim --y-channel --crop 4
+      ganforge eval-pair restored.png clean.png --json
+    """
+    from ganforge.metrics.pairs import evaluate_pairs
+
+    r = evaluate_pairs(pred, gt, metrics=metrics, y_channel=y_channel, crop=crop)
+    if as_json:
+        click.echo(json.dumps(_json_ready(r.to_dict()), indent=2))
+        return
+    width = max(len(name) for name in r.per_image)
+    for name, vals in r.per_image.items():
+        click.echo(f"{name:<{width}}  " + "  ".join(f"{m} {v:.4f}" for m, v in vals.items()))
+    click.echo(f"{'mean':<{width}}  " + "  ".join(f"{m} {v:.4f}" for m, v in r.mean.items()))
+
+
+@click.group("evaluator")
+def evaluator_cmd() -> None:
+    """List the feature extractors and fit the classifier ones."""
+
+
+@evaluator_cmd.command("list")
+def list_cmd() -> None:
+    """One line per extractor: name, what it is, where its weights come from."""
+    from ganforge.metrics.extractors import EXTRACTORS
+
+    width = max(map(len, EXTRACTORS))
+    for name, spec in EXTRACTORS.items():
+        click.echo(f"{name:<{width}}  {spec.description}\n{'':<{width}}  weights: {spec.weights_hint}")
+
+
+@evaluator_cmd.command("fit")
+@click.argument("name")
+@click.option("--data", default=None, help="Training images (cifar10-clf: folder/.zip with 10 class sub-folders). mnist-clf trains on mnist5k.")
+@click.option("--test-data", default=None, help="Held-out images for the accuracy recorded in the sidecar.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the data (default: 40).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-images", type=click.IntRange(min=10), default=None, help="Train on a class-balanced subset (quick checks).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Weights file (.safetensors). Default: <cache>/weights/NAME.safetensors.")
+def fit_cmd(name, data, test_data, epochs, seed, max_images, device, out) -> None:
+    """Fit a classifier evaluator and write its weights + JSON sidecar (sha256, accuracy, command).
+
+    \b
+    Examples:
+      ganforge evaluator fit cifar10-clf --data cifar10-train20k.zip --test-data cifar10-test10k.zip --device cuda
+      ganforge evaluator fit mnist-clf --test-data mnist-test10k.npz --out /tmp/mnist-clf.safetensors
+    """
+    from ganforge.evaluators import EVALUATORS, user_weights_dir
+
+    if name not in EVALUATORS:
+        raise UsageError(f"cannot fit {name!r}; fittable evaluators: {', '.join(EVALUATORS)}")
+    out = out or user_weights_dir() / EVALUATORS[name].weights_file
+    command = shlex.join(["ganforge", "evaluator", "fit", *sys.argv[sys.argv.index("fit") + 1:]]) if "fit" in sys.argv else None
+    opts = {"seed": seed, "command": command, "log": lambda msg: click.echo(msg, err=True)}
+    if epochs is not None:
+        opts["epochs"] = epochs
+    if name == "mnist-clf":
+        from ganforge.evaluators import fit_mnist_clf
+
+        if data not in (None, "mnist5k") or max_images is not None or device != "cpu":
+            raise UsageError("mnist-clf always trains on the 5000 mnist5k digits on the CPU; drop --data/--max-images/--device")
+        meta = fit_mnist_clf(out, test_npz=test_data, **opts)
+    else:
+        from ganforge.evaluators import fit_cifar10_clf
+
+        if data is None:
+            raise UsageError("cifar10-clf needs --data PATH: CIFAR-10 training images with one sub-folder per class")
+        meta = fit_cifar10_clf(out, data=data, test_data=test_data, max_images=max_images, device=_device(device), **opts)
+    click.echo(f"wrote {out} (sha256 {meta['sha256'][:12]}, test accuracy {meta['test_accuracy']})")
+    click.echo(f"  use it with: ganforge eval TARGET --evaluator {name} --evaluator-weights {out}")

@@ -1,0 +1,266 @@
+"""``evaluate``: score a generator, an .npz or an image folder against a reference set with the
+distribution metrics, and return the numbers together with the protocol that produced them.
+
+    r = evaluate("runs/00001-dcgan-mnist", metrics="fid,kid,is,pr,dc,classes", evaluator="mnist-clf")
+    r.values    # {"fid": ..., "kid": ..., "kid_std": ..., "is": ..., "precision": ..., "classes_covered": ...}
+    r.protocol  # image counts, seed, target and reference identity (pixel sha256), extractor + weights
+                # sha256, resize, dtype, metric options, ganforge/torch versions, reference-cache hit or miss
+
+features -> statistics -> value, as torch-fidelity: uint8 images -> extractor features (N, D) and
+class probabilities (N, K) -> FeatureStats, raw features, class histogram -> metric values. Only
+the reference side is cached (it is the same for every checkpoint; see metrics/cache.py).
+Statistics are always computed from the whole feature array, so nothing but the network's own
+batched arithmetic depends on ``batch_size`` (tests/test_eval.py checks the values do not).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ganforge import __version__
+from ganforge.errors import UsageError
+from ganforge.metrics import cache as ref_cache
+from ganforge.metrics.distribution import (
+    FeatureStats,
+    class_coverage,
+    density_coverage,
+    fid_from_stats,
+    inception_score,
+    kid,
+    precision_recall,
+)
+from ganforge.metrics.extractors import FeatureExtractor, load_extractor
+from ganforge.metrics.imagesets import MAX_IMAGES, ImageSet, from_array, load_image_set, pixels_sha256
+
+log = logging.getLogger("ganforge.eval")
+
+# metric name -> the keys it adds to EvalResult.values
+METRICS: dict[str, tuple[str, ...]] = {
+    "fid": ("fid",),
+    "kid": ("kid", "kid_std"),
+    "is": ("is", "is_std"),
+    "pr": ("precision", "recall"),
+    "dc": ("density", "coverage"),
+    "classes": ("classes_covered", "class_kl"),
+}
+NEED_REF_FEATS = frozenset({"kid", "pr", "dc"})  # need the raw reference features, not only their statistics
+NEED_PROBS = frozenset({"is", "classes"})  # need a classifier head
+DEFAULT_N = 10_000  # images drawn from a generator when n is not given
+
+
+@dataclass(frozen=True)
+class MetricOptions:
+    """Settings of the metrics themselves; all of them are recorded in the protocol."""
+
+    kid_subsets: int = 100  # KID: random subsets averaged (Bińkowski et al. 2018)
+    kid_subset_size: int = 1000  # KID: images per subset from each set; must not exceed either set
+    pr_k: int = 3  # precision/recall: k-th nearest-neighbour radius (Kynkäänniemi et al. 2019)
+    dc_k: int = 5  # density/coverage: k-th nearest-neighbour radius (Naeem et al. 2020)
+    is_splits: int = 10  # IS: the generated set is split into this many chunks (Salimans et al. 2016)
+    is_shuffle_seed: int = 2020  # IS: rows are permuted with this seed first (torch-fidelity's default)
+    class_min_fraction: float = 0.1  # classes: covered with >= this fraction of a uniform share of the images
+
+    def check(self) -> None:
+        for name in ("kid_subsets", "pr_k", "dc_k", "is_splits"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.kid_subset_size < 2:
+            raise UsageError(f"kid_subset_size must be >= 2, got {self.kid_subset_size}")
+        if not 0.0 <= self.class_min_fraction <= 1.0:
+            raise UsageError(f"class_min_fraction must be between 0 and 1, got {self.class_min_fraction}")
+
+    def check_count(self, count: int, metrics: tuple[str, ...], what: str, *, generated: bool) -> None:
+        """UsageError when ``count`` images are too few for one of ``metrics`` (checked before any work)."""
+        if "fid" in metrics and count < 2:
+            raise UsageError(f"fid needs at least 2 images, but {what} has {count}")
+        if "kid" in metrics and count < self.kid_subset_size:
+            raise UsageError(
+                f"kid: the subset size {self.kid_subset_size} is larger than the {count} images of {what}; "
+                f"use more images or lower --kid-subset-size to at most {count}"
+            )
+        for name, k in (("pr", self.pr_k), ("dc", self.dc_k)):
+            if name in metrics and count <= k:
+                raise UsageError(f"{name}: k={k} needs more than {k} images, but {what} has {count}")
+        if generated and "is" in metrics and count < self.is_splits:
+            raise UsageError(f"is: {self.is_splits} splits need at least {self.is_splits} images, but {what} has {count}")
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    values: dict[str, float]  # metric keys (see METRICS) -> value
+    protocol: dict = field(default_factory=dict)  # how the values were obtained
+
+    def to_dict(self) -> dict:
+        """One JSON-ready object: every value under its own name, plus ``protocol``."""
+        return {**self.values, "protocol": self.protocol}
+
+
+def parse_metrics(metrics) -> tuple[str, ...]:
+    """"fid,kid" or ["fid", "kid"] -> ("fid", "kid"); unknown names are a UsageError listing the allowed ones."""
+    names = metrics.split(",") if isinstance(metrics, str) else list(metrics)
+    names = [str(m).strip().lower() for m in names if str(m).strip()]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or not names:
+        what = f"unknown metric {unknown[0]!r}" if unknown else "no metric given"
+        raise UsageError(f"{what}; allowed: {', '.join(METRICS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def evaluate(
+    target,
+    *,
+    metrics="fid",  # names from METRICS, as "fid,kid" or a list
+    evaluator: str | FeatureExtractor = "mnist-clf",  # registry name or a loaded extractor
+    ref=None,  # reference images: name / .npz / folder / .zip / uint8 array; default: the evaluator's domain set
+    n: int | None = None,  # generated images (default 10000), or a random subset of a file target (default: all)
+    n_ref: int | None = None,  # random subset of the reference (default: all of it)
+    seed: int = 0,  # generator noise, subset draws and KID subsets
+    batch_size: int = 256,  # images per forward pass (changes no value)
+    device: str | torch.device = "cpu",
+    dtype: str = "float32",  # extractor arithmetic ("float64" for reference-grade numbers)
+    options: MetricOptions | None = None,
+    cache: bool = True,  # read/write reference statistics under $GANFORGE_CACHE
+    ema: bool = True,  # generator targets: use the EMA weights when the run kept them
+    weights=None,  # extractor weights file (see load_extractor)
+    sha256: str | None = None,  # the sha256 those weights must have
+) -> EvalResult:
+    """Score ``target`` (a run folder / saved generator, an nn.Module generator, an .npz, an image
+    folder or .zip, or a uint8 image array) against ``ref`` in ``evaluator``'s feature space."""
+    started = time.perf_counter()
+    metrics = parse_metrics(metrics)
+    opts = options or MetricOptions()
+    opts.check()
+    if batch_size < 1:
+        raise UsageError(f"batch size must be >= 1, got {batch_size}")
+    for what, count in (("n", n), ("n_ref", n_ref)):
+        if count is not None and not 1 <= count <= MAX_IMAGES:
+            raise UsageError(f"{what} must be between 1 and {MAX_IMAGES}, got {count}")
+    ex = evaluator if isinstance(evaluator, FeatureExtractor) else load_extractor(
+        evaluator, device=device, dtype=dtype, weights=weights, sha256=sha256)
+    if NEED_PROBS & set(metrics) and ex.num_classes == 0:
+        raise UsageError(f"{', '.join(sorted(NEED_PROBS & set(metrics)))} need a classifier; {ex.name} has none")
+    if n is not None:
+        opts.check_count(n, metrics, "the generated set", generated=True)
+
+    # Reference first: it is cheaper to fail on a bad --ref before generating 10k images.
+    ref = ref if ref is not None else ex.default_reference
+    if ref is None:
+        raise UsageError(f"{ex.name} has no default reference set: give one with --ref (an .npz, image folder or .zip)")
+    ref_set = _load(ref, n_ref, seed, "--ref")
+    ex.check_images(ref_set.images, f"--ref {_describe(ref)}")
+    opts.check_count(len(ref_set.images), metrics, f"the reference {_describe(ref)}", generated=False)
+    ref_entry, cache_state = _reference(ex, ref_set, need_feats=bool(NEED_REF_FEATS & set(metrics)),
+                                        batch_size=batch_size, use_cache=cache)
+
+    tgt = _target(target, n, seed, batch_size, ex.device, ema)
+    ex.check_images(tgt.images, f"target {_describe(target)}")
+    opts.check_count(len(tgt.images), metrics, f"target {_describe(target)}", generated=True)
+    feats, probs = ex.extract(tgt.images, batch_size=batch_size, what=f"target {_describe(target)}")
+
+    values: dict[str, float] = {}
+    if "fid" in metrics:
+        values["fid"] = fid_from_stats(FeatureStats.from_features(feats), ref_entry.stats)
+    if "kid" in metrics:
+        m = kid(feats, ref_entry.feats, subsets=opts.kid_subsets, subset_size=opts.kid_subset_size, seed=seed)
+        values["kid"], values["kid_std"] = m.mean, m.std
+    if "is" in metrics:
+        m = inception_score(probs, splits=opts.is_splits, shuffle_seed=opts.is_shuffle_seed)
+        values["is"], values["is_std"] = m.mean, m.std
+    if "pr" in metrics:
+        pr = precision_recall(ref_entry.feats, feats, k=opts.pr_k, device=ex.device)
+        values["precision"], values["recall"] = pr.precision, pr.recall
+    class_min_count = max(1, math.ceil(opts.class_min_fraction * len(feats) / max(ex.num_classes, 1)))
+    if "classes" in metrics:
+        cov = class_coverage(probs, ex.num_classes, ref_hist=ref_entry.class_hist, min_count=class_min_count)
+        values["classes_covered"], values["class_kl"] = float(cov.covered), cov.kl
+    if "dc" in metrics:
+        dc = density_coverage(ref_entry.feats, feats, k=opts.dc_k, device=ex.device)
+        values["density"], values["coverage"] = dc.density, dc.coverage
+    values = {k: values[k] for m in metrics for k in METRICS[m]}  # in the order asked for
+
+    protocol = {
+        "metrics": list(metrics),
+        "n_generated": len(tgt.images),
+        "n_real": len(ref_set.images),
+        "seed": seed,
+        "target": tgt.identity,
+        "reference": {**ref_set.identity, "cache": cache_state},
+        "extractor": ex.info(),
+        "options": {**asdict(opts), "class_min_count": class_min_count, "kid_seed": seed,
+                    "class_kl_reference": "predicted classes of the reference set"},
+        "device": str(ex.device),
+        "ganforge_version": __version__,
+        "torch_version": torch.__version__,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return EvalResult(values, protocol)
+
+
+def _describe(source) -> str:
+    return type(source).__name__ if isinstance(source, (np.ndarray, Tensor, nn.Module)) else str(source)
+
+
+def _load(source, n: int | None, seed: int, what: str) -> ImageSet:
+    if isinstance(source, (np.ndarray, Tensor)):
+        return from_array(source, what, n=n, seed=seed)
+    return load_image_set(source, n=n, seed=seed, what=what)
+
+
+def _is_generator_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "model" / "config.json").is_file() or (path / "generator.safetensors").is_file())
+
+
+def _target(target, n: int | None, seed: int, batch_size: int, device: torch.device, ema: bool) -> ImageSet:
+    """The images to score: drawn from a generator (n, default 10000, with noise seed ``seed``) or loaded."""
+    from ganforge.sampling import generate
+
+    if isinstance(target, nn.Module):
+        ident = {"kind": "generator", "module": type(target).__name__}
+        G = target
+    elif not isinstance(target, (np.ndarray, Tensor)) and _is_generator_dir(Path(target)):
+        from ganforge.io import sha256_file
+        from ganforge.training.checkpoint import load_generator, resolve_model_dir
+
+        model_dir = resolve_model_dir(target)
+        G = load_generator(model_dir, ema=ema, device=device)
+        # The same choice load_generator makes: the EMA copy when asked for and present.
+        file = model_dir / ("generator_ema.safetensors" if ema and (model_dir / "generator_ema.safetensors").is_file()
+                            else "generator.safetensors")
+        ident = {"kind": "generator", "path": str(model_dir.resolve()), "weights": file.name,
+                 "weights_sha256": sha256_file(file)}
+    else:
+        return _load(target, n, seed, "TARGET")
+    count = DEFAULT_N if n is None else n
+    log.info("generating %d images (seed %d)", count, seed)
+    images, _ = generate(G, count, seed=seed, batch_size=batch_size, device=device)  # uint8 (n, H, W, C)
+    images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (n, C, H, W)
+    return ImageSet(images, {**ident, "noise_seed": seed, "n": len(images), "image_shape": list(images.shape[1:]),
+                             "pixels_sha256": pixels_sha256(images)})
+
+
+def _reference(ex: FeatureExtractor, ref_set: ImageSet, *, need_feats: bool, batch_size: int,
+               use_cache: bool) -> tuple[ref_cache.RefEntry, str]:
+    """Reference statistics from the cache, or computed (and cached) -> (entry, "hit" | "miss" | "off")."""
+    fields = {"extractor": ex.info(), "reference_pixels_sha256": ref_set.identity["pixels_sha256"],
+              "n_ref": len(ref_set.images)}
+    fields["extractor"].pop("weights", None)  # where the file lies does not change the features; its hash does
+    key = ref_cache.cache_key(fields)
+    if use_cache and (entry := ref_cache.load_ref(key, need_feats=need_feats)) is not None:
+        log.info("reference statistics from cache %s", ref_cache.ref_path(key))
+        return entry, "hit"
+    log.info("featurising %d reference images with %s", len(ref_set.images), ex.name)
+    feats, probs = ex.extract(ref_set.images, batch_size=batch_size, what="--ref")
+    hist = np.bincount(probs.argmax(axis=1), minlength=ex.num_classes).astype(np.int64) if ex.num_classes else None
+    entry = ref_cache.RefEntry(FeatureStats.from_features(feats), feats if need_feats else None, hist)
+    if not use_cache:
+        return ref_cache.RefEntry(entry.stats, feats, hist), "off"
+    ref_cache.save_ref(key, entry, fields)
+    return ref_cache.RefEntry(entry.stats, feats, hist), "miss"

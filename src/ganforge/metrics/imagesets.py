@@ -1,0 +1,191 @@
+"""Image sets as evaluation sees them: decoded as they are (never resized or cropped here), one
+size and channel count per set, and an identity that a result's protocol can record.
+
+    s = load_image_set("../shared/data/mnist-test10k.npz")   # .npz, image folder, .zip or built-in name
+    s.images    # uint8 (N, C, H, W)
+    s.identity  # {"kind": "npz", "path": ..., "bytes": ..., "mtime_ns": ..., "pixels_sha256": ..., "n": ..., "total": ...}
+
+Resizing to the evaluator's input is the extractor's job (its resize method is in the protocol);
+a set with images of several sizes is refused, because silently resizing some of them would
+make the numbers depend on a choice nobody recorded. Greyscale files in a colour folder are
+expanded to RGB (lossless); alpha is composited on black, as in training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from ganforge.errors import UsageError
+
+MAX_IMAGES = 1_000_000  # more than this in one set is almost surely a mistake (and > 3 GB at 32x32 RGB)
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    images: Tensor  # uint8 (N, C, H, W), C in {1, 3}
+    identity: dict  # what the protocol records about where the images came from
+
+
+def pixels_sha256(images: Tensor) -> str:
+    """sha256 of the shape and the raw uint8 bytes of (N, C, H, W) images: the content identity."""
+    h = hashlib.sha256(str(tuple(images.shape)).encode())
+    h.update(images.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def as_nchw_uint8(array, what: str) -> Tensor:
+    """uint8 numpy/torch (N, H, W), (N, H, W, C) or (N, C, H, W) with C in {1, 3} -> uint8 torch (N, C, H, W)."""
+    x = torch.as_tensor(np.asarray(array)) if not isinstance(array, Tensor) else array.detach().cpu()
+    if x.dtype != torch.uint8:
+        raise UsageError(f"{what}: images must be uint8 in [0, 255], got {x.dtype} (floats in [-1, 1]: ganforge.data.to_uint8)")
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    elif x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
+        x = x.permute(0, 3, 1, 2)  # NHWC -> NCHW
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise UsageError(
+            f"{what}: expected greyscale or RGB images (N, H, W), (N, H, W, C) or (N, C, H, W) with C 1 or 3, "
+            f"got shape {tuple(array.shape)}"
+        )
+    if len(x) == 0:
+        raise UsageError(f"{what}: no images")
+    return x.contiguous()
+
+
+def subset(images: Tensor, n: int | None, seed: int, what: str) -> tuple[Tensor, str]:
+    """All images (n None or n == N), or n of them drawn without replacement with np.random.RandomState(seed),
+    kept in their original order -> (images, description)."""
+    total = len(images)
+    if n is None or n == total:
+        return images, f"all {total}"
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UsageError(f"{what}: the number of images must be a positive integer, got {n!r}")
+    if n > total:
+        raise UsageError(f"{what}: {n} images requested but it holds only {total}; lower the count to at most {total}")
+    idx = np.sort(np.random.RandomState(seed).choice(total, n, replace=False))
+    return images[torch.from_numpy(idx)], f"random {n} of {total} (seed {seed})"
+
+
+def from_array(array, what: str, *, n: int | None = None, seed: int = 0) -> ImageSet:
+    images, how = subset(as_nchw_uint8(array, what), n, seed, what)
+    return ImageSet(images, {"kind": "array", "subset": how, **_content(images)})
+
+
+def load_image_set(source: str | Path, *, n: int | None = None, seed: int = 0, what: str = "images") -> ImageSet:
+    """Decode a built-in dataset name, an .npz (``images`` uint8 NHW/NHWC), an image folder or a .zip, as is.
+
+    n: keep n images drawn at random with ``seed`` (see ``subset``); None keeps all.
+    """
+    from ganforge.data import NAMED_SOURCES
+
+    source = str(source)
+    if source in NAMED_SOURCES:
+        named = NAMED_SOURCES[source]
+        raw, _, _ = named.load()  # uint8 (N, H, W, C)
+        ident = {"kind": "builtin", "name": source, "provider": named.provider}
+        images = as_nchw_uint8(_drop_alpha(raw, source), source)
+    else:
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise UsageError(
+                f"{what} {source!r} does not exist; give a run folder, an .npz, an image folder, a .zip, "
+                f"or one of: {', '.join(NAMED_SOURCES)}"
+            )
+        stat = path.stat()
+        if path.is_file() and path.suffix.lower() == ".npz":
+            from ganforge.data.npz import load_npz
+
+            raw, _, _ = load_npz(path)
+            images = as_nchw_uint8(_drop_alpha(raw, str(path)), str(path))
+            ident = {"kind": "npz", "path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        elif path.is_dir() or path.suffix.lower() == ".zip":
+            images, ident = _decode_files(path)
+        else:
+            raise UsageError(f"{what} {path} is not an .npz, an image folder or a .zip")
+    images, how = subset(images, n, seed, f"{what} {source}")
+    return ImageSet(images, {**ident, "subset": how, **_content(images)})
+
+
+def _content(images: Tensor) -> dict:
+    return {"n": len(images), "image_shape": list(images.shape[1:]), "pixels_sha256": pixels_sha256(images)}
+
+
+def _drop_alpha(raw: np.ndarray, where: str) -> np.ndarray:
+    if raw.shape[-1] in (2, 4):
+        raise UsageError(f"{where}: images have an alpha channel ({raw.shape[-1]} channels); store 1 (grey) or 3 (RGB)")
+    return raw
+
+
+def _decode_files(path: Path) -> tuple[Tensor, dict]:
+    """Decode every image of a folder or zip (listing order) at its own size -> (uint8 (N, C, H, W), identity)."""
+    from ganforge.data.decode import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
+    from ganforge.data.files import ImageFiles, decode_entries
+
+    with ImageFiles(path) as files:
+        entries = files.entries
+        if not entries:
+            raise UsageError(f"no images found in {path} (looked for {' '.join(IMAGE_EXTENSIONS)})")
+        if len(entries) > MAX_IMAGES:
+            raise UsageError(f"{path} holds {len(entries)} images; evaluation takes at most {MAX_IMAGES}")
+        decoded: list[np.ndarray | None] = [None] * len(entries)
+
+        def keep(i: int, img: Image.Image) -> None:  # worker thread: distinct slots, no locking
+            decoded[i] = decoded_to_array(img)  # (H, W) or (H, W, 3)
+
+        bad = decode_entries(files, entries, keep, max_pixels=DEFAULT_MAX_PIXELS, stop_at_first_bad=True)
+        if bad:
+            i, reason = bad[0]
+            raise UsageError(f"bad image {entries[i].display}: {reason}; fix or delete it (`ganforge data check {path}`)")
+        sizes = {a.shape[:2] for a in decoded}
+        if len(sizes) > 1:
+            first = decoded[0].shape[:2]
+            j = next(k for k, a in enumerate(decoded) if a.shape[:2] != first)
+            raise UsageError(
+                f"images of mixed sizes in {path}: {entries[0].display} is {first[1]}x{first[0]} but "
+                f"{entries[j].display} is {decoded[j].shape[1]}x{decoded[j].shape[0]}; evaluation compares images "
+                f"as they are, so bring them to one size first"
+            )
+        colour = any(a.ndim == 3 for a in decoded)
+        arrays = [np.repeat(a[..., None], 3, axis=2) if colour and a.ndim == 2 else a for a in decoded]
+        images = as_nchw_uint8(np.stack(arrays), str(path))
+        total_bytes = sum(max(e.size, 0) for e in entries)
+        stat = path.stat()
+        kind = "folder" if path.is_dir() else "zip"
+        ident = {"kind": kind, "path": str(path.resolve()), "files": len(entries), "bytes": total_bytes if kind == "folder" else stat.st_size}
+        if kind == "zip":
+            ident["mtime_ns"] = stat.st_mtime_ns
+    return images, ident
+
+
+def decoded_to_array(img: Image.Image) -> np.ndarray:
+    """A decoded image as uint8 (H, W) for grey modes (incl. all-grey palettes) or (H, W, 3)."""
+    from ganforge.data.transforms import to_8bit
+
+    grey = img.mode in _GREY_MODES
+    if img.mode == "P":
+        pal = img.getpalette() or []
+        grey = bool(pal) and all(pal[i] == pal[i + 1] == pal[i + 2] for i in range(0, len(pal) - 2, 3))
+    return np.asarray(to_8bit(img, 1 if grey else 3))
+
+
+def decode_file(path: Path) -> np.ndarray:
+    """One image file as uint8 (H, W, C), C 1 (grey modes) or 3; errors name the file."""
+    from ganforge.data.decode import BadImage, open_image
+
+    try:
+        with open(path, "rb") as fp:
+            img = open_image(fp)
+    except FileNotFoundError:
+        raise UsageError(f"{path} does not exist") from None
+    except BadImage as exc:
+        raise UsageError(f"bad image {path}: {exc}") from None
+    arr = decoded_to_array(img)
+    return arr[..., None] if arr.ndim == 2 else arr
