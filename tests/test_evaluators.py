@@ -63,7 +63,7 @@ def _copy_weights(dst):
 
 
 def test_unknown_evaluator_lists_names():
-    with pytest.raises(UsageError, match="known evaluators: mnist-clf"):
+    with pytest.raises(UsageError, match="known evaluators: cifar10-clf, mnist-clf"):
         load_evaluator("inception-v3-mnist")
 
 

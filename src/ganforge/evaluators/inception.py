@@ -18,11 +18,15 @@ file has none). Preprocessing (TF1 bilinear resize to 299, ``(x - 128) / 128``) 
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganforge.errors import UsageError
+from ganforge.io import sha256_file
 
 RESOLUTION = 299  # input side in pixels
 CHANNELS = 3  # RGB
@@ -219,11 +223,6 @@ def load_state(path, *, sha256: str | None = None) -> tuple[dict[str, Tensor], s
     other file needs its hash given explicitly (``--inception-sha256``), so a swapped or
     truncated file can never silently change the numbers.
     """
-    import re
-    from pathlib import Path
-
-    from ganforge.io import sha256_file
-
     path = Path(path).expanduser()
     if not path.is_file():
         raise UsageError(
@@ -264,10 +263,12 @@ def build_fid_inception(state: dict[str, Tensor]) -> FIDInceptionV3:
     unexpected = sorted(set(state) - set(own))
     shapes = [f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
     if missing or unexpected or shapes:
+
         def few(items):
             return ", ".join(items[:3]) + (f" (+{len(items) - 3} more)" if len(items) > 3 else "")
+
         parts = [f"missing {few(missing)}" if missing else "", f"unexpected {few(unexpected)}" if unexpected else "",
                  f"wrong shapes {few(shapes)}" if shapes else ""]
         raise UsageError(f"the weights do not fit {model.name}: " + "; ".join(p for p in parts if p))
-    model.load_state_dict({k: v for k, v in state.items()}, strict=False)
+    model.load_state_dict(state, strict=False)  # strict in substance: checked above
     return model.eval().requires_grad_(False)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganforge.errors import UsageError
-from ganforge.evaluators.common import accuracy, save_with_sidecar
+from ganforge.evaluators.common import accuracy, fit_epochs, save_with_sidecar
 
 ARCH = "mnist-cnn-v1"  # bump when the layers below change: the sidecar records it and loading checks it
 RESOLUTION = 28  # input side in pixels
@@ -195,25 +195,12 @@ def fit_mnist_clf(
         model = MnistClassifier()
         opt = torch.optim.AdamW(model.parameters(), lr=lr_max, weight_decay=weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr_max, total_steps=epochs * steps_per_epoch)
-        for epoch in range(epochs):
-            model.train()
-            order = torch.randperm(len(x_all), generator=gen)
-            loss_sum = 0.0
-            for i in range(0, len(order), batch_size):
-                idx = order[i : i + batch_size]
-                x = random_affine(
-                    x_all[idx], gen, shift_px=shift_px, rotate_deg=rotate_deg, scale=scale, shear_deg=shear_deg
-                )  # (B, 1, 28, 28)
-                loss = F.cross_entropy(model.logits(x), y_all[idx], label_smoothing=label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                loss_sum += loss.item() * len(idx)
-            msg = f"epoch {epoch + 1}/{epochs} loss {loss_sum / len(x_all):.4f} ({time.perf_counter() - start:.0f} s)"
-            if test is not None and (epoch + 1 == epochs or (epoch + 1) % 10 == 0):
-                msg += f" test acc {accuracy(model, *test):.4f}"
-            log(msg)
+        fit_epochs(
+            model, x_all, y_all, opt=opt, sched=sched, epochs=epochs, batch_size=batch_size, gen=gen,
+            augment=lambda x: random_affine(x, gen, shift_px=shift_px, rotate_deg=rotate_deg, scale=scale,
+                                            shear_deg=shear_deg),  # (B, 1, 28, 28)
+            label_smoothing=label_smoothing, test=test, log=log,
+        )
     train_seconds = time.perf_counter() - start
     model.eval()
     meta = save_with_sidecar(out_path, model, ARCH, {

@@ -103,15 +103,21 @@ class EvalResult:
         return {**self.values, "protocol": self.protocol}
 
 
-def parse_metrics(metrics) -> tuple[str, ...]:
-    """"fid,kid" or ["fid", "kid"] -> ("fid", "kid"); unknown names are a UsageError listing the allowed ones."""
-    names = metrics.split(",") if isinstance(metrics, str) else list(metrics)
-    names = [str(m).strip().lower() for m in names if str(m).strip()]
-    unknown = [m for m in names if m not in METRICS]
+def parse_names(spec, allowed) -> tuple[str, ...]:
+    """"fid,kid" or ["fid", "kid"] -> ("fid", "kid") (lower case, "-" read as "_", duplicates dropped);
+    an unknown or missing name is a UsageError listing the allowed ones."""
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = [str(m).strip().lower().replace("-", "_") for m in names if str(m).strip()]
+    unknown = [m for m in names if m not in allowed]
     if unknown or not names:
         what = f"unknown metric {unknown[0]!r}" if unknown else "no metric given"
-        raise UsageError(f"{what}; allowed: {', '.join(METRICS)}")
+        raise UsageError(f"{what}; allowed: {', '.join(allowed)}")
     return tuple(dict.fromkeys(names))
+
+
+def parse_metrics(metrics) -> tuple[str, ...]:
+    """Distribution-metric names (see METRICS)."""
+    return parse_names(metrics, METRICS)
 
 
 def evaluate(
@@ -122,7 +128,7 @@ def evaluate(
     ref=None,  # reference images: name / .npz / folder / .zip / uint8 array; default: the evaluator's domain set
     n: int | None = None,  # generated images (default 10000), or a random subset of a file target (default: all)
     n_ref: int | None = None,  # random subset of the reference (default: all of it)
-    seed: int = 0,  # generator noise, subset draws and KID subsets
+    seed: int = 0,  # generator noise, KID subsets, target subset draw (the reference's uses seed + 1)
     batch_size: int = 256,  # images per forward pass (changes no value)
     device: str | torch.device = "cpu",
     dtype: str = "float32",  # extractor arithmetic ("float64" for reference-grade numbers)
@@ -150,19 +156,20 @@ def evaluate(
     if n is not None:
         opts.check_count(n, metrics, "the generated set", generated=True)
 
-    # Reference first: it is cheaper to fail on a bad --ref before generating 10k images.
+    # Load and check both image sets before any feature is computed: a bad --ref or TARGET fails fast.
     ref = ref if ref is not None else ex.default_reference
     if ref is None:
         raise UsageError(f"{ex.name} has no default reference set: give one with --ref (an .npz, image folder or .zip)")
-    ref_set = _load(ref, n_ref, seed, "--ref")
+    # seed + 1: a reference subset never copies the target's draw when both come from one file.
+    ref_set = _load(ref, n_ref, seed + 1, "--ref")
     ex.check_images(ref_set.images, f"--ref {_describe(ref)}")
     opts.check_count(len(ref_set.images), metrics, f"the reference {_describe(ref)}", generated=False)
-    ref_entry, cache_state = _reference(ex, ref_set, need_feats=bool(NEED_REF_FEATS & set(metrics)),
-                                        batch_size=batch_size, use_cache=cache)
-
     tgt = _target(target, n, seed, batch_size, ex.device, ema)
     ex.check_images(tgt.images, f"target {_describe(target)}")
     opts.check_count(len(tgt.images), metrics, f"target {_describe(target)}", generated=True)
+
+    ref_entry, cache_state = _reference(ex, ref_set, need_feats=bool(NEED_REF_FEATS & set(metrics)),
+                                        batch_size=batch_size, use_cache=cache)
     feats, probs = ex.extract(tgt.images, batch_size=batch_size, what=f"target {_describe(target)}")
 
     values: dict[str, float] = {}

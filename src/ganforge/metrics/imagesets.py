@@ -173,7 +173,7 @@ def decoded_to_array(img: Image.Image) -> np.ndarray:
     if img.mode == "P":
         pal = img.getpalette() or []
         grey = bool(pal) and all(pal[i] == pal[i + 1] == pal[i + 2] for i in range(0, len(pal) - 2, 3))
-    return np.asarray(to_8bit(img, 1 if grey else 3))
+    return np.array(to_8bit(img, 1 if grey else 3))  # a writable copy
 
 
 def decode_file(path: Path) -> np.ndarray:

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ganforge import __version__
 from ganforge.errors import UsageError
+from ganforge.metrics.evaluation import parse_names
 from ganforge.metrics.fullref import ms_ssim, psnr, ssim
 from ganforge.metrics.imagesets import as_nchw_uint8, decode_file
 
@@ -38,16 +39,6 @@ class PairResult:
         return {**self.mean, "per_image": self.per_image, "protocol": self.protocol}
 
 
-def parse_pair_metrics(metrics) -> tuple[str, ...]:
-    names = metrics.split(",") if isinstance(metrics, str) else list(metrics)
-    names = [str(m).strip().lower().replace("-", "_") for m in names if str(m).strip()]
-    unknown = [m for m in names if m not in PAIR_METRICS]
-    if unknown or not names:
-        what = f"unknown metric {unknown[0]!r}" if unknown else "no metric given"
-        raise UsageError(f"{what}; allowed: {', '.join(PAIR_METRICS)}")
-    return tuple(dict.fromkeys(names))
-
-
 def evaluate_pairs(
     pred,
     gt,
@@ -58,7 +49,7 @@ def evaluate_pairs(
     data_range: float = 255.0,  # span of pixel values: 255 for the uint8 images loaded here
 ) -> PairResult:
     """Per-image and mean full-reference metrics of ``pred`` against ``gt`` (see the module docstring)."""
-    metrics = parse_pair_metrics(metrics)
+    metrics = parse_names(metrics, PAIR_METRICS)
     names, pairs, kind = _pairs(pred, gt)
     per_image: dict[str, dict[str, float]] = {}
     for name, (p, g) in zip(names, pairs):
@@ -144,7 +135,7 @@ def _by_name(p: Path, g: Path) -> tuple[list[str], list[tuple[Tensor, Tensor]], 
             except (BadImage, OSError) as exc:
                 raise UsageError(f"bad image {entry.display}: {exc}") from None
             arr = arr[..., None] if arr.ndim == 2 else arr
-            return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)  # (C, H, W)
+            return torch.from_numpy(arr).permute(2, 0, 1)  # (C, H, W)
 
         names = sorted(kp)
         return names, [(read(fp, kp[k]), read(fg, kg[k])) for k in names], "file name (suffix ignored)"

@@ -1,0 +1,244 @@
+"""ganforge.metrics.evaluate / evaluate_pairs: values independent of batch size, the reference
+cache (hit = identical numbers, changed key = miss), the recorded protocol, the ranking on real
+MNIST, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ganforge.data import load_images
+from ganforge.errors import UsageError
+from ganforge.metrics import MetricOptions, evaluate, evaluate_pairs, load_extractor, psnr, ssim
+
+SMALL = MetricOptions(kid_subsets=10, kid_subset_size=100, is_splits=5)  # options that fit 300-image sets
+ALL = "fid,kid,is,pr,dc,classes"
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # two OpenMP threads on a busy 2-core machine are many times slower
+    yield tmp_path / "cache"
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """uint8 (5000, 1, 28, 28) mnist5k digits: the default reference of mnist-clf."""
+    return load_images("mnist5k", resolution=28, channels=1).images
+
+
+@pytest.fixture(scope="module")
+def mnist_clf():
+    return load_extractor("mnist-clf")
+
+
+def blur(images: torch.Tensor) -> torch.Tensor:
+    """5x5 binomial blur of uint8 (N, 1, H, W) images: a cheap stand-in for a half-trained generator."""
+    k = torch.tensor([1.0, 4, 6, 4, 1])
+    k = (k[:, None] * k[None]) / 256
+    x = F.conv2d(F.pad(images.float(), (2, 2, 2, 2), mode="replicate"), k[None, None])
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Invariances
+
+
+def test_every_metric_is_independent_of_batch_size(digits, mnist_clf):
+    target = blur(digits[-300:])  # non-trivial precision, recall, density and coverage
+    runs = [evaluate(target, metrics=ALL, evaluator=mnist_clf, ref=digits[:300], batch_size=b, cache=False, options=SMALL)
+            for b in (1, 7, 500)]
+    v = runs[-1].values
+    assert 0.05 < v["precision"] < 1 and 0 < v["coverage"] < 1 and v["fid"] > 1  # the check is not vacuous
+    for r in runs[:-1]:
+        assert r.values.keys() == v.keys()
+        for key in v:
+            assert r.values[key] == pytest.approx(v[key], rel=1e-6, abs=1e-9), key
+
+
+def test_generator_values_are_independent_of_batch_size(mnist_clf, digits):
+    from ganforge.models import build_generator
+    from ganforge.models.config import ModelConfig
+
+    torch.manual_seed(0)
+    G = build_generator(ModelConfig(arch="dcgan", resolution=28, channels=1, z_dim=16, g_width=8)).eval()
+    runs = [evaluate(G, metrics="fid,kid,is", evaluator=mnist_clf, ref=digits[:200], n=200, batch_size=b,
+                     options=SMALL).values for b in (1, 64)]
+    for key in runs[0]:
+        assert runs[0][key] == pytest.approx(runs[1][key], rel=1e-6, abs=1e-9), key
+    again = evaluate(G, metrics="fid", evaluator=mnist_clf, ref=digits[:200], n=200, seed=1).values
+    assert again["fid"] != runs[1]["fid"]  # the seed changes the noise
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference cache
+
+
+def test_cache_hit_is_identical_and_changed_keys_miss(digits, mnist_clf, isolated_cache):
+    target = blur(digits[-200:])
+
+    def run(**kw):
+        args = dict(metrics=ALL, evaluator=mnist_clf, ref=digits[:1000], n_ref=300, options=SMALL)
+        r = evaluate(target, **{**args, **kw})
+        return r.values, r.protocol["reference"]["cache"]
+
+    first, state = run()
+    assert state == "miss" and len(list((isolated_cache / "ref-stats").glob("*.npz"))) == 1
+    assert not [p for p in (isolated_cache / "ref-stats").iterdir() if p.name.startswith(".")]  # no temp files left
+    again, state = run()
+    assert state == "hit" and again == first  # bit-identical numbers
+    assert run(n=100)[1] == "hit"  # the generated side does not change the reference statistics
+    assert run(n_ref=301)[1] == "miss"  # another reference subset size
+    assert run(seed=1)[1] == "miss"  # another random reference subset
+    assert run(dtype="float64", evaluator="mnist-clf")[1] == "miss"  # another extractor setting
+    fake = load_extractor("mnist-clf")
+    fake.name = "mnist-clf-variant"
+    assert run(evaluator=fake)[1] == "miss"  # another extractor
+    assert run(cache=False)[1] == "off"
+
+
+def test_fid_only_entry_is_upgraded_when_features_are_needed(digits, mnist_clf):
+    args = dict(evaluator=mnist_clf, ref=digits[:300], options=SMALL)
+    assert evaluate(digits[-200:], metrics="fid", **args).protocol["reference"]["cache"] == "miss"
+    assert evaluate(digits[-200:], metrics="fid", **args).protocol["reference"]["cache"] == "hit"
+    assert evaluate(digits[-200:], metrics="kid", **args).protocol["reference"]["cache"] == "miss"  # raw features needed
+    assert evaluate(digits[-200:], metrics="fid,pr", **args).protocol["reference"]["cache"] == "hit"
+
+
+def test_corrupt_cache_file_is_recomputed(digits, mnist_clf, isolated_cache):
+    args = dict(metrics="fid", evaluator=mnist_clf, ref=digits[:300], options=SMALL)
+    first = evaluate(digits[-200:], **args).values
+    (path,) = (isolated_cache / "ref-stats").glob("*.npz")
+    path.write_bytes(b"not an npz")
+    r = evaluate(digits[-200:], **args)
+    assert r.protocol["reference"]["cache"] == "miss" and r.values == first
+
+
+# ---------------------------------------------------------------------------------------------
+# Protocol and ranking
+
+
+def test_protocol_records_what_the_numbers_depend_on(tmp_path, digits):
+    npz = tmp_path / "fake.npz"
+    np.savez(npz, images=blur(digits[-400:])[:, 0].numpy())
+    r = evaluate(str(npz), metrics="fid,classes", n=300, seed=3, options=SMALL)  # default reference: mnist5k
+    p = r.protocol
+    assert p["n_generated"] == 300 and p["n_real"] == 5000 and p["seed"] == 3
+    assert p["target"]["kind"] == "npz" and p["target"]["bytes"] == npz.stat().st_size
+    assert p["target"]["subset"] == "random 300 of 400 (seed 3)" and len(p["target"]["pixels_sha256"]) == 64
+    assert p["reference"]["name"] == "mnist5k" and p["reference"]["cache"] == "miss"
+    from ganforge.evaluators.mnist_clf import default_weights_path
+
+    sidecar = json.loads(default_weights_path().with_suffix(".json").read_text())
+    ex = p["extractor"]
+    assert ex["name"] == "mnist-clf" and ex["weights_sha256"] == sidecar["sha256"]
+    assert ex["resize"] == "bilinear-antialias" and ex["dtype"] == "float32"
+    assert p["ganforge_version"] and p["options"]["kid_subset_size"] == 100 and p["options"]["class_min_count"] == 3
+    assert list(r.to_dict()) == ["fid", "classes_covered", "class_kl", "protocol"]
+    json.dumps(r.to_dict())  # JSON-ready
+
+
+def test_real_digits_beat_blurred_which_beat_noise(shared_data, digits):
+    with np.load(os.path.join(shared_data, "mnist-test10k.npz")) as z:
+        real = torch.from_numpy(z["images"][:1000]).unsqueeze(1)  # (1000, 1, 28, 28), disjoint from mnist5k
+    noise = torch.randint(0, 256, real.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    scores = {name: evaluate(x, metrics=ALL, n_ref=1000).values for name, x in
+              (("real", real), ("blurred", blur(real)), ("noise", noise))}
+    r, b, n = scores["real"], scores["blurred"], scores["noise"]
+    for lower_is_better in ("fid", "kid", "class_kl"):
+        assert r[lower_is_better] < b[lower_is_better] < n[lower_is_better], lower_is_better
+    for higher_is_better in ("is", "precision", "recall", "density", "coverage"):
+        assert r[higher_is_better] > b[higher_is_better] > n[higher_is_better], higher_is_better
+    assert r["classes_covered"] == 10 and n["classes_covered"] <= 2
+    assert r["fid"] < 5 and r["precision"] > 0.75 and r["is"] > 8.5  # two samples of the same distribution
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+
+
+def test_bad_input_is_a_usage_error(tmp_path, digits, mnist_clf):
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(mixed / "a.png")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(mixed / "b.png")
+    rgb = torch.zeros(20, 3, 28, 28, dtype=torch.uint8)
+    cases = [
+        (dict(target=str(mixed)), "mixed sizes.*a.png is 28x28 but .*b.png is 32x32"),
+        (dict(target=rgb), "3-channel images but mnist-clf expects 1-channel"),
+        (dict(target=digits[:50], metrics="kid"), "subset size 1000 is larger than the 50 images"),
+        (dict(target=digits[:3], metrics="pr"), "k=3 needs more than 3 images"),
+        (dict(target=digits[:50], metrics="fid,bleu"), "unknown metric 'bleu'; allowed: fid, kid, is, pr, dc, classes"),
+        (dict(target=str(tmp_path / "nope")), "does not exist"),
+        (dict(target=digits[:50], n=100), "100 images requested but it holds only 50"),
+        (dict(target=digits[:50], ref=digits[:2], metrics="dc"), "k=5 needs more than 5 images, but the reference"),
+        (dict(target=digits[:50], evaluator="cifar10-clf", ref=digits[:50]), "not shipped yet.*ganforge evaluator fit cifar10-clf --data PATH"),
+        (dict(target=digits[:50], evaluator="vgg"), "unknown evaluator 'vgg'"),
+    ]
+    for kwargs, match in cases:
+        kwargs.setdefault("evaluator", mnist_clf)
+        target = kwargs.pop("target")
+        with pytest.raises(UsageError, match=match):
+            evaluate(target, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Paired images
+
+
+def test_evaluate_pairs_matches_direct_metrics_and_pairs_by_name(tmp_path):
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 256, (3, 24, 24, 3), dtype=np.uint8)
+    pred = np.clip(gt.astype(int) + rng.integers(-20, 21, gt.shape), 0, 255).astype(np.uint8)
+    (tmp_path / "pred").mkdir(), (tmp_path / "gt").mkdir()
+    for i, name in enumerate(["b", "a", "c"]):
+        Image.fromarray(pred[i]).save(tmp_path / "pred" / f"{name}.png")
+        Image.fromarray(gt[i]).save(tmp_path / "gt" / f"{name}.bmp")  # suffixes may differ
+    r = evaluate_pairs(tmp_path / "pred", tmp_path / "gt", metrics="psnr,ssim", y_channel=True, crop=2)
+    assert list(r.per_image) == ["a", "b", "c"]
+    p = torch.from_numpy(pred).permute(0, 3, 1, 2).double()
+    g = torch.from_numpy(gt).permute(0, 3, 1, 2).double()
+    want_psnr = psnr(p, g, data_range=255, y_channel=True, crop=2)
+    want_ssim = ssim(p, g, data_range=255, y_channel=True, crop=2)
+    for i, name in enumerate(["b", "a", "c"]):
+        assert r.per_image[name]["psnr"] == pytest.approx(float(want_psnr[i]), rel=1e-12)
+        assert r.per_image[name]["ssim"] == pytest.approx(float(want_ssim[i]), rel=1e-12)
+    assert r.mean["psnr"] == pytest.approx(float(want_psnr.mean()), rel=1e-12)
+    assert r.protocol["y_channel"] and r.protocol["crop"] == 2 and r.protocol["n_pairs"] == 3
+    np.savez(tmp_path / "p.npz", images=pred)
+    np.savez(tmp_path / "g.npz", images=gt)
+    by_index = evaluate_pairs(tmp_path / "p.npz", tmp_path / "g.npz", metrics="psnr")
+    assert by_index.per_image["1"]["psnr"] == pytest.approx(float(psnr(p[1:2], g[1:2], data_range=255)[0]))
+    one = evaluate_pairs(tmp_path / "pred" / "a.png", tmp_path / "gt" / "a.bmp", metrics="psnr")
+    assert one.mean["psnr"] == pytest.approx(float(psnr(p[1:2], g[1:2], data_range=255)[0]))  # "a" is image 1
+
+
+def test_evaluate_pairs_errors(tmp_path):
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(tmp_path / "b.png")
+    Image.fromarray(np.zeros((24, 24), np.uint8)).save(tmp_path / "g.png")
+    (tmp_path / "p").mkdir(), (tmp_path / "q").mkdir()
+    Image.fromarray(np.zeros((24, 24), np.uint8)).save(tmp_path / "p" / "x.png")
+    Image.fromarray(np.zeros((24, 24), np.uint8)).save(tmp_path / "q" / "y.png")
+    with pytest.raises(UsageError, match="PRED and GT differ for a: 24x24 with 3 channel"):
+        evaluate_pairs(tmp_path / "a.png", tmp_path / "b.png")
+    with pytest.raises(UsageError, match="differ for a: .*3 channel.*1 channel"):
+        evaluate_pairs(tmp_path / "a.png", tmp_path / "g.png")
+    with pytest.raises(UsageError, match="only in PRED: x"):
+        evaluate_pairs(tmp_path / "p", tmp_path / "q")
+    with pytest.raises(UsageError, match="unknown metric 'lpips'; allowed: psnr, ssim, ms_ssim"):
+        evaluate_pairs(tmp_path / "a.png", tmp_path / "a.png", metrics="psnr,lpips")
+    with pytest.raises(UsageError, match="GT .*missing.png does not exist"):
+        evaluate_pairs(tmp_path / "a.png", tmp_path / "missing.png")
+    with pytest.raises(UsageError, match="ms_ssim needs images of at least 161x161"):
+        evaluate_pairs(tmp_path / "a.png", tmp_path / "a.png", metrics="ms_ssim")
+    assert evaluate_pairs(tmp_path / "a.png", tmp_path / "a.png", metrics="psnr").mean["psnr"] == float("inf")

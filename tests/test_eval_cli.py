@@ -1,0 +1,177 @@
+"""`ganforge eval`, `eval-pair` and `evaluator fit|list`: JSON shapes, one-line errors with exit
+code 2, and the cifar10-clf fit function on a tiny subset (the real 85% run needs a GPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganforge.cli import main
+from ganforge.errors import UsageError
+from ganforge.evaluators import fit_cifar10_clf, load_evaluator
+
+SMALL = ["--kid-subset-size", "50", "--kid-subsets", "5", "--is-splits", "5"]
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # two OpenMP threads on a busy 2-core machine are many times slower
+    yield
+    torch.set_num_threads(before)
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def files(tmp_path):
+    """An .npz of 120 digits, an RGB .npz, a folder of mixed sizes, two PNG pairs and a saved generator."""
+    from ganforge.data import load_images
+
+    digits = load_images("mnist5k", resolution=28, channels=1).images[:120, 0].numpy()  # (120, 28, 28)
+    np.savez(tmp_path / "digits.npz", images=digits)
+    np.savez(tmp_path / "rgb.npz", images=np.zeros((20, 28, 28, 3), np.uint8))
+    (tmp_path / "mixed").mkdir()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "mixed" / "a.png")
+    Image.fromarray(np.zeros((30, 30), np.uint8)).save(tmp_path / "mixed" / "b.png")
+    Image.fromarray(digits[0]).save(tmp_path / "one.png")
+    Image.fromarray(digits[1]).save(tmp_path / "two.png")
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "small.png")
+    from ganforge.models import build_generator
+    from ganforge.models.config import ModelConfig
+    from ganforge.training.checkpoint import save_generator
+
+    cfg = ModelConfig(arch="dcgan", resolution=28, channels=1, z_dim=16, g_width=8)
+    torch.manual_seed(0)
+    save_generator(tmp_path / "run" / "model", cfg, build_generator(cfg))
+    (tmp_path / "notweights.pth").write_bytes(b"x" * 100)
+    return tmp_path
+
+
+def test_eval_json_has_every_metric_and_the_protocol(capsys, files):
+    code, out, err = run_cli(capsys, "eval", files / "digits.npz", "--metrics", "fid,kid,is,pr,dc,classes",
+                             "--n-ref", 300, *SMALL, "--json")
+    assert code == 0, err
+    obj = json.loads(out)
+    assert list(obj) == ["fid", "kid", "kid_std", "is", "is_std", "precision", "recall", "density", "coverage",
+                         "classes_covered", "class_kl", "protocol"]
+    p = obj["protocol"]
+    assert p["n_generated"] == 120 and p["n_real"] == 300 and p["reference"]["name"] == "mnist5k"
+    assert p["extractor"]["name"] == "mnist-clf" and len(p["extractor"]["weights_sha256"]) == 64
+    assert obj["fid"] < 20 and obj["classes_covered"] == 10  # real digits against real digits
+
+
+def test_eval_a_run_folder_prints_values_and_protocol(capsys, files):
+    code, out, err = run_cli(capsys, "eval", files / "run", "--metrics", "fid,is", "--n", 60, "--n-ref", 100, *SMALL)
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("fid ") and out.splitlines()[1].startswith("is ") and "±" in out
+    assert "protocol: 60 generated vs 100 real" in err and "mnist-clf sha256" in err
+
+
+def test_eval_pair_json(capsys, files):
+    code, out, err = run_cli(capsys, "eval-pair", files / "one.png", files / "one.png", "--metrics", "psnr,ssim", "--json")
+    assert code == 0, err
+    obj = json.loads(out)
+    assert obj["psnr"] == "inf" and obj["ssim"] == 1.0 and obj["per_image"]["one"]["ssim"] == 1.0
+    assert obj["protocol"]["pairing"] == "two files"
+    code, out, _ = run_cli(capsys, "eval-pair", files / "one.png", files / "two.png", "--crop", 2)
+    assert code == 0 and out.splitlines()[-1].startswith("mean")
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["eval", "{d}/digits.npz", "--metrics", "fid,lpips"], "unknown metric 'lpips'; allowed: fid, kid, is, pr, dc, classes"),
+        (["eval", "{d}/mixed", "--metrics", "fid"], "mixed sizes"),
+        (["eval", "{d}/rgb.npz", "--metrics", "fid"], "3-channel images but mnist-clf expects 1-channel"),
+        (["eval", "{d}/digits.npz", "--metrics", "kid"], "subset size 1000 is larger than the 120 images"),
+        (["eval", "{d}/digits.npz", "--metrics", "pr", "--pr-k", "200", "--n-ref", "150"], "k=200 needs more than 200 images"),
+        (["eval", "{d}/nothing.npz"], "does not exist"),
+        (["eval", "{d}/digits.npz", "--evaluator", "inception-v3-fid"], "--inception-weights PATH"),
+        (["eval", "{d}/digits.npz", "--evaluator", "inception-v3-fid", "--inception-weights", "{d}/notweights.pth"],
+         "sha256"),
+        (["eval", "{d}/digits.npz", "--inception-weights", "{d}/notweights.pth"], "only apply to --evaluator inception-v3-fid"),
+        (["eval", "{d}/digits.npz", "--evaluator", "cifar10-clf", "--ref", "{d}/digits.npz"],
+         "ganforge evaluator fit cifar10-clf --data PATH"),
+        (["eval-pair", "{d}/one.png", "{d}/small.png"], "PRED and GT differ for one"),
+        (["eval-pair", "{d}/one.png", "{d}/gone.png"], "does not exist"),
+        (["eval-pair", "{d}/one.png", "{d}/one.png", "--metrics", "fid"], "allowed: psnr, ssim, ms_ssim"),
+        (["evaluator", "fit", "resnet50"], "fittable evaluators: mnist-clf, cifar10-clf"),
+        (["evaluator", "fit", "cifar10-clf"], "needs --data PATH"),
+    ],
+)
+def test_usage_errors_are_one_line(capsys, files, args, needle):
+    code, out, err = run_cli(capsys, *[a.format(d=files) for a in args])
+    assert code == 2, (out, err)
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("INFO ")]
+    assert len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_evaluator_list(capsys):
+    code, out, _ = run_cli(capsys, "evaluator", "list")
+    assert code == 0
+    for name in ("mnist-clf", "cifar10-clf", "inception-v3-fid"):
+        assert name in out
+    assert "not shipped yet" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# cifar10-clf: weights are not shipped; the fit function runs (tiny here, a GPU run for real)
+
+
+def _tiny_cifar_folder(root, per_class: int = 12):
+    """10 class folders of 32x32 RGB images whose colour depends on the class (learnable in 1 epoch)."""
+    rng = np.random.default_rng(0)
+    for c in range(10):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(per_class):
+            img = rng.integers(0, 60, (32, 32, 3)) + np.array([c * 19, 255 - c * 19, (c * 97) % 190])
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / f"class{c}" / f"{i}.png")
+    return root
+
+
+def test_cifar10_clf_is_not_shipped_and_says_how_to_fit():
+    with pytest.raises(UsageError, match=r"not shipped yet.*`ganforge evaluator fit cifar10-clf --data PATH`"):
+        load_evaluator("cifar10-clf")
+
+
+def test_fit_cifar10_clf_cli_then_evaluate_with_it(capsys, tmp_path):
+    data = _tiny_cifar_folder(tmp_path / "tiny")
+    code, out, err = run_cli(capsys, "evaluator", "fit", "cifar10-clf", "--data", data, "--test-data", data, "--epochs", 1)
+    assert code == 0, err
+    clf = load_evaluator("cifar10-clf")  # found in <cache>/weights without being told
+    assert clf.meta["epochs"] == 1 and clf.meta["train_images"] == 120 and clf.meta["test_images"] == 120
+    assert clf.meta["class_names"] == [f"class{c}" for c in range(10)]
+    np.savez(tmp_path / "fake.npz", images=np.full((40, 32, 32, 3), 90, np.uint8))
+    code, out, err = run_cli(capsys, "eval", tmp_path / "fake.npz", "--evaluator", "cifar10-clf", "--ref", data,
+                             "--metrics", "fid,classes", "--json")
+    assert code == 0, err
+    obj = json.loads(out)
+    assert obj["protocol"]["extractor"]["weights_sha256"] == clf.meta["sha256"] and obj["fid"] > 0
+
+
+def test_fit_cifar10_clf_on_a_real_subset(shared_data, tmp_path):
+    out = tmp_path / "c.safetensors"
+    meta = fit_cifar10_clf(out, data=os.path.join(shared_data, "cifar10-train20k.zip"), epochs=1, max_images=300,
+                           batch_size=64, log=None)
+    assert meta["train_images"] == 300 and meta["architecture"] == "cifar-resnet14-w32-v1"
+    assert meta["class_names"][0] == "airplane" and meta["class_names"][-1] == "truck"
+    clf = load_evaluator("cifar10-clf", weights_file=out)
+    with torch.no_grad():
+        feats = clf.features(torch.zeros(2, 3, 32, 32))
+    assert feats.shape == (2, 128) and sum(p.numel() for p in clf.parameters()) < 1_000_000
+    again = fit_cifar10_clf(tmp_path / "d.safetensors", data=os.path.join(shared_data, "cifar10-train20k.zip"),
+                            epochs=1, max_images=300, batch_size=64, log=None)
+    assert again["sha256"] == meta["sha256"]  # seeded: the same run gives the same bytes
