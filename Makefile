@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## demo: train the DCGAN on the embedded MNIST digits (a few CPU minutes); samples land in runs/
+## demo: train the DCGAN on the embedded MNIST digits (a few CPU minutes), then score it with
+## the shipped mnist-clf evaluator; samples, metrics and the generator land in runs/
 demo: $(STAMP)
 	$(PY) -m ganforge train --preset dcgan-mnist
+	$(PY) -m ganforge eval "$$(ls -d runs/[0-9]*-dcgan-mnist | tail -n 1)" --evaluator mnist-clf --n 10000
 
 ## test: the test suite (fast CPU tests; slow ones need GANFORGE_SLOW=1)
 test: $(STAMP)

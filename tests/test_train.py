@@ -96,7 +96,7 @@ def test_save_load_gives_identical_samples(tmp_path):
     assert a.shape == (20, 28, 28, 1) and a.dtype == np.uint8
 
 
-@pytest.mark.parametrize("name", ["wgan-gp-mnist", "wgan-mnist", "keras-dcgan-mnist", "sagan-mnist", "cgan-mnist", "lsgan-mnist"])
+@pytest.mark.parametrize("name", ["wgan-gp-mnist", "wgan-mnist", "keras-dcgan-mnist", "sagan-mnist", "cgan-mnist", "lsgan-mnist", "mlp-mnist", "faces-lfw", "dcgan-mnist"])
 def test_each_family_trains_a_few_steps(tmp_path, name):
     cfg = get_preset(name)
     small = ["train.total_steps=3", "train.batch_size=8", "train.progress=false", "train.log_every=1",
@@ -141,3 +141,18 @@ def test_numbered_run_folders(tmp_path):
     a = train(tiny_cfg(2), runs_root=tmp_path)
     b = train(tiny_cfg(2), runs_root=tmp_path)
     assert a.name == "00001-test-mlp-digits" and b.name == "00002-test-mlp-digits"
+
+
+@pytest.mark.parametrize("name", ["sngan-cifar10", "dcgan-cifar10"])
+def test_cifar_presets_train_on_the_real_zip(tmp_path, shared_data, name):
+    from dataclasses import replace
+
+    cfg = get_preset(name)
+    cfg = replace(cfg, data=replace(cfg.data, source=f"{shared_data}/cifar10-train20k.zip"))
+    small = ["train.total_steps=2", "train.batch_size=8", "train.progress=false", "train.log_every=1",
+             "train.sample_every=0", "train.sample_grid=4", "checkpoint.every_steps=0", "data.max_images=32",
+             "model.g_width=8", "model.d_width=8"]
+    run = train(apply_overrides(cfg, small), out=tmp_path / name)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(np.isfinite(r["d_loss"]) for r in rows)
+    assert (run / "samples" / "final.png").is_file()

@@ -24,7 +24,7 @@ SCHEDULES = ("constant", "linear", "cosine")
 OPTIMIZERS = ("adam", "rmsprop")
 UPDATES = ("alternating", "simultaneous")
 AUGMENTS = ("translation", "cutout", "color")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
 DEVICES = ("auto", "cpu", "cuda")
 BAD_IMAGE_POLICIES = ("error", "skip")
 NONFINITE_POLICIES = ("abort", "skip", "rollback")
@@ -95,7 +95,7 @@ class CheckpointConfig:
 
 @dataclass(frozen=True)
 class PerfConfig:
-    precision: str = "fp32"  # fp32 | bf16 (autocast; losses and penalties stay fp32)
+    precision: str = "fp32"  # fp32 | bf16 (autocast; losses and penalties stay fp32) | auto (bf16 where the hardware has it)
     channels_last: bool = False  # NHWC memory format for conv nets
 
 

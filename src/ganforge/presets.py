@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ganforge.config import (
-    CheckpointConfig, DataConfig, LossConfig, OptimConfig, RunConfig, TrainConfig, validate,
+    CheckpointConfig, DataConfig, LossConfig, OptimConfig, PerfConfig, RunConfig, TrainConfig, validate,
 )
 from ganforge.errors import UsageError
 from ganforge.models.config import ModelConfig
@@ -102,6 +102,7 @@ PRESETS: dict[str, RunConfig] = {
         optim=OptimConfig(lr_g=2e-4, lr_d=2e-4, beta1_g=0.5, beta1_d=0.5),
         train=TrainConfig(total_steps=50000, batch_size=64, ema_decay=0.9999, sample_every=2000, log_every=100),
         checkpoint=CheckpointConfig(every_steps=5000),
+        perf=PerfConfig(precision="auto", channels_last=True),
     ),
     "sngan-cifar10": RunConfig(
         description="SNGAN (Miyato et al. 2018) ResNet at 32 px: spectral norm D, hinge, n_dis 5, Adam(2e-4, 0, 0.9), linear decay.",
@@ -112,9 +113,12 @@ PRESETS: dict[str, RunConfig] = {
         optim=OptimConfig(lr_g=2e-4, lr_d=2e-4, beta1_g=0.0, beta2_g=0.9, beta1_d=0.0, beta2_d=0.9, schedule="linear"),
         train=TrainConfig(total_steps=100000, batch_size=64, n_critic=5, ema_decay=0.9999, sample_every=2000, log_every=100),
         checkpoint=CheckpointConfig(every_steps=5000),
+        # bf16 autocast + NHWC where the hardware has bf16 units: 2.9x faster on this project's
+        # 2-core CPU (docs/BENCHMARKS.md); losses and penalties stay fp32.
+        perf=PerfConfig(precision="auto", channels_last=True),
     ),
     "faces-lfw": RunConfig(
-        description="Faces from 200 LFW crops (scikit-image): DCGAN 32 px with DiffAugment for tiny datasets.",
+        description="Faces from the 100 LFW face crops in scikit-image: DCGAN 32 px with DiffAugment for tiny datasets.",
         data=DataConfig(source="lfw-faces", hflip=True),
         model=ModelConfig(arch="dcgan", resolution=32, channels=1, z_dim=64, g_width=32, d_width=32),
         loss=LossConfig(kind="ns"),

@@ -11,6 +11,7 @@ import click
 from ganforge import __version__
 from ganforge.cli.data import data_cmd
 from ganforge.cli.eval import eval_cmd, eval_pair_cmd, evaluator_cmd
+from ganforge.cli.modes import modes_cmd
 from ganforge.cli.train import presets_cmd, sample_cmd, train_cmd
 from ganforge.errors import GanforgeError
 
@@ -36,6 +37,7 @@ cli.add_command(data_cmd)
 cli.add_command(eval_cmd)
 cli.add_command(eval_pair_cmd)
 cli.add_command(evaluator_cmd)
+cli.add_command(modes_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ from ganforge.training.ema import EMA
 from ganforge.training.guard import NonFinite, NonFiniteGuard, StopRequest, TrainingInterrupted
 from ganforge.training.logger import MetricsLog, plot_losses
 from ganforge.training.objective import Objective
+from ganforge.training.perf import resolve_precision
 from ganforge.training.rundir import create_run_dir
 from ganforge.training.schedule import lr_factor
 from ganforge.training.stats import Accumulator, grad_norm
@@ -143,9 +144,10 @@ def train(
     ema = EMA(G, t.ema_decay, t.ema_warmup) if t.ema_decay > 0 else None
     objective = Objective.from_config(cfg)
     # bf16 autocast keeps fp32's exponent range, so no gradient scaler (and no scaler state) is needed.
+    precision = resolve_precision(cfg.perf.precision, device)  # "auto" -> bf16 only where native
     autocast = (
         (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
-        if cfg.perf.precision == "bf16" else contextlib.nullcontext
+        if precision == "bf16" else contextlib.nullcontext
     )
     fake_labels = label_sampler(m.num_classes if cfg.data.use_labels else 0, t.batch_size, device)
     guard = NonFiniteGuard(t.on_nonfinite, t.max_rollbacks)  # train.on_nonfinite: abort | skip | rollback
@@ -208,7 +210,10 @@ def train(
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / ckpt.STATE_DIR
     (run_dir / "samples").mkdir(exist_ok=True)
-    atomic_write_bytes(run_dir / "config.json", json.dumps({"ganforge_version": __version__, "run": json.loads(dumps(cfg))}, indent=2).encode())
+    atomic_write_bytes(run_dir / "config.json", json.dumps({
+        "ganforge_version": __version__, "run": json.loads(dumps(cfg)),
+        "resolved": {"device": str(device), "precision": precision, "torch": torch.__version__},  # what actually ran
+    }, indent=2).encode())
     metrics = MetricsLog(run_dir / "metrics.jsonl")  # appends
 
     def save_checkpoint(step: int) -> Path:

@@ -1,0 +1,113 @@
+"""Run a method on a 2D benchmark for several seeded trials: mean ± standard error of the
+VEEGAN/PacGAN numbers, scatter plots, and the markdown comparison table."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ganforge.errors import UsageError
+from ganforge.modes.methods import get_method
+from ganforge.modes.metrics import ModeStats, mode_stats
+from ganforge.modes.toy import BENCHMARKS, Benchmark, generate, train_toy
+
+N_EVAL_SAMPLES = 2500  # generated samples scored per trial (VEEGAN / PacGAN)
+DEFAULT_STEPS = 2000  # G updates per trial; about 45 s on one CPU thread (docs/MODE_COLLAPSE.md)
+
+
+def get_benchmark(name: str) -> Benchmark:
+    if name not in BENCHMARKS:
+        raise UsageError(f"unknown benchmark {name!r}: choose one of {', '.join(BENCHMARKS)}")
+    return BENCHMARKS[name]
+
+
+def mean_se(xs: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (sample std with n-1, / √n; 0 for one value)."""
+    n = len(xs)
+    m = sum(xs) / n
+    if n < 2:
+        return m, 0.0
+    var = sum((x - m) ** 2 for x in xs) / (n - 1)
+    return m, math.sqrt(var / n)
+
+
+@dataclass
+class BenchResult:
+    benchmark: str
+    method: str
+    steps: int
+    trials: list[ModeStats]
+    seconds_per_trial: float
+
+    def summary(self) -> dict:
+        out: dict = {"benchmark": self.benchmark, "method": self.method, "trials": len(self.trials), "steps": self.steps}
+        for key in ("modes", "hq", "kl"):
+            m, se = mean_se([float(getattr(t, key)) for t in self.trials])
+            out[f"{key}_mean"], out[f"{key}_se"] = m, se
+        out["seconds_per_trial"] = self.seconds_per_trial
+        return out
+
+    def row(self) -> str:
+        s = self.summary()
+        k = len(BENCHMARKS[self.benchmark].means)
+        return (
+            f"| {self.benchmark} | {self.method} | {s['modes_mean']:.1f} ± {s['modes_se']:.1f} / {k} "
+            f"| {100 * s['hq_mean']:.1f} ± {100 * s['hq_se']:.1f} | {s['kl_mean']:.3f} ± {s['kl_se']:.3f} "
+            f"| {s['trials']} | {s['steps']} | {s['seconds_per_trial']:.0f} |"
+        )
+
+
+TABLE_HEADER = (
+    "| benchmark | method | modes | high quality % | reverse KL | trials | steps | s/trial |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
+
+
+def run_benchmark(
+    benchmark: str, method: str, trials: int = 10, steps: int = DEFAULT_STEPS, seed: int = 0, out: Path | None = None
+) -> BenchResult:
+    """Trial t trains with seed `seed + t` and scores 2,500 samples; plots go to `out` if given."""
+    if trials < 1:
+        raise UsageError(f"--trials must be at least 1, got {trials}")
+    if steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {steps}")
+    bench, meth = get_benchmark(benchmark), get_method(method)
+    cfg = meth.config(steps)
+    stats, samples, t0 = [], [], time.perf_counter()
+    for t in range(trials):
+        G = train_toy(bench, cfg, seed=seed + t)
+        x = generate(G, N_EVAL_SAMPLES, cfg.z_dim, seed=10_000 + seed + t)  # (2500, 2)
+        stats.append(mode_stats(x, bench))
+        samples.append(x)
+    result = BenchResult(benchmark, method, steps, stats, (time.perf_counter() - t0) / trials)
+    if out is not None:
+        plot_samples(bench, samples, stats, Path(out) / f"{benchmark}-{method}.png", title=f"{benchmark} · {method}")
+    return result
+
+
+def plot_samples(bench: Benchmark, samples: list[torch.Tensor], stats: list[ModeStats], path: Path, title: str) -> Path:
+    """Scatter of up to 4 trials' generated samples (blue) over the mode centres (red)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = min(4, len(samples))
+    fig, axes = plt.subplots(1, n, figsize=(3 * n, 3.2), squeeze=False)
+    means = bench.means_tensor()
+    lim = float(means.abs().max()) * 1.4 + 0.2
+    for ax, x, s in zip(axes[0], samples, stats):
+        ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.4, c="tab:blue", linewidths=0)
+        ax.scatter(means[:, 0], means[:, 1], s=12, c="tab:red", marker="x")
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
+        ax.set_title(f"{s.modes} modes, {100 * s.hq:.0f}% HQ", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
