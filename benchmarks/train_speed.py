@@ -45,6 +45,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = train(cfg, out=Path(tmp) / "run")
         rows = read_metrics(run / "metrics.jsonl")
+        resolved = json.loads((run / "config.json").read_text()).get("resolved", {})
     timed = rows[1:] if len(rows) > 1 else rows  # the first interval includes warm-up
     img_s = statistics.median(r["img_per_s"] for r in timed)
     imgs_per_step = cfg.train.batch_size * (cfg.train.n_critic if cfg.train.update == "alternating" else 1)
@@ -55,7 +56,7 @@ def main() -> None:
     print(json.dumps({
         "preset": args.preset, "batch": cfg.train.batch_size, "n_critic": cfg.train.n_critic,
         "steps_per_s": round(img_s / imgs_per_step, 3), "img_per_s": round(img_s, 1),
-        "precision": cfg.perf.precision, "device": "cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu",
+        "precision": cfg.perf.precision, "precision_used": resolved.get("precision"), "device": "cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu",
         "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(), "cores": os.cpu_count(),
         "torch": torch.__version__, "commit": commit, "date": datetime.date.today().isoformat(),
     }))

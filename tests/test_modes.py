@@ -157,3 +157,10 @@ def test_cli_bad_input(capsys, args, needle):
     assert main(["modes", *args]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_all_prints_markdown_table(capsys, tmp_path):
+    assert main(["modes", "--all", "--trials", "1", "--steps", "2", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("| benchmark | method") and len(lines) == 2 + 2 * len(METHODS)
+    assert all(line.startswith("| ring8 |") or line.startswith("| grid25 |") for line in lines[2:])

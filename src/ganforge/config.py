@@ -84,7 +84,7 @@ class TrainConfig:
     progress: bool = True  # show a progress bar with ETA
     on_nonfinite: str = "abort"  # abort | skip | rollback: what a NaN/Inf loss or gradient does (docs/RELIABILITY.md)
     max_rollbacks: int = 3  # with on_nonfinite=rollback: give up (abort) after this many rollbacks
-    world_size: int = 1  # data-parallel processes sharing train.batch_size (1: multi-process training does not exist yet)
+    world_size: int = 1  # must stay 1: multi-process runs take their process count from torchrun (training/distributed.py)
 
 
 @dataclass(frozen=True)
@@ -284,10 +284,17 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 
 def check_world_size(batch_size: int, world_size: int, pack: int = 1) -> None:
-    """The data-parallel split of the global batch, checked before anything is built.
+    """train.world_size as a config value: it must be 1. Multi-process training is started by
+    the launcher (torchrun, see training/distributed.py), whose world size is checked with
+    check_batch_split, never by this setting."""
+    check_batch_split(batch_size, world_size, pack)
+    if world_size != 1:
+        raise UsageError(f"train.world_size={world_size}: multi-process training is not implemented yet; use 1")
 
-    DDP will call this with the launcher's world size; each process then takes
-    batch_size / world_size images (a multiple of model.pack)."""
+
+def check_batch_split(batch_size: int, world_size: int, pack: int = 1) -> None:
+    """The data-parallel split of the global batch, checked before anything is built: each
+    process takes batch_size / world_size images (a multiple of model.pack)."""
     _positive("train.world_size", world_size)
     if batch_size % world_size:
         raise UsageError(
@@ -298,8 +305,6 @@ def check_world_size(batch_size: int, world_size: int, pack: int = 1) -> None:
         raise UsageError(
             f"train.batch_size / train.world_size = {batch_size // world_size} must be divisible by model.pack={pack}"
         )
-    if world_size != 1:
-        raise UsageError(f"train.world_size={world_size}: multi-process training is not implemented yet; use 1")
 
 
 def dumps(cfg: RunConfig) -> str:

@@ -9,6 +9,7 @@ import sys
 import click
 
 from ganforge import __version__
+from ganforge.cli.bench import bench_cmd
 from ganforge.cli.data import data_cmd
 from ganforge.cli.eval import eval_cmd, eval_pair_cmd, evaluator_cmd
 from ganforge.cli.modes import modes_cmd
@@ -38,6 +39,7 @@ cli.add_command(eval_cmd)
 cli.add_command(eval_pair_cmd)
 cli.add_command(evaluator_cmd)
 cli.add_command(modes_cmd)
+cli.add_command(bench_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

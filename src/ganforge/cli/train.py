@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
       ganforge train --preset cgan-mnist --data my_labelled_folder --set model.num_classes=5
       ganforge train --resume runs/00003-dcgan-mnist --set train.total_steps=6000
       ganforge train --resume latest
+      torchrun --nproc_per_node 2 -m ganforge train --preset dcgan-mnist   (batch_size is the global batch)
     """
     from ganforge.config import from_dict
     from ganforge.models import check_model_config
@@ -81,8 +83,12 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
         click.echo(f"dry run: config is valid; would {'resume' if resume_dir else 'write'} {where}", err=True)
         return
     from ganforge.training import train
+    from ganforge.training.distributed import launched
 
-    run_dir = train(cfg, out=out, runs_root=runs_root, resume=resume_dir)
+    with launched(cfg.train.device):  # torchrun: a process group for the run, destroyed however it ends
+        run_dir = train(cfg, out=out, runs_root=runs_root, resume=resume_dir)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun only rank 0 reports (and writes) the run
     click.echo(f"run folder: {run_dir}")
     click.echo(f"  samples:   {run_dir / 'samples' / 'final.png'}")
     click.echo(f"  generator: {run_dir / 'model'}  (load with ganforge.load_generator)")

@@ -3,9 +3,10 @@
 Read ``train()`` top to bottom: set-up (or resume), then per G step ``n_critic`` D steps, one
 G step, the EMA update, the LR schedule, and the logging / sampling / checkpoint cadence. GAN
 families differ only in the :class:`Objective` they pass in (loss, penalties, clipping,
-augmentation), never in branches of this loop. Reliability plumbing lives beside it: signals
-and the non-finite policy in ``guard.py``, durable states in ``checkpoint.py`` (what each
-promises: docs/RELIABILITY.md).
+augmentation), never in branches of this loop. The body of one iteration is ``step.py``'s
+``make_iteration`` (``ganforge bench train`` times the same callable). Reliability plumbing lives
+beside it: signals and the non-finite policy in ``guard.py``, durable states in ``checkpoint.py``
+(what each promises: docs/RELIABILITY.md); multi-process (torchrun) training in ``distributed.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import logging
 import os
 import random
+import signal
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,14 +31,15 @@ from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes, image_grid, save_png
 from ganforge.models import build_discriminator, build_generator, check_model_config
 from ganforge.training import checkpoint as ckpt
+from ganforge.training import distributed
 from ganforge.training.ema import EMA
 from ganforge.training.guard import NonFinite, NonFiniteGuard, StopRequest, TrainingInterrupted
 from ganforge.training.logger import MetricsLog, plot_losses
 from ganforge.training.objective import Objective
 from ganforge.training.perf import resolve_precision
 from ganforge.training.rundir import create_run_dir
-from ganforge.training.schedule import lr_factor
-from ganforge.training.stats import Accumulator, grad_norm
+from ganforge.training.stats import Accumulator
+from ganforge.training.step import make_iteration
 
 log = logging.getLogger("ganforge.train")
 
@@ -119,6 +122,9 @@ def train(
     check_model_config(cfg.model)
     t, m = cfg.train, cfg.model
     device = resolve_device(t.device)
+    # Under torchrun (training/distributed.py) each process takes a shard of the global batch; None: one process.
+    parallel = distributed.current(device, t.batch_size, m.pack, resume=run_dir is not None, on_nonfinite=t.on_nonfinite)
+    main = parallel is None or parallel.is_main  # only rank 0 writes files
     if t.threads:
         torch.set_num_threads(t.threads)
     seed_everything(t.seed, t.deterministic)
@@ -139,6 +145,11 @@ def train(
     D = build_discriminator(m).to(device)
     if cfg.perf.channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    if parallel is not None:
+        G, D = parallel.prepare(G, D)  # SyncBatchNorm on CUDA; rank 0's initial weights on every rank
+        if main:
+            log.info("data parallel: %d processes x %d images = global batch %d", parallel.world_size,
+                     t.batch_size // parallel.world_size, t.batch_size)
     opt_g = make_optimizer(G.parameters(), cfg, "g")
     opt_d = make_optimizer(D.parameters(), cfg, "d")
     ema = EMA(G, t.ema_decay, t.ema_warmup) if t.ema_decay > 0 else None
@@ -206,17 +217,22 @@ def train(
         if dropped := ckpt.trim_metrics(run_dir / "metrics.jsonl", start_step):
             log.info("dropped %d metrics row(s) past step %d; they are written again", dropped, start_step)
     else:
-        run_dir = create_run_dir(cfg.preset, out=out, root=runs_root)
+        new_run_dir = lambda: create_run_dir(cfg.preset, out=out, root=runs_root)  # noqa: E731
+        run_dir = new_run_dir() if parallel is None else parallel.from_main(new_run_dir)
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / ckpt.STATE_DIR
-    (run_dir / "samples").mkdir(exist_ok=True)
-    atomic_write_bytes(run_dir / "config.json", json.dumps({
-        "ganforge_version": __version__, "run": json.loads(dumps(cfg)),
-        "resolved": {"device": str(device), "precision": precision, "torch": torch.__version__},  # what actually ran
-    }, indent=2).encode())
-    metrics = MetricsLog(run_dir / "metrics.jsonl")  # appends
+    if main:
+        (run_dir / "samples").mkdir(exist_ok=True)
+        split = {"world_size": parallel.world_size, "per_process_batch": t.batch_size // parallel.world_size} if parallel else {}
+        atomic_write_bytes(run_dir / "config.json", json.dumps({
+            "ganforge_version": __version__, "run": json.loads(dumps(cfg)),
+            "resolved": {"device": str(device), "precision": precision, "torch": torch.__version__, **split},  # what actually ran
+        }, indent=2).encode())
+    metrics = MetricsLog(run_dir / "metrics.jsonl") if main else distributed.NullLog()  # appends
 
-    def save_checkpoint(step: int) -> Path:
+    def save_checkpoint(step: int) -> Path | None:
+        if not main:
+            return None  # rank 0 writes the state, which is the same on every rank
         return ckpt.save_state(ckpt_dir, step, training_state(step), cfg.checkpoint.keep_last)
 
     def roll_back(event: NonFinite) -> int:
@@ -230,6 +246,8 @@ def train(
         save_checkpoint(start_step)  # a rollback needs a state to go back to
 
     def sample_grid(name: str) -> None:
+        if not main:
+            return
         G_s = ema.model if ema is not None else G
         was_training = G_s.training
         G_s.eval()
@@ -262,8 +280,11 @@ def train(
             bar.set_postfix(d=f"{row.get('d_loss', 0):.3f}", g=f"{row.get('g_loss', 0):.3f}", ips=f"{row['img_per_s']:.0f}")
 
     # --- the loop: one iteration = n_critic D steps + one G step
+    iterate = make_iteration(cfg, G=G, D=D, opt_g=opt_g, opt_d=opt_d, objective=objective, batcher=batcher,
+                             fake_labels=fake_labels, guard=guard, acc=acc, ema=ema, autocast=autocast, device=device,
+                             parallel=parallel)
     bar = None
-    if t.progress:
+    if t.progress and main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=t.total_steps, initial=start_step, unit="step", dynamic_ncols=True, desc=cfg.preset)
@@ -274,78 +295,7 @@ def train(
     try:
         with stop.installed():
             while step < t.total_steps:
-                for opt, base in ((opt_g, cfg.optim.lr_g), (opt_d, cfg.optim.lr_d)):
-                    for group in opt.param_groups:
-                        group["lr"] = base * lr_factor(cfg.optim.schedule, step, t.total_steps, cfg.optim.decay_start_step)
-
-                if t.update == "simultaneous":
-                    # The Keras tutorial's step: one G forward, D on real and fake, both losses from the
-                    # same forward, each net updated with its own gradients (no D update before G's).
-                    real, y_real = next(batcher)
-                    y_fake = fake_labels()
-                    z = torch.randn(t.batch_size, m.z_dim, device=device)
-                    with autocast():
-                        fake = G(z, y_fake)
-                        real_logits = D(real, y_real).float()
-                        fake_logits = D(fake, y_fake).float()
-                    d_loss = objective.loss.d_loss(real_logits, fake_logits)
-                    g_loss = objective.loss.g_loss(fake_logits)
-                    d_params, g_params = [p for p in D.parameters()], [p for p in G.parameters()]
-                    grads_d = torch.autograd.grad(d_loss, d_params, retain_graph=True)
-                    grads_g = torch.autograd.grad(g_loss, g_params)
-                    for p, g in zip(d_params, grads_d):
-                        p.grad = g
-                    for p, g in zip(g_params, grads_g):
-                        p.grad = g
-                    stats = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
-                             **objective.d_outputs(real_logits, fake_logits),
-                             "grad_norm_d": grad_norm(d_params), "grad_norm_g": grad_norm(g_params)}
-                    d_ok = guard.allow(step, "d", d_loss, stats["grad_norm_d"])
-                    g_ok = guard.allow(step, "g", g_loss, stats["grad_norm_g"])
-                    if d_ok:
-                        opt_d.step()
-                        objective.after_d_step(D)
-                    if g_ok:
-                        opt_g.step()
-                    if d_ok and g_ok:
-                        acc.add(stats)
-                else:
-                    # --- D steps: fake images are detached, so only D learns here
-                    D.requires_grad_(True)
-                    for i in range(t.n_critic):
-                        real, y_real = next(batcher)  # (B, C, H, W) in [-1, 1], labels (B,) or None
-                        y_fake = fake_labels()
-                        z = torch.randn(t.batch_size, m.z_dim, device=device)
-                        with torch.no_grad(), autocast():
-                            fake = G(z, y_fake)
-                        with autocast():
-                            d_loss, stats = objective.discriminator_loss(D, real, fake, y_real, y_fake, step * t.n_critic + i)
-                        opt_d.zero_grad(set_to_none=True)
-                        d_loss.backward()
-                        stats["grad_norm_d"] = grad_norm(D.parameters())
-                        if guard.allow(step, "d", d_loss, stats["grad_norm_d"]):  # only `skip` ever refuses
-                            opt_d.step()
-                            objective.after_d_step(D)
-                            stats["d_loss"] = d_loss.detach()
-                            acc.add(stats)
-
-                    # --- G step: D frozen, so no D gradients are computed
-                    D.requires_grad_(False)
-                    y_fake = fake_labels()
-                    z = torch.randn(t.batch_size, m.z_dim, device=device)
-                    with autocast():
-                        fake = G(z, y_fake)
-                        g_loss, stats = objective.generator_loss(D, fake, y_fake)
-                    opt_g.zero_grad(set_to_none=True)
-                    g_loss.backward()
-                    stats["grad_norm_g"] = grad_norm(G.parameters())
-                    if guard.allow(step, "g", g_loss, stats["grad_norm_g"]):
-                        opt_g.step()
-                        stats["g_loss"] = g_loss.detach()
-                        acc.add(stats)
-
-                if ema is not None:
-                    ema.update(G)
+                iterate(step)  # n_critic D steps + one G step + EMA (training/step.py)
                 imgs_since += imgs_per_step
                 done = step + 1
 
@@ -353,7 +303,8 @@ def train(
                 # sync with the device, and nothing here draws random numbers, so a checkpoint
                 # holds exactly the RNG states of this step boundary.
                 log_now = done % t.log_every == 0 or done == t.total_steps
-                save_now = done == t.total_steps or stop.requested or bool(cfg.checkpoint.every_steps and done % cfg.checkpoint.every_steps == 0)
+                stopping = stop.requested if parallel is None else parallel.any_rank(stop.requested)  # ranks stop together
+                save_now = done == t.total_steps or stopping or bool(cfg.checkpoint.every_steps and done % cfg.checkpoint.every_steps == 0)
                 if log_now or save_now:
                     event = guard.poll()  # raises NonFiniteError under abort, or when rollbacks run out
                     if event is not None:
@@ -368,8 +319,10 @@ def train(
                     sample_grid(f"step-{done:08d}")
                 if save_now:
                     saved = save_checkpoint(done)
-                    if stop.requested:
-                        raise TrainingInterrupted(stop.signum, done, saved, run_dir)  # type: ignore[arg-type]
+                    if stopping:
+                        if parallel is not None:
+                            parallel.barrier()  # rank 0's checkpoint is on disk before any rank exits
+                        raise TrainingInterrupted(stop.signum or signal.SIGTERM, done, saved or ckpt_dir, run_dir)
                 if bar is not None:
                     bar.update(1)
                 step = done
@@ -379,6 +332,10 @@ def train(
             bar.close()
 
     # --- what the run leaves behind (the last training state was written at the last step)
+    if parallel is not None and (diff := parallel.max_param_difference(G, D)) > 0:
+        log.warning("rank %d: parameters differ from rank 0's by up to %g", parallel.rank, diff)
+    if not main:
+        return run_dir
     sample_grid("final")
     ckpt.save_generator(
         run_dir / ckpt.MODEL_DIR, m, G, ema.model if ema is not None else None,

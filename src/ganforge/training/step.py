@@ -1,0 +1,138 @@
+"""One training iteration (n_critic D steps + one G step, or one simultaneous step), as a callable.
+
+``train()`` calls it once per G step; ``ganforge bench train`` calls the very same callable to
+time ganforge's path, so the benchmark can never drift from the loop. The body is the loop's
+former inner block, moved here unchanged (same ops in the same order, so runs are bit-identical)
+apart from two hooks for multi-process runs, ``shard`` and ``sync_grads``, which are the
+identity and a no-op in one process.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ganforge.config import RunConfig
+from ganforge.data import Batcher
+from ganforge.training.distributed import DataParallel
+from ganforge.training.ema import EMA
+from ganforge.training.guard import NonFiniteGuard
+from ganforge.training.objective import Objective
+from ganforge.training.schedule import lr_factor
+from ganforge.training.stats import Accumulator, grad_norm
+
+
+def make_iteration(
+    cfg: RunConfig,
+    *,
+    G: nn.Module,
+    D: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    objective: Objective,
+    batcher: Batcher,
+    fake_labels: Callable[[], torch.Tensor | None],
+    guard: NonFiniteGuard,
+    acc: Accumulator,
+    ema: EMA | None,
+    autocast: Callable,
+    device: torch.device,
+    parallel: DataParallel | None = None,
+) -> Callable[[int], None]:
+    """Return ``iterate(step)``: set the LRs for G step ``step``, run its D and G updates, update EMA.
+
+    ``parallel`` (multi-process runs only, training/distributed.py): every batch, noise vector
+    and fake label is drawn for the global batch B and this process keeps its shard of B / N
+    rows; gradients are averaged over processes after each backward. None: one process."""
+    t, m = cfg.train, cfg.model
+    batch = t.batch_size  # global batch: noise is drawn for all of it, so RNG streams agree across ranks
+    shard = parallel.shard if parallel is not None else (lambda x: x)  # (B, ...) -> (B / N, ...)
+    sync_grads = parallel.sync_grads if parallel is not None else (lambda params: None)
+
+    def set_lrs(step: int) -> None:
+        for opt, base in ((opt_g, cfg.optim.lr_g), (opt_d, cfg.optim.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = base * lr_factor(cfg.optim.schedule, step, t.total_steps, cfg.optim.decay_start_step)
+
+    def simultaneous(step: int) -> None:
+        # The Keras tutorial's step: one G forward, D on real and fake, both losses from the
+        # same forward, each net updated with its own gradients (no D update before G's).
+        real, y_real = map(shard, next(batcher))
+        y_fake = shard(fake_labels())
+        z = shard(torch.randn(batch, m.z_dim, device=device))
+        with autocast():
+            fake = G(z, y_fake)
+            real_logits = D(real, y_real).float()
+            fake_logits = D(fake, y_fake).float()
+        d_loss = objective.loss.d_loss(real_logits, fake_logits)
+        g_loss = objective.loss.g_loss(fake_logits)
+        d_params, g_params = [p for p in D.parameters()], [p for p in G.parameters()]
+        grads_d = torch.autograd.grad(d_loss, d_params, retain_graph=True)
+        grads_g = torch.autograd.grad(g_loss, g_params)
+        for p, g in zip(d_params, grads_d):
+            p.grad = g
+        for p, g in zip(g_params, grads_g):
+            p.grad = g
+        sync_grads(d_params)
+        sync_grads(g_params)
+        stats = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
+                 **objective.d_outputs(real_logits, fake_logits),
+                 "grad_norm_d": grad_norm(d_params), "grad_norm_g": grad_norm(g_params)}
+        d_ok = guard.allow(step, "d", d_loss, stats["grad_norm_d"])
+        g_ok = guard.allow(step, "g", g_loss, stats["grad_norm_g"])
+        if d_ok:
+            opt_d.step()
+            objective.after_d_step(D)
+        if g_ok:
+            opt_g.step()
+        if d_ok and g_ok:
+            acc.add(stats)
+
+    def alternating(step: int) -> None:
+        # --- D steps: fake images are detached, so only D learns here
+        D.requires_grad_(True)
+        for i in range(t.n_critic):
+            real, y_real = map(shard, next(batcher))  # (B, C, H, W) in [-1, 1], labels (B,) or None
+            y_fake = shard(fake_labels())
+            z = shard(torch.randn(batch, m.z_dim, device=device))  # (B, z_dim)
+            with torch.no_grad(), autocast():
+                fake = G(z, y_fake)
+            with autocast():
+                d_loss, stats = objective.discriminator_loss(D, real, fake, y_real, y_fake, step * t.n_critic + i)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            sync_grads(D.parameters())
+            stats["grad_norm_d"] = grad_norm(D.parameters())
+            if guard.allow(step, "d", d_loss, stats["grad_norm_d"]):  # only `skip` ever refuses
+                opt_d.step()
+                objective.after_d_step(D)
+                stats["d_loss"] = d_loss.detach()
+                acc.add(stats)
+
+        # --- G step: D frozen, so no D gradients are computed
+        D.requires_grad_(False)
+        y_fake = shard(fake_labels())
+        z = shard(torch.randn(batch, m.z_dim, device=device))
+        with autocast():
+            fake = G(z, y_fake)
+            g_loss, stats = objective.generator_loss(D, fake, y_fake)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        sync_grads(G.parameters())
+        stats["grad_norm_g"] = grad_norm(G.parameters())
+        if guard.allow(step, "g", g_loss, stats["grad_norm_g"]):
+            opt_g.step()
+            stats["g_loss"] = g_loss.detach()
+            acc.add(stats)
+
+    body = simultaneous if t.update == "simultaneous" else alternating
+
+    def iterate(step: int) -> None:
+        set_lrs(step)
+        body(step)
+        if ema is not None:
+            ema.update(G)
+
+    return iterate

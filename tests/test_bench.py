@@ -1,0 +1,78 @@
+"""`ganforge bench`: measurement helpers against hand-computed values, the JSON contract, and bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+
+from ganforge.bench.measure import count_flops, peak_memory_mb, time_rate
+from ganforge.cli import main
+
+TINY = ["--steps", "1", "--repeats", "1"]
+
+
+def test_flop_count_of_a_linear_layer_forward_and_backward():
+    # y = x W^T with x (8, 16), W (32, 16): forward 2·8·16·32 FLOPs; backward computes dW only
+    # (x needs no gradient), another 2·8·16·32.
+    lin = torch.nn.Linear(16, 32, bias=False)
+    x = torch.randn(8, 16)
+    assert count_flops(lambda: lin(x).sum().backward()) == 2 * (2 * 8 * 16 * 32)
+
+
+def test_time_rate_is_calls_per_second():
+    rate = time_rate(lambda: time.sleep(0.01), torch.device("cpu"), steps=5, repeats=3, warmup=1)
+    assert 40 < rate <= 100  # 10 ms per call, plus scheduling noise on a shared machine
+
+
+def test_peak_memory_is_reported_in_megabytes():
+    assert 10 < peak_memory_mb(torch.device("cpu")) < 1e6  # a Python process with torch: tens of MB at least
+
+
+def test_bench_train_json_contract(capsys):
+    code = main(["bench", "train", "--preset", "mlp-mnist", "--batch", "8", "--warmup", "1", *TINY, "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    r = json.loads(out)
+    for key in ("ratio", "device", "preset", "batch", "flops_per_iter", "peak_tflops"):
+        assert key in r
+    assert r["preset"] == "mlp-mnist" and r["batch"] == 8 and r["device"] == "cpu"
+    assert r["flops_per_iter"] > 0 and r["peak_tflops"]["fp32"] > 0
+    for path in ("reference", "fast"):
+        p = r[path]
+        assert set(p) >= {"img_per_s", "steps_per_s", "tflops", "util", "peak_mem_mb"}
+        assert p["img_per_s"] == pytest.approx(p["steps_per_s"] * 8, rel=1e-3)  # n_critic 1: B real images per step
+        assert p["tflops"] == pytest.approx(r["flops_per_iter"] * p["steps_per_s"] / 1e12, rel=1e-2)
+    assert r["ratio"] == pytest.approx(r["fast"]["img_per_s"] / r["reference"]["img_per_s"], rel=1e-2)
+
+
+def test_bench_sample_json_contract(capsys):
+    code = main(["bench", "sample", "--preset", "mlp-mnist", "--batch", "8", *TINY, "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert r["eager_fp32"]["img_per_s"] > 0 and r["fast"]["img_per_s"] > 0 and r["time_to_first_batch_s"] > 0
+    assert r["ratio"] == pytest.approx(r["fast"]["img_per_s"] / r["eager_fp32"]["img_per_s"], rel=2e-2)
+
+
+BAD = [
+    (["train", "--preset", "no-such", "--batch", "8"], "unknown preset 'no-such'"),
+    (["train", "--preset", "mlp-mnist", "--batch", "0"], "--batch 0 must be >= 1"),
+    (["sample", "--preset", "mlp-mnist", "--batch", "-1"], "--batch -1 must be >= 1"),
+    (["train", "--preset", "mlp-mnist", "--batch", "8", "--steps", "0"], "--steps 0 must be >= 1"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
+    code = main(["bench", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_without_gpu_is_a_usage_error(capsys):
+    code = main(["bench", "train", "--preset", "mlp-mnist", "--batch", "8", "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no CUDA device is available" in err and err.count("\n") == 1, err
