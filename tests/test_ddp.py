@@ -114,6 +114,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
             dist.all_gather(gathered, flat)
             if rank == 0:
                 torch.save(gathered, Path(out) / f"{name}.pt")
+        dist.barrier()  # tear down together: gloo aborts a rank whose peer disconnects while it is destroying
     finally:
         dist.destroy_process_group()
 

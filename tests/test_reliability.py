@@ -371,7 +371,7 @@ BAD_CONFIG = [
     (["--set", "optim.lr_g=-1e-4"], "optim.lr_g=-0.0001 must be > 0"),
     (["--set", "optim.lr_d=0"], "optim.lr_d=0.0 must be > 0"),
     (["--set", "train.batch_size=10", "--set", "train.world_size=3"], "train.batch_size=10 must be divisible by train.world_size=3"),
-    (["--set", "train.world_size=2"], "train.world_size=2: multi-process training is not implemented yet; use 1"),
+    (["--set", "train.world_size=2"], "train.world_size=2: the number of processes comes from the launcher; leave it at 1 and run torchrun --nproc_per_node 2"),
     (["--set", "train.world_size=0"], "train.world_size=0 must be > 0"),
     (["--set", "perf.precision=fp16"], "perf.precision='fp16' is not allowed: use one of fp32, bf16"),
     (["--set", "train.learning_rate=1"], "unknown key 'learning_rate' in 'train'; allowed: ["),

@@ -289,7 +289,7 @@ def check_world_size(batch_size: int, world_size: int, pack: int = 1) -> None:
     check_batch_split, never by this setting."""
     check_batch_split(batch_size, world_size, pack)
     if world_size != 1:
-        raise UsageError(f"train.world_size={world_size}: multi-process training is not implemented yet; use 1")
+        raise UsageError(f"train.world_size={world_size}: the number of processes comes from the launcher; leave it at 1 and run torchrun --nproc_per_node {world_size} -m ganforge train ...")
 
 
 def check_batch_split(batch_size: int, world_size: int, pack: int = 1) -> None:

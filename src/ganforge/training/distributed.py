@@ -76,6 +76,7 @@ def launched(device: str = "auto", timeout_s: float = 600.0) -> Iterator[None]:
     dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(seconds=timeout_s))
     try:
         yield
+        dist.barrier()  # success: tear down together (gloo can abort a rank whose peer disconnects first)
     finally:
         dist.destroy_process_group()
 
