@@ -48,6 +48,10 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -
     except OSError as exc:
         raise UsageError(f"could not write {path}: {exc.strerror or exc}") from exc
     try:
+        # mkstemp creates 0600 files; give the final file the permissions open() would (0666 & ~umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

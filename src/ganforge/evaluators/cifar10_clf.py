@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganforge.errors import UsageError
-from ganforge.evaluators.common import accuracy, fit_epochs, save_with_sidecar
+from ganforge.evaluators.common import accuracy, check_fit_args, fit_epochs, save_with_sidecar
 
 ARCH = "cifar-resnet14-w32-v1"  # bump when the layers below change: the sidecar records it and loading checks it
 RESOLUTION = 32
@@ -141,11 +141,7 @@ def fit_cifar10_clf(
     """
     from ganforge.data import to_float
 
-    if epochs < 1 or batch_size < 1:
-        raise UsageError(f"fit_cifar10_clf: epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
-    out_path = Path(out_path)
-    if out_path.suffix != ".safetensors":
-        raise UsageError(f"fit_cifar10_clf: out_path must end in .safetensors, got {out_path}")
+    out_path = check_fit_args("fit_cifar10_clf", out_path, epochs, batch_size)
     log = log or (lambda *_: None)
     device = torch.device(device)
     train = _labelled(data, "--data", max_images)

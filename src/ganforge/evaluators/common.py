@@ -13,7 +13,18 @@ from safetensors.torch import save
 from torch import Tensor, nn
 
 from ganforge import __version__
+from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes, atomic_write_json, sha256_file
+
+
+def check_fit_args(fit_name: str, out_path: str | Path, epochs: int, batch_size: int) -> Path:
+    """The argument checks every ``fit_*`` function starts with; returns out_path as a Path."""
+    if epochs < 1 or batch_size < 1:
+        raise UsageError(f"{fit_name}: epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    out_path = Path(out_path)
+    if out_path.suffix != ".safetensors":
+        raise UsageError(f"{fit_name}: out_path must end in .safetensors, got {out_path}")
+    return out_path
 
 
 @torch.no_grad()

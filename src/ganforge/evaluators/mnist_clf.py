@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganforge.errors import UsageError
-from ganforge.evaluators.common import accuracy, fit_epochs, save_with_sidecar
+from ganforge.evaluators.common import accuracy, check_fit_args, fit_epochs, save_with_sidecar
 
 ARCH = "mnist-cnn-v1"  # bump when the layers below change: the sidecar records it and loading checks it
 RESOLUTION = 28  # input side in pixels
@@ -174,11 +174,7 @@ def fit_mnist_clf(
     """
     from ganforge.data import load_images, to_float
 
-    if epochs < 1 or batch_size < 1:
-        raise UsageError(f"fit_mnist_clf: epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
-    out_path = Path(out_path)
-    if out_path.suffix != ".safetensors":
-        raise UsageError(f"fit_mnist_clf: out_path must end in .safetensors, got {out_path}")
+    out_path = check_fit_args("fit_mnist_clf", out_path, epochs, batch_size)
     log = log or (lambda *_: None)
     data = load_images("mnist5k", resolution=RESOLUTION, channels=CHANNELS)
     x_all, y_all = to_float(data.images), data.labels  # (5000, 1, 28, 28) in [-1, 1], (5000,)
