@@ -284,9 +284,9 @@ def inject_nan(monkeypatch, d_steps: set[int], times: int = 10**9) -> dict:
     seen: dict = {"injected": 0, "params": {}}
     original = Objective.discriminator_loss
 
-    def patched(self, D, real, fake, y_real, y_fake, d_step):
+    def patched(self, D, real, fake, y_real, y_fake, d_step, **kw):
         seen["params"].setdefault(d_step, [p.detach().clone() for p in D.parameters()])
-        loss, stats = original(self, D, real, fake, y_real, y_fake, d_step)
+        loss, stats = original(self, D, real, fake, y_real, y_fake, d_step, **kw)
         if d_step in d_steps and seen["injected"] < times:
             seen["injected"] += 1
             loss = loss * float("nan")

@@ -25,7 +25,12 @@ OPTIMIZERS = ("adam", "rmsprop")
 UPDATES = ("alternating", "simultaneous")
 AUGMENTS = ("translation", "cutout", "color")
 PRECISIONS = ("fp32", "bf16", "auto")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 DEVICES = ("auto", "cpu", "cuda")
+# eval.best_metric -> True when higher is better (keys of metrics/evaluation.py METRICS' values)
+EVAL_DIRECTIONS = {"fid": False, "kid": False, "class_kl": False, "is": True, "precision": True, "recall": True,
+                   "density": True, "coverage": True, "classes_covered": True}
+EVAL_METRICS = ("fid", "kid", "is", "pr", "dc", "classes")
 BAD_IMAGE_POLICIES = ("error", "skip")
 NONFINITE_POLICIES = ("abort", "skip", "rollback")
 ARCHS = ("mlp", "keras-dcgan", "dcgan", "resnet")
@@ -97,6 +102,24 @@ class CheckpointConfig:
 class PerfConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast; losses and penalties stay fp32) | auto (bf16 where the hardware has it)
     channels_last: bool = False  # NHWC memory format for conv nets
+    compile: bool = False  # torch.compile G's and D's forward passes (penalties' double backward stays eager)
+    compile_mode: str = "default"  # torch.compile mode; reduce-overhead adds CUDA-graph capture on CUDA
+    fused_optim: bool = False  # fused Adam kernels (one kernel per step for all parameters)
+    d_concat: bool = False  # one D forward over real+fake concatenated (only for a D without batch statistics)
+    sn_once: bool = False  # spectral norm: one explicit power iteration per D step, none inside forwards or G steps
+    strict: bool = False  # a perf setting this machine cannot honour is an error (exit 2) instead of a warned fallback
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    every: int = 0  # score the generator (the EMA copy when kept) every N G steps and at the end (0 = never)
+    metrics: str = "fid,pr,classes"  # comma list of fid, kid, is, pr, dc, classes (is/classes need a classifier evaluator)
+    evaluator: str = "auto"  # feature extractor (`ganforge evaluator list`); auto = mnist-clf for 28 px grey, cifar10-clf for 32 px RGB
+    ref: str = ""  # reference images (name / .npz / folder / .zip); empty = the training images
+    n: int = 5000  # generated images per evaluation (and at most this many reference images)
+    seed: int = 0  # noise seed of the evaluation samples: the same images-to-be at every evaluation
+    best_metric: str = "fid"  # keep best/ (a generator snapshot) by this value: fid, kid, is, precision, recall, ...
+    warn_drop: float = 0.25  # warn (and log an event) when recall or classes covered falls this fraction below its best so far
 
 
 @dataclass(frozen=True)
@@ -110,6 +133,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     perf: PerfConfig = field(default_factory=PerfConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 # section name -> its dataclass, e.g. "train" -> TrainConfig
@@ -280,7 +304,35 @@ def validate(cfg: RunConfig) -> RunConfig:
     _positive("checkpoint.every_steps", c.every_steps, zero_ok=True)
     _positive("checkpoint.keep_last", c.keep_last)
     _choice("perf.precision", p.precision, PRECISIONS)
+    _choice("perf.compile_mode", p.compile_mode, COMPILE_MODES)
+    if p.fused_optim and o.optimizer != "adam":
+        raise UsageError(f"perf.fused_optim=true needs optim.optimizer=adam (got {o.optimizer!r})")
+    if p.d_concat and (m.d_batchnorm and m.arch == "dcgan" or m.mbstd_group):
+        raise UsageError("perf.d_concat=true needs a D without batch statistics: set model.d_batchnorm=false "
+                         "and model.mbstd_group=0 (real and fake images would otherwise share batch statistics)")
+    if p.sn_once and not m.d_spectral_norm:
+        raise UsageError("perf.sn_once=true needs model.d_spectral_norm=true (it changes when D's power iteration runs)")
+    _validate_eval(cfg.eval)
     return cfg
+
+
+def _validate_eval(e: EvalConfig) -> None:
+    _positive("eval.every", e.every, zero_ok=True)
+    names = [x.strip() for x in e.metrics.split(",") if x.strip()]
+    if not names:
+        raise UsageError(f"eval.metrics={e.metrics!r} names no metric: use a comma list of {', '.join(EVAL_METRICS)}")
+    for name in names:
+        _choice("eval.metrics", name, EVAL_METRICS)
+    _choice("eval.best_metric", e.best_metric, tuple(EVAL_DIRECTIONS))
+    provided = {"pr": ("precision", "recall"), "dc": ("density", "coverage"), "classes": ("classes_covered", "class_kl")}
+    produced = {k for n in names for k in provided.get(n, (n,))}
+    if e.every and e.best_metric not in produced:
+        raise UsageError(f"eval.best_metric={e.best_metric!r} is not among the values of eval.metrics={e.metrics!r}: "
+                         f"add its metric to eval.metrics or choose one of {', '.join(sorted(produced))}")
+    if e.n < 10:
+        raise UsageError(f"eval.n={e.n} must be >= 10 images")
+    if not 0.0 < e.warn_drop <= 1.0:
+        raise UsageError(f"eval.warn_drop={e.warn_drop} must be in (0, 1]")
 
 
 def check_world_size(batch_size: int, world_size: int, pack: int = 1) -> None:

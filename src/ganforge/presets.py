@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ganforge.config import (
-    CheckpointConfig, DataConfig, LossConfig, OptimConfig, PerfConfig, RunConfig, TrainConfig, validate,
+    CheckpointConfig, DataConfig, EvalConfig, LossConfig, OptimConfig, PerfConfig, RunConfig, TrainConfig, validate,
 )
 from ganforge.errors import UsageError
 from ganforge.models.config import ModelConfig
@@ -53,6 +53,8 @@ PRESETS: dict[str, RunConfig] = {
         # 2e-4 and 5e-4, and a linear decay over the second half sharpens the final samples.
         optim=OptimConfig(lr_g=1e-3, lr_d=1e-3, beta1_g=0.5, beta1_d=0.5, schedule="linear", decay_start_step=4000),
         train=TrainConfig(total_steps=8000, batch_size=64, ema_decay=0.999, sample_every=1000, log_every=100),
+        # FID / precision-recall / class coverage with mnist-clf every 2000 steps; best/ keeps the best FID.
+        eval=EvalConfig(every=2000),
     ),
     "sagan-mnist": RunConfig(
         description="Self-attention GAN (Zhang et al. 2019): attention at 14 px, spectral norm in G and D, hinge loss, TTUR.",
@@ -102,7 +104,7 @@ PRESETS: dict[str, RunConfig] = {
         optim=OptimConfig(lr_g=2e-4, lr_d=2e-4, beta1_g=0.5, beta1_d=0.5),
         train=TrainConfig(total_steps=50000, batch_size=64, ema_decay=0.9999, sample_every=2000, log_every=100),
         checkpoint=CheckpointConfig(every_steps=5000),
-        perf=PerfConfig(precision="auto", channels_last=True),
+        perf=PerfConfig(precision="auto", channels_last=True, fused_optim=True),
     ),
     "sngan-cifar10": RunConfig(
         description="SNGAN (Miyato et al. 2018) ResNet at 32 px: spectral norm D, hinge, n_dis 5, Adam(2e-4, 0, 0.9), linear decay.",
@@ -114,8 +116,9 @@ PRESETS: dict[str, RunConfig] = {
         train=TrainConfig(total_steps=100000, batch_size=64, n_critic=5, ema_decay=0.9999, sample_every=2000, log_every=100),
         checkpoint=CheckpointConfig(every_steps=5000),
         # bf16 autocast + NHWC where the hardware has bf16 units: 2.9x faster on this project's
-        # 2-core CPU (docs/BENCHMARKS.md); losses and penalties stay fp32.
-        perf=PerfConfig(precision="auto", channels_last=True),
+        # 2-core CPU (docs/BENCHMARKS.md); losses and penalties stay fp32. D has no batch
+        # statistics, so real and fake share one D forward, with one power iteration per D step.
+        perf=PerfConfig(precision="auto", channels_last=True, fused_optim=True, d_concat=True, sn_once=True),
     ),
     "faces-lfw": RunConfig(
         description="Faces from the 100 LFW face crops in scikit-image: DCGAN 32 px with DiffAugment for tiny datasets.",

@@ -64,7 +64,7 @@ def make_ganforge_iteration(
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     if parallel is not None:
         G, D = parallel.prepare(G, D)
-    precision = resolve_precision(cfg.perf.precision, device)
+    precision = resolve_precision(cfg.perf.precision, device, strict=cfg.perf.strict)
     guard = NonFiniteGuard(t.on_nonfinite, t.max_rollbacks)
     iterate = make_iteration(
         cfg, G=G, D=D, opt_g=make_optimizer(G.parameters(), cfg, "g"), opt_d=make_optimizer(D.parameters(), cfg, "d"),
@@ -102,17 +102,24 @@ def bench_train(
     flops = count_flops(reference)  # same nets, same batch: the autocast dtype does not change the count
     for name, fn, prec in (("reference", reference, "fp32"), ("fast", fast, precision)):
         reset_peak_memory(device)
+        t0 = time.perf_counter()
+        fn()  # the first iteration pays for compilation (perf.compile) and allocator warm-up
+        sync(device)
+        first_step_s = time.perf_counter() - t0
         rate = time_rate(fn, device, steps=steps, repeats=repeats, warmup=warmup)
         tflops = flops * rate / 1e12
         out[name] = {
-            "precision": prec, "img_per_s": round(rate * imgs_per_iter, 2), "steps_per_s": round(rate, 4),
+            "precision": prec, "img_per_s": _sig(rate * imgs_per_iter), "steps_per_s": _sig(rate),
             "tflops": _sig(tflops), "util": _sig(tflops / peaks[prec]), "peak_mem_mb": round(peak_memory_mb(device), 1),
+            "first_step_s": round(first_step_s, 3),
         }
     guard.poll()  # a NaN in the timed steps is a bug worth an error, as in training
     return {
         "preset": cfg.preset, "device": str(device), "batch": batch, "steps": steps, "repeats": repeats,
         "update": t.update, "n_critic": t.n_critic, "imgs_per_iter": imgs_per_iter,
-        "channels_last": cfg.perf.channels_last, "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "channels_last": cfg.perf.channels_last,
+        "perf": {k: getattr(cfg.perf, k) for k in ("compile", "compile_mode", "fused_optim", "d_concat", "sn_once")},
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
         "flops_per_iter": flops, "peak_tflops": {k: _sig(v) for k, v in peaks.items()},
         "peak_mem_kind": peak_memory_kind(device), **out,
         "ratio": round(out["fast"]["img_per_s"] / out["reference"]["img_per_s"], 3),

@@ -97,6 +97,7 @@ class MetricOptions:
 class EvalResult:
     values: dict[str, float]  # metric keys (see METRICS) -> value
     protocol: dict = field(default_factory=dict)  # how the values were obtained
+    class_hist: list[int] | None = None  # with "classes": generated images per predicted class (K,)
 
     def to_dict(self) -> dict:
         """One JSON-ready object: every value under its own name, plus ``protocol``."""
@@ -173,6 +174,7 @@ def evaluate(
     feats, probs = ex.extract(tgt.images, batch_size=batch_size, what=f"target {_describe(target)}")
 
     values: dict[str, float] = {}
+    class_hist = None
     if "fid" in metrics:
         values["fid"] = fid_from_stats(FeatureStats.from_features(feats), ref_entry.stats)
     if "kid" in metrics:
@@ -188,6 +190,7 @@ def evaluate(
     if "classes" in metrics:
         cov = class_coverage(probs, ex.num_classes, ref_hist=ref_entry.class_hist, min_count=class_min_count)
         values["classes_covered"], values["class_kl"] = float(cov.covered), cov.kl
+        class_hist = np.bincount(probs.argmax(axis=1), minlength=ex.num_classes).tolist()
     if "dc" in metrics:
         dc = density_coverage(ref_entry.feats, feats, k=opts.dc_k, device=ex.device)
         values["density"], values["coverage"] = dc.density, dc.coverage
@@ -208,7 +211,7 @@ def evaluate(
         "torch_version": torch.__version__,
         "seconds": round(time.perf_counter() - started, 2),
     }
-    return EvalResult(values, protocol)
+    return EvalResult(values, protocol, class_hist)
 
 
 def _describe(source) -> str:

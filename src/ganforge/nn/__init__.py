@@ -18,7 +18,9 @@ from ganforge.nn.weights import (
     WEIGHT_LAYERS,
     apply_spectral_norm,
     init_weights,
+    set_spectral_norm_auto_update,
     spectral_norm,
+    spectral_norm_power_step,
     weight_layers,
 )
 
@@ -37,6 +39,8 @@ __all__ = [
     "call",
     "init_weights",
     "make_norm",
+    "set_spectral_norm_auto_update",
     "spectral_norm",
+    "spectral_norm_power_step",
     "weight_layers",
 ]

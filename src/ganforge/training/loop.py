@@ -37,6 +37,7 @@ from ganforge.training.guard import NonFinite, NonFiniteGuard, StopRequest, Trai
 from ganforge.training.logger import MetricsLog, plot_losses
 from ganforge.training.objective import Objective
 from ganforge.training.perf import resolve_precision
+from ganforge.training.periodic_eval import PeriodicEval
 from ganforge.training.rundir import create_run_dir
 from ganforge.training.stats import Accumulator
 from ganforge.training.step import make_iteration
@@ -73,7 +74,8 @@ def make_optimizer(params, cfg: RunConfig, net: str) -> torch.optim.Optimizer:
     betas = (o.beta1_g, o.beta2_g) if net == "g" else (o.beta1_d, o.beta2_d)
     if o.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, eps=o.eps)
-    return torch.optim.Adam(params, lr=lr, betas=betas, eps=o.eps)
+    # perf.fused_optim: one fused kernel updates every parameter (CUDA, and CPU since torch 2.4)
+    return torch.optim.Adam(params, lr=lr, betas=betas, eps=o.eps, **({"fused": True} if cfg.perf.fused_optim else {}))
 
 
 def check_data_fits(cfg: RunConfig, data: ImageData) -> None:
@@ -155,7 +157,7 @@ def train(
     ema = EMA(G, t.ema_decay, t.ema_warmup) if t.ema_decay > 0 else None
     objective = Objective.from_config(cfg)
     # bf16 autocast keeps fp32's exponent range, so no gradient scaler (and no scaler state) is needed.
-    precision = resolve_precision(cfg.perf.precision, device)  # "auto" -> bf16 only where native
+    precision = resolve_precision(cfg.perf.precision, device, strict=cfg.perf.strict)  # "auto" -> bf16 only where native
     autocast = (
         (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
         if precision == "bf16" else contextlib.nullcontext
@@ -163,6 +165,8 @@ def train(
     fake_labels = label_sampler(m.num_classes if cfg.data.use_labels else 0, t.batch_size, device)
     guard = NonFiniteGuard(t.on_nonfinite, t.max_rollbacks)  # train.on_nonfinite: abort | skip | rollback
     acc = Accumulator()
+    # eval.every: metrics during training, best/ snapshot, collapse warnings (rank 0 only)
+    periodic = PeriodicEval(cfg, data, device) if cfg.eval.every and main else None
 
     # Fixed noise for comparable sample grids across steps (its own generator: resuming
     # reproduces it); conditional grids show class k in column k.
@@ -229,6 +233,8 @@ def train(
             "resolved": {"device": str(device), "precision": precision, "torch": torch.__version__, **split},  # what actually ran
         }, indent=2).encode())
     metrics = MetricsLog(run_dir / "metrics.jsonl") if main else distributed.NullLog()  # appends
+    if periodic is not None:
+        periodic.attach(run_dir)
 
     def save_checkpoint(step: int) -> Path | None:
         if not main:
@@ -317,6 +323,12 @@ def train(
                     write_log_row(done)
                 if t.sample_every and done % t.sample_every == 0:
                     sample_grid(f"step-{done:08d}")
+                if cfg.eval.every and (done % cfg.eval.every == 0 or done == t.total_steps):
+                    if periodic is not None:  # draws from its own generator under fork_rng: the run is unchanged
+                        for row in periodic(done, ema.model if ema is not None else G, G, ema.model if ema is not None else None):
+                            metrics.write(row)
+                    if parallel is not None:
+                        parallel.barrier()  # the other ranks wait for rank 0's evaluation
                 if save_now:
                     saved = save_checkpoint(done)
                     if stopping:

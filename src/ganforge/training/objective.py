@@ -42,14 +42,24 @@ class Objective:
         return self.augment(x) if self.augment is not None else x
 
     def discriminator_loss(
-        self, D: nn.Module, real: Tensor, fake: Tensor, y_real: Tensor | None, y_fake: Tensor | None, d_step: int
+        self, D: nn.Module, real: Tensor, fake: Tensor, y_real: Tensor | None, y_fake: Tensor | None, d_step: int,
+        *, concat: bool = False, D_eager: nn.Module | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """real, fake: (B, C, H, W); fake is detached from G. Returns the scalar loss and
-        detached statistics (no host sync)."""
+        detached statistics (no host sync).
+
+        concat: one D forward over the 2B images (real first) instead of two; identical logits
+        for a D without batch statistics, half the launches. D_eager: the uncompiled D, for the
+        penalties (their double backward cannot run through a compiled graph); default D."""
         real_a, fake_a = self._aug(real), self._aug(fake)
-        real_logits = D(real_a, y_real).float()  # (B/pack,)
-        fake_logits = D(fake_a, y_fake).float()
+        if concat:
+            y_both = torch.cat([y_real, y_fake]) if y_real is not None else None
+            real_logits, fake_logits = D(torch.cat([real_a, fake_a]), y_both).float().chunk(2)  # 2 x (B/pack,)
+        else:
+            real_logits = D(real_a, y_real).float()  # (B/pack,)
+            fake_logits = D(fake_a, y_fake).float()
         loss = self.loss.d_loss(real_logits, fake_logits)
+        D = D_eager if D_eager is not None else D
         stats = {"d_adv": loss.detach(), **self.d_outputs(real_logits, fake_logits)}
         lazy = d_step % self.reg_every == 0
         if self.gp_weight > 0 and lazy:

@@ -1,10 +1,15 @@
-"""Speed settings resolved against the machine: which precision actually runs."""
+"""Speed settings resolved against the machine: which precision and which compile mode actually
+run. A setting the machine cannot honour falls back with one warning naming what was disabled,
+or, with ``perf.strict=true``, is a usage error (exit code 2)."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 
 import torch
+
+from ganforge.errors import UsageError
 
 log = logging.getLogger("ganforge.perf")
 
@@ -22,13 +27,44 @@ def bf16_is_native(device: torch.device) -> bool:
     return False
 
 
-def resolve_precision(requested: str, device: torch.device) -> str:
+def _fallback(strict: bool, message: str) -> None:
+    if strict:
+        raise UsageError(f"{message} (perf.strict=true: set perf.strict=false to fall back instead)")
+    log.warning("%s", message)
+
+
+def resolve_precision(requested: str, device: torch.device, *, strict: bool = False) -> str:
     """perf.precision -> the precision used: 'auto' picks bf16 where it is native, else fp32;
     an explicit 'bf16' on hardware without it falls back to fp32 with one warning."""
     native = bf16_is_native(device)
     if requested == "auto":
         return "bf16" if native else "fp32"
     if requested == "bf16" and not native:
-        log.warning("perf.precision=bf16 is not native on this %s: running fp32 instead", device.type)
+        _fallback(strict, f"perf.precision=bf16 is not native on this {device.type}: running fp32 instead")
         return "fp32"
     return requested
+
+
+def resolve_compile(enabled: bool, mode: str, device: torch.device, *, strict: bool = False) -> str | None:
+    """perf.compile/compile_mode -> the torch.compile mode to use, or None for eager.
+
+    TorchInductor needs a C++ compiler on CPU (and Triton on CUDA); CUDA graphs
+    (reduce-overhead, max-autotune) exist only on CUDA, so on CPU those modes compile without them."""
+    if not enabled:
+        return None
+    if not hasattr(torch, "compile"):
+        _fallback(strict, "perf.compile=true: this torch has no torch.compile; running eager")
+        return None
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        _fallback(strict, "perf.compile=true: TorchInductor needs a C++ compiler (g++) on CPU and none is on PATH; running eager")
+        return None
+    if device.type == "cuda":
+        try:
+            import triton  # noqa: F401
+        except ImportError:
+            _fallback(strict, "perf.compile=true: TorchInductor needs triton on CUDA and it is not installed; running eager")
+            return None
+    if device.type != "cuda" and mode in ("reduce-overhead", "max-autotune"):
+        _fallback(strict, f"perf.compile_mode={mode}: CUDA graphs need a CUDA device; compiling without them (mode default)")
+        return "default"
+    return mode

@@ -15,13 +15,32 @@ import torch
 from torch import nn
 
 from ganforge.config import RunConfig
+from ganforge.errors import UsageError
 from ganforge.data import Batcher
 from ganforge.training.distributed import DataParallel
 from ganforge.training.ema import EMA
 from ganforge.training.guard import NonFiniteGuard
 from ganforge.training.objective import Objective
+from ganforge.training.perf import resolve_compile
 from ganforge.training.schedule import lr_factor
+from ganforge.nn import set_spectral_norm_auto_update, spectral_norm_power_step
 from ganforge.training.stats import Accumulator, grad_norm
+
+BATCH_STAT_LAYERS = (nn.modules.batchnorm._BatchNorm,)
+
+
+def has_batch_statistics(D: nn.Module) -> bool:
+    """True when D's output for one image depends on the other images of its batch (batch norm,
+    minibatch stddev): real and fake must then go through D separately."""
+    from ganforge.nn import MinibatchStdDev
+
+    return any(isinstance(mod, (*BATCH_STAT_LAYERS, MinibatchStdDev)) for mod in D.modules())
+
+
+def compiled(net: nn.Module, mode: str) -> nn.Module:
+    """torch.compile(net) for the forward passes of the hot loop. dynamic=False: shapes are fixed
+    per run (batch, resolution), so one specialised graph per call site."""
+    return torch.compile(net, mode=mode, dynamic=False)
 
 
 def make_iteration(
@@ -46,7 +65,7 @@ def make_iteration(
     ``parallel`` (multi-process runs only, training/distributed.py): every batch, noise vector
     and fake label is drawn for the global batch B and this process keeps its shard of B / N
     rows; gradients are averaged over processes after each backward. None: one process."""
-    t, m = cfg.train, cfg.model
+    t, m, perf = cfg.train, cfg.model, cfg.perf
     batch = t.batch_size  # global batch: noise is drawn for all of it, so RNG streams agree across ranks
     shard = parallel.shard if parallel is not None else (lambda x: x)  # (B, ...) -> (B / N, ...)
     sync_grads = parallel.sync_grads if parallel is not None else (lambda params: None)
@@ -97,10 +116,13 @@ def make_iteration(
             real, y_real = map(shard, next(batcher))  # (B, C, H, W) in [-1, 1], labels (B,) or None
             y_fake = shard(fake_labels())
             z = shard(torch.randn(batch, m.z_dim, device=device))  # (B, z_dim)
+            if perf.sn_once:
+                spectral_norm_power_step(D)  # this D step's one power iteration (Miyato et al. run one per forward)
             with torch.no_grad(), autocast():
-                fake = G(z, y_fake)
+                fake = G_f(z, y_fake)
             with autocast():
-                d_loss, stats = objective.discriminator_loss(D, real, fake, y_real, y_fake, step * t.n_critic + i)
+                d_loss, stats = objective.discriminator_loss(D_f, real, fake, y_real, y_fake, step * t.n_critic + i,
+                                                             concat=perf.d_concat, D_eager=D)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             sync_grads(D.parameters())
@@ -116,8 +138,8 @@ def make_iteration(
         y_fake = shard(fake_labels())
         z = shard(torch.randn(batch, m.z_dim, device=device))
         with autocast():
-            fake = G(z, y_fake)
-            g_loss, stats = objective.generator_loss(D, fake, y_fake)
+            fake = G_f(z, y_fake)
+            g_loss, stats = objective.generator_loss(D_f, fake, y_fake)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         sync_grads(G.parameters())
@@ -126,6 +148,16 @@ def make_iteration(
             opt_g.step()
             stats["g_loss"] = g_loss.detach()
             acc.add(stats)
+
+    # --- the fast-path switches (perf.*): each keeps the arithmetic of the plain path
+    if perf.d_concat and has_batch_statistics(D):
+        raise UsageError("perf.d_concat=true: this D has batch statistics (batch norm or minibatch stddev)")
+    if perf.sn_once:
+        set_spectral_norm_auto_update(D, False)  # forwards only read u, v; the D step updates them once
+    # Forwards through these; the penalties (GP/R1: double backward) and everything else use G, D.
+    mode = resolve_compile(perf.compile, perf.compile_mode, device, strict=perf.strict)  # None: eager
+    G_f = compiled(G, mode) if mode else G
+    D_f = compiled(D, mode) if mode else D
 
     body = simultaneous if t.update == "simultaneous" else alternating
 

@@ -1,0 +1,129 @@
+"""Evaluation during training (``eval.every``): score the generator with the distribution
+metrics every N G steps, keep the best snapshot by a chosen metric, and watch for mode collapse.
+
+Each evaluation appends one ``{"event": "eval", ...}`` row to metrics.jsonl holding every metric
+value, the class histogram of the samples (classifier evaluators) and the step. ``best/`` holds
+the generator snapshot (config.json + safetensors, loadable by ``ganforge sample``/``eval``) with
+the best ``eval.best_metric`` so far, and ``best/score.json`` says which step and value.
+
+Collapse warning: recall (the share of the real distribution the samples reach) and the number
+of classes covered fall early and sharply when a GAN collapses; when either drops more than
+``eval.warn_drop`` below its best so far, a warning is logged and an ``{"event": "collapse_warning"}``
+row written. The evaluation draws its noise from its own seeded generator and runs under
+``fork_rng``, so turning it on does not change the training trajectory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ganforge.config import EVAL_DIRECTIONS, RunConfig
+from ganforge.data import ImageData
+from ganforge.errors import UsageError
+from ganforge.io import atomic_write_json
+from ganforge.training import checkpoint as ckpt
+
+log = logging.getLogger("ganforge.train")
+
+BEST_DIR = "best"
+WATCHED = ("recall", "classes_covered")  # values whose sharp fall signals collapse
+
+
+def auto_evaluator(resolution: int, channels: int) -> str:
+    """The shipped evaluator for a data shape: mnist-clf for 28 px grey, cifar10-clf for 32 px RGB."""
+    if (resolution, channels) == (28, 1):
+        return "mnist-clf"
+    if (resolution, channels) == (32, 3):
+        return "cifar10-clf"
+    raise UsageError(
+        f"eval.evaluator=auto has no evaluator for {resolution} px, {channels} channel(s) images: set "
+        f"eval.evaluator=inception-v3-fid (with $GANFORGE_INCEPTION_WEIGHTS) or another from `ganforge evaluator list`"
+    )
+
+
+class PeriodicEval:
+    """``PeriodicEval(cfg, data, device)``, then ``.attach(run_dir)``, then ``(step, G, ...) -> rows``.
+    The extractor loads at construction, before a run folder exists, so a missing evaluator fails
+    fast; reference features are cached (metrics/cache.py), so each call costs one generation and
+    one feature pass of the generated images."""
+
+    def __init__(self, cfg: RunConfig, data: ImageData, device: torch.device) -> None:
+        from ganforge.metrics.extractors import load_extractor
+
+        e, m = cfg.eval, cfg.model
+        self.cfg, self.device = cfg, device
+        name = auto_evaluator(m.resolution, m.channels) if e.evaluator == "auto" else e.evaluator
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # building the network draws init weights: keep the run's RNG untouched
+            self.extractor = load_extractor(name, device=device)
+        wanted = {x.strip() for x in e.metrics.split(",") if x.strip()}
+        if {"is", "classes"} & wanted and self.extractor.num_classes == 0:
+            wanted -= {"is", "classes"}  # a feature-only extractor (Inception for FID) has no class head
+            log.warning("eval: %s has no classifier head; dropping is/classes from eval.metrics", name)
+        self.metrics = ",".join(x for x in ("fid", "kid", "is", "pr", "dc", "classes") if x in wanted)
+        # The reference: eval.ref, or (default) at most eval.n of the training images, uint8 (N, C, H, W)
+        self.ref = e.ref or data.images[: e.n].cpu()
+        self.higher_better = EVAL_DIRECTIONS[e.best_metric]
+        self.best: dict | None = None
+        self.peaks: dict[str, float] = {}
+        self.run_dir = Path(".")
+
+    def attach(self, run_dir: Path) -> "PeriodicEval":
+        self.run_dir = Path(run_dir)
+        score = self.run_dir / BEST_DIR / "score.json"
+        if score.is_file():  # a resumed run keeps competing against its earlier best
+            self.best = json.loads(score.read_text())
+        return self
+
+    def _better(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        old = self.best["value"]
+        return value > old if self.higher_better else value < old
+
+    def __call__(self, step: int, G: nn.Module, G_train: nn.Module, G_ema: nn.Module | None) -> list[dict]:
+        """Score ``G`` (the EMA copy when kept) at G step ``step``; returns the metrics.jsonl rows."""
+        from ganforge.metrics.evaluation import evaluate
+
+        e = self.cfg.eval
+        started = time.perf_counter()
+        was_training = G.training
+        G.eval()
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            r = evaluate(G, metrics=self.metrics, evaluator=self.extractor, ref=self.ref, n=e.n, n_ref=None,
+                         seed=e.seed, device=self.device)
+        G.train(was_training)
+        values = {k: round(float(v), 6) for k, v in r.values.items()}
+        row = {"step": step, "event": "eval", **values, "eval_seconds": round(time.perf_counter() - started, 2),
+               "evaluator": self.extractor.name, "n": e.n}
+        if r.class_hist is not None:
+            row["class_hist"] = r.class_hist
+        rows = [row]
+
+        value = values.get(e.best_metric)
+        if value is not None and self._better(value):
+            self.best = {"step": step, "metric": e.best_metric, "value": value, "values": values,
+                         "evaluator": r.protocol["extractor"], "n_generated": e.n, "seed": e.seed}
+            best_dir = self.run_dir / BEST_DIR
+            ckpt.save_generator(best_dir, self.cfg.model, G_train, G_ema,
+                                meta={"preset": self.cfg.preset, "steps": step, "best": {k: self.best[k] for k in ("metric", "value")}})
+            atomic_write_json(best_dir / "score.json", self.best)
+            row["best"] = True
+
+        for key in WATCHED:
+            if key not in values:
+                continue
+            peak = self.peaks.get(key, values[key])
+            if peak > 0 and values[key] < (1 - e.warn_drop) * peak:
+                msg = f"{key} fell from {peak:g} to {values[key]:g} at step {step}: the generator may be collapsing"
+                log.warning("eval: %s", msg)
+                rows.append({"step": step, "event": "collapse_warning", "metric": key, "peak": peak, "value": values[key]})
+            self.peaks[key] = max(peak, values[key])
+        return rows

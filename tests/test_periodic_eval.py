@@ -1,0 +1,101 @@
+"""eval.every: metrics during training, the best/ snapshot, collapse warnings, and no effect on the run."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ganforge.config import RunConfig, apply_overrides
+from ganforge.data import load_images
+from ganforge.errors import UsageError
+from ganforge.metrics.evaluation import evaluate
+from ganforge.training import train
+from ganforge.training.logger import read_metrics
+from ganforge.training.periodic_eval import PeriodicEval, auto_evaluator
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_images("mnist5k", resolution=28, channels=1, max_images=600)
+
+
+def cfg28(steps, *extra):
+    sets = ["data.source=mnist5k", "model.arch=dcgan", "model.resolution=28", "model.channels=1", "model.z_dim=16",
+            "model.g_width=8", "model.d_width=8", f"train.total_steps={steps}", "train.batch_size=32",
+            "train.progress=false", "train.log_every=5", "train.sample_every=0", "checkpoint.every_steps=0",
+            "train.ema_decay=0.9", "train.sample_grid=4", "train.seed=3"]
+    return apply_overrides(RunConfig(preset="test-eval"), sets + list(extra))
+
+
+def test_eval_rows_best_snapshot_and_unchanged_trajectory(tmp_path, mnist):
+    plain = train(cfg28(12), data=mnist, out=tmp_path / "plain")
+    evald = train(cfg28(12, "eval.every=5", "eval.n=200", "eval.metrics=fid,pr,classes", "eval.best_metric=fid"),
+                  data=mnist, out=tmp_path / "evald")
+    # Same seed, same steps: evaluating must not move the training RNG streams or weights.
+    a = load_file(plain / "model" / "generator.safetensors")
+    b = load_file(evald / "model" / "generator.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    rows = [r for r in read_metrics(evald / "metrics.jsonl") if r.get("event") == "eval"]
+    assert [r["step"] for r in rows] == [5, 10, 12]  # every 5 steps and at the end
+    for r in rows:
+        assert {"fid", "precision", "recall", "classes_covered", "class_kl"} <= set(r)
+        assert r["evaluator"] == "mnist-clf" and r["n"] == 200
+        assert len(r["class_hist"]) == 10 and sum(r["class_hist"]) == 200
+    best = json.loads((evald / "best" / "score.json").read_text())
+    fids = {r["step"]: r["fid"] for r in rows}
+    assert best["metric"] == "fid" and best["value"] == min(fids.values()) and fids[best["step"]] == best["value"]
+    # best/ is a loadable generator snapshot, and it scores the logged value again
+    r = evaluate(evald / "best", metrics="fid", evaluator="mnist-clf", ref=mnist.images[:200], n=200, seed=0)
+    assert r.values["fid"] == pytest.approx(best["value"], rel=1e-4)
+    assert not (plain / "best").exists()
+
+
+class _Collapsed(torch.nn.Module):
+    """Wraps a generator and returns the first sample for every z: one mode."""
+
+    def __init__(self, G):
+        super().__init__()
+        self.G, self.z_dim, self.num_classes = G, G.z_dim, 0
+
+    def forward(self, z, y=None):
+        return self.G(z[:1], y).expand(len(z), -1, -1, -1)
+
+
+def test_collapse_warning_when_coverage_falls(tmp_path, mnist, caplog):
+    cfg = cfg28(1, "eval.every=1", "eval.n=200", "eval.metrics=pr,classes", "eval.best_metric=recall")
+    pe = PeriodicEval(cfg, mnist, torch.device("cpu")).attach(tmp_path)
+
+    class Real(torch.nn.Module):  # "generates" real digits: full coverage
+        z_dim, num_classes = 16, 0
+
+        def forward(self, z, y=None):
+            idx = torch.arange(len(z)) % len(mnist.images)
+            return mnist.images[idx].float() / 127.5 - 1
+
+    real = Real()
+    rows = pe(1, real, real, None)
+    assert rows[0]["classes_covered"] >= 9 and len(rows) == 1
+    rows = pe(2, _Collapsed(real), real, None)
+    warned = {r["metric"] for r in rows if r.get("event") == "collapse_warning"}
+    assert warned == {"recall", "classes_covered"}
+    assert "collapsing" in caplog.text
+    assert json.loads((tmp_path / "best" / "score.json").read_text())["step"] == 1  # the collapsed one is not best
+
+
+def test_eval_config_is_checked():
+    with pytest.raises(UsageError, match="eval.metrics"):
+        cfg28(1, "eval.metrics=fid,bogus")
+    with pytest.raises(UsageError, match="best_metric"):
+        cfg28(1, "eval.every=5", "eval.metrics=fid", "eval.best_metric=recall")
+    with pytest.raises(UsageError, match="eval.n"):
+        cfg28(1, "eval.n=3")
+    with pytest.raises(UsageError, match="eval.evaluator=auto"):
+        auto_evaluator(64, 3)
+    assert auto_evaluator(28, 1) == "mnist-clf" and auto_evaluator(32, 3) == "cifar10-clf"
