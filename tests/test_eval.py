@@ -181,7 +181,7 @@ def test_bad_input_is_a_usage_error(tmp_path, digits, mnist_clf):
         (dict(target=str(tmp_path / "nope")), "does not exist"),
         (dict(target=digits[:50], n=100), "100 images requested but it holds only 50"),
         (dict(target=digits[:50], ref=digits[:2], metrics="dc"), "k=5 needs more than 5 images, but the reference"),
-        (dict(target=digits[:50], evaluator="cifar10-clf", ref=digits[:50]), "not shipped yet.*ganforge evaluator fit cifar10-clf --data PATH"),
+        (dict(target=digits[:50], evaluator="cifar10-clf", ref=digits[:50]), "but cifar10-clf expects 3-channel"),
         (dict(target=digits[:50], evaluator="vgg"), "unknown evaluator 'vgg'"),
     ]
     for kwargs, match in cases:

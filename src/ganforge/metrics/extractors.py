@@ -208,8 +208,8 @@ EXTRACTORS: MappingProxyType[str, ExtractorSpec] = MappingProxyType(
             "shipped with ganforge", lambda device, dtype, weights, sha256: _load_classifier("mnist-clf", device, dtype, weights, sha256),
         ),
         "cifar10-clf": ExtractorSpec(
-            "cifar10-clf", "CIFAR-10 ResNet: 32x32 RGB, 128-d features, 10 classes; --ref required",
-            "not shipped yet: ganforge evaluator fit cifar10-clf --data PATH",
+            "cifar10-clf", "CIFAR-10 ResNet (86.0% test acc.): 32x32 RGB, 128-d flip-averaged features, 10 classes; --ref required",
+            "shipped with ganforge",
             lambda device, dtype, weights, sha256: _load_classifier("cifar10-clf", device, dtype, weights, sha256),
         ),
         "inception-v3-fid": ExtractorSpec(
