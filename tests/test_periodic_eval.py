@@ -96,6 +96,18 @@ def test_eval_config_is_checked():
         cfg28(1, "eval.every=5", "eval.metrics=fid", "eval.best_metric=recall")
     with pytest.raises(UsageError, match="eval.n"):
         cfg28(1, "eval.n=3")
-    with pytest.raises(UsageError, match="eval.evaluator=auto"):
-        auto_evaluator(64, 3)
+    assert auto_evaluator(64, 3) is None
     assert auto_evaluator(28, 1) == "mnist-clf" and auto_evaluator(32, 3) == "cifar10-clf"
+
+
+def test_auto_evaluator_off_with_a_warning_for_other_shapes(tmp_path, caplog):
+    data = load_images("digits", resolution=16, channels=1)
+    cfg = apply_overrides(RunConfig(preset="t"), [
+        "data.source=digits", "model.arch=mlp", "model.resolution=16", "model.channels=1", "model.z_dim=8",
+        "model.g_width=16", "model.d_width=16", "train.total_steps=2", "train.batch_size=16", "train.progress=false",
+        "train.sample_every=0", "checkpoint.every_steps=0", "train.sample_grid=4", "eval.every=1"])
+    run = train(cfg, data=data, out=tmp_path / "run")
+    assert "eval.every=1 is off" in caplog.text and not (run / "best").exists()
+    explicit = apply_overrides(cfg, ["eval.evaluator=cifar10-clf"])  # named explicitly: it must fit the data
+    with pytest.raises(UsageError, match="cifar10-clf"):
+        train(explicit, data=data, out=tmp_path / "run2")

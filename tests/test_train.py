@@ -100,7 +100,8 @@ def test_save_load_gives_identical_samples(tmp_path):
 def test_each_family_trains_a_few_steps(tmp_path, name):
     cfg = get_preset(name)
     small = ["train.total_steps=3", "train.batch_size=8", "train.progress=false", "train.log_every=1",
-             "train.sample_every=0", "train.sample_grid=4", "checkpoint.every_steps=0", "data.max_images=64"]
+             "train.sample_every=0", "train.sample_grid=4", "checkpoint.every_steps=0", "data.max_images=64",
+             "eval.every=0"]
     if cfg.model.arch != "keras-dcgan":
         small += ["model.g_width=8", "model.d_width=8"]
     run = train(apply_overrides(cfg, small), out=tmp_path / name)

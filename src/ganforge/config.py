@@ -14,7 +14,7 @@ import json
 import math
 import typing
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Callable
 
 from ganforge.errors import UsageError
 from ganforge.models.config import ModelConfig
@@ -139,7 +139,7 @@ class RunConfig:
 # section name -> its dataclass, e.g. "train" -> TrainConfig
 SECTIONS: dict[str, type] = {
     name: typ for name, typ in typing.get_type_hints(RunConfig).items() if dataclasses.is_dataclass(typ)
-}
+}  # the same as sections_of(RunConfig)
 
 
 # ----------------------------------------------------------------------------- conversion
@@ -191,21 +191,53 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
     raise TypeError(f"unsupported config type {typ} for {key}")
 
 
-def from_dict(d: dict) -> RunConfig:
-    """Build a RunConfig from a nested dict (e.g. a run's config.json); unknown keys are errors."""
+def sections_of(root: type) -> dict[str, type]:
+    """Section name -> its dataclass, for a root config class made of sections (RunConfig, RestoreConfig)."""
+    return {name: typ for name, typ in typing.get_type_hints(root).items() if dataclasses.is_dataclass(typ)}
+
+
+def config_from_dict(d: dict, root: type, check: Callable[[Any], Any]) -> Any:
+    """Build a ``root`` config from a nested dict; unknown keys are errors; ``check`` validates it."""
     if not isinstance(d, dict):
         raise UsageError("config must be a JSON object")
-    top = {f.name for f in fields(RunConfig)}
+    sections = sections_of(root)
+    top = {f.name for f in fields(root)}
     unknown = set(d) - top
     if unknown:
         raise UsageError(f"unknown config key(s) {sorted(unknown)}: allowed {sorted(top)}")
     kwargs: dict[str, Any] = {}
     for name, value in d.items():
-        if name in SECTIONS:
-            kwargs[name] = _section_from_dict(name, SECTIONS[name], value)
+        if name in sections:
+            kwargs[name] = _section_from_dict(name, sections[name], value)
         else:
             kwargs[name] = _coerce(name, value, str)
-    return validate(RunConfig(**kwargs))
+    return check(root(**kwargs))
+
+
+def override_config(cfg: Any, overrides: list[str], check: Callable[[Any], Any]) -> Any:
+    """Apply ``section.key=value`` strings to a sectioned config; an unknown section or key names the allowed ones."""
+    sections = sections_of(type(cfg))
+    for item in overrides:
+        if "=" not in item:
+            raise UsageError(f"--set {item!r} is not of the form section.key=value (e.g. train.total_steps=500)")
+        dotted, raw = item.split("=", 1)
+        dotted = dotted.strip()
+        if "." not in dotted:
+            raise UsageError(f"--set key {dotted!r} needs a section: one of {sorted(sections)} (e.g. train.{dotted})")
+        section, key = dotted.split(".", 1)
+        if section not in sections:
+            raise UsageError(f"--set {dotted!r}: unknown section {section!r}; allowed: {sorted(sections)}")
+        types = _section_types(sections[section])
+        if key not in types:
+            raise UsageError(f"--set {dotted!r}: unknown key {key!r} in {section!r}; allowed: {sorted(types)}")
+        value = _coerce(dotted, raw.strip(), types[key])
+        cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: value})})
+    return check(cfg)
+
+
+def from_dict(d: dict) -> RunConfig:
+    """Build a RunConfig from a nested dict (e.g. a run's config.json); unknown keys are errors."""
+    return config_from_dict(d, RunConfig, validate)
 
 
 def _section_from_dict(name: str, cls: type, value: Any) -> Any:
@@ -220,22 +252,7 @@ def _section_from_dict(name: str, cls: type, value: Any) -> Any:
 
 def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
     """Apply ``section.key=value`` strings; an unknown section or key names the allowed ones."""
-    for item in overrides:
-        if "=" not in item:
-            raise UsageError(f"--set {item!r} is not of the form section.key=value (e.g. train.batch_size=128)")
-        dotted, raw = item.split("=", 1)
-        dotted = dotted.strip()
-        if "." not in dotted:
-            raise UsageError(f"--set key {dotted!r} needs a section: one of {sorted(SECTIONS)} (e.g. train.{dotted})")
-        section, key = dotted.split(".", 1)
-        if section not in SECTIONS:
-            raise UsageError(f"--set {dotted!r}: unknown section {section!r}; allowed: {sorted(SECTIONS)}")
-        types = _section_types(SECTIONS[section])
-        if key not in types:
-            raise UsageError(f"--set {dotted!r}: unknown key {key!r} in {section!r}; allowed: {sorted(types)}")
-        value = _coerce(dotted, raw.strip(), types[key])
-        cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: value})})
-    return validate(cfg)
+    return override_config(cfg, overrides, validate)
 
 
 # ----------------------------------------------------------------------------- validation

@@ -13,6 +13,7 @@ from ganforge.cli.bench import bench_cmd
 from ganforge.cli.data import data_cmd
 from ganforge.cli.eval import eval_cmd, eval_pair_cmd, evaluator_cmd
 from ganforge.cli.modes import modes_cmd
+from ganforge.cli.restore import RESTORE_GROUPS
 from ganforge.cli.train import presets_cmd, sample_cmd, train_cmd
 from ganforge.errors import GanforgeError
 
@@ -40,6 +41,8 @@ cli.add_command(eval_pair_cmd)
 cli.add_command(evaluator_cmd)
 cli.add_command(modes_cmd)
 cli.add_command(bench_cmd)
+for _group in RESTORE_GROUPS:  # sr, denoise, inpaint
+    cli.add_command(_group)
 
 
 def main(argv: list[str] | None = None) -> int:

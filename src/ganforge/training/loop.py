@@ -37,7 +37,7 @@ from ganforge.training.guard import NonFinite, NonFiniteGuard, StopRequest, Trai
 from ganforge.training.logger import MetricsLog, plot_losses
 from ganforge.training.objective import Objective
 from ganforge.training.perf import resolve_precision
-from ganforge.training.periodic_eval import PeriodicEval
+from ganforge.training.periodic_eval import make_periodic_eval
 from ganforge.training.rundir import create_run_dir
 from ganforge.training.stats import Accumulator
 from ganforge.training.step import make_iteration
@@ -166,7 +166,7 @@ def train(
     guard = NonFiniteGuard(t.on_nonfinite, t.max_rollbacks)  # train.on_nonfinite: abort | skip | rollback
     acc = Accumulator()
     # eval.every: metrics during training, best/ snapshot, collapse warnings (rank 0 only)
-    periodic = PeriodicEval(cfg, data, device) if cfg.eval.every and main else None
+    periodic = make_periodic_eval(cfg, data, device) if main else None
 
     # Fixed noise for comparable sample grids across steps (its own generator: resuming
     # reproduces it); conditional grids show class k in column k.

@@ -35,16 +35,24 @@ BEST_DIR = "best"
 WATCHED = ("recall", "classes_covered")  # values whose sharp fall signals collapse
 
 
-def auto_evaluator(resolution: int, channels: int) -> str:
-    """The shipped evaluator for a data shape: mnist-clf for 28 px grey, cifar10-clf for 32 px RGB."""
-    if (resolution, channels) == (28, 1):
-        return "mnist-clf"
-    if (resolution, channels) == (32, 3):
-        return "cifar10-clf"
-    raise UsageError(
-        f"eval.evaluator=auto has no evaluator for {resolution} px, {channels} channel(s) images: set "
-        f"eval.evaluator=inception-v3-fid (with $GANFORGE_INCEPTION_WEIGHTS) or another from `ganforge evaluator list`"
-    )
+def auto_evaluator(resolution: int, channels: int) -> str | None:
+    """The shipped evaluator for a data shape: mnist-clf for 28 px grey, cifar10-clf for 32 px RGB, else None."""
+    return {(28, 1): "mnist-clf", (32, 3): "cifar10-clf"}.get((resolution, channels))
+
+
+def make_periodic_eval(cfg: RunConfig, data: ImageData, device: torch.device) -> "PeriodicEval | None":
+    """The evaluator of ``eval.every``, or None when it is off. With ``eval.evaluator=auto`` and
+    no shipped evaluator for the data's shape (e.g. a preset moved to 64 px), the evaluation is
+    turned off with one warning naming the setting; an evaluator named explicitly must load."""
+    e, m = cfg.eval, cfg.model
+    if not e.every:
+        return None
+    if e.evaluator == "auto" and auto_evaluator(m.resolution, m.channels) is None:
+        log.warning("eval.every=%d is off: eval.evaluator=auto has no evaluator for %d px, %d-channel images; set "
+                    "eval.evaluator=inception-v3-fid (with $GANFORGE_INCEPTION_WEIGHTS) or another from "
+                    "`ganforge evaluator list`", e.every, m.resolution, m.channels)
+        return None
+    return PeriodicEval(cfg, data, device)
 
 
 class PeriodicEval:
@@ -59,6 +67,9 @@ class PeriodicEval:
         e, m = cfg.eval, cfg.model
         self.cfg, self.device = cfg, device
         name = auto_evaluator(m.resolution, m.channels) if e.evaluator == "auto" else e.evaluator
+        if name is None:
+            raise UsageError(f"eval.evaluator=auto has no evaluator for {m.resolution} px, {m.channels}-channel images: "
+                             f"name one with eval.evaluator (see `ganforge evaluator list`)")
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # building the network draws init weights: keep the run's RNG untouched
             self.extractor = load_extractor(name, device=device)
@@ -69,6 +80,8 @@ class PeriodicEval:
         self.metrics = ",".join(x for x in ("fid", "kid", "is", "pr", "dc", "classes") if x in wanted)
         # The reference: eval.ref, or (default) at most eval.n of the training images, uint8 (N, C, H, W)
         self.ref = e.ref or data.images[: e.n].cpu()
+        # Fail before training, not at the first evaluation: the generated images have the data's shape.
+        self.extractor.check_images(data.images[:1].cpu(), f"eval.evaluator={name} on the training images")
         self.higher_better = EVAL_DIRECTIONS[e.best_metric]
         self.best: dict | None = None
         self.peaks: dict[str, float] = {}

@@ -1,0 +1,102 @@
+"""Reproduce the CPU measurement runs of docs/RESTORATION_training.md.
+
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train sr      # ~22 min
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train denoise
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train srgan --init runs/restore-cpu/sr
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train denoise-more
+    .venv/bin/python benchmarks/restore_runs.py eval     # prints each `ganforge ... eval` command, then runs it
+
+Each run is exactly ``ganforge <task> train --preset P --data D --set ...`` with the overrides
+below (the CLI calls the same train_restorer), into runs/restore-cpu/<name>. The presets' defaults
+aim at one H100 for 15 minutes; on a shared 2-core CPU the nets are narrower and the time budget is
+train.max_minutes, so the step counts reached depend on the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+OUT = ROOT / "runs" / "restore-cpu"
+CPU = ["train.device=cpu", "train.threads=1", "train.progress=false", "perf.precision=fp32"]
+
+RUNS = {
+    # name: (task, preset, data, overrides)
+    "sr": ("sr", "sr-x4", SHARED / "restoration" / "sun_hays80", [
+        "model.width=32", "model.blocks=8", "data.patch_size=96", "train.batch_size=16",
+        "train.total_steps=100000", "train.max_minutes=22", "train.val_every=500", "train.log_every=50", *CPU]),
+    "denoise": ("denoise", "denoise-s25", SHARED / "restoration" / "sun_hays80", [
+        "model.width=32", "model.blocks=15", "data.patch_size=48", "train.batch_size=16",
+        "train.total_steps=100000", "train.max_minutes=22", "train.val_every=500", "train.log_every=50", *CPU]),
+    "inpaint": ("inpaint", "inpaint-center", SHARED / "cifar10-train20k.zip", [
+        "model.width=32", "model.blocks=3", "data.patch_size=32", "data.val_images=64", "train.batch_size=32",
+        "train.total_steps=100000", "train.adv_steps=0", "loss.adv_weight=0", "train.max_minutes=22",
+        "train.val_every=500", "train.log_every=50", *CPU]),
+    # a second 25-minute session of the "denoise" run (train.init_from; a fresh cosine LR cycle at a lower peak)
+    "denoise-more": ("denoise", "denoise-s25", SHARED / "restoration" / "sun_hays80", [
+        "model.width=32", "model.blocks=15", "data.patch_size=48", "train.batch_size=16", "optim.lr=1.5e-4",
+        "train.total_steps=100000", "train.max_minutes=25", "train.val_every=500", "train.log_every=50", "train.seed=1",
+        f"train.init_from={OUT / 'denoise'}", *CPU]),
+    # adversarial fine-tuning of the "sr" run: phase 1 skipped (total_steps=0), D feature matching
+    "srgan": ("sr", "srgan-x4", SHARED / "restoration" / "sun_hays80", [
+        "model.width=32", "model.blocks=8", "model.d_width=32", "data.patch_size=96", "train.batch_size=16",
+        "train.total_steps=0", "train.adv_steps=100000", "train.max_minutes=12", "train.val_every=200",
+        "train.log_every=25", *CPU]),
+}
+
+
+def train(name: str, init: str | None) -> None:
+    """The library calls of `ganforge TASK train --preset P --data D --out O --set ...` (printed first)."""
+    import torch
+    from dataclasses import replace
+
+    from ganforge.apps.restore_config import apply_overrides, get_preset
+    from ganforge.apps.restore_train import train_restorer
+
+    task, preset, data, overrides = RUNS[name]
+    if name == "srgan":
+        overrides = [*overrides, f"train.init_from={init or OUT / 'sr'}"]
+    print(f"ganforge {task} train --preset {preset} --data {data} --out {OUT / name} " + " ".join(f"--set {o}" for o in overrides), flush=True)
+    torch.set_num_threads(1)
+    cfg = get_preset(preset, task)
+    cfg = apply_overrides(replace(cfg, data=replace(cfg.data, source=str(data))), overrides)
+    run = train_restorer(cfg, out=OUT / name)
+    print((run / "summary.json").read_text())
+
+
+def evaluate() -> None:
+    """The `ganforge ... eval` commands behind the tables (part 1's harness), JSON into runs/restore-cpu/eval/."""
+    cmds = {}
+    for s in ("Set5", "Set14"):
+        data = str(SHARED / "sr" / s)
+        cmds[f"sr-{s}"] = ["sr", "eval", str(OUT / "sr"), "--data", data, "--scale", "4", "--compare", "bicubic"]
+        cmds[f"srgan-{s}"] = ["sr", "eval", str(OUT / "srgan"), "--data", data, "--scale", "4", "--compare", str(OUT / "sr"),
+                              "--strips", str(OUT / "strips" / f"srgan-{s}")]
+        cmds[f"denoise-{s}"] = ["denoise", "eval", str(OUT / "denoise"), "--data", data, "--sigma", "25", "--compare", "bm3d"]
+        cmds[f"denoise-more-{s}"] = ["denoise", "eval", str(OUT / "denoise-more"), "--data", data, "--sigma", "25"]
+        cmds[f"nlmeans-{s}"] = ["denoise", "eval", "nlmeans", "--data", data, "--sigma", "25"]
+    cmds["inpaint-cifar"] = ["inpaint", "eval", str(OUT / "inpaint"), "--data", str(SHARED / "cifar10-test10k.zip"),
+                             "--mask", "center", "--max-images", "1000", "--compare", "telea"]
+    (OUT / "eval").mkdir(parents=True, exist_ok=True)
+    for name, cmd in cmds.items():
+        full = [sys.executable, "-m", "ganforge", *cmd, "--json"]
+        print(" ".join(full), flush=True)
+        with open(OUT / "eval" / f"{name}.json", "w") as f:
+            subprocess.run(full, check=True, stdout=f, env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("name", choices=sorted(RUNS))
+    t.add_argument("--init", default=None, help="srgan: the sr run to fine-tune")
+    sub.add_parser("eval")
+    args = ap.parse_args()
+    train(args.name, args.init) if args.what == "train" else evaluate()

@@ -1,0 +1,217 @@
+"""Saved restoration models and applying them: the model folder format, ``load_restorer``, and
+restoring image files or folders.
+
+A model folder holds ``config.json`` (the whole RestoreConfig under "restore", the network
+settings under "model") and ``generator.safetensors`` (+ ``generator_ema.safetensors``), written
+by ganforge.training.checkpoint's ``save_generator`` like every ganforge model; a run folder holds
+one under ``model/``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from ganforge.apps.degrade import make_mask
+from ganforge.apps.restore_config import RestoreConfig, from_dict, to_dict
+from ganforge.apps.restore_models import build_restorer
+from ganforge.data.decode import BadImage, is_image_name, open_image
+from ganforge.data.transforms import to_8bit
+from ganforge.errors import UsageError
+from ganforge.io import atomic_write_bytes
+from ganforge.training import checkpoint as ckpt
+
+KIND = "restoration"  # config.json "kind" of a restoration model folder
+
+
+def run_net(G: nn.Module, task: str, inp: Tensor, mask: Tensor | None = None, sigma: Tensor | None = None) -> Tensor:
+    """The network call of each task: sr G(lr); denoise G(noisy, sigma); inpaint G(image, mask)."""
+    if task == "sr":
+        return G(inp)
+    if task == "denoise":
+        return G(inp, sigma)
+    return G(inp, mask)
+
+
+def save_restorer(model_dir: str | Path, cfg: RestoreConfig, G: nn.Module, G_ema: nn.Module | None = None, **meta) -> Path:
+    """Write a model folder (atomic writes; config.json last, so its presence means the folder is whole)."""
+    return ckpt.save_generator(model_dir, cfg.model, G, G_ema, meta={"kind": KIND, "task": cfg.task, "restore": to_dict(cfg), **meta})  # type: ignore[arg-type]
+
+
+def load_restorer_net(path: str | Path, *, ema: bool = True) -> tuple[nn.Module, RestoreConfig, dict]:
+    """(G in eval mode on the CPU, its RestoreConfig, the config.json dict) from a model or run folder."""
+    model_dir = ckpt.resolve_model_dir(path)
+    try:
+        meta = json.loads((model_dir / "config.json").read_text())
+    except ValueError as exc:
+        raise UsageError(f"{model_dir / 'config.json'} is not valid JSON: {exc}") from None
+    if meta.get("kind") != KIND or "restore" not in meta:
+        raise UsageError(f"{model_dir} holds a GAN generator, not a restoration model (train one with `ganforge sr|denoise|inpaint train`)")
+    cfg = from_dict(meta["restore"])
+    G = build_restorer(cfg)
+    name = "generator_ema.safetensors" if ema and (model_dir / "generator_ema.safetensors").is_file() else "generator.safetensors"
+    try:
+        state = load_file(str(model_dir / name))
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        raise UsageError(f"cannot read {model_dir / name}: {exc}") from None
+    ckpt.load_state_strict(G, state, source=model_dir / name, cfg_desc=json.dumps(meta["model"]))
+    return G.eval(), cfg, meta
+
+
+class Restorer:
+    """``restore(degraded (N, 3, h, w) in [0, 1], mask (N, 1, H, W) | None) -> (N, 3, H, W) in [0, 1]``.
+
+    degraded: the LR image (sr), the noisy image (denoise) or the image with holes (inpaint; then
+    ``mask`` is required, 1 = missing, and the known pixels of the result are exactly the input's).
+    ``tile > 0`` runs the network tile by tile (ganforge.apps.tiling) with ``overlap`` input
+    pixels of context. Attributes: task, scale (sr) and sigma (the noise level a fixed-level
+    denoiser was trained for, or the one given for a noise-map model); None where not relevant.
+    """
+
+    def __init__(self, net: nn.Module, cfg: RestoreConfig, *, device: str | torch.device = "cpu", tile: int = 0,
+                 overlap: int = 32, sigma: float | None = None):
+        if tile < 0 or overlap < 0:
+            raise UsageError(f"tile={tile} and overlap={overlap} must be >= 0")
+        self.config = cfg
+        self.task = cfg.task
+        self.scale = cfg.degrade.scale if cfg.task == "sr" else None
+        self.sigma: float | None = None
+        if cfg.task == "denoise":
+            self.sigma = sigma if sigma is not None else (None if cfg.degrade.blind else cfg.degrade.sigma)
+            if cfg.model.noise_map and self.sigma is None:
+                raise UsageError("this denoiser was trained blind with a noise-level map: give the noise level (--sigma)")
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+        self.tile, self.overlap = tile, overlap
+
+    def _forward(self, x: Tensor) -> Tensor:
+        # x: (N, 3, h, w), or (N, 4, H, W) for inpainting with the mask as the 4th channel
+        if self.task == "inpaint":
+            return run_net(self.net, "inpaint", x[:, :3], mask=x[:, 3:])
+        sigma = torch.full((x.shape[0],), (self.sigma or 0.0) / 255.0, device=x.device)
+        return run_net(self.net, self.task, x, sigma=sigma)
+
+    @torch.no_grad()
+    def __call__(self, degraded: Tensor, mask: Tensor | None = None) -> Tensor:
+        if degraded.dim() != 4 or degraded.shape[1] != 3:
+            raise UsageError(f"restore needs RGB images of shape (N, 3, H, W), got {tuple(degraded.shape)}")
+        x = degraded.to(self.device, torch.float32)
+        if self.task == "inpaint":
+            if mask is None or tuple(mask.shape) != (x.shape[0], 1, *x.shape[-2:]):
+                got = None if mask is None else tuple(mask.shape)
+                raise UsageError(f"inpainting needs a mask of shape ({x.shape[0]}, 1, {x.shape[2]}, {x.shape[3]}) (1 = missing), got {got}")
+            m = mask.to(self.device, torch.float32)
+            x = torch.cat([x, m], dim=1)
+        if self.tile > 0:
+            from ganforge.apps.tiling import tiled
+
+            y = tiled(self._forward, x, tile=self.tile, overlap=self.overlap, scale=self.scale or 1)
+        else:
+            y = self._forward(x)
+        y = y.float().clamp(0, 1)
+        if self.task == "inpaint":
+            y = m * y + (1 - m) * x[:, :3]  # known pixels bit-exact (after the clamp)
+        return y.to(degraded.device)
+
+
+def load_restorer(path: str | Path, *, device: str | torch.device = "cpu", tile: int = 0, overlap: int = 32,
+                  sigma: float | None = None, ema: bool = True) -> Restorer:
+    """A Restorer from a model folder (config.json + safetensors) or a run folder holding ``model/``.
+    EMA weights are used when the run kept them (``ema=False``: the raw weights)."""
+    G, cfg, _ = load_restorer_net(path, ema=ema)
+    return Restorer(G, cfg, device=device, tile=tile, overlap=overlap, sigma=sigma)
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def read_image(path: Path) -> Tensor:
+    """An image file -> float (1, 3, H, W) in [0, 1] (grey and alpha images converted to RGB)."""
+    try:
+        with open(path, "rb") as f:
+            img = to_8bit(open_image(f), 3)
+    except BadImage as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)[None].float() / 255.0
+
+
+def read_mask(path: Path, shape: tuple[int, int]) -> Tensor:
+    """A mask image (white = missing) -> (1, 1, H, W) of 0/1; it must match the image size."""
+    try:
+        with open(path, "rb") as f:
+            img = to_8bit(open_image(f), 1)
+    except (BadImage, OSError) as exc:
+        raise UsageError(f"cannot read mask {path}: {exc}") from None
+    arr = np.asarray(img)
+    if arr.shape != shape:
+        raise UsageError(f"mask {path} is {arr.shape[1]}x{arr.shape[0]} but the image is {shape[1]}x{shape[0]}: they must match")
+    return torch.from_numpy((arr >= 128).astype(np.float32))[None, None]
+
+
+def write_image(x: Tensor, path: Path) -> None:
+    """(1, 3, H, W) in [0, 1] -> an 8-bit PNG (or whatever the suffix says), atomically."""
+    import io
+
+    arr = (x[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    buf = io.BytesIO()
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(path.suffix.lower(), "PNG")
+    Image.fromarray(arr).save(buf, format=fmt)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plan_outputs(inp: Path, out: Path, *, force: bool) -> list[tuple[Path, Path]]:
+    """(input file, output file) pairs: a file -> a file; a folder -> the same names (.png) in ``out``.
+    Refuses, before anything is written, when an output file exists and ``force`` is not given."""
+    if not inp.exists():
+        raise UsageError(f"input {inp} does not exist: give an image file or a folder of images")
+    if inp.is_dir():
+        files = sorted(p for p in inp.rglob("*") if p.is_file() and is_image_name(p.name) and not p.name.startswith("."))
+        if not files:
+            raise UsageError(f"no images found in {inp}")
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"output {out} is a file but the input {inp} is a folder: give an output folder")
+        pairs = [(p, out / p.relative_to(inp).with_suffix(".png")) for p in files]
+    else:
+        if out.is_dir():
+            raise UsageError(f"output {out} is a folder: give an output file name (e.g. {out / (inp.stem + '.png')})")
+        pairs = [(inp, out)]
+    if not force:
+        for _, o in pairs:
+            if o.exists():
+                raise UsageError(f"output {o} already exists: choose another output or pass --force to overwrite it")
+    return pairs
+
+
+def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_path: str | Path | None = None,
+                  mask_kind: str | None = None, seed: int = 0, force: bool = False) -> list[Path]:
+    """Restore an image file or a folder of images into ``out``; returns the written files.
+    Inpainting takes ``mask_path`` (white = missing; one mask for a single image) or ``mask_kind``
+    (center | boxes | strokes, drawn with ``seed``): the masked pixels are treated as missing."""
+    pairs = plan_outputs(Path(inp), Path(out), force=force)
+    if restorer.task == "inpaint":
+        if (mask_path is None) == (mask_kind is None):
+            raise UsageError("inpainting needs exactly one of --mask MASK.png (white = missing) or --mask-kind center|boxes|strokes")
+        if mask_path is not None and len(pairs) > 1:
+            raise UsageError("--mask takes one image; for a folder use --mask-kind")
+    elif mask_path is not None or mask_kind is not None:
+        raise UsageError(f"--mask and --mask-kind are for inpainting; this is a {restorer.task} model")
+    gen = torch.Generator().manual_seed(seed)
+    written = []
+    for src, dst in pairs:
+        x = read_image(src)  # (1, 3, H, W)
+        mask = None
+        if restorer.task == "inpaint":
+            h, w = x.shape[-2:]
+            mask = read_mask(Path(mask_path), (h, w)) if mask_path is not None else make_mask(mask_kind, 1, h, w, gen)
+            x = x * (1 - mask)
+        write_image(restorer(x, mask), dst)
+        written.append(dst)
+    return written

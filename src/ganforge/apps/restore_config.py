@@ -1,0 +1,260 @@
+"""Typed configuration and presets for training restoration networks (SR, denoising, inpainting).
+
+One frozen :class:`RestoreConfig` made of small sections, like ``ganforge.config.RunConfig``:
+every setting is declared once with its default, its unit in the name and a comment. The
+CLI changes values with ``--set section.key=value`` through :func:`apply_overrides`, which
+rejects unknown keys and badly typed values with a one-line :class:`UsageError`. The value
+coercion and section parsing are ganforge.config's own helpers, reused here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, replace
+
+from ganforge.config import DEVICES, PRECISIONS, _choice, _positive, config_from_dict, override_config, sections_of
+from ganforge.errors import UsageError
+from ganforge.losses import LOSSES
+
+TASKS = ("sr", "denoise", "inpaint")
+PIXEL_LOSSES = ("l1", "l2")
+SCHEDULES = ("constant", "cosine", "step")
+MASK_KINDS = ("center", "boxes", "strokes")
+HOLE_FILLS = ("zero", "mean")
+SR_SCALES = (2, 3, 4, 8)
+SKIMAGE_SOURCE = "skimage"  # data.source naming scikit-image's bundled sample photos
+
+
+@dataclass(frozen=True)
+class RestoreDataConfig:
+    source: str = SKIMAGE_SOURCE  # "skimage" (scikit-image's sample photos) or a folder / .zip of photos
+    patch_size: int = 128  # side of the target (HR / clean) training patch in pixels; SR inputs are patch_size/scale
+    augment: bool = True  # random horizontal flips and 90-degree rotations of each patch
+    max_images: int = 0  # use only the first N photos in listing order (0 = all)
+    val_images: int = 4  # photos held out (the last N) for the validation pass (0 = no validation)
+    val_crop: int = 256  # validation uses the centre crop of this side of each held-out photo (0 = whole photo)
+
+
+@dataclass(frozen=True)
+class DegradeConfig:
+    scale: int = 4  # sr: downscaling factor (2, 3, 4 or 8); LR = quantize(bicubic(HR, 1/scale))
+    sigma: float = 25.0  # denoise: Gaussian noise std on the 0..255 scale (the top of the range when blind)
+    sigma_min: float = 0.0  # denoise, blind: sigma ~ U(sigma_min, sigma) per image (DnCNN-B uses [0, 55])
+    blind: bool = False  # denoise: train over a range of sigma instead of one level
+    mask_kinds: str = "center"  # inpaint: comma list of center, boxes, strokes (one drawn per image)
+    fill: str = "zero"  # inpaint: what the holes hold in the network input: zero | mean (of the known pixels)
+
+
+@dataclass(frozen=True)
+class RestoreNetConfig:
+    width: int = 64  # feature channels of the restoration network G
+    blocks: int = 16  # sr: residual blocks; denoise: conv layers (DnCNN depth); inpaint: dilated convs (2, 4, 8, ...)
+    res_scale: float = 1.0  # sr: residual scaling inside each block (EDSR uses 0.1 for very wide nets)
+    noise_map: bool = False  # denoise: give G a sigma map as a 4th input channel (FFDNet); apply then needs sigma
+    d_width: int = 64  # PatchGAN discriminator channels in its first layer (doubling per stride-2 layer, max 8x)
+    d_layers: int = 3  # PatchGAN stride-2 convs (3 = the 70x70 pix2pix discriminator)
+    d_spectral_norm: bool = True  # spectral norm on every D layer (Miyato et al. 2018) instead of batch norm
+
+
+@dataclass(frozen=True)
+class RestoreLossConfig:
+    pixel: str = "l1"  # l1 | l2: the pixel loss of phase 1 and the content loss of phase 2
+    adv_kind: str = "ns"  # phase 2 adversarial loss from ganforge.losses: minimax | ns | lsgan | wgan | hinge
+    adv_weight: float = 0.0  # phase 2 weight of G's adversarial loss (0 = no phase 2; SRGAN 1e-3, ESRGAN 5e-3)
+    content_weight: float = 1.0  # phase 2 weight of the pixel loss
+    feature_weight: float = 1.0  # phase 2 weight of the VGG perceptual loss, or of D feature matching without VGG
+    perceptual_weights: str = ""  # local VGG19 weights (.safetensors or .pth state dict); empty = D feature matching
+
+
+@dataclass(frozen=True)
+class RestoreOptimConfig:
+    lr: float = 2e-4  # phase 1 Adam learning rate of G
+    lr_adv: float = 1e-4  # phase 2 Adam learning rate of G
+    lr_d: float = 1e-4  # phase 2 Adam learning rate of D
+    beta1: float = 0.9  # Adam beta1 (G and D)
+    beta2: float = 0.99  # Adam beta2 (G and D)
+    schedule: str = "cosine"  # constant | cosine (to 0 at the end of the phase) | step (x step_gamma every step_every)
+    step_every: int = 20000  # schedule=step: multiply the LR by step_gamma every this many steps
+    step_gamma: float = 0.5  # schedule=step: the factor
+    grad_clip: float = 0.0  # clip G's (and D's) gradient norm to this (0 = no clipping)
+
+
+@dataclass(frozen=True)
+class RestoreTrainConfig:
+    total_steps: int = 100000  # phase 1 (pixel loss) G updates; 0 only with init_from
+    adv_steps: int = 0  # phase 2 (adversarial fine-tuning) G updates, each after one D update
+    max_minutes: float = 15.0  # wall-clock budget of both phases (0 = none); split in proportion to the steps
+    batch_size: int = 16  # patches per step
+    seed: int = 0  # seeds torch, the patch sampler and the degradations
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    ema_decay: float = 0.999  # EMA of G's weights, saved and used for validation (0 = none)
+    init_from: str = ""  # start G from this model / run folder (e.g. a sr-x4 run before srgan-x4's phase 2)
+    log_every: int = 100  # metrics.jsonl row every N steps
+    val_every: int = 2000  # validation PSNR every N steps (and at the end of each phase); 0 = end only
+    progress: bool = True  # progress bar
+
+
+@dataclass(frozen=True)
+class RestorePerfConfig:
+    precision: str = "auto"  # fp32 | bf16 (autocast; losses in fp32) | auto (bf16 where the hardware has it)
+    channels_last: bool = True  # NHWC memory format on CUDA (ignored on CPU)
+
+
+@dataclass(frozen=True)
+class RestoreConfig:
+    preset: str = "custom"  # name of the preset this config started from
+    description: str = ""  # one line shown by the presets list
+    task: str = "sr"  # sr | denoise | inpaint
+    data: RestoreDataConfig = field(default_factory=RestoreDataConfig)
+    degrade: DegradeConfig = field(default_factory=DegradeConfig)
+    model: RestoreNetConfig = field(default_factory=RestoreNetConfig)
+    loss: RestoreLossConfig = field(default_factory=RestoreLossConfig)
+    optim: RestoreOptimConfig = field(default_factory=RestoreOptimConfig)
+    train: RestoreTrainConfig = field(default_factory=RestoreTrainConfig)
+    perf: RestorePerfConfig = field(default_factory=RestorePerfConfig)
+
+
+# section name -> its dataclass, e.g. "train" -> RestoreTrainConfig
+SECTIONS: dict[str, type] = sections_of(RestoreConfig)
+
+
+def to_dict(cfg: RestoreConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def dumps(cfg: RestoreConfig) -> str:
+    return json.dumps(to_dict(cfg), indent=2)
+
+
+def from_dict(d: dict) -> RestoreConfig:
+    """A RestoreConfig from a nested dict (e.g. a model's config.json); unknown keys are errors."""
+    return config_from_dict(d, RestoreConfig, validate)
+
+
+def apply_overrides(cfg: RestoreConfig, overrides: list[str]) -> RestoreConfig:
+    """Apply ``section.key=value`` strings; an unknown section or key names the allowed ones."""
+    return override_config(cfg, overrides, validate)
+
+
+def mask_kinds(cfg: RestoreConfig) -> tuple[str, ...]:
+    """degrade.mask_kinds as a tuple, e.g. "boxes,strokes" -> ("boxes", "strokes")."""
+    return tuple(k.strip() for k in cfg.degrade.mask_kinds.split(",") if k.strip())
+
+
+def validate(cfg: RestoreConfig) -> RestoreConfig:
+    """Check every value that can be checked without data or devices. Returns cfg unchanged."""
+    d, g, m, lo, o, t = cfg.data, cfg.degrade, cfg.model, cfg.loss, cfg.optim, cfg.train
+    _choice("task", cfg.task, TASKS)
+    _positive("data.patch_size", d.patch_size)
+    for key in ("max_images", "val_images", "val_crop"):
+        _positive(f"data.{key}", getattr(d, key), zero_ok=True)
+    if cfg.task == "sr":
+        if g.scale not in SR_SCALES:
+            raise UsageError(f"degrade.scale={g.scale} is not allowed: use one of {', '.join(map(str, SR_SCALES))}")
+        if d.patch_size % g.scale or d.patch_size // g.scale < 4:
+            raise UsageError(f"data.patch_size={d.patch_size} must be a multiple of degrade.scale={g.scale} and at least {4 * g.scale}")
+    if not 0.0 <= g.sigma_min <= g.sigma <= 255.0:
+        raise UsageError(f"degrade.sigma_min={g.sigma_min} and degrade.sigma={g.sigma} need 0 <= sigma_min <= sigma <= 255")
+    kinds = mask_kinds(cfg)
+    if not kinds:
+        raise UsageError("degrade.mask_kinds is empty: use a comma list of center, boxes, strokes")
+    for kind in kinds:
+        _choice("degrade.mask_kinds", kind, MASK_KINDS)
+    _choice("degrade.fill", g.fill, HOLE_FILLS)
+    for key in ("width", "blocks", "d_width", "d_layers"):
+        _positive(f"model.{key}", getattr(m, key))
+    _positive("model.res_scale", m.res_scale)
+    if cfg.task == "inpaint" and m.blocks > 8:
+        raise UsageError(f"model.blocks={m.blocks} is too many dilated convs for inpaint (dilation 2**blocks): use 1 to 8")
+    _choice("loss.pixel", lo.pixel, PIXEL_LOSSES)
+    _choice("loss.adv_kind", lo.adv_kind, tuple(LOSSES))
+    for key in ("adv_weight", "content_weight", "feature_weight"):
+        _positive(f"loss.{key}", getattr(lo, key), zero_ok=True)
+    for key in ("lr", "lr_adv", "lr_d", "step_every", "step_gamma"):
+        _positive(f"optim.{key}", getattr(o, key))
+    for key in ("beta1", "beta2"):
+        if not 0.0 <= getattr(o, key) < 1.0:
+            raise UsageError(f"optim.{key}={getattr(o, key)} must be in [0, 1)")
+    _choice("optim.schedule", o.schedule, SCHEDULES)
+    _positive("optim.grad_clip", o.grad_clip, zero_ok=True)
+    _positive("train.total_steps", t.total_steps, zero_ok=bool(t.init_from))
+    if t.total_steps == 0 and t.adv_steps == 0:
+        raise UsageError("train.total_steps=0 and train.adv_steps=0: nothing to train")
+    _positive("train.adv_steps", t.adv_steps, zero_ok=True)
+    if t.adv_steps and lo.adv_weight == 0:
+        raise UsageError(f"train.adv_steps={t.adv_steps} needs loss.adv_weight > 0 (phase 2 is adversarial)")
+    for key in ("max_minutes", "threads", "val_every"):
+        _positive(f"train.{key}", getattr(t, key), zero_ok=True)
+    for key in ("batch_size", "log_every"):
+        _positive(f"train.{key}", getattr(t, key))
+    _choice("train.device", t.device, DEVICES)
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise UsageError(f"train.ema_decay={t.ema_decay} must be in [0, 1) (0 disables EMA)")
+    _choice("perf.precision", cfg.perf.precision, PRECISIONS)
+    return cfg
+
+
+# ----------------------------------------------------------------------------- presets
+# Defaults aim at the GPU goal (about 15 minutes on one H100, bf16): SRResNet/EDSR-baseline width
+# (64 x 16 blocks) for SR, DnCNN's 17 layers for denoising, an Iizuka-style completion net. Every
+# preset also runs a short CPU trial with --set train.total_steps=... (and smaller widths).
+
+def _preset(description: str, *, task: str, **sections: Any) -> RestoreConfig:
+    return validate(RestoreConfig(description=description, task=task, **sections))
+
+
+def _inpaint(description: str, kinds: str) -> RestoreConfig:
+    """Iizuka-style completion at width 64; L1, then a PatchGAN phase (Iizuka et al. weight the
+    adversarial term 4e-4 against MSE; 4e-3 here against L1)."""
+    return _preset(
+        description, task="inpaint", data=RestoreDataConfig(patch_size=128), degrade=DegradeConfig(mask_kinds=kinds),
+        model=RestoreNetConfig(width=64, blocks=4), loss=RestoreLossConfig(adv_weight=4e-3, feature_weight=0.0),
+        train=RestoreTrainConfig(batch_size=32, total_steps=80000, adv_steps=20000),
+    )
+
+
+PRESETS: dict[str, RestoreConfig] = {
+    "sr-x4": _preset(
+        "x4 super-resolution: SRResNet without batch norm (EDSR-baseline size), L1, residual over bicubic.",
+        task="sr", data=RestoreDataConfig(patch_size=128), degrade=DegradeConfig(scale=4),
+        train=RestoreTrainConfig(batch_size=32),
+    ),
+    "sr-x2": _preset(
+        "x2 super-resolution: the sr-x4 network with one pixel-shuffle stage, 96 px HR patches.",
+        task="sr", data=RestoreDataConfig(patch_size=96), degrade=DegradeConfig(scale=2),
+        train=RestoreTrainConfig(batch_size=32),
+    ),
+    "srgan-x4": _preset(
+        "SRGAN-style x4: sr-x4's L1 phase, then adversarial fine-tuning with a PatchGAN (init_from a sr-x4 run to skip phase 1).",
+        task="sr", data=RestoreDataConfig(patch_size=128), degrade=DegradeConfig(scale=4),
+        loss=RestoreLossConfig(adv_kind="ns", adv_weight=5e-3, content_weight=1.0, feature_weight=1.0),
+        train=RestoreTrainConfig(batch_size=32, total_steps=80000, adv_steps=20000),
+    ),
+    "denoise-s25": _preset(
+        "Gaussian denoising at sigma 25: a 17-layer DnCNN (no batch norm) predicting the noise.",
+        task="denoise", data=RestoreDataConfig(patch_size=64), degrade=DegradeConfig(sigma=25.0),
+        model=RestoreNetConfig(width=64, blocks=17), optim=RestoreOptimConfig(lr=3e-4),
+        train=RestoreTrainConfig(batch_size=64),
+    ),
+    "denoise-blind": _preset(
+        "Blind Gaussian denoising, sigma ~ U(0, 55) per image (DnCNN-B): one model for every level.",
+        task="denoise", data=RestoreDataConfig(patch_size=64), degrade=DegradeConfig(sigma=55.0, sigma_min=0.0, blind=True),
+        model=RestoreNetConfig(width=64, blocks=20), optim=RestoreOptimConfig(lr=3e-4),
+        train=RestoreTrainConfig(batch_size=64),
+    ),
+    "inpaint-center": _inpaint(
+        "Inpainting of a centre hole: encoder / dilated convs / decoder (Iizuka et al. 2017), L1 then PatchGAN.", "center"),
+    "inpaint-free": _inpaint(
+        "Free-form inpainting: random boxes and brush strokes, the inpaint-center network and schedule.", "boxes,strokes"),
+}
+DEFAULT_PRESET = {"sr": "sr-x4", "denoise": "denoise-s25", "inpaint": "inpaint-center"}
+
+
+def get_preset(name: str, task: str | None = None) -> RestoreConfig:
+    """The named preset (with .preset set), optionally checked to belong to ``task``."""
+    names = [n for n, p in PRESETS.items() if task is None or p.task == task]
+    if name not in names:
+        raise UsageError(f"unknown {task + ' ' if task else ''}preset {name!r}: use one of {', '.join(names)}")
+    return replace(PRESETS[name], preset=name)

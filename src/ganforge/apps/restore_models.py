@@ -1,0 +1,251 @@
+"""Restoration networks: fully convolutional, so any input size works (training patches, whole
+photos, tiles).
+
+    G = build_restorer(cfg)       # sr: G(lr (N,3,h,w)) -> (N,3,s h,s w); denoise: G(noisy, sigma) -> (N,3,H,W);
+                                  # inpaint: G(image (N,3,H,W), mask (N,1,H,W)) -> (N,3,H,W), known pixels untouched
+    D = build_discriminator(cfg)  # PatchGAN: D(x (N,3,H,W)) -> patch logits (N * h' * w',)
+
+Images are floats in [0, 1]. Every generator ends in a zero-initialised conv that adds a
+residual to a fixed estimate (bicubic upscale, the noisy input, the hole-filled input), so a
+fresh network is exactly that estimate and training only has to learn the correction.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ganforge.apps.restore_config import RestoreConfig
+from ganforge.nn import apply_spectral_norm, init_weights
+
+
+def _conv(c_in: int, c_out: int, k: int = 3, *, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
+    """A 'same' conv for odd k (stride 1): output size = input size."""
+    return nn.Conv2d(c_in, c_out, k, stride=stride, padding=dilation * (k // 2), dilation=dilation)
+
+
+def _he_init(net: nn.Module) -> nn.Module:
+    """He (Kaiming) normal init of every conv, zero biases. PyTorch's default conv init multiplies
+    the signal's variance by about 1/6 per conv + ReLU, so a plain 17-layer stack (DnCNN, the
+    completion net) starts with vanishing activations and gradients and barely trains; He init
+    keeps the variance (He et al. 2015). Call before zeroing the residual head."""
+    return init_weights(net, lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"))
+
+
+def _zero_head(c_in: int, c_out: int) -> nn.Conv2d:
+    """The residual output conv, zero-initialised: a fresh network adds exactly 0."""
+    conv = _conv(c_in, c_out, 3)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+# ----------------------------------------------------------------------------- super-resolution
+
+
+class ResBlock(nn.Module):
+    """conv3x3 - PReLU - conv3x3 + skip (SRGAN's block without batch norm, as EDSR: BN normalises
+    away the range of the features, costs memory and makes train/eval outputs differ; removing it
+    raised PSNR in Lim et al. 2017)."""
+
+    def __init__(self, width: int, res_scale: float = 1.0):
+        super().__init__()
+        self.body = nn.Sequential(_conv(width, width), nn.PReLU(width), _conv(width, width))
+        self.res_scale = res_scale
+
+    def forward(self, x: Tensor) -> Tensor:  # (N, W, h, w) -> same
+        return x + self.res_scale * self.body(x)
+
+
+def shuffle_factors(scale: int) -> list[int]:
+    """Pixel-shuffle stages for an upscaling factor: 4 -> [2, 2], 8 -> [2, 2, 2], 3 -> [3]."""
+    if scale == 3:
+        return [3]
+    n = int(math.log2(scale))
+    if 2**n != scale or n < 1:
+        raise ValueError(f"SR scale must be 2, 3, 4 or 8, got {scale}")
+    return [2] * n
+
+
+class SRResNet(nn.Module):
+    """SRResNet (Ledig et al. 2017) without batch norm, predicting the residual over bicubic:
+
+        out = bicubic(lr, s) + tail(up(h + body(h))),  h = PReLU(conv9x9(lr - 0.5))
+
+    The bicubic base is F.interpolate(mode="bicubic", align_corners=False): fast on any device, and
+    slightly different from MATLAB's imresize kernel (no antialiasing is involved when enlarging,
+    only the edge handling and a=-0.75 vs -0.5 differ); the learned residual absorbs the difference.
+    The tail is a 3x3 conv rather than SRResNet's 9x9: at HR resolution a 9x9 conv costs 9x as much
+    for no measurable gain (EDSR uses 3x3 throughout).
+    """
+
+    def __init__(self, scale: int, width: int = 64, blocks: int = 16, res_scale: float = 1.0, channels: int = 3):
+        super().__init__()
+        self.scale = scale
+        self.head = nn.Sequential(_conv(channels, width, 9), nn.PReLU(width))
+        self.body = nn.Sequential(*[ResBlock(width, res_scale) for _ in range(blocks)], _conv(width, width))
+        up: list[nn.Module] = []
+        for f in shuffle_factors(scale):  # (N, W, h, w) -> (N, W f^2, h, w) -> (N, W, f h, f w)
+            up += [_conv(width, width * f * f), nn.PixelShuffle(f), nn.PReLU(width)]
+        self.up = nn.Sequential(*up)
+        self.tail = _zero_head(width, channels)
+
+    def forward(self, lr: Tensor) -> Tensor:  # (N, 3, h, w) -> (N, 3, s h, s w)
+        base = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        h = self.head(lr - 0.5)  # (N, W, h, w)
+        h = h + self.body(h)  # the global skip
+        return base + self.tail(self.up(h))
+
+
+# ----------------------------------------------------------------------------- denoising
+
+
+class DnCNN(nn.Module):
+    """DnCNN (Zhang et al. 2017): conv-ReLU, (depth - 2) x conv-ReLU, conv; the net predicts the
+    noise and the output is noisy - noise (residual learning). Batch norm is left out (as in
+    later DnCNN re-implementations and FFDNet's successors) so that the output does not depend on
+    batch statistics and tiles equal the whole image. With ``noise_map`` a 4th input channel holds
+    sigma / 255 everywhere (FFDNet, Zhang et al. 2018): one model for a range of noise levels that
+    is told the level."""
+
+    def __init__(self, width: int = 64, depth: int = 17, noise_map: bool = False, channels: int = 3):
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"DnCNN depth must be >= 2, got {depth}")
+        self.noise_map = noise_map
+        layers: list[nn.Module] = [_conv(channels + int(noise_map), width), nn.ReLU(inplace=True)]
+        for _ in range(depth - 2):
+            layers += [_conv(width, width), nn.ReLU(inplace=True)]
+        _he_init(nn.Sequential(*layers))
+        layers.append(_zero_head(width, channels))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> Tensor:
+        # noisy (N, 3, H, W); sigma (N,) on the 0..1 scale (sigma_255 / 255), used with noise_map
+        x = noisy - 0.5
+        if self.noise_map:
+            if sigma is None:
+                raise ValueError("this denoiser takes a noise-level map: pass sigma (N,) on the 0..1 scale")
+            level = sigma.to(noisy.dtype).view(-1, 1, 1, 1).expand(noisy.shape[0], 1, *noisy.shape[-2:])
+            x = torch.cat([x, level], dim=1)  # (N, 4, H, W)
+        return noisy - self.body(x)
+
+
+# ----------------------------------------------------------------------------- inpainting
+
+
+def fill_holes(image: Tensor, mask: Tensor, fill: str) -> Tensor:
+    """image (N,3,H,W) with its holes (mask (N,1,H,W) = 1) set to 0 or to the per-image, per-channel
+    mean of the known pixels."""
+    known = 1.0 - mask
+    if fill == "zero":
+        return image * known
+    mean = (image * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
+    return image * known + mean * mask
+
+
+class CompletionNet(nn.Module):
+    """Iizuka et al. 2017 ("Globally and Locally Consistent Image Completion") completion network,
+    scaled by ``width``: an encoder down to 1/4 resolution, ``blocks`` dilated 3x3 convs (dilation
+    2, 4, 8, ...; they widen the receptive field without losing resolution), a decoder back up
+    (nearest upsampling + conv instead of transposed convs: no checkerboard), then
+
+        out = mask * (filled + tail(...)) + (1 - mask) * image
+
+    so the known pixels are passed through exactly. ELU activations (DeepFill) and no batch norm.
+    Input sides that are not multiples of 4 are replicate-padded and cropped back.
+    """
+
+    def __init__(self, width: int = 64, blocks: int = 4, fill: str = "zero", channels: int = 3):
+        super().__init__()
+        w1, w2, w4 = width, 2 * width, 4 * width
+        act = nn.ELU
+        self.fill = fill
+        self.encoder = nn.Sequential(
+            _conv(channels + 1, w1, 5), act(),
+            _conv(w1, w2, 3, stride=2), act(), _conv(w2, w2), act(),  # 1/2
+            _conv(w2, w4, 3, stride=2), act(), _conv(w4, w4), act(), _conv(w4, w4), act(),  # 1/4
+        )
+        self.dilated = nn.Sequential(*[m for k in range(blocks) for m in (_conv(w4, w4, dilation=2 ** (k + 1)), act())])
+        self.decoder = nn.Sequential(
+            _conv(w4, w4), act(), _conv(w4, w4), act(),
+            nn.Upsample(scale_factor=2, mode="nearest"), _conv(w4, w2), act(), _conv(w2, w2), act(),  # 1/2
+            nn.Upsample(scale_factor=2, mode="nearest"), _conv(w2, w1), act(), _conv(w1, max(w1 // 2, 1)), act(),  # 1/1
+        )
+        _he_init(self)
+        self.tail = _zero_head(max(w1 // 2, 1), channels)
+
+    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
+        # image (N, 3, H, W) in [0, 1] (hole values are ignored); mask (N, 1, H, W), 1 = missing
+        h, w = image.shape[-2:]
+        filled = fill_holes(image, mask, self.fill)
+        x = torch.cat([filled - 0.5, mask], dim=1)  # (N, 4, H, W)
+        ph, pw = -h % 4, -w % 4
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        y = self.tail(self.decoder(self.dilated(self.encoder(x))))[..., :h, :w]  # (N, 3, H, W)
+        return mask * (filled + y) + (1.0 - mask) * image
+
+
+# ----------------------------------------------------------------------------- discriminator
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN (Isola et al. 2017, pix2pix): ``layers`` stride-2 4x4 convs, one stride-1 4x4 conv,
+    then a 4x4 conv to one logit per patch; with layers=3 each logit sees a 70x70 patch. Widths
+    double per layer up to 8 x ``width``. LeakyReLU(0.2); spectral norm on every conv, or batch
+    norm after every conv but the first and the last (pix2pix) when ``spectral_norm`` is off.
+
+    forward(x) -> patch logits flattened to (N * h' * w',), the shape ganforge.losses take (their
+    mean is over patches and images); forward(x, features=True) also returns the activations of
+    every hidden layer (for feature matching, Salimans et al. 2016)."""
+
+    def __init__(self, width: int = 64, layers: int = 3, spectral_norm: bool = True, channels: int = 3):
+        super().__init__()
+        chans = [channels] + [width * min(2**i, 8) for i in range(layers + 1)]
+        blocks = []
+        for i in range(layers + 1):
+            stride = 2 if i < layers else 1
+            conv = nn.Conv2d(chans[i], chans[i + 1], 4, stride=stride, padding=1)
+            norm = [] if (i == 0 or spectral_norm) else [nn.BatchNorm2d(chans[i + 1])]
+            blocks.append(nn.Sequential(conv, *norm, nn.LeakyReLU(0.2, inplace=True)))
+        self.blocks = nn.ModuleList(blocks)
+        self.out = nn.Conv2d(chans[-1], 1, 4, stride=1, padding=1)
+        if spectral_norm:
+            apply_spectral_norm(self)
+
+    def forward(self, x: Tensor, features: bool = False):
+        h = x * 2.0 - 1.0  # [0, 1] -> [-1, 1]
+        feats = []
+        for block in self.blocks:
+            h = block(h)
+            feats.append(h)
+        logits = self.out(h).flatten()  # (N * h' * w',)
+        return (logits, feats) if features else logits
+
+
+# ----------------------------------------------------------------------------- builders
+
+
+def build_restorer(cfg: RestoreConfig) -> nn.Module:
+    """The generator for cfg.task at cfg.model's width and depth."""
+    m = cfg.model
+    if cfg.task == "sr":
+        return SRResNet(cfg.degrade.scale, m.width, m.blocks, m.res_scale)
+    if cfg.task == "denoise":
+        return DnCNN(m.width, m.blocks, m.noise_map)
+    if cfg.task == "inpaint":
+        return CompletionNet(m.width, m.blocks, cfg.degrade.fill)
+    raise ValueError(f"unknown task {cfg.task!r}")
+
+
+def build_discriminator(cfg: RestoreConfig) -> PatchDiscriminator:
+    m = cfg.model
+    return PatchDiscriminator(m.d_width, m.d_layers, m.d_spectral_norm)
+
+
+def count_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())

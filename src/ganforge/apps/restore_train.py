@@ -1,0 +1,306 @@
+"""Training restoration networks: one loop, two phases.
+
+Phase 1 ("pixel") minimises the L1 / L2 pixel loss with Adam and a cosine / step LR schedule.
+Phase 2 ("adversarial", when train.adv_steps > 0) fine-tunes G against a PatchGAN with one of
+ganforge.losses' adversarial losses plus a content (pixel) loss and a feature loss: VGG19
+perceptual distance when loss.perceptual_weights names a local weights file, else D feature
+matching. Read ``train_restorer()`` top to bottom: set-up, then per phase and step the LR, one
+batch, the phase's step function (``pixel_step`` / ``adversarial_step``), the EMA update, and the
+log / validation cadence; then the model folder. ``train.max_minutes`` bounds the wall time: the
+LR schedule follows whichever of steps and time runs out first.
+
+    run_dir = train_restorer(get_preset("sr-x4"))
+    restore = load_restorer(run_dir)            # restore(lr (1, 3, h, w)) -> (1, 3, 4h, 4w)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ganforge import __version__
+from ganforge.apps.restore_apply import Restorer, load_restorer, load_restorer_net, run_net, save_restorer
+from ganforge.apps.restore_config import RestoreConfig, dumps, validate
+from ganforge.apps.restore_data import Batch, PatchSampler, load_photos, split_photos, validation_set
+from ganforge.apps.restore_losses import VGGPerceptual, feature_matching, pixel_loss
+from ganforge.apps.restore_models import build_discriminator, build_restorer
+from ganforge.errors import GanforgeError, UsageError
+from ganforge.io import atomic_write_json
+from ganforge.losses import LOSSES
+from ganforge.metrics import psnr
+from ganforge.training.checkpoint import mismatch
+from ganforge.training.ema import EMA
+from ganforge.training.logger import MetricsLog
+from ganforge.training.loop import resolve_device
+from ganforge.training.perf import resolve_precision
+from ganforge.training.rundir import create_run_dir
+
+__all__ = ["Restorer", "load_restorer", "train_restorer"]
+
+log = logging.getLogger("ganforge.restore")
+
+
+class NonFiniteLoss(GanforgeError):
+    """A NaN/Inf loss: training stops (exit code 1) instead of saving a broken model."""
+
+    exit_code = 1
+
+
+def lr_factor(schedule: str, progress: float, step: int, step_every: int, gamma: float) -> float:
+    """Multiplier of the phase's base LR. progress in [0, 1] (steps or time, whichever is further):
+    cosine anneals 1 -> 0 over it (Loshchilov & Hutter 2017); step multiplies by gamma every
+    step_every steps (SRGAN/EDSR halve the LR at fixed steps); constant is 1."""
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    if schedule == "step":
+        return gamma ** (step // step_every)
+    return 1.0
+
+
+def validation_psnr(G: nn.Module, val_set: list[Batch], task: str, scale: int, device: torch.device, autocast) -> float:
+    """Mean PSNR (dB) of G on the held-out images: on Y with a ``scale``-pixel border cropped for SR
+    (the SR convention), on RGB otherwise. G is put in eval mode and back."""
+    was_training = G.training
+    G.eval()
+    values = []
+    with torch.no_grad():
+        for b in val_set:
+            b = b.to(device)
+            with autocast():
+                out = run_net(G, task, b.inp, b.mask, b.sigma)
+            out = out.float().clamp(0, 1)
+            if task == "sr":
+                values.append(float(psnr(out, b.target, data_range=1.0, y_channel=True, crop=scale)))
+            else:
+                values.append(float(psnr(out, b.target, data_range=1.0)))
+    G.train(was_training)
+    return sum(values) / len(values)
+
+
+@dataclass
+class Phase:
+    name: str  # "pixel" | "adversarial"
+    steps: int  # G updates
+    lr: float  # base LR of G
+    step: Callable[[Batch, float], dict[str, Tensor]]  # one update on a batch at an LR factor -> detached stats
+
+
+def _optimizer(params, lr: float, cfg: RestoreConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
+
+
+def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+def _clip(params, max_norm: float) -> None:
+    if max_norm > 0:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
+def make_pixel_step(cfg: RestoreConfig, G: nn.Module, autocast) -> Callable[[Batch, float], dict[str, Tensor]]:
+    """Phase 1: minimise the pixel loss of G's output."""
+    opt = _optimizer(G.parameters(), cfg.optim.lr, cfg)
+
+    def step(b: Batch, factor: float) -> dict[str, Tensor]:
+        _set_lr(opt, cfg.optim.lr * factor)
+        with autocast():
+            out = run_net(G, cfg.task, b.inp, b.mask, b.sigma)  # (N, 3, H, W)
+        loss = pixel_loss(cfg.loss.pixel, out, b.target)  # fp32
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        _clip(G.parameters(), cfg.optim.grad_clip)
+        opt.step()
+        return {"pixel": loss.detach()}
+
+    return step
+
+
+def make_adversarial_step(cfg: RestoreConfig, G: nn.Module, D: nn.Module, perceptual: nn.Module | None,
+                          autocast) -> Callable[[Batch, float], dict[str, Tensor]]:
+    """Phase 2: one D update on (real, G(x).detach()), then one G update on
+    content_weight * pixel + feature_weight * (VGG or D feature matching) + adv_weight * adversarial."""
+    lo, o = cfg.loss, cfg.optim
+    adv = LOSSES[lo.adv_kind]
+    opt_g, opt_d = _optimizer(G.parameters(), o.lr_adv, cfg), _optimizer(D.parameters(), o.lr_d, cfg)
+    use_fm = perceptual is None and lo.feature_weight > 0
+
+    def step(b: Batch, factor: float) -> dict[str, Tensor]:
+        _set_lr(opt_g, o.lr_adv * factor)
+        _set_lr(opt_d, o.lr_d * factor)
+        with autocast():
+            fake = run_net(G, cfg.task, b.inp, b.mask, b.sigma)  # (N, 3, H, W)
+        # --- D step
+        D.requires_grad_(True)
+        with autocast():
+            real_logits, fake_logits = D(b.target), D(fake.detach())  # (N * patches,)
+        d_loss = adv.d_loss(real_logits.float(), fake_logits.float())
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        _clip(D.parameters(), o.grad_clip)
+        opt_d.step()
+        # --- G step (D frozen: its gradients are not needed)
+        D.requires_grad_(False)
+        with autocast():
+            logits, fake_feats = D(fake, features=True)
+            if use_fm:
+                with torch.no_grad():
+                    real_feats = D(b.target, features=True)[1]
+        g_adv = adv.g_loss(logits.float())
+        content = pixel_loss(lo.pixel, fake, b.target)
+        if perceptual is not None:
+            with autocast():
+                feat = perceptual(fake, b.target)
+        elif use_fm:
+            feat = feature_matching(fake_feats, real_feats)
+        else:
+            feat = torch.zeros((), device=fake.device)
+        g_loss = lo.content_weight * content + lo.feature_weight * feat.float() + lo.adv_weight * g_adv
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        _clip(G.parameters(), o.grad_clip)
+        opt_g.step()
+        return {"d_loss": d_loss.detach(), "g_adv": g_adv.detach(), "pixel": content.detach(),
+                "feature": feat.detach().float(), "d_real": real_logits.detach().float().mean(),
+                "d_fake": fake_logits.detach().float().mean()}
+
+    return step
+
+
+def _init_from(G: nn.Module, cfg: RestoreConfig) -> None:
+    """Load G's weights from train.init_from (a model or run folder of the same task and network)."""
+    src, src_cfg, _ = load_restorer_net(cfg.train.init_from)
+    problem = mismatch(G, src.state_dict()) if src_cfg.task == cfg.task else f"it is a {src_cfg.task} model"
+    if problem or (cfg.task == "sr" and src_cfg.degrade.scale != cfg.degrade.scale):
+        raise UsageError(f"train.init_from={cfg.train.init_from!r} does not match this {cfg.task} network "
+                         f"({problem or f'scale {src_cfg.degrade.scale} vs {cfg.degrade.scale}'}): its model settings must match")
+    G.load_state_dict(src.state_dict())
+
+
+def train_restorer(cfg: RestoreConfig, *, out: str | Path | None = None, runs_root: str | Path = "runs",
+                   photos: list[Tensor] | None = None) -> Path:
+    """Train the restoration network of ``cfg`` and return its run folder (config.json,
+    metrics.jsonl, model/). ``photos`` (uint8 (3, H, W) tensors) skips loading cfg.data.source."""
+    cfg = validate(cfg)
+    t, lo = cfg.train, cfg.loss
+    device = resolve_device(t.device)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    torch.manual_seed(t.seed)  # weight init; the sampler and degradations have their own generator
+
+    # --- data: uint8 photos in memory; patches degraded on the fly (CPU), moved per batch
+    if photos is None:
+        photos = load_photos(cfg.data.source, max_images=cfg.data.max_images)
+    train_photos, val_photos = split_photos(photos, cfg.data.val_images, cfg.data.patch_size)
+    sampler = PatchSampler(train_photos, cfg, seed=t.seed)
+    val_set = validation_set(val_photos, cfg)
+    scale = cfg.degrade.scale if cfg.task == "sr" else 1
+
+    # --- networks, EMA, precision
+    G = build_restorer(cfg)
+    if t.init_from:
+        _init_from(G, cfg)
+    G = G.to(device)
+    adversarial = t.adv_steps > 0
+    D = build_discriminator(cfg).to(device) if adversarial else None
+    perceptual = VGGPerceptual(lo.perceptual_weights).to(device) if adversarial and lo.perceptual_weights else None
+    if cfg.perf.channels_last and device.type == "cuda":  # NHWC is slower for these nets on CPU
+        G = G.to(memory_format=torch.channels_last)
+        D = D.to(memory_format=torch.channels_last) if D is not None else None
+    ema = EMA(G, t.ema_decay) if t.ema_decay > 0 else None
+    precision = resolve_precision(cfg.perf.precision, device)  # bf16 autocast needs no grad scaler
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
+
+    # --- run folder
+    run_dir = create_run_dir(cfg.preset, out=out, root=runs_root)
+    resolved = {"device": str(device), "precision": precision, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                "train_photos": len(train_photos), "val_photos": len(val_photos)}
+    atomic_write_json(run_dir / "config.json", {"ganforge_version": __version__, "restore": json.loads(dumps(cfg)), "resolved": resolved})
+    metrics = MetricsLog(run_dir / "metrics.jsonl")
+    G_val = lambda: ema.model if ema is not None else G  # noqa: E731  (what validation and the model folder use)
+
+    def validate_now(step: int, phase: str) -> float | None:
+        if not val_set:
+            return None
+        value = validation_psnr(G_val(), val_set, cfg.task, scale, device, autocast)
+        metrics.write({"step": step, "phase": phase, "val_psnr": round(value, 4), "val_on": "y" if cfg.task == "sr" else "rgb"})
+        return value
+
+    phases = [Phase("pixel", t.total_steps, cfg.optim.lr, make_pixel_step(cfg, G, autocast))] if t.total_steps else []
+    if adversarial:
+        phases.append(Phase("adversarial", t.adv_steps, cfg.optim.lr_adv, make_adversarial_step(cfg, G, D, perceptual, autocast)))
+    budget_s = t.max_minutes * 60.0
+    all_steps = sum(p.steps for p in phases)
+    bar = None
+    if t.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=all_steps, unit="step", dynamic_ncols=True, desc=cfg.preset)
+    done_total, summary = 0, {}
+
+    def write_row(phase: Phase, step: int, sums: dict[str, Tensor], n: int, lr: float, since: float) -> None:
+        row = {k: float(v) / n for k, v in sums.items()}  # the host sync of the log step
+        if not all(math.isfinite(v) for v in row.values()):
+            raise NonFiniteLoss(f"non-finite loss {row} at {phase.name} step {step}: lower optim.lr or set optim.grad_clip")
+        now = time.perf_counter()
+        metrics.write({"step": done_total, "phase": phase.name, "phase_step": step, **{k: round(v, 6) for k, v in row.items()},
+                       "lr": lr, "img_per_s": round(n * t.batch_size / max(now - since, 1e-9), 2), "elapsed_s": round(now - t_run, 2)})
+        if bar is not None:
+            bar.set_postfix({k: f"{v:.4f}" for k, v in list(row.items())[:2]})
+
+    first_val = validate_now(0, "start")  # the fresh net is the base estimate (bicubic, noisy input, filled holes)
+    t_run = time.perf_counter()
+    G.train()
+    try:
+        for phase in phases:
+            phase_budget = budget_s * phase.steps / all_steps if budget_s else math.inf
+            sums: dict[str, Tensor] = {}
+            n_sum, t_phase, t_last, step = 0, time.perf_counter(), time.perf_counter(), 0
+            while step < phase.steps:
+                elapsed = time.perf_counter() - t_phase
+                progress = max(step / phase.steps, elapsed / phase_budget)
+                if progress >= 1.0:
+                    log.info("%s phase: time budget reached after %d of %d steps", phase.name, step, phase.steps)
+                    break
+                factor = lr_factor(cfg.optim.schedule, progress, step, cfg.optim.step_every, cfg.optim.step_gamma)
+                batch = sampler.sample().to(device)  # degraded on the CPU, then moved
+                stats = phase.step(batch, factor)
+                if ema is not None:
+                    ema.update(G)
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0) + v
+                n_sum += 1
+                step += 1
+                done_total += 1
+                if bar is not None:
+                    bar.update(1)
+                if step % t.log_every == 0 or step == phase.steps:
+                    write_row(phase, step, sums, n_sum, phase.lr * factor, t_last)
+                    sums, n_sum, t_last = {}, 0, time.perf_counter()
+                if t.val_every and step % t.val_every == 0 and step < phase.steps:
+                    validate_now(done_total, phase.name)
+            if n_sum:  # stopped by the time budget between log rows
+                write_row(phase, step, sums, n_sum, phase.lr * factor, t_last)
+            summary[phase.name] = {"steps": step, "of_steps": phase.steps, "seconds": round(time.perf_counter() - t_phase, 1),
+                                   "val_psnr": validate_now(done_total, f"end-{phase.name}")}
+    finally:
+        metrics.close()
+        if bar is not None:
+            bar.close()
+
+    # --- what the run leaves behind: the model folder (EMA weights preferred when loading)
+    save_restorer(run_dir / "model", cfg, G, ema.model if ema is not None else None,
+                  preset=cfg.preset, phases=summary, start_val_psnr=first_val)
+    atomic_write_json(run_dir / "summary.json", {"phases": summary, "start_val_psnr": first_val,
+                                                 "seconds": round(time.perf_counter() - t_run, 1), **resolved})
+    return run_dir

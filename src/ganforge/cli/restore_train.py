@@ -1,0 +1,117 @@
+"""`ganforge sr|denoise|inpaint train` and `... apply`: thin click commands over
+ganforge.apps.restore_train / restore_apply. ``add_train_apply(group, task)`` adds both to one of
+the task groups defined in cli/restore.py."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from ganforge.errors import UsageError
+
+_EXAMPLES = {
+    "sr": ("ganforge sr train --preset sr-x4 --data photos/ --set train.max_minutes=15",
+           "ganforge sr train --preset srgan-x4 --data photos/ --set train.init_from=runs/00001-sr-x4 --set train.total_steps=0",
+           "ganforge sr apply runs/00001-sr-x4 small.png big.png --tile 128"),
+    "denoise": ("ganforge denoise train --preset denoise-s25 --data photos/",
+                "ganforge denoise train --preset denoise-blind --set train.total_steps=200 --dry-run",
+                "ganforge denoise apply runs/00002-denoise-s25 noisy/ clean/"),
+    "inpaint": ("ganforge inpaint train --preset inpaint-center --data cifar10.zip --set data.patch_size=32",
+                "ganforge inpaint apply runs/00003-inpaint-center photo.png out.png --mask holes.png",
+                "ganforge inpaint apply runs/00003-inpaint-center photos/ out/ --mask-kind center"),
+}
+
+
+def _examples(task: str) -> str:
+    return "\n\n\b\nExamples:\n" + "\n".join(f"  {e}" for e in _EXAMPLES[task])
+
+
+def make_train_cmd(task: str) -> click.Command:
+    from ganforge.apps.restore_config import DEFAULT_PRESET, PRESETS
+
+    names = [n for n, p in PRESETS.items() if p.task == task]
+    width = max(map(len, names))
+    presets = "\n\n\b\nPresets:\n" + "\n".join(f"  {n:<{width}}  {PRESETS[n].description}" for n in names)
+
+    @click.command("train", help=f"Train a {task} network and leave a run folder with config.json, metrics.jsonl and model/."
+                   + presets + _examples(task))
+    @click.option("--preset", "preset_name", default=DEFAULT_PRESET[task], show_default=True, help=f"Starting configuration: {', '.join(names)}.")
+    @click.option("--data", "data_source", default=None, help="A folder (recursive) or .zip of photos. Default: scikit-image's sample photos.")
+    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. train.total_steps=500 (repeatable).")
+    @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (must be new or empty). Default: runs/<number>-<preset>.")
+    @click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Where numbered run folders go.")
+    @click.option("--dry-run", is_flag=True, help="Validate everything, print the resolved config, train nothing.")
+    def train_cmd(preset_name, data_source, overrides, out, runs_root, dry_run) -> None:
+        from ganforge.apps.restore_config import apply_overrides, dumps, get_preset
+
+        cfg = get_preset(preset_name, task)
+        if data_source:
+            cfg = replace(cfg, data=replace(cfg.data, source=data_source))
+        cfg = apply_overrides(cfg, list(overrides))
+        if cfg.data.source != "skimage" and not Path(cfg.data.source).exists():
+            raise UsageError(f"--data {cfg.data.source!r} does not exist: give a folder or .zip of photos")
+        if cfg.train.init_from and not Path(cfg.train.init_from).exists():
+            raise UsageError(f"train.init_from={cfg.train.init_from!r} does not exist: give a {task} run or model folder")
+        if dry_run:
+            click.echo(dumps(cfg))
+            click.echo(f"dry run: config is valid; would write {out or f'{runs_root}/<next number>-{cfg.preset}'}", err=True)
+            return
+        from ganforge.apps.restore_train import train_restorer
+
+        run_dir = train_restorer(cfg, out=out, runs_root=runs_root)
+        click.echo(f"run folder: {run_dir}")
+        click.echo(f"  model:    {run_dir / 'model'}  (ganforge {task} apply {run_dir} INPUT OUTPUT)")
+
+    return train_cmd
+
+
+def make_apply_cmd(task: str) -> click.Command:
+    what = {"sr": "low-resolution", "denoise": "noisy", "inpaint": "damaged"}[task]
+
+    @click.command("apply", help=f"Restore a {what} image file, or every image in a folder, with a trained {task} model."
+                   + _examples(task))
+    @click.argument("model", type=click.Path(path_type=Path))
+    @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+    @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path))
+    @click.option("--tile", type=int, default=0, show_default=True, help="Run the network on tiles of this many input pixels (0 = whole image).")
+    @click.option("--overlap", type=int, default=32, show_default=True, help="Context pixels around each tile.")
+    @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+    @click.option("--force", is_flag=True, help="Overwrite existing output files.")
+    @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA copy.")
+    def apply_cmd(model, input_path, output_path, tile, overlap, device, force, no_ema, **extra) -> None:
+        from ganforge.apps.restore_apply import apply_to_path, load_restorer, plan_outputs
+        from ganforge.training.loop import resolve_device
+
+        if device not in ("cpu", "cuda", "auto"):
+            raise UsageError(f"--device {device!r}: use cpu, cuda or auto")
+        if tile < 0 or overlap < 0:
+            raise UsageError(f"--tile {tile} and --overlap {overlap} must be >= 0")
+        plan_outputs(input_path, output_path, force=force)  # refuse bad paths before loading the model
+        restorer = load_restorer(model, device=resolve_device(device), tile=tile, overlap=overlap,
+                                 sigma=extra.get("sigma"), ema=not no_ema)
+        if restorer.task != task:
+            raise UsageError(f"{model} is a {restorer.task} model: use `ganforge {restorer.task} apply`")
+        written = apply_to_path(restorer, input_path, output_path, mask_path=extra.get("mask"),
+                                mask_kind=extra.get("mask_kind"), seed=extra.get("seed", 0), force=force)
+        click.echo(f"wrote {len(written)} image(s): {written[0] if len(written) == 1 else output_path}")
+
+    if task == "inpaint":
+        apply_cmd = click.option("--seed", type=int, default=0, show_default=True, help="Seed of --mask-kind boxes|strokes.")(apply_cmd)
+        apply_cmd = click.option("--mask-kind", type=click.Choice(["center", "boxes", "strokes"]), default=None,
+                                 help="Cut a generated hole of this kind out of INPUT, then fill it.")(apply_cmd)
+        apply_cmd = click.option("--mask", type=click.Path(path_type=Path), default=None,
+                                 help="Mask image of INPUT's size: white = missing.")(apply_cmd)
+    if task == "denoise":
+        apply_cmd = click.option("--sigma", type=float, default=None,
+                                 help="Noise level (0..255) for a blind model trained with a noise-level map.")(apply_cmd)
+    return apply_cmd
+
+
+def add_train_apply(group: click.Group, task: str) -> None:
+    """Add `train` and `apply` to the click group of ``task`` (sr | denoise | inpaint)."""
+    if task not in ("sr", "denoise", "inpaint"):
+        raise ValueError(f"unknown restoration task {task!r}")
+    group.add_command(make_train_cmd(task))
+    group.add_command(make_apply_cmd(task))

@@ -1,0 +1,183 @@
+"""Restoration networks: parameter counts by hand, shapes at odd sizes, the residual / composite
+properties of a fresh network, the PatchGAN's 70x70 receptive field, and the VGG perceptual loss."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ganforge.apps.restore_config import get_preset
+from ganforge.apps.restore_losses import VGGPerceptual, feature_matching, pixel_loss, vgg19_features
+from ganforge.apps.restore_models import (
+    CompletionNet, DnCNN, PatchDiscriminator, SRResNet, build_discriminator, build_restorer, count_params, fill_holes,
+)
+from ganforge.errors import UsageError
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny nets gain nothing from a second intra-op thread, and on a busy 2-core machine its
+    spin-waiting makes each conv many times slower; restored afterwards for the other modules."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def conv(c_in, c_out, k):
+    """Parameters of a conv with bias."""
+    return c_in * c_out * k * k + c_out
+
+
+def randomize(net, seed=0, std=0.05):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * std)
+    return net
+
+
+# ----------------------------------------------------------------------------- parameter counts
+
+
+def test_param_counts_of_the_default_widths():
+    w = 64
+    # SRResNet x4: head 9x9 + PReLU, 16 blocks (2 convs + PReLU), body conv, 2 shuffle stages (conv + PReLU), tail
+    sr = conv(3, w, 9) + w + 16 * (2 * conv(w, w, 3) + w) + conv(w, w, 3) + 2 * (conv(w, 4 * w, 3) + w) + conv(w, 3, 3)
+    assert sr == 1_532_611
+    assert count_params(build_restorer(get_preset("sr-x4"))) == sr
+    sr2 = sr - (conv(w, 4 * w, 3) + w)  # one shuffle stage fewer
+    assert count_params(build_restorer(get_preset("sr-x2"))) == sr2
+    # DnCNN, 17 layers: first conv, 15 middle, last
+    dn = conv(3, w, 3) + 15 * conv(w, w, 3) + conv(w, 3, 3)
+    assert count_params(build_restorer(get_preset("denoise-s25"))) == dn == 557_443
+    # completion net at width 64 with 4 dilated convs
+    w2, w4 = 2 * w, 4 * w
+    enc = conv(4, w, 5) + conv(w, w2, 3) + conv(w2, w2, 3) + conv(w2, w4, 3) + 2 * conv(w4, w4, 3)
+    dil = 4 * conv(w4, w4, 3)
+    dec = 2 * conv(w4, w4, 3) + conv(w4, w2, 3) + conv(w2, w2, 3) + conv(w2, w, 3) + conv(w, w // 2, 3) + conv(w // 2, 3, 3)
+    assert count_params(build_restorer(get_preset("inpaint-center"))) == enc + dil + dec
+    # PatchGAN 70x70: 64-128-256-512 then one logit
+    d = conv(3, 64, 4) + conv(64, 128, 4) + conv(128, 256, 4) + conv(256, 512, 4) + conv(512, 1, 4)
+    assert count_params(build_discriminator(get_preset("sr-x4"))) == d == 2_764_737
+
+
+# ----------------------------------------------------------------------------- super-resolution
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+def test_fresh_sr_net_is_exactly_bicubic(scale):
+    net = SRResNet(scale, width=8, blocks=2)
+    lr = torch.rand(2, 3, 13, 17, generator=torch.Generator().manual_seed(scale))
+    out = net(lr)
+    assert out.shape == (2, 3, 13 * scale, 17 * scale)
+    assert torch.equal(out, F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False))
+    randomize(net)
+    assert not torch.allclose(net(lr), out)
+
+
+def test_sr_bicubic_base_is_close_to_matlab_imresize():
+    """The in-network upscale (PyTorch bicubic, a=-0.75) vs MATLAB's (a=-0.5): close, not equal,
+    on a smooth image; the residual learns the rest."""
+    from ganforge.apps.degrade import imresize
+
+    y, x = torch.meshgrid(torch.linspace(0, 1, 24), torch.linspace(0, 1, 24), indexing="ij")
+    lr = torch.stack([torch.sin(3 * x + y), torch.cos(2 * y), x * y])[None] * 0.4 + 0.5
+    ours = SRResNet(4, width=4, blocks=1)(lr)
+    matlab = imresize(lr.double(), 4).float()
+    diff = (ours - matlab)[..., 8:-8, 8:-8].abs()
+    assert 0 < diff.max() < 0.01
+
+
+# ----------------------------------------------------------------------------- denoising
+
+
+def test_fresh_denoiser_returns_its_input_and_noise_map_is_used():
+    noisy = torch.rand(2, 3, 11, 9)
+    net = DnCNN(width=8, depth=4)
+    assert torch.equal(net(noisy), noisy)
+    mapped = DnCNN(width=8, depth=4, noise_map=True)
+    with pytest.raises(ValueError, match="sigma"):
+        mapped(noisy)
+    randomize(mapped)
+    a = mapped(noisy, torch.tensor([0.1, 0.1]))
+    b = mapped(noisy, torch.tensor([0.2, 0.2]))
+    assert a.shape == noisy.shape and not torch.allclose(a, b)
+
+
+# ----------------------------------------------------------------------------- inpainting
+
+
+def test_fill_holes_by_hand():
+    img = torch.tensor([[[[0.2, 0.4], [0.6, 1.0]]]]).repeat(1, 3, 1, 1)
+    mask = torch.tensor([[[[0.0, 0.0], [0.0, 1.0]]]])
+    assert torch.allclose(fill_holes(img, mask, "zero")[0, 0], torch.tensor([[0.2, 0.4], [0.6, 0.0]]))
+    assert torch.allclose(fill_holes(img, mask, "mean")[0, 0], torch.tensor([[0.2, 0.4], [0.6, 0.4]]))  # (0.2+0.4+0.6)/3
+
+
+@pytest.mark.parametrize("fill", ["zero", "mean"])
+def test_completion_net_keeps_known_pixels(fill):
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(2, 3, 30, 22, generator=g)  # sides not multiples of 4: padded inside, cropped back
+    mask = (torch.rand(2, 1, 30, 22, generator=g) > 0.7).float()
+    net = CompletionNet(width=8, blocks=2, fill=fill)
+    fresh = net(img, mask)
+    assert torch.equal(fresh, fill_holes(img, mask, fill) * mask + img * (1 - mask))  # zero residual
+    randomize(net)
+    out = net(img * (1 - mask) + 0.3 * mask, mask)  # what the holes hold does not matter
+    assert out.shape == img.shape
+    known = mask.expand_as(img) == 0
+    assert torch.equal(out[known], img[known])
+    assert not torch.allclose(out[~known], fresh[~known])
+    assert torch.equal(net(img, mask), out)
+
+
+# ----------------------------------------------------------------------------- discriminator
+
+
+@pytest.mark.parametrize("spectral", [True, False])
+def test_patchgan_shape_and_70px_receptive_field(spectral):
+    D = randomize(PatchDiscriminator(width=4, layers=3, spectral_norm=spectral)).eval()
+    x = torch.rand(2, 3, 140, 140, requires_grad=True)
+    logits, feats = D(x, features=True)
+    # 140 -> 70 -> 35 -> 17 (stride 2, k 4, p 1) -> 16 -> 15 (stride 1)
+    assert logits.shape == (2 * 15 * 15,) and len(feats) == 4
+    grid = logits.view(2, 15, 15)
+    grid[0, 7, 7].backward()
+    rows = x.grad[0].abs().sum(dim=(0, 2)).nonzero().flatten()
+    cols = x.grad[0].abs().sum(dim=(0, 1)).nonzero().flatten()
+    assert int(rows.max() - rows.min() + 1) == 70 and int(cols.max() - cols.min() + 1) == 70
+    assert x.grad[1].abs().sum() == 0  # one image's logit depends on that image only
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_pixel_and_feature_matching_losses_by_hand():
+    a, b = torch.zeros(1, 1, 2, 2), torch.tensor([[[[1.0, -1.0], [2.0, 0.0]]]])
+    assert pixel_loss("l1", a, b).item() == pytest.approx(1.0)
+    assert pixel_loss("l2", a, b).item() == pytest.approx(1.5)
+    fm = feature_matching([a, a + 1], [b, a])
+    assert fm.item() == pytest.approx((1.0 + 1.0) / 2)
+
+
+def test_vgg_perceptual_loads_local_weights_only(tmp_path):
+    from safetensors.torch import save_file
+
+    with pytest.raises(UsageError, match="loss.perceptual_weights"):
+        VGGPerceptual(tmp_path / "missing.safetensors")
+    feats = vgg19_features()
+    assert len(feats) == 35 and isinstance(feats[34], torch.nn.Conv2d) and feats[34].in_channels == 512
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in feats) == 16
+    torch.manual_seed(0)
+    state = {f"features.{k}": v for k, v in feats.state_dict().items()}
+    save_file({**state, "classifier.0.weight": torch.zeros(2, 2)}, str(tmp_path / "vgg.safetensors"))
+    vgg = VGGPerceptual(tmp_path / "vgg.safetensors")
+    x = torch.rand(1, 3, 32, 32)
+    assert vgg(x, x).item() == 0.0
+    y = x.clone().requires_grad_(True)
+    loss = vgg(y, torch.rand(1, 3, 32, 32))
+    loss.backward()
+    assert loss.item() > 0 and y.grad.abs().sum() > 0
+    save_file({"features.0.weight": torch.zeros(1)}, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(UsageError, match="not a VGG19 state dict"):
+        VGGPerceptual(tmp_path / "bad.safetensors")

@@ -1,0 +1,337 @@
+"""Restoration training: config overrides, the patch sampler (determinism, degradations), a tiny
+training run, the model folder round trip, tiled apply, and the train / apply CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganforge.apps.degrade import make_mask, sr_degrade
+from ganforge.apps.restore_apply import Restorer, load_restorer, save_restorer
+from ganforge.apps.restore_config import PRESETS, apply_overrides, dumps, from_dict, get_preset, to_dict
+from ganforge.apps.restore_data import PatchSampler, load_photos, split_photos, validation_set
+from ganforge.apps.restore_models import build_restorer
+from ganforge.apps.restore_train import lr_factor, train_restorer
+from ganforge.apps.tiling import tiled
+from ganforge.errors import UsageError
+from test_restore_models import one_thread  # noqa: F401  (autouse: one torch thread in this module too)
+
+TINY = ["model.width=8", "model.blocks=2", "model.d_width=8", "train.batch_size=4", "data.patch_size=32",
+        "train.progress=false", "train.device=cpu", "train.max_minutes=0", "data.val_crop=48", "data.val_images=1"]
+
+
+
+def tiny(preset, *extra):
+    return apply_overrides(get_preset(preset), [*TINY, *extra])
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """Five small deterministic 'photos' of different sizes: smooth gradients plus texture."""
+    g = np.random.default_rng(0)
+    out = []
+    for i, (h, w) in enumerate([(64, 80), (72, 64), (96, 96), (64, 64), (80, 72)]):
+        y, x = np.mgrid[0:h, 0:w] / 32.0
+        base = np.stack([np.sin(x + i), np.cos(y - i), np.sin(x * y / 4)], axis=0) * 0.35 + 0.5
+        img = np.clip(base + g.normal(0, 0.05, base.shape), 0, 1)
+        out.append(torch.from_numpy((img * 255).round().astype(np.uint8)))
+    return out
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def test_every_preset_validates_and_round_trips():
+    for name in PRESETS:
+        cfg = get_preset(name)
+        assert cfg.description and cfg.preset == name
+        assert from_dict(json.loads(dumps(cfg))) == cfg
+
+
+@pytest.mark.parametrize("item,needle", [
+    ("train.totl_steps=5", "unknown key 'totl_steps'"),
+    ("trian.total_steps=5", "unknown section 'trian'"),
+    ("train.total_steps=many", "is not an integer"),
+    ("loss.pixel=l3", "loss.pixel='l3' is not allowed"),
+    ("degrade.mask_kinds=center,blobs", "blobs"),
+    ("data.patch_size=30", "multiple of degrade.scale=4"),
+    ("train.adv_steps=10", "needs loss.adv_weight > 0"),
+    ("total_steps", "not of the form section.key=value"),
+])
+def test_bad_overrides_are_one_line_errors(item, needle):
+    with pytest.raises(UsageError, match=None) as info:
+        apply_overrides(get_preset("sr-x4"), [item])
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_get_preset_checks_the_task():
+    assert get_preset("denoise-blind", "denoise").degrade.blind
+    with pytest.raises(UsageError, match="unknown sr preset 'denoise-s25'"):
+        get_preset("denoise-s25", "sr")
+
+
+def test_lr_schedules():
+    assert lr_factor("cosine", 0.0, 0, 1, 0.5) == 1.0
+    assert lr_factor("cosine", 0.5, 0, 1, 0.5) == pytest.approx(0.5)
+    assert lr_factor("cosine", 1.0, 0, 1, 0.5) == pytest.approx(0.0)
+    assert lr_factor("step", 0.9, 250, 100, 0.5) == 0.25
+    assert lr_factor("constant", 0.7, 10, 1, 0.5) == 1.0
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_folder_loading_is_recursive_and_ordered(tmp_path, photos):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for i, (name, fmt) in enumerate([("z.png", "PNG"), ("a/x.jpg", "JPEG"), ("a/b/y.bmp", "BMP")]):
+        Image.fromarray(photos[i].permute(1, 2, 0).numpy()).save(tmp_path / name, format=fmt)
+    (tmp_path / "notes.txt").write_text("not an image")
+    loaded = load_photos(str(tmp_path))
+    assert [tuple(p.shape) for p in loaded] == [(3, 96, 96), (3, 72, 64), (3, 64, 80)]  # a/b/y, a/x, z
+    assert torch.equal(loaded[2], photos[0])  # PNG and BMP are lossless
+    with pytest.raises(UsageError, match="--data"):
+        load_photos(str(tmp_path / "missing"))
+
+
+def test_skimage_default_photos():
+    pytest.importorskip("skimage")
+    loaded = load_photos("skimage", max_images=2)
+    assert len(loaded) == 2 and loaded[0].shape == (3, 512, 512) and loaded[0].dtype == torch.uint8
+
+
+def test_split_refuses_tiny_photos(photos):
+    with pytest.raises(UsageError, match="data.patch_size=90"):
+        split_photos(photos, 1, 90)
+    with pytest.raises(UsageError, match="data.val_images=5"):
+        split_photos(photos, 5, 32)
+
+
+@pytest.mark.parametrize("preset", ["sr-x4", "denoise-blind", "inpaint-free"])
+def test_sampler_is_deterministic(photos, preset):
+    cfg = tiny(preset)
+    a, b, c = (PatchSampler(photos, cfg, seed=s) for s in (3, 3, 4))
+    for _ in range(2):
+        x, y, z = a.sample(), b.sample(), c.sample()
+        for field in ("inp", "target", "mask", "sigma"):
+            u, v = getattr(x, field), getattr(y, field)
+            assert (u is None and v is None) or torch.equal(u, v)
+        assert not torch.equal(x.target, z.target)
+
+
+def test_sr_batch_is_sr_degrade_of_the_patch(photos):
+    b = PatchSampler(photos, tiny("sr-x4"), seed=0).sample()
+    assert b.target.shape == (4, 3, 32, 32) and b.inp.shape == (4, 3, 8, 8)
+    assert torch.equal(b.inp, sr_degrade(b.target, 4))
+    assert torch.equal(b.target * 255, (b.target * 255).round())  # patches are the uint8 photo pixels
+
+
+def test_patches_are_crops_of_flipped_or_rotated_photos(photos):
+    cfg = tiny("sr-x4", "data.patch_size=64", "train.batch_size=8")
+    b = PatchSampler(photos[3:4], cfg, seed=1).sample()  # one 64x64 photo: every patch is all of it
+    photo = photos[3].float() / 255
+    variants = [torch.rot90(p, k, dims=(-2, -1)) for p in (photo, photo.flip(-1)) for k in range(4)]
+    for patch in b.target:
+        assert any(torch.equal(patch, v) for v in variants)
+
+
+def test_denoise_noise_level(photos):
+    b = PatchSampler(photos, tiny("denoise-s25", "train.batch_size=16"), seed=0).sample()
+    noise = (b.inp - b.target) * 255
+    assert noise.std().item() == pytest.approx(25.0, rel=0.03)
+    assert abs(noise.mean().item()) < 0.5
+    assert b.inp.min() < 0 or b.inp.max() > 1  # unclipped, as the evaluation protocol
+    blind = PatchSampler(photos, tiny("denoise-blind", "train.batch_size=16"), seed=0).sample()
+    per_image = ((blind.inp - blind.target) * 255).flatten(1).std(dim=1)
+    assert torch.allclose(per_image, blind.sigma * 255, rtol=0.06, atol=0.3)
+    assert 0 <= blind.sigma.min() and blind.sigma.max() <= 55 / 255 and blind.sigma.std() > 0
+
+
+def test_inpaint_batch_has_holes_of_the_configured_kind(photos):
+    b = PatchSampler(photos, tiny("inpaint-center"), seed=0).sample()
+    assert torch.equal(b.mask, make_mask("center", 4, 32, 32, torch.Generator()))
+    assert torch.equal(b.inp, b.target * (1 - b.mask))
+    free = PatchSampler(photos, tiny("inpaint-free"), seed=0).sample()
+    assert free.mask.shape == (4, 1, 32, 32) and 0 < free.mask.mean() < 1
+
+
+def test_validation_set_is_fixed(photos):
+    cfg = tiny("denoise-s25")
+    a, b = validation_set(photos[:2], cfg), validation_set(photos[:2], cfg)
+    assert [x.target.shape[-1] for x in a] == [48, 48] and torch.equal(a[1].inp, b[1].inp)
+
+
+# ----------------------------------------------------------------------------- training and the model folder
+
+
+def test_tiny_training_lowers_the_loss_and_writes_a_loadable_model(tmp_path, photos):
+    cfg = tiny("denoise-s25", "train.total_steps=20", "train.log_every=5", "optim.lr=2e-3", "train.ema_decay=0")
+    run = train_restorer(cfg, runs_root=tmp_path, photos=photos)
+    assert run.name == "00001-denoise-s25"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["pixel"] for r in rows if "pixel" in r]
+    assert len(losses) == 4 and losses[-1] < 0.9 * losses[0]
+    vals = [r["val_psnr"] for r in rows if "val_psnr" in r]
+    assert len(vals) == 2 and vals[-1] > vals[0]  # better than the noisy input
+    assert {p.name for p in (run / "model").iterdir()} == {"config.json", "generator.safetensors"}
+    restore = load_restorer(run)
+    assert (restore.task, restore.scale, restore.sigma) == ("denoise", None, 25.0)
+    out = restore(torch.rand(1, 3, 20, 24))
+    assert out.shape == (1, 3, 20, 24) and 0 <= out.min() and out.max() <= 1
+    again = train_restorer(cfg, runs_root=tmp_path, photos=photos)
+    assert again.name == "00002-denoise-s25"  # never reused
+    with pytest.raises(UsageError, match="already exists"):
+        train_restorer(cfg, out=run, photos=photos)
+
+
+def test_adversarial_phase_runs_from_init(tmp_path, photos):
+    base = train_restorer(tiny("sr-x4", "train.total_steps=3"), runs_root=tmp_path, photos=photos)
+    cfg = tiny("srgan-x4", "train.total_steps=0", "train.adv_steps=3", "train.log_every=1", f"train.init_from={base}")
+    run = train_restorer(cfg, runs_root=tmp_path, photos=photos)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    adv = [r for r in rows if r.get("phase") == "adversarial"]
+    assert len(adv) == 3 and all({"d_loss", "g_adv", "pixel", "feature"} <= set(r) for r in adv)
+    assert load_restorer(run).scale == 4
+    with pytest.raises(UsageError, match="must match"):
+        train_restorer(tiny("srgan-x4", "train.total_steps=0", "train.adv_steps=1", "model.width=4",
+                            f"train.init_from={base}"), runs_root=tmp_path, photos=photos)
+    with pytest.raises(UsageError, match="it is a sr model"):
+        train_restorer(tiny("denoise-s25", "train.total_steps=1", f"train.init_from={base}"), runs_root=tmp_path, photos=photos)
+
+
+@pytest.mark.parametrize("preset", ["sr-x2", "denoise-blind", "inpaint-center"])
+def test_load_restorer_round_trip(tmp_path, preset):
+    cfg = tiny(preset, "model.noise_map=true")
+    torch.manual_seed(0)
+    G = build_restorer(cfg)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    save_restorer(tmp_path / "model", cfg, G)
+    x = torch.rand(1, 3, 24, 28)
+    mask = make_mask("center", 1, 24, 28, torch.Generator()) if cfg.task == "inpaint" else None
+    kw = {"sigma": 30.0} if cfg.task == "denoise" else {}
+    before = Restorer(G, cfg, **kw)(x, mask)
+    after = load_restorer(tmp_path, **kw)(x, mask)  # a folder holding model/
+    assert torch.equal(before, after)
+    if cfg.task == "inpaint":
+        known = mask.expand_as(x) == 0
+        assert torch.equal(after[known], x[known])
+    if cfg.task == "denoise":
+        with pytest.raises(UsageError, match="--sigma"):
+            load_restorer(tmp_path / "model")  # blind + noise map: the level must be given
+
+
+def test_tiled_apply_equals_untiled_for_the_sr_net():
+    cfg = tiny("sr-x4", "model.blocks=1")
+    torch.manual_seed(1)
+    G = build_restorer(cfg)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    lr = torch.rand(1, 3, 37, 29)
+    whole = Restorer(G, cfg)(lr)
+    tiles = Restorer(G, cfg, tile=12, overlap=10)(lr)
+    assert tiles.shape == whole.shape == (1, 3, 148, 116)
+    inner = (..., slice(16, -16), slice(16, -16))
+    assert torch.allclose(tiles[inner], whole[inner], atol=1e-5)
+    # the receptive field (head 9x9 + 4 convs + 2 shuffle stages) is < 10 LR px: exact at the borders too
+    assert torch.allclose(tiles, whole, atol=1e-5)
+    assert torch.equal(tiled(G, lr, tile=0, overlap=0, scale=4), G(lr))
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _cli(capsys, *args):
+    from ganforge.cli import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _save_png(path, tensor_chw):
+    Image.fromarray(tensor_chw.permute(1, 2, 0).numpy()).save(path)
+
+
+def test_cli_train_and_apply(tmp_path, capsys, photos):
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i, p in enumerate(photos):
+        _save_png(data / f"{i}.png", p)
+    sets = [a for item in [*TINY, "train.total_steps=2"] for a in ("--set", item)]
+    code, out, err = _cli(capsys, "sr", "train", "--data", str(data), "--out", str(tmp_path / "run"), *sets)
+    assert code == 0, err
+    assert (tmp_path / "run" / "model" / "config.json").is_file()
+    code, out, err = _cli(capsys, "sr", "train", "--preset", "sr-x2", "--dry-run", *sets)
+    assert code == 0 and json.loads(out)["degrade"]["scale"] == 2
+    lr = tmp_path / "lr"
+    lr.mkdir()
+    _save_png(lr / "a.png", photos[0][:, :16, :20])
+    _save_png(lr / "b.png", photos[1][:, :12, :12])
+    code, out, err = _cli(capsys, "sr", "apply", str(tmp_path / "run"), str(lr / "a.png"), str(tmp_path / "a_x4.png"), "--tile", "8")
+    assert code == 0, err
+    assert Image.open(tmp_path / "a_x4.png").size == (80, 64)
+    code, out, err = _cli(capsys, "sr", "apply", str(tmp_path / "run"), str(lr), str(tmp_path / "out"))
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    code, out, err = _cli(capsys, "sr", "apply", str(tmp_path / "run"), str(lr / "a.png"), str(tmp_path / "a_x4.png"), "--force")
+    assert code == 0, err
+
+
+def test_cli_inpaint_apply_with_a_mask_file(tmp_path, capsys, photos):
+    cfg = tiny("inpaint-center")
+    save_restorer(tmp_path / "model", cfg, build_restorer(cfg))
+    _save_png(tmp_path / "img.png", photos[3])
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    mask[10:30, 20:40] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    code, out, err = _cli(capsys, "inpaint", "apply", str(tmp_path / "model"), str(tmp_path / "img.png"),
+                          str(tmp_path / "out.png"), "--mask", str(tmp_path / "mask.png"))
+    assert code == 0, err
+    result = np.asarray(Image.open(tmp_path / "out.png"))
+    original = photos[3].permute(1, 2, 0).numpy()
+    assert np.array_equal(result[mask == 0], original[mask == 0])  # known pixels untouched
+    assert np.all(result[mask == 255] == 0)  # a fresh net returns its zero-filled estimate in the holes
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["sr", "train", "--preset", "nope", "--dry-run"], "unknown sr preset 'nope'"),
+    (["denoise", "train", "--preset", "sr-x4", "--dry-run"], "unknown denoise preset 'sr-x4'"),
+    (["sr", "train", "--set", "train.totl_steps=3", "--dry-run"], "unknown key 'totl_steps'"),
+    (["sr", "train", "--data", "/no/such/photos", "--dry-run"], "/no/such/photos"),
+    (["sr", "apply", "MODEL", "/no/such/input.png", "OUT.png"], "/no/such/input.png"),
+    (["inpaint", "apply", "MODEL", "IN", "OUT.png", "--mask-kind", "blob"], "blob"),
+])
+def test_cli_usage_errors(capsys, args, needle):
+    code, out, err = _cli(capsys, *args)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_cli_refuses_to_overwrite_and_wrong_task(tmp_path, capsys, photos):
+    cfg = tiny("sr-x4")
+    save_restorer(tmp_path / "model", cfg, build_restorer(cfg))
+    _save_png(tmp_path / "in.png", photos[0])
+    (tmp_path / "exists.png").write_bytes(b"keep me")
+    code, out, err = _cli(capsys, "sr", "apply", str(tmp_path / "model"), str(tmp_path / "in.png"), str(tmp_path / "exists.png"))
+    assert code == 2 and "already exists" in err and "--force" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "exists.png").read_bytes() == b"keep me"
+    code, out, err = _cli(capsys, "denoise", "apply", str(tmp_path / "model"), str(tmp_path / "in.png"), str(tmp_path / "new.png"))
+    assert code == 2 and "is a sr model" in err and not (tmp_path / "new.png").exists()
+    code, out, err = _cli(capsys, "sr", "apply", str(tmp_path / "nomodel"), str(tmp_path / "in.png"), str(tmp_path / "new.png"))
+    assert code == 2 and "nomodel" in err
+
+
+def test_config_json_of_the_model_folder(tmp_path):
+    cfg = tiny("inpaint-free")
+    save_restorer(tmp_path, cfg, build_restorer(cfg))
+    meta = json.loads((tmp_path / "config.json").read_text())
+    assert meta["kind"] == "restoration" and meta["task"] == "inpaint" and meta["restore"] == to_dict(cfg)
+    from ganforge.training.checkpoint import load_generator
+
+    with pytest.raises(UsageError):  # a restoration model is not a GAN generator
+        load_generator(tmp_path)
