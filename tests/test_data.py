@@ -148,7 +148,7 @@ def test_missing_optional_dependency(monkeypatch, name, module, extra):
 
 
 def test_named_sources_registry():
-    assert set(NAMED_SOURCES) == {"mnist5k", "digits", "lfw-faces"}
+    assert set(NAMED_SOURCES) == {"mnist5k", "digits", "lfw-faces", "stacked-mnist"}
 
 
 # --------------------------------------------------------------------------- folders and zips

@@ -1,8 +1,11 @@
 """The 2D mode-collapse benchmarks: metrics on samples with known answers, each remedy's term
-against a hand-computed value, and the `ganforge modes` command."""
+against a hand-computed value, the batched ensemble trainer against the unbatched reference,
+the unrolled-GAN gradient against a functional_call reference, and the `ganforge modes` command."""
 
+import copy
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,15 +13,28 @@ import torch
 from ganforge.cli import main
 from ganforge.modes.bench import mean_se
 from ganforge.modes.metrics import mode_stats, reverse_kl
-from ganforge.modes.methods import METHODS
+from ganforge.modes.ensemble import (
+    adam_lookahead,
+    d_apply,
+    g_apply,
+    generate_ensemble,
+    mbstd_batched,
+    stack_discriminators,
+    stack_generators,
+    train_ensemble,
+    unrolled_d_params,
+)
+from ganforge.modes.methods import METHODS, parse_sets
 from ganforge.modes.toy import (
     GRID25,
     RING8,
     ToyConfig,
     ToyDiscriminator,
     generate,
+    lr_factor,
     mode_seeking_loss,
     pack_samples,
+    toy_generator,
     train_toy,
 )
 from ganforge.nn.layers import MinibatchStdDev
@@ -116,11 +132,8 @@ def test_mbstd_feature_hand_computed():
 def test_every_method_trains_a_few_steps(name):
     cfg = METHODS[name].config(steps=3)
     tiny = dict(batch_size=8, g_width=8, g_depth=1, d_width=8, d_depth=1, d_pieces=2)
-    from dataclasses import replace
-
-    G = train_toy(GRID25, replace(cfg, **tiny), seed=0)
-    x = generate(G, 16, seed=1)
-    assert x.shape == (16, 2) and torch.isfinite(x).all()
+    x = generate_ensemble(train_ensemble(GRID25, replace(cfg, **tiny), [0, 1]), 16, [1, 2])
+    assert x.shape == (2, 16, 2) and torch.isfinite(x).all()
 
 
 def test_training_is_seeded():
@@ -164,3 +177,190 @@ def test_cli_all_prints_markdown_table(capsys, tmp_path):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("| benchmark | method") and len(lines) == 2 + 2 * len(METHODS)
     assert all(line.startswith("| ring8 |") or line.startswith("| grid25 |") for line in lines[2:])
+
+
+def test_cli_set_and_flags(capsys, tmp_path):
+    args = ["modes", "--benchmark", "grid25", "--method", "unrolled", "--trials", "2", "--steps", "2"]
+    assert main([*args, "--set", "unroll_steps=1", "--set", "lr_decay_frac=0.5", "--out", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["overrides"] == {"unroll_steps": 1, "lr_decay_frac": 0.5} and out["steps"] == 2 and out["seconds"] > 0
+    for bad, needle in [
+        (["--set", "nope=1"], "--set 'nope=1'"),
+        (["--set", "pack=two"], "not a valid int"),
+        (["--with-stacked-mnist"], "goes with --all"),
+        (["--all", "--set", "pack=2"], "without --all"),
+        (["--benchmark", "stacked-mnist", "--method", "msgan"], "unknown method 'msgan' for stacked-mnist"),
+        (["--benchmark", "stacked-mnist", "--set", "train.nope=1"], "unknown key 'nope'"),
+    ]:
+        assert main(["modes", *bad]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1, (bad, err)
+
+
+def test_parse_sets_types():
+    assert parse_sets(["pack=2", "lr_d=4e-4", "loss=wgan", "steps=1_000"]) == {"pack": 2, "lr_d": 4e-4, "loss": "wgan", "steps": 1000}
+
+
+# ----------------------------------------------------------------------------- ensemble
+
+
+TINY = dict(batch_size=8, g_width=16, g_depth=2, d_width=8, d_depth=2, d_pieces=3)
+
+
+@pytest.fixture
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def test_batched_networks_equal_modules(float64):
+    torch.manual_seed(0)
+    gens = [toy_generator(2, 16, 2) for _ in range(3)]
+    ds = [ToyDiscriminator(8, 2, 3, pack=2, mbstd_group=2) for _ in range(3)]
+    p, buf = stack_generators(gens)
+    pd = stack_discriminators(ds)
+    z = torch.randn(3, 12, 2)  # 12 samples → 6 packed D inputs → 3 mbstd groups of 2
+    cfg = ToyConfig(**{**TINY, "pack": 2, "mbstd_group": 2})
+    out_train = g_apply(p, buf, z, depth=2, train=True)
+    logits = d_apply(pd, out_train, cfg)
+    for t in range(3):
+        assert torch.allclose(out_train[t], gens[t].train()(z[t]), atol=1e-12)
+        assert torch.allclose(buf["rv1"][t, 0], gens[t][4].running_var, atol=1e-12)  # running stats updated alike
+        assert torch.allclose(logits[t], ds[t](out_train[t]), atol=1e-12)
+    out_eval = g_apply(p, buf, z, depth=2, train=False)
+    for t in range(3):
+        assert torch.allclose(out_eval[t], gens[t].eval()(z[t]), atol=1e-12)
+    h = torch.randn(3, 8, 5)
+    want = torch.stack([MinibatchStdDev(4)(h[t]) for t in range(3)])
+    assert torch.allclose(mbstd_batched(h, 4), want, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "over", [{}, {"pack": 2}, {"mbstd_group": 4}, {"msgan_weight": 1.0}, {"r1_gamma": 0.1}, {"lr_d": 4e-4, "lr_decay_frac": 0.5}]
+)
+def test_batched_trial_equals_unbatched(float64, over):
+    # trial t of the ensemble is train_toy(seed t): same init, same data, same updates (to rounding)
+    cfg = replace(ToyConfig(steps=6, **TINY), **over)
+    ens = train_ensemble(GRID25, cfg, [3, 4])
+    xe = generate_ensemble(ens, 32, [7, 8])
+    for t, (seed, gseed) in enumerate([(3, 7), (4, 8)]):
+        x = generate(train_toy(GRID25, cfg, seed), 32, cfg.z_dim, gseed)
+        assert torch.allclose(x, xe[t], rtol=0, atol=1e-9)
+
+
+def test_batched_float32_matches_to_rounding():
+    cfg = ToyConfig(steps=4, **TINY)
+    xe = generate_ensemble(train_ensemble(RING8, cfg, [0, 1]), 64, [5, 6])
+    x = generate(train_toy(RING8, cfg, 1), 64, cfg.z_dim, 6)
+    assert torch.allclose(x, xe[1], rtol=0, atol=1e-4)
+
+
+def test_lr_factor():
+    assert [lr_factor(s, 10, 0.0) for s in (0, 9)] == [1.0, 1.0]
+    # decay over the last 40 % of 10 steps: 1 until step 6, then (10 - s) / 4
+    assert [lr_factor(s, 10, 0.4) for s in range(5, 10)] == [1.0, 1.0, 0.75, 0.5, 0.25]
+
+
+# ----------------------------------------------------------------------------- unrolled GAN
+
+
+def _unrolled_setup():
+    """A tiny D after one real Adam step (so Adam has state), a real batch and fake samples."""
+    torch.manual_seed(0)
+    cfg = ToyConfig(**TINY, unroll_steps=1, lr_d=1e-2)
+    D = ToyDiscriminator(cfg.d_width, cfg.d_depth, cfg.d_pieces)
+    real, fake = torch.randn(8, 2), torch.randn(8, 2)
+    pd = {k: v.requires_grad_(True) for k, v in stack_discriminators([D]).items()}
+    opt = torch.optim.Adam(list(pd.values()), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    from ganforge.losses import LOSSES
+
+    LOSSES["ns"].d_loss(d_apply(pd, real[None], cfg)[0], d_apply(pd, fake[None], cfg)[0]).backward()
+    opt.step()
+    return cfg, D, pd, opt, real, fake
+
+
+def _module_from_stacked(D, p):
+    """A copy of D holding trial 0 of stacked parameters p (inverse of stack_discriminators)."""
+    D = copy.deepcopy(D)
+    with torch.no_grad():
+        for i, layer in enumerate(D.body):
+            layer.linear.weight.copy_(p[f"m{i}w"][0].t())
+            layer.linear.bias.copy_(p[f"m{i}b"][0, 0])
+        D.out.weight.copy_(p["ow"][0].t())
+        D.out.bias.copy_(p["ob"][0, 0])
+    return D
+
+
+def test_unrolled_gradient_matches_functional_call_reference():
+    from torch.func import functional_call
+
+    from ganforge.losses import LOSSES
+
+    cfg, D, pd, opt, real, fake = _unrolled_setup()
+    loss = LOSSES["ns"]
+    # ours: ∂ g_loss(D_{θ1}(fake)) / ∂ fake with θ1 = one differentiable Adam step
+    x = fake[None].clone().requires_grad_(True)
+    q = unrolled_d_params(pd, opt, real[None], x, cfg, cfg.lr_d, gens=[])
+    (ours,) = torch.autograd.grad(loss.g_loss(d_apply(q, x, cfg)[0]), x)
+    # reference: the nn.Module D through functional_call, Adam written out from its paper
+    Dm = _module_from_stacked(D, {k: v.detach() for k, v in pd.items()})
+    m_mod = _module_from_stacked(D, {k: opt.state[v]["exp_avg"] for k, v in pd.items()})
+    v_mod = _module_from_stacked(D, {k: opt.state[v]["exp_avg_sq"] for k, v in pd.items()})
+    theta = {k: v.detach().clone().requires_grad_(True) for k, v in Dm.named_parameters()}
+    m, v = dict(m_mod.named_parameters()), dict(v_mod.named_parameters())
+    y = fake.clone().requires_grad_(True)
+    d_loss = loss.d_loss(functional_call(Dm, theta, (real,)), functional_call(Dm, theta, (y,)))
+    grads = torch.autograd.grad(d_loss, list(theta.values()), create_graph=True)
+    b1, b2, t = cfg.beta1, cfg.beta2, 2  # the look-ahead is Adam's 2nd step
+    theta1 = {}
+    for (k, w), g in zip(theta.items(), grads):
+        m1, v1 = b1 * m[k].detach() + (1 - b1) * g, b2 * v[k].detach() + (1 - b2) * g * g
+        theta1[k] = w - cfg.lr_d * (m1 / (1 - b1**t)) / ((v1 / (1 - b2**t) + 1e-24).sqrt() + 1e-8)
+    (ref,) = torch.autograd.grad(loss.g_loss(functional_call(Dm, theta1, (y,))), y)
+    assert torch.allclose(ours[0], ref, rtol=1e-4, atol=1e-7)
+
+
+def test_unrolled_gradient_flows_through_the_unrolled_step():
+    from ganforge.losses import LOSSES
+
+    cfg, D, pd, opt, real, fake = _unrolled_setup()
+    g_loss = LOSSES["ns"].g_loss
+
+    def grad_wrt_fake(k, detach_inside):
+        x = fake[None].clone().requires_grad_(True)
+        q = unrolled_d_params(pd, opt, real[None], x.detach() if detach_inside else x, replace(cfg, unroll_steps=k), cfg.lr_d, [])
+        return torch.autograd.grad(g_loss(d_apply(q, x, cfg)[0]), x)[0]
+
+    # k = 0 is vanilla: θ_D unchanged, the same gradient as the plain G step
+    x = fake[None].clone().requires_grad_(True)
+    (vanilla,) = torch.autograd.grad(g_loss(d_apply({k: v.detach() for k, v in pd.items()}, x, cfg)[0]), x)
+    assert torch.equal(grad_wrt_fake(0, False), vanilla)
+    # k = 1: the gradient through ∂θ_D¹/∂fake is a real, non-negligible part of G's signal
+    full, direct_only = grad_wrt_fake(1, False), grad_wrt_fake(1, True)
+    assert not torch.allclose(full, direct_only, rtol=1e-3, atol=0)
+    assert not torch.allclose(direct_only, vanilla, rtol=1e-3, atol=0)  # θ_D moved
+
+
+def test_unrolled_k0_trains_as_vanilla():
+    cfg = ToyConfig(steps=3, **TINY)
+    a = generate_ensemble(train_ensemble(RING8, cfg, [0]), 16, [1])
+    b = generate_ensemble(train_ensemble(RING8, replace(cfg, unroll_steps=0), [0]), 16, [1])
+    assert torch.equal(a, b)
+    c = generate_ensemble(train_ensemble(RING8, replace(cfg, unroll_steps=2), [0]), 16, [1])
+    assert torch.isfinite(c).all() and not torch.equal(a, c)
+
+
+def test_adam_lookahead_equals_torch_adam():
+    # one look-ahead step from a fresh state equals torch.optim.Adam's first step
+    torch.manual_seed(0)
+    w = torch.randn(5, 3, requires_grad=True)
+    g = torch.randn(5, 3)
+    cfg = ToyConfig()
+    state = {"m": {"w": torch.zeros(5, 3)}, "v": {"w": torch.zeros(5, 3)}, "step": 0}
+    ours = adam_lookahead({"w": w}, (g,), state, 1e-3, cfg, 1)["w"]
+    opt = torch.optim.Adam([w], lr=1e-3, betas=(cfg.beta1, cfg.beta2))
+    w.grad = g
+    opt.step()
+    assert torch.allclose(ours, w, rtol=0, atol=1e-9)

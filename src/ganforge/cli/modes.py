@@ -1,4 +1,4 @@
-"""`ganforge modes`: the 2D mode-collapse benchmarks (ring8, grid25) for a named method."""
+"""`ganforge modes`: mode-collapse benchmarks — 2D ring8 / grid25 and Stacked MNIST — for a named method."""
 
 from __future__ import annotations
 
@@ -9,48 +9,79 @@ import click
 
 from ganforge.errors import UsageError
 
+BENCHMARK_NAMES = ("ring8", "grid25", "stacked-mnist")
+
 
 @click.command("modes")
-@click.option("--benchmark", default="ring8", show_default=True, help="ring8 | grid25.")
-@click.option("--method", default="vanilla", show_default=True, help="vanilla | pacgan | mbstd | msgan | ttur | wgan-gp | r1 | wide-d | best.")
+@click.option("--benchmark", default="ring8", show_default=True, help="ring8 | grid25 | stacked-mnist.")
+@click.option("--method", default="vanilla", show_default=True,
+              help="2D: vanilla | pacgan | mbstd | msgan | ttur | wgan-gp | r1 | wide-d | unrolled | decay | best; "
+                   "stacked-mnist: vanilla | pacgan | mbstd | ttur | r1 | best.")
 @click.option("--trials", type=int, default=10, show_default=True, help="Independent seeded trials (mean ± s.e.).")
-@click.option("--steps", type=int, default=None, help="G updates per trial. [default: 2000]")
+@click.option("--steps", type=int, default=None, help="G updates per trial. [default: 2000 (2D), 8000 (stacked-mnist)]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Trial t uses seed + t.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("modes-out"), show_default=True, help="Folder for the scatter plots.")
-@click.option("--all", "run_all", is_flag=True, help="Every method on both benchmarks: the markdown comparison table.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="2D: a ToyConfig field (e.g. lr_decay_frac=0.3); stacked-mnist: a run-config key (e.g. train.batch_size=128). Repeatable.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("modes-out"), show_default=True,
+              help="Folder for scatter plots / sample grids (and Stacked MNIST run folders, which must be new).")
+@click.option("--all", "run_all", is_flag=True, help="Every method on ring8 and grid25: the markdown comparison table.")
+@click.option("--with-stacked-mnist", "with_stacked", is_flag=True,
+              help="With --all: add every Stacked MNIST method (slow on CPU: minutes per trial).")
+@click.option("--device", default="auto", show_default=True, help="Stacked MNIST training device: auto | cpu | cuda (2D runs on CPU).")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def modes_cmd(benchmark, method, trials, steps, seed, out, run_all, threads, as_json) -> None:
-    """Measure mode collapse on VEEGAN/PacGAN's 2D ring (8 modes) or grid (25 modes).
+def modes_cmd(benchmark, method, trials, steps, seed, sets, out, run_all, with_stacked, device, threads, as_json) -> None:
+    """Measure mode collapse on VEEGAN/PacGAN's 2D ring (8 modes), grid (25 modes) or Stacked MNIST (1000 modes).
 
-    Prints modes captured, high-quality fraction and reverse KL, mean ± standard error
-    over --trials, and writes scatter plots of the generated samples to --out.
+    Prints modes captured, high-quality fraction (2D) and reverse KL, mean ± standard error
+    over --trials, and writes scatter plots (2D) or a sample grid (Stacked MNIST) to --out.
+    The trials of a 2D run train at once as one batched ensemble.
 
     \b
     Examples:
       ganforge modes --benchmark ring8 --method vanilla --trials 10
       ganforge modes --benchmark grid25 --method best --trials 10 --json
+      ganforge modes --benchmark grid25 --method unrolled --set unroll_steps=3 --steps 1000
+      ganforge modes --benchmark stacked-mnist --method pacgan --trials 2 --steps 2000
       ganforge modes --all --trials 3 --steps 1000
+      ganforge modes --all --with-stacked-mnist --trials 2
     """
     import torch
 
     from ganforge.modes.bench import DEFAULT_STEPS, TABLE_HEADER, get_benchmark, run_benchmark
-    from ganforge.modes.methods import METHODS, get_method
+    from ganforge.modes.methods import METHODS, get_method, parse_sets
+    from ganforge.modes.stacked import DEFAULT_STEPS as STACKED_STEPS
+    from ganforge.modes.stacked import STACKED_METHODS, get_stacked_method, run_stacked, stacked_config
 
     if trials < 1:
         raise UsageError(f"--trials must be at least 1, got {trials}")
     if threads < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}")
-    steps = DEFAULT_STEPS if steps is None else steps
-    if steps < 1:
+    if steps is not None and steps < 1:
         raise UsageError(f"--steps must be at least 1, got {steps}")
+    if with_stacked and not run_all:
+        raise UsageError("--with-stacked-mnist goes with --all (for one Stacked MNIST row use --benchmark stacked-mnist)")
+    if run_all and sets:
+        raise UsageError("--set applies to one benchmark: use it without --all")
     torch.set_num_threads(threads)
     if run_all:
         pairs = [(b, m) for b in ("ring8", "grid25") for m in METHODS]
+        pairs += [("stacked-mnist", m) for m in STACKED_METHODS] if with_stacked else []
     else:
-        get_benchmark(benchmark), get_method(method)  # validate before training
+        if benchmark == "stacked-mnist":
+            stacked_config(get_stacked_method(method).name, steps or STACKED_STEPS, seed, tuple(sets))  # validate first
+        else:
+            get_benchmark(benchmark), get_method(method)
         pairs = [(benchmark, method)]
-    results = [run_benchmark(b, m, trials=trials, steps=steps, seed=seed, out=out) for b, m in pairs]
+    toy_sets = parse_sets(sets) if sets and benchmark != "stacked-mnist" else {}
+
+    results = []
+    for b, m in pairs:
+        if b == "stacked-mnist":
+            stacked_sets = (*sets, f"train.threads={threads}")
+            results.append(run_stacked(m, trials, steps or STACKED_STEPS, seed, out, stacked_sets, device))
+        else:
+            results.append(run_benchmark(b, m, trials=trials, steps=steps or DEFAULT_STEPS, seed=seed, out=out, overrides=toy_sets))
     if as_json:
         payload = [r.summary() for r in results]
         click.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))

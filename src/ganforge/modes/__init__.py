@@ -1,12 +1,25 @@
-"""Mode collapse on the 2D benchmarks of VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018).
+"""Mode collapse on the benchmarks of VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018).
 
-``toy``      data (ring8, grid25), the PacGAN networks and one compact training function
-``metrics``  modes captured, high-quality fraction, reverse KL
-``methods``  the named remedies as small override dicts
-``bench``    trials, mean ± standard error, scatter plots, the comparison table
+``toy``       2D data (ring8, grid25), PacGAN's networks and the per-trial reference trainer
+``ensemble``  T trials trained at once as one batched ensemble; unrolled GAN (Metz et al. 2017)
+``metrics``   modes captured, high-quality fraction, reverse KL
+``methods``   the named 2D remedies as small override dicts
+``bench``     trials, mean ± standard error, scatter plots, the comparison table
+``stacked``   Stacked MNIST (1000 modes) trained with ganforge's own loop, read by mnist-clf
 """
 
+from ganforge.modes.ensemble import Ensemble, generate_ensemble, train_ensemble
 from ganforge.modes.metrics import ModeStats, mode_stats
 from ganforge.modes.toy import BENCHMARKS, Benchmark, ToyConfig, train_toy
 
-__all__ = ["BENCHMARKS", "Benchmark", "ModeStats", "ToyConfig", "mode_stats", "train_toy"]
+__all__ = [
+    "BENCHMARKS",
+    "Benchmark",
+    "Ensemble",
+    "ModeStats",
+    "ToyConfig",
+    "generate_ensemble",
+    "mode_stats",
+    "train_ensemble",
+    "train_toy",
+]

@@ -11,12 +11,13 @@ from pathlib import Path
 import torch
 
 from ganforge.errors import UsageError
-from ganforge.modes.methods import get_method
+from ganforge.modes.ensemble import generate_ensemble, train_ensemble
+from ganforge.modes.methods import get_method, toy_overrides
 from ganforge.modes.metrics import ModeStats, mode_stats
-from ganforge.modes.toy import BENCHMARKS, Benchmark, generate, train_toy
+from ganforge.modes.toy import BENCHMARKS, Benchmark
 
 N_EVAL_SAMPLES = 2500  # generated samples scored per trial (VEEGAN / PacGAN)
-DEFAULT_STEPS = 2000  # G updates per trial; about 45 s on one CPU thread (docs/MODE_COLLAPSE.md)
+DEFAULT_STEPS = 2000  # G updates per trial (docs/MODE_COLLAPSE.md gives the CPU time of each row)
 
 
 def get_benchmark(name: str) -> Benchmark:
@@ -42,13 +43,18 @@ class BenchResult:
     steps: int
     trials: list[ModeStats]
     seconds_per_trial: float
+    overrides: dict | None = None  # --set ToyConfig overrides on top of the method
+    cpu_seconds: float = 0.0  # CPU time of the whole run (wall time on a shared machine says little)
 
     def summary(self) -> dict:
         out: dict = {"benchmark": self.benchmark, "method": self.method, "trials": len(self.trials), "steps": self.steps}
         for key in ("modes", "hq", "kl"):
             m, se = mean_se([float(getattr(t, key)) for t in self.trials])
             out[f"{key}_mean"], out[f"{key}_se"] = m, se
+        out["seconds"] = self.seconds_per_trial * len(self.trials)  # wall time of the whole ensemble
         out["seconds_per_trial"] = self.seconds_per_trial
+        out["cpu_seconds"] = self.cpu_seconds
+        out["overrides"] = self.overrides
         return out
 
     def row(self) -> str:
@@ -68,22 +74,30 @@ TABLE_HEADER = (
 
 
 def run_benchmark(
-    benchmark: str, method: str, trials: int = 10, steps: int = DEFAULT_STEPS, seed: int = 0, out: Path | None = None
+    benchmark: str,
+    method: str,
+    trials: int = 10,
+    steps: int = DEFAULT_STEPS,
+    seed: int = 0,
+    out: Path | None = None,
+    overrides: dict | None = None,
 ) -> BenchResult:
-    """Trial t trains with seed `seed + t` and scores 2,500 samples; plots go to `out` if given."""
+    """Trial t trains with seed `seed + t` and scores 2,500 samples drawn with seed 10000 + seed + t;
+    all trials train at once as one batched ensemble (ensemble.py). `overrides` are ToyConfig
+    fields applied after the method's. Plots go to `out` if given."""
     if trials < 1:
         raise UsageError(f"--trials must be at least 1, got {trials}")
     if steps < 1:
         raise UsageError(f"--steps must be at least 1, got {steps}")
     bench, meth = get_benchmark(benchmark), get_method(method)
-    cfg = meth.config(steps)
-    stats, samples, t0 = [], [], time.perf_counter()
-    for t in range(trials):
-        G = train_toy(bench, cfg, seed=seed + t)
-        x = generate(G, N_EVAL_SAMPLES, cfg.z_dim, seed=10_000 + seed + t)  # (2500, 2)
-        stats.append(mode_stats(x, bench))
-        samples.append(x)
-    result = BenchResult(benchmark, method, steps, stats, (time.perf_counter() - t0) / trials)
+    cfg = toy_overrides(meth.config(steps), overrides or {})
+    seeds = [seed + t for t in range(trials)]
+    t0, c0 = time.perf_counter(), time.process_time()
+    ens = train_ensemble(bench, cfg, seeds)
+    samples = list(generate_ensemble(ens, N_EVAL_SAMPLES, [10_000 + s for s in seeds]))  # T × (2500, 2)
+    stats = [mode_stats(x, bench) for x in samples]
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    result = BenchResult(benchmark, method, steps, stats, wall / trials, overrides or None, cpu)
     if out is not None:
         plot_samples(bench, samples, stats, Path(out) / f"{benchmark}-{method}.png", title=f"{benchmark} · {method}")
     return result

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import typing
+from dataclasses import dataclass, field, fields, replace
 
 from ganforge.errors import UsageError
 from ganforge.modes.toy import ToyConfig
@@ -38,11 +39,49 @@ METHODS: dict[str, Method] = {
         Method("r1", "Mescheder et al. 2018, ICML (R1)", {"r1_gamma": 0.1}),
         # Capacity: a twice-as-wide discriminator (Arora et al. 2017 relate D capacity to mode collapse).
         Method("wide-d", "Arora et al. 2017, ICML (capacity)", {"d_width": 400}),
-        # Our recommendation at the 2,000-step CPU budget: TTUR alone was the strongest remedy in
-        # the pilots (docs/MODE_COLLAPSE.md); packing and minibatch stddev compose with it.
-        Method("best", "Heusel et al. 2017 (TTUR); chosen from our pilots, docs/MODE_COLLAPSE.md", {"lr_d": 4e-4}),
+        # Metz et al. 2017, "Unrolled Generative Adversarial Networks": G's loss at D after k
+        # look-ahead Adam steps, differentiated through them (the paper's ring used k = 5..10).
+        Method("unrolled", "Metz et al. 2017, ICLR (Unrolled GAN)", {"unroll_steps": 5}),
+        # Both learning rates decay linearly to 0 over the last 30 % of the steps: Adam's step noise
+        # shrinks at the end and the samples settle onto the modes (a schedule, not a paper remedy).
+        Method("decay", "linear LR decay over the last 30 % (as e.g. SNGAN, Miyato et al. 2018)", {"lr_decay_frac": 0.3}),
+        # Our recommendation: TTUR (the strongest single remedy in the 2,000-step screen,
+        # docs/MODE_COLLAPSE.md) plus the linear LR decay over the last 30 % of the steps.
+        Method(
+            "best",
+            "Heusel et al. 2017 (TTUR) + linear LR decay; chosen from our measurements, docs/MODE_COLLAPSE.md",
+            {"lr_d": 4e-4, "lr_decay_frac": 0.3},
+        ),
     )
 }
+
+
+def toy_overrides(cfg: ToyConfig, overrides: dict) -> ToyConfig:
+    """cfg with `overrides` (ToyConfig field → value) applied; an unknown field is a UsageError."""
+    names = {f.name for f in fields(ToyConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise UsageError(f"unknown 2D setting(s) {unknown}: allowed {sorted(names)}")
+    return replace(cfg, **overrides)
+
+
+def parse_sets(items: list[str] | tuple[str, ...]) -> dict:
+    """`--set key=value` strings for the 2D benchmarks → {ToyConfig field: typed value}."""
+    types = typing.get_type_hints(ToyConfig)
+    out: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or key not in types:
+            raise UsageError(f"--set {item!r}: use key=value with key one of {', '.join(types)}")
+        try:
+            value = types[key](raw.strip()) if types[key] is not int else int(raw.strip().replace("_", ""))
+        except ValueError:
+            raise UsageError(f"--set {item!r}: {raw.strip()!r} is not a valid {types[key].__name__}") from None
+        if types[key] is not str and value < 0:
+            raise UsageError(f"--set {item!r}: must be >= 0")
+        out[key] = value
+    return out
 
 
 def get_method(name: str) -> Method:

@@ -144,10 +144,24 @@ class ToyConfig:
     msgan_weight: float = 0.0  # λ of the mode-seeking term (0 = off)
     gp_weight: float = 0.0  # WGAN-GP λ (0 = off)
     r1_gamma: float = 0.0  # R1 γ (0 = off); D loss adds γ/2 · R1
+    unroll_steps: int = 0  # unrolled GAN k: G's loss at D after k look-ahead Adam steps (ensemble trainer only)
+    lr_decay_frac: float = 0.0  # both learning rates decay linearly to 0 over this last fraction of the steps
+
+
+def lr_factor(step: int, steps: int, decay_frac: float) -> float:
+    """The learning-rate multiplier at `step` (0-based) of `steps`: 1, then a linear decay to 0
+    over the last `decay_frac` of the steps (0 = constant)."""
+    if decay_frac <= 0:
+        return 1.0
+    start = steps * (1 - decay_frac)
+    return 1.0 if step < start else max(0.0, (steps - step) / (steps - start))
 
 
 def train_toy(bench: Benchmark, cfg: ToyConfig, seed: int = 0) -> nn.Module:
-    """Train G on `bench` with `cfg`; returns G in eval mode. CPU, deterministic for a seed."""
+    """Train G on `bench` with `cfg`; returns G in eval mode. CPU, deterministic for a seed.
+    The reference for ensemble.train_ensemble (which also implements unroll_steps)."""
+    if cfg.unroll_steps > 0:
+        raise ValueError("unroll_steps needs ganforge.modes.ensemble.train_ensemble")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     G = toy_generator(cfg.z_dim, cfg.g_width, cfg.g_depth)
@@ -157,7 +171,9 @@ def train_toy(bench: Benchmark, cfg: ToyConfig, seed: int = 0) -> nn.Module:
     loss = LOSSES[cfg.loss]
     n = cfg.batch_size * cfg.pack  # samples per step
 
-    for _ in range(cfg.steps):
+    for step in range(cfg.steps):
+        f = lr_factor(step, cfg.steps, cfg.lr_decay_frac)
+        opt_g.param_groups[0]["lr"], opt_d.param_groups[0]["lr"] = cfg.lr_g * f, cfg.lr_d * f
         for _ in range(cfg.n_critic):
             real = bench.sample(n, gen)  # (N, 2)
             with torch.no_grad():

@@ -1,0 +1,199 @@
+"""Stacked MNIST (Metz et al. 2017; the VEEGAN and PacGAN protocol): 1000 modes.
+
+A generator is trained with ganforge's own loop (`ganforge.training.train`) from the
+`dcgan-mnist` preset with `model.channels=3` on the `stacked-mnist` named source (three mnist5k
+digits as R, G, B). Its mode is read channel by channel by the shipped `mnist-clf` evaluator:
+
+    images (N, 3, 28, 28) in [-1, 1] → digits (N, 3) → mode 100·R + 10·G + B ∈ [0, 1000)
+
+From 26,000 samples: modes covered (≥ 1 sample) and KL(p ‖ u), p the histogram of the modes,
+u uniform over 1000. As in PacGAN's code (`model.py`, `log_metrics`: `p[0:num_mode] = counts`,
+`KLD` skips p = 0) the histogram is not smoothed and empty modes contribute 0 — the same
+definition as the 2D reverse KL (`metrics.reverse_kl`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ganforge.errors import UsageError
+from ganforge.modes.metrics import reverse_kl
+
+N_MODES = 1000
+N_EVAL_SAMPLES = 26_000  # VEEGAN / PacGAN
+DEFAULT_STEPS = 8000  # the dcgan-mnist preset's own length
+
+
+@dataclass(frozen=True)
+class StackedMethod:
+    name: str
+    paper: str
+    overrides: tuple[str, ...] = ()  # `--set` strings applied to the dcgan-mnist-based RunConfig
+
+
+# Only remedies that ganforge's main training loop implements; MSGAN and unrolled D steps would
+# need loop changes (docs/MODE_COLLAPSE.md).
+STACKED_METHODS: dict[str, StackedMethod] = {
+    m.name: m
+    for m in (
+        StackedMethod("vanilla", "Radford et al. 2016, ICLR (DCGAN; the dcgan-mnist preset)"),
+        StackedMethod("pacgan", "Lin et al. 2018, NeurIPS (PacGAN)", ("model.pack=2",)),
+        StackedMethod("mbstd", "Karras et al. 2018, ICLR (minibatch stddev)", ("model.mbstd_group=4",)),
+        StackedMethod("ttur", "Heusel et al. 2017, NeurIPS (TTUR)", ("optim.lr_g=2.5e-4",)),
+        StackedMethod("r1", "Mescheder et al. 2018, ICML (R1)", ("loss.r1_gamma=0.1",)),
+        # At the 2,000-step CPU budget the plain preset beat packing (docs/MODE_COLLAPSE.md), so our
+        # recommendation is the preset itself until longer runs say otherwise.
+        StackedMethod("best", "the dcgan-mnist preset; chosen from our measurements, docs/MODE_COLLAPSE.md"),
+    )
+}
+
+
+def get_stacked_method(name: str) -> StackedMethod:
+    if name not in STACKED_METHODS:
+        raise UsageError(f"unknown method {name!r} for stacked-mnist: choose one of {', '.join(STACKED_METHODS)}")
+    return STACKED_METHODS[name]
+
+
+def stacked_config(method: str, steps: int = DEFAULT_STEPS, seed: int = 0, overrides: tuple[str, ...] = ()):
+    """The RunConfig of one trial: dcgan-mnist with 3 channels on stacked-mnist, the method's
+    overrides, then the user's (`--set`). No checkpoints, intermediate grids or periodic evaluation
+    (the preset's mnist-clf metrics need 1-channel images): a trial is scored once, here."""
+    from ganforge.config import apply_overrides
+    from ganforge.presets import PRESETS
+
+    base = PRESETS["dcgan-mnist"]
+    meth = get_stacked_method(method)
+    # the preset's LR decay starts at half its 8000 steps; keep that fraction for other lengths
+    decay = dict(decay_start_step=steps // 2) if base.optim.schedule != "constant" else {}
+    cfg = replace(
+        base,
+        preset=f"stacked-mnist-{method}",
+        description=f"Stacked MNIST, {method}",
+        data=replace(base.data, source="stacked-mnist"),
+        model=replace(base.model, channels=3),
+        optim=replace(base.optim, **decay),
+        train=replace(base.train, total_steps=steps, seed=seed, progress=False, sample_every=0),
+        checkpoint=replace(base.checkpoint, every_steps=0, keep_last=1),
+        eval=replace(base.eval, every=0),
+    )
+    return apply_overrides(cfg, [*meth.overrides, *overrides])
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+@torch.no_grad()
+def classify_modes(images: Tensor, clf: nn.Module, batch_size: int = 1000) -> Tensor:
+    """images (N, 3, 28, 28) in [-1, 1] → modes (N,) int64: each channel's digit by `clf`
+    (expects (N, 1, 28, 28) in [-1, 1]), combined as 100·R + 10·G + B."""
+    if images.ndim != 4 or tuple(images.shape[1:]) != (3, 28, 28):
+        raise UsageError(f"stacked-mnist modes need images (N, 3, 28, 28), got {tuple(images.shape)}")
+    digits = []
+    for chunk in images.split(batch_size):
+        x = chunk.reshape(-1, 1, 28, 28).to(next(clf.parameters()).device)  # (3n, 1, 28, 28), R G B per image
+        digits.append(clf(x).argmax(dim=1).view(-1, 3).cpu())
+    d = torch.cat(digits)  # (N, 3)
+    return d[:, 0] * 100 + d[:, 1] * 10 + d[:, 2]
+
+
+@dataclass(frozen=True)
+class StackedStats:
+    modes: int  # modes with at least one sample (of 1000)
+    kl: float  # KL(p_modes ‖ uniform over 1000), no smoothing
+
+
+def stacked_stats(modes: Tensor) -> StackedStats:
+    counts = torch.bincount(modes, minlength=N_MODES)  # (1000,)
+    return StackedStats(modes=int((counts > 0).sum()), kl=reverse_kl(counts))
+
+
+def expected_kl_of_uniform(n: int, k: int = N_MODES) -> float:
+    """E[KL(p̂ ‖ u)] for n samples of the uniform distribution over k modes, to second order:
+    (k − 1) / (2n) — the floor a perfect generator scores (0.0192 for 26,000 samples)."""
+    return (k - 1) / (2 * n)
+
+
+# ----------------------------------------------------------------------------- trials
+
+
+@torch.no_grad()
+def sample_generator(G: nn.Module, n: int, z_dim: int, seed: int, device, batch_size: int = 1000) -> Tensor:
+    """n images (N, 3, 28, 28) from G in eval mode, latents from a generator seeded `seed`."""
+    gen = torch.Generator().manual_seed(seed)
+    out = [G(torch.randn(min(batch_size, n - i), z_dim, generator=gen).to(device)).cpu() for i in range(0, n, batch_size)]
+    return torch.cat(out)
+
+
+def run_stacked_trial(method: str, steps: int, seed: int, run_dir: Path, clf: nn.Module, overrides=(), device="auto"):
+    """Train one trial into `run_dir` (must be new) and score 26,000 samples of its generator
+    (the EMA copy the preset keeps). Returns (stats, 64 sample images for the grid)."""
+    from ganforge.training import train
+    from ganforge.training.checkpoint import load_generator
+
+    cfg = stacked_config(method, steps, seed, tuple(overrides) + (f"train.device={device}",))
+    run = train(cfg, out=run_dir)
+    G = load_generator(run, ema=True, device="cpu")
+    x = sample_generator(G, N_EVAL_SAMPLES, cfg.model.z_dim, seed=10_000 + seed, device="cpu")
+    return stacked_stats(classify_modes(x, clf)), x[:64]
+
+
+def mean_se_or_none(xs: list[float]) -> tuple[float, float]:
+    n, m = len(xs), sum(xs) / len(xs)
+    return m, (math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1) / n) if n > 1 else 0.0)
+
+
+@dataclass
+class StackedResult:
+    method: str
+    steps: int
+    trials: list[StackedStats]
+    seconds: float
+    cpu_seconds: float = 0.0
+    benchmark: str = "stacked-mnist"
+
+    def summary(self) -> dict:
+        mm, ms = mean_se_or_none([float(t.modes) for t in self.trials])
+        km, ks = mean_se_or_none([t.kl for t in self.trials])
+        n = len(self.trials)
+        return {
+            "benchmark": self.benchmark, "method": self.method, "trials": n, "steps": self.steps,
+            "modes_mean": mm, "modes_se": ms, "hq_mean": None, "hq_se": None, "kl_mean": km, "kl_se": ks,
+            "seconds": self.seconds, "seconds_per_trial": self.seconds / n, "cpu_seconds": self.cpu_seconds,
+        }
+
+    def row(self) -> str:
+        s = self.summary()
+        return (
+            f"| {self.benchmark} | {self.method} | {s['modes_mean']:.1f} ± {s['modes_se']:.1f} / {N_MODES} | – "
+            f"| {s['kl_mean']:.3f} ± {s['kl_se']:.3f} | {s['trials']} | {s['steps']} | {s['seconds_per_trial']:.0f} |"
+        )
+
+
+def run_stacked(
+    method: str, trials: int, steps: int = DEFAULT_STEPS, seed: int = 0, out: Path | None = None,
+    overrides: tuple[str, ...] = (), device: str = "auto",
+) -> StackedResult:
+    """`trials` seeded trials (seed + t); run folders and the sample grid go under `out`."""
+    from ganforge.evaluators import load_evaluator
+    from ganforge.io import image_grid, save_png
+
+    if trials < 1 or steps < 1:
+        raise UsageError(f"--trials and --steps must be at least 1, got {trials} and {steps}")
+    meth = get_stacked_method(method)
+    stacked_config(meth.name, steps, seed, overrides)  # validate the overrides before any training
+    out = Path(out if out is not None else "modes-out")
+    clf = load_evaluator("mnist-clf")
+    stats, t0, c0, grid = [], time.perf_counter(), time.process_time(), None
+    for t in range(trials):
+        run_dir = out / "runs" / f"stacked-mnist-{method}-seed{seed + t}"
+        s, imgs = run_stacked_trial(method, steps, seed + t, run_dir, clf, overrides, device)
+        stats.append(s)
+        grid = imgs if grid is None else grid
+    save_png(image_grid(grid, nrow=8), out / f"stacked-mnist-{method}.png")
+    return StackedResult(method, steps, stats, time.perf_counter() - t0, time.process_time() - c0)

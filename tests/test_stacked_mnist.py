@@ -1,0 +1,143 @@
+"""Stacked MNIST: the named data source, the mode reader (mnist-clf channel by channel), the
+1000-mode statistics against hand-computed values, and the real stacked data's own score."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ganforge.data import NAMED_SOURCES, load_images
+from ganforge.data.builtin import STACKED_MNIST_SIZE, stack_digits
+from ganforge.errors import UsageError
+from ganforge.modes.stacked import (
+    N_EVAL_SAMPLES,
+    classify_modes,
+    expected_kl_of_uniform,
+    stacked_config,
+    stacked_stats,
+)
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_stack_digits_channels_and_seed():
+    digits = np.arange(7 * 28 * 28, dtype=np.int64).reshape(7, 28, 28).astype(np.uint8)
+    images, idx = stack_digits(digits, 50, seed=3)
+    assert images.shape == (50, 28, 28, 3) and images.dtype == np.uint8 and idx.shape == (50, 3)
+    for j in range(3):  # channel j of image i is digit idx[i, j]
+        assert np.array_equal(images[..., j], digits[idx[:, j]])
+    again, idx2 = stack_digits(digits, 50, seed=3)
+    assert np.array_equal(again, images) and not np.array_equal(stack_digits(digits, 50, seed=4)[1], idx)
+
+
+def test_named_source_stacked_mnist():
+    images, labels, names = NAMED_SOURCES["stacked-mnist"].load()
+    assert images.shape == (STACKED_MNIST_SIZE, 28, 28, 3) and images.dtype == np.uint8
+    assert len(names) == 1000 and labels.min() >= 0 and labels.max() < 1000
+    assert len(np.unique(labels)) == 1000  # 25,600 uniform draws hit every one of the 1000 classes
+    # the labels are 100·R + 10·G + B of the mnist5k digits in the channels
+    digits, digit_labels, _ = NAMED_SOURCES["mnist5k"].load()
+    lookup = {digits[i].tobytes(): int(digit_labels[i]) for i in range(len(digits))}
+    for i in range(20):
+        want = [lookup[images[i, :, :, j].tobytes()] for j in range(3)]
+        assert labels[i] == want[0] * 100 + want[1] * 10 + want[2]
+    data = load_images("stacked-mnist", resolution=28, channels=3, max_images=64)
+    assert tuple(data.images.shape[1:]) in ((3, 28, 28), (28, 28, 3)) and len(data.images) == 64
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+class _IntensityClassifier(nn.Module):
+    """A stand-in evaluator: digit = round(mean pixel in [0, 1] · 9). Shapes as mnist-clf."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):  # (N, 1, 28, 28) in [-1, 1] -> one-hot logits (N, 10)
+        assert x.shape[1:] == (1, 28, 28)
+        d = ((x.mean(dim=(1, 2, 3)) + 1) / 2 * 9).round().long()
+        return nn.functional.one_hot(d, 10).float()
+
+
+def test_classify_modes_reads_each_channel():
+    digits = torch.tensor([[3, 0, 9], [7, 7, 1], [0, 0, 0]])  # (N, 3): R, G, B digits
+    images = (digits.float() / 9 * 2 - 1)[:, :, None, None].expand(3, 3, 28, 28)  # constant planes
+    modes = classify_modes(images, _IntensityClassifier(), batch_size=2)
+    assert modes.tolist() == [309, 771, 0]
+    with pytest.raises(UsageError):
+        classify_modes(torch.zeros(2, 1, 28, 28), _IntensityClassifier())
+
+
+def test_stacked_stats_hand_computed():
+    s = stacked_stats(torch.tensor([5, 5, 5, 17]))  # p = (3/4, 1/4) on 2 of 1000 modes
+    assert s.modes == 2
+    assert s.kl == pytest.approx(0.75 * math.log(750) + 0.25 * math.log(250), rel=1e-12)
+    perfect = stacked_stats(torch.arange(1000).repeat(26))
+    assert perfect.modes == 1000 and perfect.kl == pytest.approx(0.0, abs=1e-12)
+
+
+def test_expected_kl_floor_matches_simulation():
+    # a perfect generator's 26,000 samples still give KL ≈ (K-1)/(2n) = 0.0192, not 0
+    rng = np.random.default_rng(0)
+    counts = rng.multinomial(N_EVAL_SAMPLES, np.full(1000, 1e-3), size=200)  # (200, 1000)
+    kls = [stacked_stats(torch.from_numpy(np.repeat(np.arange(1000), c))).kl for c in counts]
+    assert expected_kl_of_uniform(N_EVAL_SAMPLES) == pytest.approx(999 / 52000)
+    assert np.mean(kls) == pytest.approx(expected_kl_of_uniform(N_EVAL_SAMPLES), rel=0.03)
+
+
+def test_real_stacked_data_scores_all_modes():
+    """The real stacked digits, read by the shipped mnist-clf, score as the ideal generator.
+
+    mnist-clf was trained on these 5000 digits, so it reads them (almost) perfectly; a stack's
+    mode is then exact, 26,000 uniform draws leave a mode empty with probability
+    1000·e^(-26) ≈ 5e-9, and KL sits at the sampling floor (K-1)/(2n) = 0.019."""
+    from ganforge.evaluators import load_evaluator
+
+    clf = load_evaluator("mnist-clf")
+    digits, labels, _ = NAMED_SOURCES["mnist5k"].load()
+    x = torch.from_numpy(digits).permute(0, 3, 1, 2).float() / 127.5 - 1  # (5000, 1, 28, 28) in [-1, 1]
+    with torch.no_grad():
+        pred = torch.cat([clf(c).argmax(1) for c in x.split(1000)])  # (5000,)
+    accuracy = float((pred == torch.from_numpy(labels)).double().mean())
+    assert accuracy > 0.995
+    images, idx = stack_digits(digits[..., 0], N_EVAL_SAMPLES, seed=1)
+    modes = pred[torch.from_numpy(idx)] @ torch.tensor([100, 10, 1])  # (26000,) by lookup
+    # the lookup is what reading every channel of the stacked image gives
+    sub = torch.from_numpy(images[:300]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    assert torch.equal(classify_modes(sub, clf), modes[:300])
+    s = stacked_stats(modes)
+    assert s.modes >= 990 and s.modes == 1000
+    assert s.kl == pytest.approx(expected_kl_of_uniform(N_EVAL_SAMPLES), abs=0.004)
+
+
+# ----------------------------------------------------------------------------- config and CLI
+
+
+def test_stacked_config_from_dcgan_mnist():
+    cfg = stacked_config("pacgan", steps=1000, seed=4, overrides=("train.batch_size=32",))
+    assert cfg.model.channels == 3 and cfg.model.arch == "dcgan" and cfg.model.pack == 2
+    assert cfg.data.source == "stacked-mnist" and cfg.train.total_steps == 1000 and cfg.train.seed == 4
+    assert cfg.train.batch_size == 32 and cfg.optim.decay_start_step == 500  # the preset decays over the 2nd half
+    assert stacked_config("vanilla").model.pack == 1
+    with pytest.raises(UsageError, match="unknown method"):
+        stacked_config("msgan")
+    with pytest.raises(UsageError, match="model.pack"):
+        stacked_config("pacgan", overrides=("train.batch_size=33",))
+
+
+@pytest.mark.slow
+def test_cli_stacked_mnist_end_to_end(capsys, tmp_path):
+    from ganforge.cli import main
+
+    args = ["modes", "--benchmark", "stacked-mnist", "--method", "pacgan", "--trials", "1", "--steps", "20",
+            "--device", "cpu", "--out", str(tmp_path), "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["benchmark"] == "stacked-mnist" and out["hq_mean"] is None and 1 <= out["modes_mean"] <= 1000
+    assert (tmp_path / "stacked-mnist-pacgan.png").stat().st_size > 0
+    assert main(args) == 2  # the run folder exists: never overwritten
