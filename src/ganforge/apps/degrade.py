@@ -21,6 +21,8 @@ from torch import Tensor
 from ganforge.errors import UsageError
 
 MASK_KINDS = ("center", "boxes", "strokes")
+TASKS = ("sr", "denoise", "inpaint")  # the restoration tasks, each with its degradation here
+SR_SCALES = (2, 3, 4, 8)  # super-resolution factors the protocol (mod-crop, border crop = scale) supports
 CENTER_MASK_AREA = 0.25  # fraction of the image the centre square covers
 
 # ---------------------------------------------------------------------------------------------

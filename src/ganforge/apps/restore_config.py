@@ -15,14 +15,12 @@ from dataclasses import dataclass, field, replace
 
 from ganforge.config import DEVICES, PRECISIONS, _choice, _positive, config_from_dict, override_config, sections_of
 from ganforge.errors import UsageError
+from ganforge.apps.degrade import MASK_KINDS, SR_SCALES, TASKS
 from ganforge.losses import LOSSES
 
-TASKS = ("sr", "denoise", "inpaint")
 PIXEL_LOSSES = ("l1", "l2")
 SCHEDULES = ("constant", "cosine", "step")
-MASK_KINDS = ("center", "boxes", "strokes")
 HOLE_FILLS = ("zero", "mean")
-SR_SCALES = (2, 3, 4, 8)
 SKIMAGE_SOURCE = "skimage"  # data.source naming scikit-image's bundled sample photos
 
 

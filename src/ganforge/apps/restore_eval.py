@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from ganforge import __version__
-from ganforge.apps.degrade import MASK_KINDS, add_noise, make_mask, mod_crop, quantize, sr_degrade
+from ganforge.apps.degrade import MASK_KINDS, SR_SCALES, TASKS, add_noise, make_mask, mod_crop, quantize, sr_degrade
 from ganforge.apps.testsets import TestImage
 from ganforge.errors import UsageError
 from ganforge.io import save_png
@@ -40,8 +40,6 @@ from ganforge.metrics.fullref import psnr, rgb_to_y, ssim
 
 RestoreFn = Callable[..., Tensor]  # restore(degraded, mask=None) -> (1, 3, H, W) in [0, 1]
 
-TASKS = ("sr", "denoise", "inpaint")
-SR_SCALES = (2, 3, 4, 8)
 METRICS = ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y")
 RESIZE_KERNEL = "MATLAB imresize bicubic (Keys a=-0.5, antialiased when shrinking), LR rounded to 8 bits"
 HOLE_FILL = 0.0  # value of the missing pixels in an inpainting input
