@@ -54,6 +54,7 @@ class LossConfig:
     r1_gamma: float = 0.0  # R1 penalty weight γ on real data (Mescheder et al. 2018); penalty is γ/2·|∇D|²
     reg_every: int = 1  # lazy regularisation: apply GP/R1 every k D steps, scaled by k (StyleGAN2)
     clip_value: float = 0.0  # WGAN weight clipping to [-c, c] after every D step (0.01 in Arjovsky et al.)
+    msgan_weight: float = 0.0  # MSGAN mode-seeking term λ in G's loss (Mao et al. 2019; 1 in their code): pairs the batch's halves
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class PerfConfig:
     fused_optim: bool = False  # fused Adam kernels (one kernel per step for all parameters)
     d_concat: bool = False  # one D forward over real+fake concatenated (only for a D without batch statistics)
     sn_once: bool = False  # spectral norm: one explicit power iteration per D step, none inside forwards or G steps
+    fast_dropout: bool = False  # CPU dropout masks from 16-bit lanes of 64-bit draws (4 elements per RNG call; nn/dropout.py)
     strict: bool = False  # a perf setting this machine cannot honour is an error (exit 2) instead of a warned fallback
 
 
@@ -285,8 +287,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     if not 0.0 <= m.d_dropout < 1.0:
         raise UsageError(f"model.d_dropout={m.d_dropout} must be in [0, 1)")
     _choice("loss.kind", lo.kind, LOSSES)
-    for key in ("gp_weight", "r1_gamma", "clip_value"):
+    for key in ("gp_weight", "r1_gamma", "clip_value", "msgan_weight"):
         _positive(f"loss.{key}", getattr(lo, key), zero_ok=True)
+    if lo.msgan_weight > 0 and cfg.train.batch_size % 2:
+        raise UsageError(f"loss.msgan_weight={lo.msgan_weight} pairs the two halves of each batch: "
+                         f"train.batch_size={cfg.train.batch_size} must be even")
     _positive("loss.reg_every", lo.reg_every)
     _choice("optim.optimizer", o.optimizer, OPTIMIZERS)
     _choice("optim.schedule", o.schedule, SCHEDULES)

@@ -118,7 +118,7 @@ def bench_train(
         "preset": cfg.preset, "device": str(device), "batch": batch, "steps": steps, "repeats": repeats,
         "update": t.update, "n_critic": t.n_critic, "imgs_per_iter": imgs_per_iter,
         "channels_last": cfg.perf.channels_last,
-        "perf": {k: getattr(cfg.perf, k) for k in ("compile", "compile_mode", "fused_optim", "d_concat", "sn_once")},
+        "perf": {k: getattr(cfg.perf, k) for k in ("compile", "compile_mode", "fused_optim", "d_concat", "sn_once", "fast_dropout")},
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "flops_per_iter": flops, "peak_tflops": {k: _sig(v) for k, v in peaks.items()},
         "peak_mem_kind": peak_memory_kind(device), **out,

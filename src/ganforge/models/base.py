@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge.models.config import ModelConfig
-from ganforge.nn import LabelSequential, MinibatchStdDev, ProjectionHead, SelfAttention2d
+from ganforge.nn import Dropout, LabelSequential, MinibatchStdDev, ProjectionHead, SelfAttention2d
 
 
 @dataclass(frozen=True)
@@ -107,4 +107,4 @@ def mbstd(cfg: ModelConfig) -> list[nn.Module]:
 
 def dropout(cfg: ModelConfig) -> list[nn.Module]:
     """Dropout after a D activation if enabled."""
-    return [nn.Dropout(cfg.d_dropout)] if cfg.d_dropout > 0 else []
+    return [Dropout(cfg.d_dropout)] if cfg.d_dropout > 0 else []

@@ -12,6 +12,7 @@ from ganforge.models.config import ModelConfig
 from ganforge.nn import (
     Conv2dSame,
     ConvTranspose2dSame,
+    Flatten,
     LabelSequential,
     init_weights,
     make_norm,
@@ -71,7 +72,7 @@ def build_keras_discriminator(cfg: ModelConfig) -> Discriminator:
         *dropout(cfg),
         *attention(cfg, b, 2 * d),
         *mbstd(cfg),  # → (.., 128 + 1, 7, 7)
-        nn.Flatten(),  # → (.., 6272 [+ 49]); then Dense(1) in the head
+        Flatten(),  # → (.., 6272 [+ 49]); then Dense(1) in the head
     ]
     feature_dim = b * b * (2 * d + (cfg.mbstd_group > 0))
     net = Discriminator(cfg, nn.Sequential(*layers), feature_dim)
@@ -169,7 +170,7 @@ def build_dcgan_discriminator(cfg: ModelConfig) -> Discriminator:
             *attention(cfg, cfg.resolution >> (j + 1), cout),
         ]
         ch = cout
-    layers += [*mbstd(cfg), nn.Flatten()]  # (.., 8w [+1], 4, 4) → (.., (8w [+1]) * 16)
+    layers += [*mbstd(cfg), Flatten()]  # (.., 8w [+1], 4, 4) → (.., (8w [+1]) * 16)
     feature_dim = (ch + (cfg.mbstd_group > 0)) * base * base
     net = Discriminator(cfg, nn.Sequential(*layers), feature_dim)
     _init_dcgan(net)

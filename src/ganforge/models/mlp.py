@@ -16,7 +16,7 @@ from torch import nn
 
 from ganforge.models.base import Arch, Discriminator, Generator, dropout, mbstd
 from ganforge.models.config import ModelConfig
-from ganforge.nn import LabelConcat, LabelSequential, init_weights, make_norm
+from ganforge.nn import Flatten, LabelConcat, LabelSequential, init_weights, make_norm
 
 
 def build_generator(cfg: ModelConfig) -> Generator:
@@ -41,7 +41,7 @@ def build_generator(cfg: ModelConfig) -> Generator:
 
 def build_discriminator(cfg: ModelConfig) -> Discriminator:
     w, r = cfg.d_width, cfg.resolution
-    layers: list[nn.Module] = [nn.Flatten()]  # (N/m, m*C, R, R) → (N/m, m*C*R*R)
+    layers: list[nn.Module] = [Flatten()]  # (N/m, m*C, R, R) → (N/m, m*C*R*R)
     for cin, cout in ((cfg.pack * cfg.channels * r * r, 4 * w), (4 * w, 2 * w), (2 * w, w)):
         layers += [nn.Linear(cin, cout), nn.LeakyReLU(0.2), *dropout(cfg)]
     layers += mbstd(cfg)  # (N/m, w) → (N/m, w + 1)

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ganforge.models.base import Arch, Discriminator, Generator, attention, dropout, mbstd
 from ganforge.models.config import ModelConfig
-from ganforge.nn import GlobalSumPool, LabelSequential, call, make_norm, weight_layers
+from ganforge.nn import Dropout, GlobalSumPool, LabelSequential, call, make_norm, weight_layers
 
 # resolution → (channel multiplier of the 4x4 map, multipliers of the G blocks' outputs)
 G_PLANS = {32: (1, (1, 1, 1)), 64: (16, (8, 4, 2, 1)), 128: (16, (16, 8, 4, 2, 1))}
@@ -75,7 +75,7 @@ class DBlock(nn.Module):
         self.c1 = nn.Conv2d(cin, hidden, 3, 1, 1)
         self.c2 = nn.Conv2d(hidden, cout, 3, 1, 1)
         self.c_sc = nn.Conv2d(cin, cout, 1) if (cin != cout or self.downsample) else None
-        self.drop = nn.Dropout(p_drop) if p_drop > 0 else nn.Identity()
+        self.drop = Dropout(p_drop) if p_drop > 0 else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         h = x if self.optimized else self.drop(F.relu(x))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ganforge.losses import LOSSES, gradient_penalty, r1_penalty
+from ganforge.losses import LOSSES, gradient_penalty, mode_seeking_loss, r1_penalty
 from ganforge.nn.layers import MinibatchStdDev
 
 
@@ -112,12 +112,7 @@ class ToyDiscriminator(nn.Module):
 # ----------------------------------------------------------------------------- regularisers
 
 
-# Mao et al. 2019, "Mode Seeking GANs" (MSGAN): the ratio
-#     r = mean|G(z1) - G(z2)| / mean|z1 - z2|
-# is maximised. As in the authors' code the generator minimises 1 / (r + eps), weighted by λ.
-def mode_seeking_loss(x1: Tensor, x2: Tensor, z1: Tensor, z2: Tensor, eps: float = 1e-5) -> Tensor:
-    ratio = (x1 - x2).abs().mean() / (z1 - z2).abs().mean()
-    return 1.0 / (ratio + eps)
+# MSGAN's mode-seeking term is ganforge.losses.mode_seeking_loss (imported above).
 
 
 # ----------------------------------------------------------------------------- training

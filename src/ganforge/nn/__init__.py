@@ -1,10 +1,12 @@
 """Layers for GAN networks: conditional BN, self-attention, minibatch-stddev, TF-"same" convs,
 projection head, weight init and spectral norm."""
 
+from ganforge.nn.dropout import Dropout, fast_keep_mask, set_fast_dropout
 from ganforge.nn.layers import (
     ConditionalBatchNorm,
     Conv2dSame,
     ConvTranspose2dSame,
+    Flatten,
     GlobalSumPool,
     LabelConcat,
     LabelSequential,
@@ -28,6 +30,8 @@ __all__ = [
     "ConditionalBatchNorm",
     "Conv2dSame",
     "ConvTranspose2dSame",
+    "Dropout",
+    "Flatten",
     "GlobalSumPool",
     "LabelConcat",
     "LabelSequential",
@@ -37,8 +41,10 @@ __all__ = [
     "WEIGHT_LAYERS",
     "apply_spectral_norm",
     "call",
+    "fast_keep_mask",
     "init_weights",
     "make_norm",
+    "set_fast_dropout",
     "set_spectral_norm_auto_update",
     "spectral_norm",
     "spectral_norm_power_step",

@@ -191,7 +191,43 @@ class ConvTranspose2dSame(nn.ConvTranspose2d):
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         s = self.stride[0]
         h, w = x.shape[-2] * s, x.shape[-1] * s
-        return super().forward(x)[..., :h, :w]
+        out = super().forward(x)
+        if out.shape[-2:] == (h, w):
+            return out
+        # The crop is a strided view; one dense copy in the input's layout here is cheaper than
+        # the strided batch norm / activation passes that would otherwise follow (2-3× slower).
+        return out[..., :h, :w].contiguous(memory_format=_memory_format(x))
+
+
+def _memory_format(x: Tensor) -> torch.memory_format:
+    """channels_last for a 4-D NHWC-strided tensor, else contiguous."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+class _FlattenKeepFormat(torch.autograd.Function):
+    """(N, C, H, W) → (N, C·H·W) in (c, h, w) order; the backward hands the gradient back in
+    the input's memory layout, so a channels_last D runs its backward without layout mixing."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.shape, ctx.fmt = x.shape, _memory_format(x)
+        return x.reshape(x.shape[0], -1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        return grad.reshape(ctx.shape).contiguous(memory_format=ctx.fmt)
+
+
+class Flatten(nn.Flatten):
+    """nn.Flatten(1) whose gradient keeps a channels_last input's layout (see _FlattenKeepFormat);
+    otherwise identical (same values, no state)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 4 and self.start_dim == 1 and self.end_dim == -1 and _memory_format(x) == torch.channels_last:
+            return _FlattenKeepFormat.apply(x)
+        return super().forward(x)
 
 
 class ProjectionHead(nn.Module):

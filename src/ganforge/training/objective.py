@@ -11,7 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from ganforge.config import RunConfig
-from ganforge.losses import LOSSES, AdversarialLoss, gradient_penalty, logit_to_prob, r1_penalty
+from ganforge.losses import (
+    LOSSES, AdversarialLoss, gradient_penalty, logit_to_prob, mode_seeking_halves, r1_penalty,
+)
 from ganforge.training.augment import make_augment
 
 
@@ -24,6 +26,7 @@ class Objective:
     clip_value: float = 0.0  # WGAN weight clipping bound
     augment: Callable[[Tensor], Tensor] | None = None  # DiffAugment, applied to real and fake alike
     pack: int = 1  # PacGAN degree, for the per-packed-sample gradient penalty
+    msgan_weight: float = 0.0  # MSGAN λ: G's loss adds λ / (r + eps), r = mean|ΔG(z)| / mean|Δz| over batch halves
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> "Objective":
@@ -36,6 +39,7 @@ class Objective:
             clip_value=lo.clip_value,
             augment=make_augment(cfg.train.augment),
             pack=cfg.model.pack,
+            msgan_weight=lo.msgan_weight,
         )
 
     def _aug(self, x: Tensor) -> Tensor:
@@ -79,10 +83,31 @@ class Objective:
         kind = self.loss.name
         return {"d_real": logit_to_prob(real_logits.detach(), kind).mean(), "d_fake": logit_to_prob(fake_logits.detach(), kind).mean()}
 
-    def generator_loss(self, D: nn.Module, fake: Tensor, y_fake: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+    def generator_loss(self, D: nn.Module, fake: Tensor, y_fake: Tensor | None,
+                       z: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """fake: (B, C, H, W) from latents z: (B, Z) (z is needed only for MSGAN)."""
         logits = D(self._aug(fake), y_fake).float()
         loss = self.loss.g_loss(logits)
-        return loss, {"g_adv": loss.detach()}
+        stats = {"g_adv": loss.detach()}
+        return self.add_diversity(loss, stats, fake, z)
+
+    def add_diversity(self, loss: Tensor, stats: dict[str, Tensor], fake: Tensor,
+                      z: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        """G's loss plus the MSGAN term (on the un-augmented samples), if enabled."""
+        if self.msgan_weight > 0:
+            ms = mode_seeking_halves(fake, z)
+            loss = loss + self.msgan_weight * ms
+            stats["ms"] = ms.detach()
+        return loss, stats
+
+    @staticmethod
+    def paired_labels(y_fake: Tensor | None, msgan: bool) -> Tensor | None:
+        """MSGAN compares two latents under one condition: the second half of the fake labels
+        repeats the first (B even), so sample i and i + B/2 share a class."""
+        if y_fake is None or not msgan:
+            return y_fake
+        half = y_fake.shape[0] // 2
+        return y_fake[:half].repeat(2)
 
     @torch.no_grad()
     def after_d_step(self, D: nn.Module) -> None:

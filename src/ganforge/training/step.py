@@ -23,7 +23,7 @@ from ganforge.training.guard import NonFiniteGuard
 from ganforge.training.objective import Objective
 from ganforge.training.perf import resolve_compile
 from ganforge.training.schedule import lr_factor
-from ganforge.nn import set_spectral_norm_auto_update, spectral_norm_power_step
+from ganforge.nn import set_fast_dropout, set_spectral_norm_auto_update, spectral_norm_power_step
 from ganforge.training.stats import Accumulator, grad_norm
 
 BATCH_STAT_LAYERS = (nn.modules.batchnorm._BatchNorm,)
@@ -67,6 +67,7 @@ def make_iteration(
     rows; gradients are averaged over processes after each backward. None: one process."""
     t, m, perf = cfg.train, cfg.model, cfg.perf
     batch = t.batch_size  # global batch: noise is drawn for all of it, so RNG streams agree across ranks
+    msgan = objective.msgan_weight > 0
     shard = parallel.shard if parallel is not None else (lambda x: x)  # (B, ...) -> (B / N, ...)
     sync_grads = parallel.sync_grads if parallel is not None else (lambda params: None)
 
@@ -79,14 +80,20 @@ def make_iteration(
         # The Keras tutorial's step: one G forward, D on real and fake, both losses from the
         # same forward, each net updated with its own gradients (no D update before G's).
         real, y_real = map(shard, next(batcher))
-        y_fake = shard(fake_labels())
+        y_fake = objective.paired_labels(shard(fake_labels()), msgan)
         z = shard(torch.randn(batch, m.z_dim, device=device))
+        if perf.sn_once:
+            spectral_norm_power_step(D)  # the step's one power iteration (D is updated once per step)
         with autocast():
-            fake = G(z, y_fake)
-            real_logits = D(real, y_real).float()
-            fake_logits = D(fake, y_fake).float()
+            fake = G_f(z, y_fake)
+            if perf.d_concat:  # one D forward over (2B, C, H, W); D has no batch statistics (checked below)
+                y_both = None if y_real is None else torch.cat([y_real, y_fake])
+                real_logits, fake_logits = D_f(torch.cat([real, fake]), y_both).float().chunk(2)
+            else:
+                real_logits = D_f(real, y_real).float()
+                fake_logits = D_f(fake, y_fake).float()
         d_loss = objective.loss.d_loss(real_logits, fake_logits)
-        g_loss = objective.loss.g_loss(fake_logits)
+        g_loss, g_stats = objective.add_diversity(objective.loss.g_loss(fake_logits), {}, fake, z)
         d_params, g_params = [p for p in D.parameters()], [p for p in G.parameters()]
         grads_d = torch.autograd.grad(d_loss, d_params, retain_graph=True)
         grads_g = torch.autograd.grad(g_loss, g_params)
@@ -96,7 +103,7 @@ def make_iteration(
             p.grad = g
         sync_grads(d_params)
         sync_grads(g_params)
-        stats = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
+        stats = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), **g_stats,
                  **objective.d_outputs(real_logits, fake_logits),
                  "grad_norm_d": grad_norm(d_params), "grad_norm_g": grad_norm(g_params)}
         d_ok = guard.allow(step, "d", d_loss, stats["grad_norm_d"])
@@ -135,11 +142,11 @@ def make_iteration(
 
         # --- G step: D frozen, so no D gradients are computed
         D.requires_grad_(False)
-        y_fake = shard(fake_labels())
+        y_fake = objective.paired_labels(shard(fake_labels()), msgan)
         z = shard(torch.randn(batch, m.z_dim, device=device))
         with autocast():
             fake = G_f(z, y_fake)
-            g_loss, stats = objective.generator_loss(D_f, fake, y_fake)
+            g_loss, stats = objective.generator_loss(D_f, fake, y_fake, z)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         sync_grads(G.parameters())
@@ -152,6 +159,9 @@ def make_iteration(
     # --- the fast-path switches (perf.*): each keeps the arithmetic of the plain path
     if perf.d_concat and has_batch_statistics(D):
         raise UsageError("perf.d_concat=true: this D has batch statistics (batch norm or minibatch stddev)")
+    if perf.fast_dropout:
+        set_fast_dropout(G, True)
+        set_fast_dropout(D, True)
     if perf.sn_once:
         set_spectral_norm_auto_update(D, False)  # forwards only read u, v; the D step updates them once
     # Forwards through these; the penalties (GP/R1: double backward) and everything else use G, D.

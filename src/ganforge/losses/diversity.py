@@ -1,0 +1,28 @@
+"""Generator-side diversity regularisers, as pure functions of samples and their latents."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+# Mao et al. 2019, "Mode Seeking Generative Adversarial Networks for Diverse Image Synthesis"
+# (MSGAN, CVPR): the ratio
+#     r = mean|G(z1) - G(z2)| / mean|z1 - z2|
+# is maximised, so that distinct latents cannot map to the same image (a collapsed G has r ≈ 0).
+# As in the authors' code the generator minimises 1 / (r + eps), weighted by λ.
+def mode_seeking_loss(x1: Tensor, x2: Tensor, z1: Tensor, z2: Tensor, eps: float = 1e-5) -> Tensor:
+    """x1, x2: (N, ...) samples from latents z1, z2: (N, Z). Returns a scalar (unweighted)."""
+    diff = x1 - x2
+    if diff.dtype in (torch.float16, torch.bfloat16):  # bf16 autocast: the ratio is taken in fp32
+        diff = diff.float()
+    ratio = diff.abs().mean() / (z1 - z2).abs().mean()
+    return 1.0 / (ratio + eps)
+
+
+def mode_seeking_halves(fake: Tensor, z: Tensor) -> Tensor:
+    """MSGAN on one batch: pairs sample i with sample i + B/2 (fake: (B, ...), z: (B, Z), B even),
+    so the regulariser costs no extra G forward. For a conditional G the caller draws the same
+    labels for both halves (MSGAN compares two latents under one condition)."""
+    half = fake.shape[0] // 2
+    return mode_seeking_loss(fake[:half], fake[half:2 * half], z[:half], z[half:2 * half])
