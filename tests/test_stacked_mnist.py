@@ -125,8 +125,9 @@ def test_stacked_config_from_dcgan_mnist():
     assert cfg.train.batch_size == 32 and cfg.optim.decay_start_step == 500  # the preset decays over the 2nd half
     assert stacked_config("vanilla").model.pack == 1
     with pytest.raises(UsageError, match="unknown method"):
-        stacked_config("unrolled")  # 2D only
+        stacked_config("veegan")
     assert stacked_config("msgan").loss.msgan_weight == 1.0
+    assert stacked_config("unrolled").train.unroll_steps == 5
     with pytest.raises(UsageError, match="model.pack"):
         stacked_config("pacgan", overrides=("train.batch_size=33",))
 

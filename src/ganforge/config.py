@@ -83,6 +83,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads (0 = torch's default)
     ema_decay: float = 0.0  # EMA of G weights (e.g. 0.999); 0 = no EMA copy
     ema_warmup: bool = True  # use decay min(ema_decay, (1+t)/(10+t)) so early averages are not stale
+    unroll_steps: int = 0  # unrolled GAN (Metz et al. 2017): G's loss at D after k look-ahead Adam steps (0 = off)
     augment: str = ""  # DiffAugment policy for real and fake alike: comma list of translation,cutout,color
     log_every: int = 50  # write a metrics.jsonl row every N G steps (the only host sync in the loop)
     sample_every: int = 500  # write a sample grid from the fixed noise every N G steps (0 = end only)
@@ -293,6 +294,17 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise UsageError(f"loss.msgan_weight={lo.msgan_weight} pairs the two halves of each batch: "
                          f"train.batch_size={cfg.train.batch_size} must be even")
     _positive("loss.reg_every", lo.reg_every)
+    _positive("train.unroll_steps", t.unroll_steps, zero_ok=True)
+    if t.unroll_steps > 0:
+        if t.update != "alternating":
+            raise UsageError(f"train.unroll_steps={t.unroll_steps} needs train.update=alternating (the look-ahead "
+                             f"starts from D's latest update), not {t.update!r}")
+        if o.optimizer != "adam":
+            raise UsageError(f"train.unroll_steps={t.unroll_steps} unrolls Adam steps: optim.optimizer={o.optimizer!r} "
+                             "is not supported (use adam)")
+        if p.compile:
+            raise UsageError(f"train.unroll_steps={t.unroll_steps} differentiates through D's updates, which a "
+                             "compiled D cannot do: set perf.compile=false")
     _choice("optim.optimizer", o.optimizer, OPTIMIZERS)
     _choice("optim.schedule", o.schedule, SCHEDULES)
     _positive("optim.lr_g", o.lr_g)

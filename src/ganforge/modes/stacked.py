@@ -37,8 +37,7 @@ class StackedMethod:
     overrides: tuple[str, ...] = ()  # `--set` strings applied to the dcgan-mnist-based RunConfig
 
 
-# Remedies that ganforge's main training loop implements (unrolled D steps exist only in the 2D
-# trainer, modes/ensemble.py).
+# Remedies that ganforge's main training loop implements.
 STACKED_METHODS: dict[str, StackedMethod] = {
     m.name: m
     for m in (
@@ -48,6 +47,7 @@ STACKED_METHODS: dict[str, StackedMethod] = {
         StackedMethod("ttur", "Heusel et al. 2017, NeurIPS (TTUR)", ("optim.lr_g=2.5e-4",)),
         StackedMethod("r1", "Mescheder et al. 2018, ICML (R1)", ("loss.r1_gamma=0.1",)),
         StackedMethod("msgan", "Mao et al. 2019, CVPR (MSGAN)", ("loss.msgan_weight=1.0",)),
+        StackedMethod("unrolled", "Metz et al. 2017, ICLR (Unrolled GAN)", ("train.unroll_steps=5",)),
         # At the 2,000-step CPU budget the plain preset beat packing (docs/MODE_COLLAPSE.md), so our
         # recommendation is the preset itself until longer runs say otherwise.
         StackedMethod("best", "the dcgan-mnist preset; chosen from our measurements, docs/MODE_COLLAPSE.md"),

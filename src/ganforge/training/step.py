@@ -25,6 +25,7 @@ from ganforge.training.perf import resolve_compile
 from ganforge.training.schedule import lr_factor
 from ganforge.nn import set_fast_dropout, set_spectral_norm_auto_update, spectral_norm_power_step
 from ganforge.training.stats import Accumulator, grad_norm
+from ganforge.training.unroll import unrolled_discriminator
 
 BATCH_STAT_LAYERS = (nn.modules.batchnorm._BatchNorm,)
 
@@ -146,7 +147,11 @@ def make_iteration(
         z = shard(torch.randn(batch, m.z_dim, device=device))
         with autocast():
             fake = G_f(z, y_fake)
-            g_loss, stats = objective.generator_loss(D_f, fake, y_fake, z)
+            D_g = D_f
+            if t.unroll_steps:  # Metz et al.: G's loss at D after k differentiable Adam steps on this batch
+                real_u, y_real_u = map(shard, next(batcher))
+                D_g = unrolled_discriminator(D, opt_d, objective.loss, real_u, fake, y_real_u, y_fake, t.unroll_steps)
+            g_loss, stats = objective.generator_loss(D_g, fake, y_fake, z)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         sync_grads(G.parameters())
