@@ -189,7 +189,7 @@ def test_cli_set_and_flags(capsys, tmp_path):
         (["--set", "pack=two"], "not a valid int"),
         (["--with-stacked-mnist"], "goes with --all"),
         (["--all", "--set", "pack=2"], "without --all"),
-        (["--benchmark", "stacked-mnist", "--method", "msgan"], "unknown method 'msgan' for stacked-mnist"),
+        (["--benchmark", "stacked-mnist", "--method", "veegan"], "unknown method 'veegan' for stacked-mnist"),
         (["--benchmark", "stacked-mnist", "--set", "train.nope=1"], "unknown key 'nope'"),
     ]:
         assert main(["modes", *bad]) == 2
