@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 OUT = ROOT / "runs" / "restore-cpu"
 CPU = ["train.device=cpu", "train.threads=1", "train.progress=false", "perf.precision=fp32"]
+CPU_BF16 = ["train.device=cpu", "train.threads=1", "train.progress=false", "perf.precision=bf16", "perf.channels_last=true"]
 
 RUNS = {
     # name: (task, preset, data, overrides)
@@ -43,6 +44,14 @@ RUNS = {
         "model.width=32", "model.blocks=15", "data.patch_size=48", "train.batch_size=16", "optim.lr=1.5e-4",
         "train.total_steps=100000", "train.max_minutes=25", "train.val_every=500", "train.log_every=50", "train.seed=1",
         f"train.init_from={OUT / 'denoise'}", *CPU]),
+    # third session, a quiet machine (one job per core): full-width nets, bf16 autocast + channels_last on
+    # the AMX CPU, 75 minutes each (two jobs at once)
+    "denoise-long": ("denoise", "denoise-s25", SHARED / "restoration" / "sun_hays80", [
+        "data.patch_size=48", "train.batch_size=16", "train.total_steps=200000", "train.max_minutes=75",
+        "train.val_every=2000", "train.log_every=200", *CPU_BF16]),
+    "inpaint-long": ("inpaint", "inpaint-center", SHARED / "cifar10-train20k.zip", [
+        "data.patch_size=32", "data.val_images=64", "train.batch_size=32", "train.total_steps=200000", "train.adv_steps=0",
+        "loss.adv_weight=0", "train.max_minutes=75", "train.val_every=2000", "train.log_every=200", *CPU_BF16]),
     # adversarial fine-tuning of the "sr" run: phase 1 skipped (total_steps=0), D feature matching
     "srgan": ("sr", "srgan-x4", SHARED / "restoration" / "sun_hays80", [
         "model.width=32", "model.blocks=8", "model.d_width=32", "data.patch_size=96", "train.batch_size=16",
