@@ -5,6 +5,9 @@
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train srgan --init runs/restore-cpu/sr
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train denoise-more
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train denoise-long    # 75 min, one per core
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-long
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-photos  # 40 min
     .venv/bin/python benchmarks/restore_runs.py eval     # prints each `ganforge ... eval` command, then runs it
 
 Each run is exactly ``ganforge <task> train --preset P --data D --set ...`` with the overrides
@@ -52,6 +55,10 @@ RUNS = {
     "inpaint-long": ("inpaint", "inpaint-center", SHARED / "cifar10-train20k.zip", [
         "data.patch_size=32", "data.val_images=64", "train.batch_size=32", "train.total_steps=200000", "train.adv_steps=0",
         "loss.adv_weight=0", "train.max_minutes=75", "train.val_every=2000", "train.log_every=200", *CPU_BF16]),
+    # the same session: inpainting of photo patches (128 px, 64 px hole) for the Set14 crops, half width
+    "inpaint-photos": ("inpaint", "inpaint-center", SHARED / "restoration" / "sun_hays80", [
+        "model.width=32", "data.patch_size=128", "train.batch_size=8", "train.total_steps=200000", "train.adv_steps=0",
+        "loss.adv_weight=0", "train.max_minutes=40", "train.val_every=1000", "train.log_every=100", *CPU_BF16]),
     # adversarial fine-tuning of the "sr" run: phase 1 skipped (total_steps=0), D feature matching
     "srgan": ("sr", "srgan-x4", SHARED / "restoration" / "sun_hays80", [
         "model.width=32", "model.blocks=8", "model.d_width=32", "data.patch_size=96", "train.batch_size=16",
@@ -90,6 +97,12 @@ def evaluate() -> None:
         cmds[f"denoise-{s}"] = ["denoise", "eval", str(OUT / "denoise"), "--data", data, "--sigma", "25", "--compare", "bm3d"]
         cmds[f"denoise-more-{s}"] = ["denoise", "eval", str(OUT / "denoise-more"), "--data", data, "--sigma", "25"]
         cmds[f"nlmeans-{s}"] = ["denoise", "eval", "nlmeans", "--data", data, "--sigma", "25"]
+        cmds[f"denoise-long-{s}"] = ["denoise", "eval", str(OUT / "denoise-long"), "--data", data, "--sigma", "25", "--compare", "bm3d"]
+    cmds["inpaint-long-cifar"] = ["inpaint", "eval", str(OUT / "inpaint-long"), "--data", str(SHARED / "cifar10-test10k.zip"),
+                                  "--mask", "center", "--max-images", "1000", "--compare", "telea"]
+    for run in ("inpaint-long", "inpaint-photos"):
+        cmds[f"{run}-Set14"] = ["inpaint", "eval", str(OUT / run), "--data", str(SHARED / "sr" / "Set14"), "--crop", "240",
+                                "--mask", "center", "--compare", "telea"]
     cmds["inpaint-cifar"] = ["inpaint", "eval", str(OUT / "inpaint"), "--data", str(SHARED / "cifar10-test10k.zip"),
                              "--mask", "center", "--max-images", "1000", "--compare", "telea"]
     (OUT / "eval").mkdir(parents=True, exist_ok=True)

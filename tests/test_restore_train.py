@@ -335,3 +335,59 @@ def test_config_json_of_the_model_folder(tmp_path):
 
     with pytest.raises(UsageError):  # a restoration model is not a GAN generator
         load_generator(tmp_path)
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def test_export_keeps_one_fp16_weight_set_and_restores_the_same(tmp_path, capsys):
+    cfg = tiny("inpaint-center")
+    torch.manual_seed(2)
+    G = build_restorer(cfg)
+    G_ema = build_restorer(cfg)
+    with torch.no_grad():
+        for p, q in zip(G.parameters(), G_ema.parameters()):
+            p.add_(torch.randn_like(p) * 0.05)
+            q.copy_(p * 0.9)
+    save_restorer(tmp_path / "run" / "model", cfg, G, G_ema)
+    code, out, err = _cli(capsys, "inpaint", "export", str(tmp_path / "run"), str(tmp_path / "fp16"))
+    assert code == 0 and "fp16" in out, err
+    from safetensors.torch import load_file
+
+    files = sorted(p.name for p in (tmp_path / "fp16").iterdir())
+    assert files == ["config.json", "generator.safetensors"]
+    state = load_file(str(tmp_path / "fp16" / "generator.safetensors"))
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    # the EMA copy, rounded to fp16 and nothing else
+    for k, v in G_ema.state_dict().items():
+        assert torch.equal(state[k], v.to(torch.float16)), k
+    meta = json.loads((tmp_path / "fp16" / "config.json").read_text())
+    assert meta["weights"] == "ema" and meta["weights_dtype"] == "fp16" and meta["restore"] == to_dict(cfg)
+    x = torch.rand(1, 3, 24, 28)
+    mask = make_mask("center", 1, 24, 28, torch.Generator())
+    ref = load_restorer(tmp_path / "run")(x, mask)
+    half = load_restorer(tmp_path / "fp16")(x, mask)
+    assert (half - ref).abs().max() < 2e-3  # fp16 weight rounding only; known pixels stay exact
+    known = mask.expand_as(x) == 0
+    assert torch.equal(half[known], x[known])
+    # fp32 of the raw weights is bit-exact
+    code, _, err = _cli(capsys, "inpaint", "export", str(tmp_path / "run"), str(tmp_path / "fp32"), "--dtype", "fp32", "--no-ema")
+    assert code == 0, err
+    assert torch.equal(load_restorer(tmp_path / "fp32", ema=False)(x, mask), load_restorer(tmp_path / "run", ema=False)(x, mask))
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--dtype", "int8"], "--dtype 'int8' is not allowed"),
+    ([], "already exists"),
+])
+def test_export_usage_errors(tmp_path, capsys, args, needle):
+    cfg = tiny("denoise-s25")
+    save_restorer(tmp_path / "model", cfg, build_restorer(cfg))
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("keep me")
+    out = tmp_path / ("taken" if not args else "new")
+    code, _, err = _cli(capsys, "denoise", "export", str(tmp_path / "model"), str(out), *args)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "keep me" and not (tmp_path / "new").exists()
+    code, _, err = _cli(capsys, "sr", "export", str(tmp_path / "model"), str(tmp_path / "new2"))
+    assert code == 2 and "is a denoise model" in err

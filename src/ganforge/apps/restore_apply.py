@@ -24,7 +24,7 @@ from ganforge.apps.restore_models import build_restorer
 from ganforge.data.decode import BadImage, is_image_name, open_image
 from ganforge.data.transforms import to_8bit
 from ganforge.errors import UsageError
-from ganforge.io import atomic_write_bytes
+from ganforge.io import atomic_write_bytes, atomic_write_json
 from ganforge.training import checkpoint as ckpt
 
 KIND = "restoration"  # config.json "kind" of a restoration model folder
@@ -62,6 +62,44 @@ def load_restorer_net(path: str | Path, *, ema: bool = True) -> tuple[nn.Module,
         raise UsageError(f"cannot read {model_dir / name}: {exc}") from None
     ckpt.load_state_strict(G, state, source=model_dir / name, cfg_desc=json.dumps(meta["model"]))
     return G.eval(), cfg, meta
+
+
+EXPORT_DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
+
+
+def export_restorer(path: str | Path, out: str | Path, *, dtype: str = "fp16", ema: bool = True) -> Path:
+    """Write a deployable model folder: config.json + one ``generator.safetensors`` holding only the
+    inference weights (the EMA copy when the run kept one and ``ema``), floats stored as ``dtype``.
+
+    A run's model/ keeps both the raw and the EMA weights in fp32; the export keeps one set, and fp16
+    halves it again (the full-width inpainting net: 46 MB -> 11.6 MB). Loading casts back to fp32
+    (load_state_dict copies across dtypes), so inference runs as before; the change in output is
+    fp16 rounding of the weights (measured in docs/RESTORATION_training.md). ``out`` must be new
+    or empty: nothing is overwritten.
+    """
+    if dtype not in EXPORT_DTYPES:
+        raise UsageError(f"--dtype {dtype!r} is not allowed: use one of {', '.join(EXPORT_DTYPES)}")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"{out} already exists and is not an empty folder: give a new path (nothing is overwritten)")
+    G, cfg, meta = load_restorer_net(path, ema=ema)
+    state = {}
+    for k, v in G.state_dict().items():
+        v = v.detach().cpu().contiguous().clone()
+        if v.is_floating_point():
+            v = v.to(EXPORT_DTYPES[dtype])
+            if not torch.isfinite(v).all():  # an fp32 weight beyond fp16's range (65504)
+                raise UsageError(f"{k} does not fit {dtype} (values beyond its range): export with --dtype fp32")
+        state[k] = v
+    from safetensors.torch import save
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "generator.safetensors", save(state))
+    source = ckpt.resolve_model_dir(path)
+    info = {**meta, "exported_from": str(source.resolve()), "weights": "ema" if ema and (source / "generator_ema.safetensors").is_file() else "raw",
+            "weights_dtype": dtype}
+    atomic_write_json(out / "config.json", info)  # last: its presence means the folder is whole
+    return out
 
 
 class Restorer:

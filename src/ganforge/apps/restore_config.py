@@ -97,7 +97,7 @@ class RestoreTrainConfig:
 @dataclass(frozen=True)
 class RestorePerfConfig:
     precision: str = "auto"  # fp32 | bf16 (autocast; losses in fp32) | auto (bf16 where the hardware has it)
-    channels_last: bool = True  # NHWC memory format (faster on CUDA and on AMX CPUs)
+    channels_last: bool = True  # NHWC memory format (faster on CUDA and on AVX512-BF16 CPUs)
 
 
 @dataclass(frozen=True)

@@ -214,8 +214,9 @@ def train_restorer(cfg: RestoreConfig, *, out: str | Path | None = None, runs_ro
     adversarial = t.adv_steps > 0
     D = build_discriminator(cfg).to(device) if adversarial else None
     perceptual = VGGPerceptual(lo.perceptual_weights).to(device) if adversarial and lo.perceptual_weights else None
-    # NHWC: on CUDA for the tensor cores; on this AMX CPU it measured faster too (one thread, batch 16,
-    # DnCNN 64x17 bf16 304 vs 367 ms/step, fp32 681 vs 785; .scratch speed probe, docs/RESTORATION_training.md)
+    # NHWC: on CUDA for the tensor cores; on the AVX512-BF16 CPU of docs/BENCHMARKS.md it measured faster
+    # too (one thread, DnCNN 64x17, batch 16 of 48 px: bf16 617 vs 673 ms/step, fp32 1238 vs 1478;
+    # benchmarks/restore_speed.py)
     if cfg.perf.channels_last:
         G = G.to(memory_format=torch.channels_last)
         D = D.to(memory_format=torch.channels_last) if D is not None else None

@@ -1,4 +1,4 @@
-"""`ganforge sr|denoise|inpaint train` and `... apply`: thin click commands over
+"""`ganforge sr|denoise|inpaint train`, `... apply` and `... export`: thin click commands over
 ganforge.apps.restore_train / restore_apply. ``add_train_apply(group, task)`` adds both to one of
 the task groups defined in cli/restore.py."""
 
@@ -109,9 +109,31 @@ def make_apply_cmd(task: str) -> click.Command:
     return apply_cmd
 
 
+def make_export_cmd(task: str) -> click.Command:
+    @click.command("export", help=f"Write a deployable copy of a trained {task} model: one set of weights (the EMA copy "
+                   "by default), stored as fp16 unless --dtype fp32. OUT must be new or empty."
+                   f"\n\n\b\nExample:\n  ganforge {task} export runs/00003-{task} models/{task}-fp16")
+    @click.argument("model", type=click.Path(path_type=Path))
+    @click.argument("out", type=click.Path(path_type=Path))
+    @click.option("--dtype", default="fp16", show_default=True, help="fp16 or fp32.")
+    @click.option("--no-ema", is_flag=True, help="Export the raw weights instead of the EMA copy.")
+    def export_cmd(model, out, dtype, no_ema) -> None:
+        from ganforge.apps.restore_apply import export_restorer, load_restorer_net
+
+        _, cfg, _ = load_restorer_net(model, ema=not no_ema)
+        if cfg.task != task:
+            raise UsageError(f"{model} is a {cfg.task} model: use `ganforge {cfg.task} export`")
+        written = export_restorer(model, out, dtype=dtype, ema=not no_ema)
+        size = sum(f.stat().st_size for f in written.iterdir()) / 1e6
+        click.echo(f"wrote {written} ({size:.1f} MB, {dtype})")
+
+    return export_cmd
+
+
 def add_train_apply(group: click.Group, task: str) -> None:
-    """Add `train` and `apply` to the click group of ``task`` (sr | denoise | inpaint)."""
+    """Add `train`, `apply` and `export` to the click group of ``task`` (sr | denoise | inpaint)."""
     if task not in ("sr", "denoise", "inpaint"):
         raise ValueError(f"unknown restoration task {task!r}")
     group.add_command(make_train_cmd(task))
     group.add_command(make_apply_cmd(task))
+    group.add_command(make_export_cmd(task))
