@@ -137,3 +137,16 @@ def test_unroll_with_spectral_norm_d_trains(tmp_path):
 def test_bad_settings_are_usage_errors(sets, match):
     with pytest.raises(UsageError, match=match):
         apply_overrides(RunConfig(), sets)
+
+
+def test_unroll_with_a_batch_norm_d_warns(tmp_path, caplog):
+    # measured to collapse on Stacked MNIST (docs/MODE_COLLAPSE.md): the run goes on, with one warning
+    data = load_images("digits", resolution=16, channels=1)
+    dcgan = ["model.arch=dcgan", "model.resolution=16", "model.g_width=8", "model.d_width=8", "train.total_steps=1"]
+    with caplog.at_level("WARNING", logger="ganforge.train"):
+        train(mlp_cfg("train.unroll_steps=1", *dcgan), data=data, out=tmp_path / "bn")
+    assert sum("model.d_batchnorm=false" in r.getMessage() for r in caplog.records) == 1
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ganforge.train"):
+        train(mlp_cfg("train.unroll_steps=1", *dcgan, "model.d_batchnorm=false"), data=data, out=tmp_path / "plain")
+    assert not any("d_batchnorm" in r.getMessage() for r in caplog.records)

@@ -145,6 +145,12 @@ def train(
     # --- networks, optimisers, EMA, objective
     G = build_generator(m).to(device)
     D = build_discriminator(m).to(device)
+    if t.unroll_steps and main and any(isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) for mod in D.modules()):
+        # Measured (docs/MODE_COLLAPSE.md, Stacked MNIST, 2,000 steps): with batch norm in D the unrolled
+        # run collapsed (1-9 modes) while the same run without it covered 705. Our reading (untested): in the
+        # look-ahead D sees all-real and all-fake batches normalised apart and can tell them by batch statistics.
+        log.warning("train.unroll_steps=%d with a batch-norm D (model.d_batchnorm=true) collapsed in our Stacked MNIST "
+                    "runs; consider model.d_batchnorm=false (docs/MODE_COLLAPSE.md)", t.unroll_steps)
     if cfg.perf.channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     if parallel is not None:
