@@ -67,7 +67,7 @@ def load_restorer_net(path: str | Path, *, ema: bool = True) -> tuple[nn.Module,
 EXPORT_DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
 
 
-def export_restorer(path: str | Path, out: str | Path, *, dtype: str = "fp16", ema: bool = True) -> Path:
+def export_restorer(path: str | Path, out: str | Path, *, dtype: str = "fp16", ema: bool = True, task: str | None = None) -> Path:
     """Write a deployable model folder: config.json + one ``generator.safetensors`` holding only the
     inference weights (the EMA copy when the run kept one and ``ema``), floats stored as ``dtype``.
 
@@ -75,7 +75,7 @@ def export_restorer(path: str | Path, out: str | Path, *, dtype: str = "fp16", e
     halves it again (the full-width inpainting net: 46 MB -> 11.6 MB). Loading casts back to fp32
     (load_state_dict copies across dtypes), so inference runs as before; the change in output is
     fp16 rounding of the weights (measured in docs/RESTORATION_training.md). ``out`` must be new
-    or empty: nothing is overwritten.
+    or empty: nothing is overwritten. ``task``: refuse a model of another task (the CLI's check).
     """
     if dtype not in EXPORT_DTYPES:
         raise UsageError(f"--dtype {dtype!r} is not allowed: use one of {', '.join(EXPORT_DTYPES)}")
@@ -83,6 +83,8 @@ def export_restorer(path: str | Path, out: str | Path, *, dtype: str = "fp16", e
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"{out} already exists and is not an empty folder: give a new path (nothing is overwritten)")
     G, cfg, meta = load_restorer_net(path, ema=ema)
+    if task is not None and cfg.task != task:
+        raise UsageError(f"{path} is a {cfg.task} model: use `ganforge {cfg.task} export`")
     state = {}
     for k, v in G.state_dict().items():
         v = v.detach().cpu().contiguous().clone()

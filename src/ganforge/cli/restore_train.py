@@ -118,12 +118,9 @@ def make_export_cmd(task: str) -> click.Command:
     @click.option("--dtype", default="fp16", show_default=True, help="fp16 or fp32.")
     @click.option("--no-ema", is_flag=True, help="Export the raw weights instead of the EMA copy.")
     def export_cmd(model, out, dtype, no_ema) -> None:
-        from ganforge.apps.restore_apply import export_restorer, load_restorer_net
+        from ganforge.apps.restore_apply import export_restorer
 
-        _, cfg, _ = load_restorer_net(model, ema=not no_ema)
-        if cfg.task != task:
-            raise UsageError(f"{model} is a {cfg.task} model: use `ganforge {cfg.task} export`")
-        written = export_restorer(model, out, dtype=dtype, ema=not no_ema)
+        written = export_restorer(model, out, dtype=dtype, ema=not no_ema, task=task)
         size = sum(f.stat().st_size for f in written.iterdir()) / 1e6
         click.echo(f"wrote {written} ({size:.1f} MB, {dtype})")
 
