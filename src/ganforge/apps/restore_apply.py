@@ -55,12 +55,12 @@ def load_restorer_net(path: str | Path, *, ema: bool = True) -> tuple[nn.Module,
         raise UsageError(f"{model_dir} holds a GAN generator, not a restoration model (train one with `ganforge sr|denoise|inpaint train`)")
     cfg = from_dict(meta["restore"])
     G = build_restorer(cfg)
-    name = "generator_ema.safetensors" if ema and (model_dir / "generator_ema.safetensors").is_file() else "generator.safetensors"
+    file = ckpt.weights_file(model_dir, ema)
     try:
-        state = load_file(str(model_dir / name))
+        state = load_file(str(file))
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
-        raise UsageError(f"cannot read {model_dir / name}: {exc}") from None
-    ckpt.load_state_strict(G, state, source=model_dir / name, cfg_desc=json.dumps(meta["model"]))
+        raise UsageError(f"cannot read {file}: {exc}") from None
+    ckpt.load_state_strict(G, state, source=file, cfg_desc=json.dumps(meta["model"]))
     return G.eval(), cfg, meta
 
 
@@ -85,20 +85,17 @@ def export_restorer(path: str | Path, out: str | Path, *, dtype: str = "fp16", e
     G, cfg, meta = load_restorer_net(path, ema=ema)
     if task is not None and cfg.task != task:
         raise UsageError(f"{path} is a {cfg.task} model: use `ganforge {cfg.task} export`")
-    state = {}
-    for k, v in G.state_dict().items():
-        v = v.detach().cpu().contiguous().clone()
-        if v.is_floating_point():
-            v = v.to(EXPORT_DTYPES[dtype])
-            if not torch.isfinite(v).all():  # an fp32 weight beyond fp16's range (65504)
-                raise UsageError(f"{k} does not fit {dtype} (values beyond its range): export with --dtype fp32")
-        state[k] = v
+    state = ckpt.state_for_save(G, EXPORT_DTYPES[dtype])
+    for k, v in state.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():  # an fp32 weight beyond fp16's range (65504)
+            raise UsageError(f"{k} does not fit {dtype} (values beyond its range): export with --dtype fp32")
     from safetensors.torch import save
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "generator.safetensors", save(state))
     source = ckpt.resolve_model_dir(path)
-    info = {**meta, "exported_from": str(source.resolve()), "weights": "ema" if ema and (source / "generator_ema.safetensors").is_file() else "raw",
+    weights = ckpt.weights_file(source, ema)
+    info = {**meta, "exported_from": str(source.resolve()), "weights": "ema" if weights.name.startswith("generator_ema") else "raw",
             "weights_dtype": dtype}
     atomic_write_json(out / "config.json", info)  # last: its presence means the folder is whole
     return out

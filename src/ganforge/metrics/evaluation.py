@@ -237,13 +237,11 @@ def _target(target, n: int | None, seed: int, batch_size: int, device: torch.dev
         G = target
     elif not isinstance(target, (np.ndarray, Tensor)) and _is_generator_dir(Path(target)):
         from ganforge.io import sha256_file
-        from ganforge.training.checkpoint import load_generator, resolve_model_dir
+        from ganforge.training.checkpoint import load_generator, resolve_model_dir, weights_file
 
         model_dir = resolve_model_dir(target)
         G = load_generator(model_dir, ema=ema, device=device)
-        # The same choice load_generator makes: the EMA copy when asked for and present.
-        file = model_dir / ("generator_ema.safetensors" if ema and (model_dir / "generator_ema.safetensors").is_file()
-                            else "generator.safetensors")
+        file = weights_file(model_dir, ema)  # the file load_generator read
         ident = {"kind": "generator", "path": str(model_dir.resolve()), "weights": file.name,
                  "weights_sha256": sha256_file(file)}
     else:

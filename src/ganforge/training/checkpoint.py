@@ -64,9 +64,23 @@ class NonFiniteState(GanforgeError):
 # ----------------------------------------------------------------------------- generator snapshot
 
 
-def _state_bytes(module: torch.nn.Module) -> bytes:
+def state_for_save(module: torch.nn.Module, float_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """module's state dict as CPU tensors safetensors can write; floats cast to ``float_dtype`` if given."""
     # clone() detaches shared storage (safetensors refuses tensors that share memory)
-    return save({k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()})
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+    if float_dtype is not None:
+        state = {k: v.to(float_dtype) if v.is_floating_point() else v for k, v in state.items()}
+    return state
+
+
+def _state_bytes(module: torch.nn.Module) -> bytes:
+    return save(state_for_save(module))
+
+
+def weights_file(model_dir: Path, ema: bool) -> Path:
+    """The weights a model folder is loaded from: the EMA copy when asked for and present."""
+    ema_file = model_dir / "generator_ema.safetensors"
+    return ema_file if ema and ema_file.is_file() else model_dir / "generator.safetensors"
 
 
 def save_generator(model_dir: str | Path, model_cfg: ModelConfig, G: torch.nn.Module, G_ema=None, meta=None) -> Path:
@@ -104,7 +118,7 @@ def load_generator(path: str | Path, *, ema: bool = True, device: str | torch.de
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{model_dir / 'config.json'} is not a ganforge generator config: {exc}") from None
     G = build_generator(cfg)
-    weights = model_dir / ("generator_ema.safetensors" if ema and (model_dir / "generator_ema.safetensors").is_file() else "generator.safetensors")
+    weights = weights_file(model_dir, ema)
     try:
         state = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
