@@ -8,10 +8,14 @@
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train denoise-long    # 75 min, one per core
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-long
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-photos  # 40 min
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-anneal  # ~65 min, after inpaint-long
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-photos-square  # 25 min
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-photos-mix     # 25 min
     .venv/bin/python benchmarks/restore_runs.py eval     # prints each `ganforge ... eval` command, then runs it
 
 Each run is exactly ``ganforge <task> train --preset P --data D --set ...`` with the overrides
-below (the CLI calls the same train_restorer), into runs/restore-cpu/<name>. The presets' defaults
+below (the inpainting runs made before the `inpaint-center` preset moved to `center,square` masks
+pin `degrade.mask_kinds=center`, what they were trained with) (the CLI calls the same train_restorer), into runs/restore-cpu/<name>. The presets' defaults
 aim at one H100 for 15 minutes; on a shared 2-core CPU the nets are narrower and the time budget is
 train.max_minutes, so the step counts reached depend on the machine's load.
 """
@@ -39,7 +43,7 @@ RUNS = {
         "model.width=32", "model.blocks=15", "data.patch_size=48", "train.batch_size=16",
         "train.total_steps=100000", "train.max_minutes=22", "train.val_every=500", "train.log_every=50", *CPU]),
     "inpaint": ("inpaint", "inpaint-center", SHARED / "cifar10-train20k.zip", [
-        "model.width=32", "model.blocks=3", "data.patch_size=32", "data.val_images=64", "train.batch_size=32",
+        "degrade.mask_kinds=center", "model.width=32", "model.blocks=3", "data.patch_size=32", "data.val_images=64", "train.batch_size=32",
         "train.total_steps=100000", "train.adv_steps=0", "loss.adv_weight=0", "train.max_minutes=22",
         "train.val_every=500", "train.log_every=50", *CPU]),
     # a second 25-minute session of the "denoise" run (train.init_from; a fresh cosine LR cycle at a lower peak)
@@ -53,12 +57,32 @@ RUNS = {
         "data.patch_size=48", "train.batch_size=16", "train.total_steps=200000", "train.max_minutes=75",
         "train.val_every=2000", "train.log_every=200", *CPU_BF16]),
     "inpaint-long": ("inpaint", "inpaint-center", SHARED / "cifar10-train20k.zip", [
-        "data.patch_size=32", "data.val_images=64", "train.batch_size=32", "train.total_steps=200000", "train.adv_steps=0",
+        "degrade.mask_kinds=center", "data.patch_size=32", "data.val_images=64", "train.batch_size=32", "train.total_steps=200000", "train.adv_steps=0",
         "loss.adv_weight=0", "train.max_minutes=75", "train.val_every=2000", "train.log_every=200", *CPU_BF16]),
     # the same session: inpainting of photo patches (128 px, 64 px hole) for the Set14 crops, half width
     "inpaint-photos": ("inpaint", "inpaint-center", SHARED / "restoration" / "sun_hays80", [
-        "model.width=32", "data.patch_size=128", "train.batch_size=8", "train.total_steps=200000", "train.adv_steps=0",
+        "degrade.mask_kinds=center", "model.width=32", "data.patch_size=128", "train.batch_size=8", "train.total_steps=200000", "train.adv_steps=0",
         "loss.adv_weight=0", "train.max_minutes=40", "train.val_every=1000", "train.log_every=100", *CPU_BF16]),
+    # sixth session: a second cosine cycle (1e-4 -> 0 over 6,000 steps) from the annealed inpaint-long
+    # net, with L2 instead of L1: PSNR measures squared error, whose minimiser is the mean of the
+    # plausible fills (L1's is their median).
+    "inpaint-anneal": ("inpaint", "inpaint-center", SHARED / "cifar10-train20k.zip", [
+        "degrade.mask_kinds=center", "data.patch_size=32", "data.val_images=64", "train.batch_size=32", "train.total_steps=6000", "train.adv_steps=0",
+        "loss.adv_weight=0", "loss.pixel=l2", "optim.lr=1e-4", "train.seed=1", "train.max_minutes=75",
+        f"train.init_from={OUT / 'inpaint-long'}", "train.val_every=1000", "train.log_every=200", *CPU_BF16]),
+    # the inpaint-photos net fine-tuned on jittered centre squares (mask kind `square`), so that it
+    # no longer depends on the exact hole size and position; L2, a fresh cosine cycle from 1e-4
+    "inpaint-photos-square": ("inpaint", "inpaint-center", SHARED / "restoration" / "sun_hays80", [
+        "model.width=32", "data.patch_size=128", "train.batch_size=8", "train.total_steps=200000", "train.adv_steps=0",
+        "loss.adv_weight=0", "loss.pixel=l2", "optim.lr=1e-4", "degrade.mask_kinds=square", "train.seed=1",
+        "train.max_minutes=25", f"train.init_from={OUT / 'inpaint-photos'}", "train.val_every=500", "train.log_every=100",
+        *CPU_BF16]),
+    # the same fine-tune on a half-and-half mix of exact centre holes and jittered squares
+    "inpaint-photos-mix": ("inpaint", "inpaint-center", SHARED / "restoration" / "sun_hays80", [
+        "model.width=32", "data.patch_size=128", "train.batch_size=8", "train.total_steps=200000", "train.adv_steps=0",
+        "loss.adv_weight=0", "loss.pixel=l2", "optim.lr=1e-4", "degrade.mask_kinds=center,square", "train.seed=1",
+        "train.max_minutes=25", f"train.init_from={OUT / 'inpaint-photos'}", "train.val_every=500", "train.log_every=100",
+        *CPU_BF16]),
     # adversarial fine-tuning of the "sr" run: phase 1 skipped (total_steps=0), D feature matching
     "srgan": ("sr", "srgan-x4", SHARED / "restoration" / "sun_hays80", [
         "model.width=32", "model.blocks=8", "model.d_width=32", "data.patch_size=96", "train.batch_size=16",

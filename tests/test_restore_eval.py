@@ -176,6 +176,18 @@ def test_cifar_zip_prefix_is_class_balanced(shared_data):
 # ------------------------------------------------------------------ masks and noise
 
 
+def test_square_masks_jitter_the_centre_hole():
+    masks = make_mask("square", 400, 64, 64, torch.Generator().manual_seed(0))[:, 0]  # (400, 64, 64)
+    rows, cols = masks.amax(dim=2), masks.amax(dim=1)  # (400, 64): which rows / columns the hole spans
+    sides = rows.sum(1)
+    assert torch.equal(sides, cols.sum(1)) and torch.equal(masks.sum((1, 2)), sides**2)  # one square each
+    assert sides.min() >= 24 and sides.max() <= 40 and len(sides.unique()) > 10  # 32 * [3/4, 5/4]
+    tops = rows.argmax(1)
+    centred = (64 - sides) // 2
+    assert (tops - centred).abs().max() <= 8 and len((tops - centred).unique()) > 10  # up to 32 / 4 each way
+    assert make_mask("square", 1, 8, 300, torch.Generator()).sum() <= 64  # a side never exceeds the image
+
+
 def test_masks_shape_area_and_determinism():
     g = torch.Generator().manual_seed(0)
     center = make_mask("center", 2, 32, 32, g)
@@ -184,7 +196,7 @@ def test_masks_shape_area_and_determinism():
     assert torch.equal(center[0, 0, 8:24, 8:24], torch.ones(16, 16))
     assert make_mask("center", 1, 240, 240, g).mean().item() == 0.25
     assert make_mask("center", 1, 30, 60, g).mean().item() == pytest.approx(0.25, abs=0.01)
-    for kind in ("boxes", "strokes"):
+    for kind in ("boxes", "strokes", "square"):
         a = make_mask(kind, 8, 64, 48, torch.Generator().manual_seed(3))
         b = make_mask(kind, 8, 64, 48, torch.Generator().manual_seed(3))
         c = make_mask(kind, 8, 64, 48, torch.Generator().manual_seed(4))
@@ -194,7 +206,7 @@ def test_masks_shape_area_and_determinism():
         assert (frac > 0).all() and (frac < 0.9).all()
     with pytest.raises(UsageError, match="center, boxes, strokes"):
         make_mask("circle", 1, 8, 8, g)
-    assert MASK_KINDS == ("center", "boxes", "strokes")
+    assert MASK_KINDS == ("center", "boxes", "strokes", "square")
 
 
 def test_noise_sigma_is_right_and_unclipped():

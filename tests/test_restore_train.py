@@ -27,6 +27,17 @@ def tiny(preset, *extra):
     return apply_overrides(get_preset(preset), [*TINY, *extra])
 
 
+def perturbed_net(cfg, seed):
+    """cfg's restoration net with every weight nudged by N(0, 0.05²), so that checks do not rest on
+    the initialisation (a fresh inpainting net returns its zero-filled input in the holes)."""
+    torch.manual_seed(seed)
+    G = build_restorer(cfg)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return G
+
+
 @pytest.fixture(scope="module")
 def photos():
     """Five small deterministic 'photos' of different sizes: smooth gradients plus texture."""
@@ -149,7 +160,7 @@ def test_denoise_noise_level(photos):
 
 
 def test_inpaint_batch_has_holes_of_the_configured_kind(photos):
-    b = PatchSampler(photos, tiny("inpaint-center"), seed=0).sample()
+    b = PatchSampler(photos, tiny("inpaint-center", "degrade.mask_kinds=center"), seed=0).sample()
     assert torch.equal(b.mask, make_mask("center", 4, 32, 32, torch.Generator()))
     assert torch.equal(b.inp, b.target * (1 - b.mask))
     free = PatchSampler(photos, tiny("inpaint-free"), seed=0).sample()
@@ -203,11 +214,7 @@ def test_adversarial_phase_runs_from_init(tmp_path, photos):
 @pytest.mark.parametrize("preset", ["sr-x2", "denoise-blind", "inpaint-center"])
 def test_load_restorer_round_trip(tmp_path, preset):
     cfg = tiny(preset, "model.noise_map=true")
-    torch.manual_seed(0)
-    G = build_restorer(cfg)
-    with torch.no_grad():
-        for p in G.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    G = perturbed_net(cfg, seed=0)
     save_restorer(tmp_path / "model", cfg, G)
     x = torch.rand(1, 3, 24, 28)
     mask = make_mask("center", 1, 24, 28, torch.Generator()) if cfg.task == "inpaint" else None
@@ -225,11 +232,7 @@ def test_load_restorer_round_trip(tmp_path, preset):
 
 def test_tiled_apply_equals_untiled_for_the_sr_net():
     cfg = tiny("sr-x4", "model.blocks=1")
-    torch.manual_seed(1)
-    G = build_restorer(cfg)
-    with torch.no_grad():
-        for p in G.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    G = perturbed_net(cfg, seed=1)
     lr = torch.rand(1, 3, 37, 29)
     whole = Restorer(G, cfg)(lr)
     tiles = Restorer(G, cfg, tile=12, overlap=10)(lr)
@@ -239,6 +242,65 @@ def test_tiled_apply_equals_untiled_for_the_sr_net():
     # the receptive field (head 9x9 + 4 convs + 2 shuffle stages) is < 10 LR px: exact at the borders too
     assert torch.allclose(tiles, whole, atol=1e-5)
     assert torch.equal(tiled(G, lr, tile=0, overlap=0, scale=4), G(lr))
+
+
+def test_work_scale_inpaints_the_shrunk_image_and_keeps_known_pixels():
+    cfg = tiny("inpaint-center")
+    G = perturbed_net(cfg, seed=2)
+    x = torch.rand(2, 3, 60, 52)
+    mask = make_mask("center", 2, 60, 52, torch.Generator())  # (2, 1, 60, 52), 1 = missing
+    half = Restorer(G, cfg, work_scale=0.5)
+    out = half(x * (1 - mask), mask)
+    known = mask.expand_as(x) == 0
+    assert out.shape == x.shape and torch.equal(out[known], x[known])
+    # whatever the holes hold in the input never reaches the shrunk context
+    assert torch.equal(half(x * (1 - mask) + 7.0 * mask, mask), out)
+    # the fill is the bicubic upsampling of the net's fill of the area-shrunk image (30 x 26):
+    # a hole pixel there is one with any missing source pixel
+    small_known = torch.nn.functional.avg_pool2d(1 - mask, 2)
+    m_small = (small_known < 1).float()
+    x_small = torch.nn.functional.avg_pool2d(x * (1 - mask), 2) / small_known.clamp_min(1e-6) * (1 - m_small)
+    y_small = Restorer(G, cfg)(x_small, m_small)
+    expected = torch.nn.functional.interpolate(y_small, size=(60, 52), mode="bicubic", align_corners=False).clamp(0, 1)
+    hole = ~known
+    assert torch.allclose(out[hole], expected[hole], atol=1e-6)
+    assert torch.equal(Restorer(G, cfg, work_scale=1.0)(x * (1 - mask), mask), Restorer(G, cfg)(x * (1 - mask), mask))
+    for bad in (0.0, 1.5, -0.5):
+        with pytest.raises(UsageError, match="work scale"):
+            Restorer(G, cfg, work_scale=bad)
+    sr = tiny("sr-x4")
+    with pytest.raises(UsageError, match="for inpainting models"):
+        Restorer(build_restorer(sr), sr, work_scale=0.5)
+
+
+@pytest.mark.parametrize("preset", ["sr-x2", "inpaint-center"])
+def test_self_ensemble_is_the_mean_over_the_8_rotations_and_flips(preset):
+    cfg = tiny(preset)
+    G = perturbed_net(cfg, seed=3)
+    x = torch.rand(1, 3, 20, 28)  # not square: the rotated inputs are 28 x 20
+    mask = make_mask("square", 1, 20, 28, torch.Generator().manual_seed(1)) if cfg.task == "inpaint" else None
+    plain = Restorer(G, cfg)
+    outs = []
+    for k in range(4):
+        for flip in (False, True):
+            def fwd(t, k=k, flip=flip):  # transform, restore without clamping, transform back
+                t = t.rot90(k, dims=(-2, -1))
+                return t.flip(-1) if flip else t
+            if mask is None:
+                y = plain._forward(fwd(x))
+            else:
+                y = plain._forward(torch.cat([fwd(x), fwd(mask)], dim=1))
+            y = y.flip(-1) if flip else y
+            outs.append(y.rot90(-k, dims=(-2, -1)))
+    expected = torch.stack(outs).mean(0).clamp(0, 1)
+    if mask is not None:
+        expected = mask * expected + (1 - mask) * x
+    got = Restorer(G, cfg, self_ensemble=True)(x, mask)
+    assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-6)
+    assert not torch.allclose(got, plain(x, mask), atol=1e-4)  # the ensemble is not the single pass
+    if mask is not None:
+        known = mask.expand_as(x) == 0
+        assert torch.equal(got[known], x[known])
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -295,6 +357,20 @@ def test_cli_inpaint_apply_with_a_mask_file(tmp_path, capsys, photos):
     original = photos[3].permute(1, 2, 0).numpy()
     assert np.array_equal(result[mask == 0], original[mask == 0])  # known pixels untouched
     assert np.all(result[mask == 255] == 0)  # a fresh net returns its zero-filled estimate in the holes
+    code, out, err = _cli(capsys, "inpaint", "apply", str(tmp_path / "model"), str(tmp_path / "img.png"),
+                          str(tmp_path / "half.png"), "--mask", str(tmp_path / "mask.png"), "--work-scale", "0.5")
+    assert code == 0, err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "half.png"))[mask == 0], original[mask == 0])
+    code, out, err = _cli(capsys, "inpaint", "eval", str(tmp_path / "model"), "--data", str(tmp_path), "--crop", "48",
+                          "--work-scale", "0.5", "--compare", "telea", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["protocol"]["work_scale"] == 0.5 and result["protocol"]["compare"] == "telea"
+    assert "self_ensemble" not in result["protocol"]
+    code, out, err = _cli(capsys, "inpaint", "eval", str(tmp_path / "model"), "--data", str(tmp_path), "--crop", "48",
+                          "--self-ensemble", "--json")
+    assert code == 0, err
+    assert json.loads(out)["protocol"]["self_ensemble"] == 8
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -304,6 +380,11 @@ def test_cli_inpaint_apply_with_a_mask_file(tmp_path, capsys, photos):
     (["sr", "train", "--data", "/no/such/photos", "--dry-run"], "/no/such/photos"),
     (["sr", "apply", "MODEL", "/no/such/input.png", "OUT.png"], "/no/such/input.png"),
     (["inpaint", "apply", "MODEL", "IN", "OUT.png", "--mask-kind", "blob"], "blob"),
+    (["inpaint", "apply", "MODEL", "IN", "OUT.png", "--work-scale", "0"], "--work-scale"),
+    (["inpaint", "eval", "telea", "--data", "D", "--work-scale", "2"], "--work-scale"),
+    (["sr", "eval", "bicubic", "--data", "D", "--work-scale", "0.5"], "--work-scale"),
+    (["inpaint", "eval", "telea", "--data", "D", "--self-ensemble"], "classical method 'telea'"),
+    (["inpaint", "eval", "ns", "--data", "D", "--work-scale", "0.5"], "--work-scale"),
 ])
 def test_cli_usage_errors(capsys, args, needle):
     code, out, err = _cli(capsys, *args)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from ganforge.cli.restore_train import SELF_ENSEMBLE_OPTION, WORK_SCALE_OPTION
 from ganforge.errors import UsageError
 
 _TASK_HELP = {
@@ -32,8 +33,11 @@ _DEFAULTS = {"sr": 4, "denoise": 25.0, "inpaint": "center"}  # when neither opti
 _PARAM = {"sr": "scale", "denoise": "sigma", "inpaint": "mask"}
 
 
-def resolve_restorer(name: str, task: str, *, scale, sigma, device: str, tile: int, overlap: int):
-    """A classical method name or a model folder -> a restorer for ``task``."""
+def resolve_restorer(name: str, task: str, *, scale, sigma, device: str, tile: int, overlap: int, work_scale: float = 1.0,
+                     self_ensemble: bool = False):
+    """A classical method name or a model folder -> a restorer for ``task``. ``work_scale``
+    (inpainting models): the factor the image is shrunk by before the network runs;
+    ``self_ensemble`` (models): the mean over the 8 rotations / flips of the input."""
     from ganforge.apps.classical import CLASSICAL, make_classical
 
     if name in CLASSICAL:
@@ -47,6 +51,10 @@ def resolve_restorer(name: str, task: str, *, scale, sigma, device: str, tile: i
     except ImportError as exc:
         raise UsageError(f"cannot load model {name}: restoration training is not available ({exc})") from None
     kwargs = {"device": device, "tile": tile, "overlap": overlap}
+    if work_scale != 1:
+        kwargs["work_scale"] = work_scale
+    if self_ensemble:
+        kwargs["self_ensemble"] = True
     if sigma is not None and "sigma" in inspect.signature(load_restorer).parameters:
         kwargs["sigma"] = sigma  # a blind denoiser with a noise-level input needs the level
     restorer = load_restorer(name, **kwargs)
@@ -105,7 +113,10 @@ def _eval_command(task: str) -> click.Command:
     @click.option("--overlap", type=click.IntRange(min=0), default=32, show_default=True, help="Models: context pixels around each tile.")
     @click.option("--device", default="cpu", show_default=True, help="Models: cpu or cuda.")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (mean, per_image, protocol).")
-    def cmd(model_or_method, data, compare, strips, max_images, crop, seed, tile, overlap, device, as_json, **task_opt):
+    @SELF_ENSEMBLE_OPTION
+    def cmd(model_or_method, data, compare, strips, max_images, crop, seed, tile, overlap, device, as_json, self_ensemble,
+            **task_opt):
+        work_scale = task_opt.pop("work_scale", 1.0)
         from ganforge.apps.restore_eval import check_task_args, evaluate_restoration, json_safe
         from ganforge.apps.testsets import load_test_images
 
@@ -118,12 +129,17 @@ def _eval_command(task: str) -> click.Command:
         if strips is not None and strips.exists() and (not strips.is_dir() or any(strips.iterdir())):
             raise UsageError(f"--strips {strips} already exists and is not empty; give a new or empty folder")
 
-        def build(name: str, value):
+        if (work_scale != 1 or self_ensemble) and _is_classical(model_or_method):
+            raise UsageError(f"--work-scale and --self-ensemble are for models, not for the classical method {model_or_method!r}")
+
+        def build(name: str, value, main: bool = False):
             kw = {"scale": value if task == "sr" else None, "sigma": value if task == "denoise" else None}
-            return resolve_restorer(name, task, **kw, device=device, tile=tile, overlap=overlap)
+            # the work scale and the self-ensemble are MODEL_OR_METHOD's, never --compare's
+            return resolve_restorer(name, task, **kw, device=device, tile=tile, overlap=overlap,
+                                    work_scale=work_scale if main else 1.0, self_ensemble=self_ensemble and main)
 
         # A classical method needs its parameter now; a model may bring its own (trained scale/sigma).
-        restorer = build(model_or_method, _DEFAULTS[task] if given is None and _is_classical(model_or_method) else given)
+        restorer = build(model_or_method, _DEFAULTS[task] if given is None and _is_classical(model_or_method) else given, main=True)
         value = _task_value(task, given, restorer)
         other = (compare, build(compare, value)) if compare is not None else None
         images = load_test_images(data, max_images=max_images, crop=crop)
@@ -141,7 +157,8 @@ def _eval_command(task: str) -> click.Command:
     elif task == "denoise":
         cmd = click.option("--sigma", type=float, default=None, help="Noise sigma on the 0..255 scale, > 0 (default: the model's, or 25).")(cmd)
     else:
-        cmd = click.option("--mask", default=None, help="center, boxes or strokes (default: center).")(cmd)
+        cmd = click.option("--mask", default=None, help="center, boxes, strokes or square (default: center).")(cmd)
+        cmd = WORK_SCALE_OPTION(cmd)
     return cmd
 
 

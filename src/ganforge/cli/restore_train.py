@@ -67,6 +67,18 @@ def make_train_cmd(task: str) -> click.Command:
     return train_cmd
 
 
+# Inpainting: run the network on the image shrunk by this factor (holes larger than it was trained on).
+WORK_SCALE_OPTION = click.option(
+    "--work-scale", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+    help="Inpaint the image shrunk by this factor (0 < f <= 1), then upsample the fill: use "
+    "(training hole) / (your hole), e.g. 0.53 for a net trained on 64-px holes and a 120-px hole.")
+
+
+SELF_ENSEMBLE_OPTION = click.option(
+    "--self-ensemble", is_flag=True,
+    help="Models: average the outputs on the 8 rotations / flips of the input (EDSR+; 8x slower).")
+
+
 def make_apply_cmd(task: str) -> click.Command:
     what = {"sr": "low-resolution", "denoise": "noisy", "inpaint": "damaged"}[task]
 
@@ -80,7 +92,8 @@ def make_apply_cmd(task: str) -> click.Command:
     @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
     @click.option("--force", is_flag=True, help="Overwrite existing output files.")
     @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA copy.")
-    def apply_cmd(model, input_path, output_path, tile, overlap, device, force, no_ema, **extra) -> None:
+    @SELF_ENSEMBLE_OPTION
+    def apply_cmd(model, input_path, output_path, tile, overlap, device, force, no_ema, self_ensemble, **extra) -> None:
         from ganforge.apps.restore_apply import apply_to_path, load_restorer, plan_outputs
         from ganforge.training.loop import resolve_device
 
@@ -90,7 +103,8 @@ def make_apply_cmd(task: str) -> click.Command:
             raise UsageError(f"--tile {tile} and --overlap {overlap} must be >= 0")
         plan_outputs(input_path, output_path, force=force)  # refuse bad paths before loading the model
         restorer = load_restorer(model, device=resolve_device(device), tile=tile, overlap=overlap,
-                                 sigma=extra.get("sigma"), ema=not no_ema)
+                                 sigma=extra.get("sigma"), ema=not no_ema, work_scale=extra.get("work_scale", 1.0),
+                                 self_ensemble=self_ensemble)
         if restorer.task != task:
             raise UsageError(f"{model} is a {restorer.task} model: use `ganforge {restorer.task} apply`")
         written = apply_to_path(restorer, input_path, output_path, mask_path=extra.get("mask"),
@@ -98,8 +112,9 @@ def make_apply_cmd(task: str) -> click.Command:
         click.echo(f"wrote {len(written)} image(s): {written[0] if len(written) == 1 else output_path}")
 
     if task == "inpaint":
+        apply_cmd = WORK_SCALE_OPTION(apply_cmd)
         apply_cmd = click.option("--seed", type=int, default=0, show_default=True, help="Seed of --mask-kind boxes|strokes.")(apply_cmd)
-        apply_cmd = click.option("--mask-kind", type=click.Choice(["center", "boxes", "strokes"]), default=None,
+        apply_cmd = click.option("--mask-kind", type=click.Choice(["center", "boxes", "strokes", "square"]), default=None,
                                  help="Cut a generated hole of this kind out of INPUT, then fill it.")(apply_cmd)
         apply_cmd = click.option("--mask", type=click.Path(path_type=Path), default=None,
                                  help="Mask image of INPUT's size: white = missing.")(apply_cmd)
