@@ -193,14 +193,9 @@ class Restorer:
                 got = None if mask is None else tuple(mask.shape)
                 raise UsageError(f"inpainting needs a mask of shape ({x.shape[0]}, 1, {x.shape[2]}, {x.shape[3]}) (1 = missing), got {got}")
             m = mask.to(self.device, torch.float32)
-            if self.work_scale != 1:
-                y = self._inpaint_shrunk(x, m)
-                return (m * y + (1 - m) * x).to(degraded.device)
-            x = torch.cat([x, m], dim=1)
-        y = self._run(x)
-        if self.task == "inpaint":
-            y = m * y + (1 - m) * x[:, :3]  # known pixels bit-exact (after the clamp)
-        return y.to(degraded.device)
+            y = self._inpaint_shrunk(x, m) if self.work_scale != 1 else self._run(torch.cat([x, m], dim=1))
+            return (m * y + (1 - m) * x).to(degraded.device)  # known pixels bit-exact (after the clamp)
+        return self._run(x).to(degraded.device)
 
 
 def load_restorer(path: str | Path, *, device: str | torch.device = "cpu", tile: int = 0, overlap: int = 32,

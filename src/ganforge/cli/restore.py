@@ -50,11 +50,7 @@ def resolve_restorer(name: str, task: str, *, scale, sigma, device: str, tile: i
         from ganforge.apps.restore_train import load_restorer
     except ImportError as exc:
         raise UsageError(f"cannot load model {name}: restoration training is not available ({exc})") from None
-    kwargs = {"device": device, "tile": tile, "overlap": overlap}
-    if work_scale != 1:
-        kwargs["work_scale"] = work_scale
-    if self_ensemble:
-        kwargs["self_ensemble"] = True
+    kwargs = {"device": device, "tile": tile, "overlap": overlap, "work_scale": work_scale, "self_ensemble": self_ensemble}
     if sigma is not None and "sigma" in inspect.signature(load_restorer).parameters:
         kwargs["sigma"] = sigma  # a blind denoiser with a noise-level input needs the level
     restorer = load_restorer(name, **kwargs)
