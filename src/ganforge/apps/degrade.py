@@ -164,7 +164,7 @@ def make_mask(kind: str, n: int, h: int, w: int, generator: torch.Generator) -> 
     square:  one square near the centre: side uniform in [3/4, 5/4] of the centre square's, offset
              from centred by up to a quarter of that side each way. Training on these instead of
              ``center`` gives a centre-hole net that does not depend on the exact hole size and
-             position (a net trained on ``center`` alone loses 3-7 dB when the hole moves by 1-4 px,
+             position (a net trained on ``center`` alone loses 3.6-7.4 dB when the hole grows by 1-4 px,
              docs/RESTORATION_training.md).
     All randomness comes from ``generator`` (CPU), so a seed gives the same masks everywhere.
     """
