@@ -34,6 +34,12 @@ OUT = ROOT / "runs" / "restore-cpu"
 CPU = ["train.device=cpu", "train.threads=1", "train.progress=false", "perf.precision=fp32"]
 CPU_BF16 = ["train.device=cpu", "train.threads=1", "train.progress=false", "perf.precision=bf16", "perf.channels_last=true"]
 
+# the 25-minute fine-tunes of inpaint-photos (they differ only in their masks)
+PHOTO_TUNE = [
+    "model.width=32", "data.patch_size=128", "train.batch_size=8", "train.total_steps=200000", "train.adv_steps=0",
+    "loss.adv_weight=0", "loss.pixel=l2", "optim.lr=1e-4", "train.seed=1", "train.max_minutes=25",
+    f"train.init_from={OUT / 'inpaint-photos'}", "train.val_every=500", "train.log_every=100", *CPU_BF16]
+
 RUNS = {
     # name: (task, preset, data, overrides)
     "sr": ("sr", "sr-x4", SHARED / "restoration" / "sun_hays80", [
@@ -72,17 +78,9 @@ RUNS = {
         f"train.init_from={OUT / 'inpaint-long'}", "train.val_every=1000", "train.log_every=200", *CPU_BF16]),
     # the inpaint-photos net fine-tuned on jittered centre squares (mask kind `square`), so that it
     # no longer depends on the exact hole size and position; L2, a fresh cosine cycle from 1e-4
-    "inpaint-photos-square": ("inpaint", "inpaint-center", SHARED / "restoration" / "sun_hays80", [
-        "model.width=32", "data.patch_size=128", "train.batch_size=8", "train.total_steps=200000", "train.adv_steps=0",
-        "loss.adv_weight=0", "loss.pixel=l2", "optim.lr=1e-4", "degrade.mask_kinds=square", "train.seed=1",
-        "train.max_minutes=25", f"train.init_from={OUT / 'inpaint-photos'}", "train.val_every=500", "train.log_every=100",
-        *CPU_BF16]),
+    "inpaint-photos-square": ("inpaint", "inpaint-center", SHARED / "restoration" / "sun_hays80", PHOTO_TUNE + ["degrade.mask_kinds=square"]),
     # the same fine-tune on a half-and-half mix of exact centre holes and jittered squares
-    "inpaint-photos-mix": ("inpaint", "inpaint-center", SHARED / "restoration" / "sun_hays80", [
-        "model.width=32", "data.patch_size=128", "train.batch_size=8", "train.total_steps=200000", "train.adv_steps=0",
-        "loss.adv_weight=0", "loss.pixel=l2", "optim.lr=1e-4", "degrade.mask_kinds=center,square", "train.seed=1",
-        "train.max_minutes=25", f"train.init_from={OUT / 'inpaint-photos'}", "train.val_every=500", "train.log_every=100",
-        *CPU_BF16]),
+    "inpaint-photos-mix": ("inpaint", "inpaint-center", SHARED / "restoration" / "sun_hays80", PHOTO_TUNE + ["degrade.mask_kinds=center,square"]),
     # adversarial fine-tuning of the "sr" run: phase 1 skipped (total_steps=0), D feature matching
     "srgan": ("sr", "srgan-x4", SHARED / "restoration" / "sun_hays80", [
         "model.width=32", "model.blocks=8", "model.d_width=32", "data.patch_size=96", "train.batch_size=16",
