@@ -18,11 +18,11 @@ K = {"ring8": 8, "grid25": 25, "stacked-mnist": 1000}
 ORDER = ["vanilla", "pacgan", "mbstd", "msgan", "ttur", "wgan-gp", "r1", "wide-d", "unrolled", "decay", "best"]
 
 
-def merge(a: dict, b: dict) -> dict:
+def merge_stats(a: dict, b: dict, n1: int, n2: int, keys=("modes", "hq", "kl")) -> dict:
+    """a's `{key}_mean` / `{key}_se` over n1 trials merged with b's over n2: the pooled values."""
     out = dict(a)
-    n1, n2 = a["trials"], b["trials"]
     n = n1 + n2
-    for key in ("modes", "hq", "kl"):
+    for key in keys:
         if a.get(f"{key}_mean") is None:
             continue  # Stacked MNIST has no HQ fraction
         sums, squares = 0.0, 0.0
@@ -34,6 +34,15 @@ def merge(a: dict, b: dict) -> dict:
         mean = sums / n
         var = max(squares - n * mean * mean, 0.0) / (n - 1)
         out[f"{key}_mean"], out[f"{key}_se"] = mean, math.sqrt(var / n)
+    return out
+
+
+def merge(a: dict, b: dict) -> dict:
+    n1, n2 = a["trials"], b["trials"]
+    n = n1 + n2
+    out = merge_stats(a, b, n1, n2, ("modes", "hq", "kl", "drs_acceptance"))
+    if "before_drs" in a and "before_drs" in b:  # discriminator rejection sampling: G's own samples too
+        out["before_drs"] = merge_stats(a["before_drs"], b["before_drs"], n1, n2)
     out["trials"] = n
     for key in ("seconds_per_trial",):
         out[key] = (n1 * a[key] + n2 * b[key]) / n
@@ -76,6 +85,9 @@ def main(folder: str) -> None:
     print("| benchmark | method | modes | high quality % | reverse KL | trials | steps | CPU s/trial |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
+        if "before_drs" in r:  # the same G without DRS first, then with it
+            print(row({**r, **r["before_drs"], "overrides": None, "cpu_seconds": None}).replace(
+                f"| {r['method']} |", f"| {r['method']} (the same G, without DRS) |"))
         print(row(r))
 
 

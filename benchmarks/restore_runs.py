@@ -11,6 +11,7 @@
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-anneal  # ~65 min, after inpaint-long
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-photos-square  # 25 min
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-photos-mix     # 25 min
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-anneal-mix     # 35 min
     .venv/bin/python benchmarks/restore_runs.py eval     # prints each `ganforge ... eval` command, then runs it
 
 Each run is exactly ``ganforge <task> train --preset P --data D --set ...`` with the overrides
@@ -81,6 +82,12 @@ RUNS = {
     "inpaint-photos-square": ("inpaint", "inpaint-center", SHARED / "restoration" / "sun_hays80", PHOTO_TUNE + ["degrade.mask_kinds=square"]),
     # the same fine-tune on a half-and-half mix of exact centre holes and jittered squares
     "inpaint-photos-mix": ("inpaint", "inpaint-center", SHARED / "restoration" / "sun_hays80", PHOTO_TUNE + ["degrade.mask_kinds=center,square"]),
+    # seventh session: inpaint-anneal fine-tuned on the centre/square mix (as inpaint-photos-mix), so the
+    # CIFAR net can run at several work scales on large photos
+    "inpaint-anneal-mix": ("inpaint", "inpaint-center", SHARED / "cifar10-train20k.zip", [
+        "degrade.mask_kinds=center,square", "data.patch_size=32", "data.val_images=64", "train.batch_size=32", "train.total_steps=200000",
+        "train.adv_steps=0", "loss.adv_weight=0", "loss.pixel=l2", "optim.lr=5e-5", "train.seed=2", "train.max_minutes=35",
+        f"train.init_from={OUT / 'inpaint-anneal'}", "train.val_every=500", "train.log_every=100", *CPU_BF16]),
     # adversarial fine-tuning of the "sr" run: phase 1 skipped (total_steps=0), D feature matching
     "srgan": ("sr", "srgan-x4", SHARED / "restoration" / "sun_hays80", [
         "model.width=32", "model.blocks=8", "model.d_width=32", "data.patch_size=96", "train.batch_size=16",

@@ -3,6 +3,7 @@
 ``toy``       2D data (ring8, grid25), PacGAN's networks and the per-trial reference trainer
 ``ensemble``  T trials trained at once as one batched ensemble; unrolled GAN (Metz et al. 2017)
 ``metrics``   modes captured, high-quality fraction, reverse KL
+``drs``       discriminator rejection sampling after training (Azadi et al. 2019)
 ``methods``   the named 2D remedies as small override dicts
 ``bench``     trials, mean ± standard error, scatter plots, the comparison table
 ``stacked``   Stacked MNIST (1000 modes) trained with ganforge's own loop, read by mnist-clf

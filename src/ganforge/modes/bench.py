@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ganforge.errors import UsageError
+from ganforge.modes.drs import calibrate_discriminator, check_drs, drs_sample
 from ganforge.modes.ensemble import generate_ensemble, train_ensemble
 from ganforge.modes.methods import get_method, toy_overrides
 from ganforge.modes.metrics import ModeStats, mode_stats
@@ -45,12 +46,16 @@ class BenchResult:
     seconds_per_trial: float
     overrides: dict | None = None  # --set ToyConfig overrides on top of the method
     cpu_seconds: float = 0.0  # CPU time of the whole run (wall time on a shared machine says little)
+    # with discriminator rejection sampling (drs_steps > 0): G's own samples, and DRS's acceptance rates
+    before_drs: list[ModeStats] | None = None
+    drs_acceptance: list[float] | None = None
 
     def summary(self) -> dict:
         out: dict = {"benchmark": self.benchmark, "method": self.method, "trials": len(self.trials), "steps": self.steps}
-        for key in ("modes", "hq", "kl"):
-            m, se = mean_se([float(getattr(t, key)) for t in self.trials])
-            out[f"{key}_mean"], out[f"{key}_se"] = m, se
+        out.update(_means(self.trials))
+        if self.before_drs is not None:  # the same G's numbers without DRS, from the same run
+            out["before_drs"] = _means(self.before_drs)
+            out["drs_acceptance_mean"], out["drs_acceptance_se"] = mean_se(self.drs_acceptance)
         out["seconds"] = self.seconds_per_trial * len(self.trials)  # wall time of the whole ensemble
         out["seconds_per_trial"] = self.seconds_per_trial
         out["cpu_seconds"] = self.cpu_seconds
@@ -61,10 +66,17 @@ class BenchResult:
         s = self.summary()
         k = len(BENCHMARKS[self.benchmark].means)
         return (
-            f"| {self.benchmark} | {self.method} | {s['modes_mean']:.1f} ± {s['modes_se']:.1f} / {k} "
+            f"| {self.benchmark} | {self.method}{' + DRS' if self.before_drs is not None else ''} | {s['modes_mean']:.1f} ± {s['modes_se']:.1f} / {k} "
             f"| {100 * s['hq_mean']:.1f} ± {100 * s['hq_se']:.1f} | {s['kl_mean']:.3f} ± {s['kl_se']:.3f} "
             f"| {s['trials']} | {s['steps']} | {s['seconds_per_trial']:.0f} |"
         )
+
+
+def _means(stats: list[ModeStats]) -> dict:
+    out = {}
+    for key in ("modes", "hq", "kl"):
+        out[f"{key}_mean"], out[f"{key}_se"] = mean_se([float(getattr(t, key)) for t in stats])
+    return out
 
 
 TABLE_HEADER = (
@@ -84,22 +96,31 @@ def run_benchmark(
 ) -> BenchResult:
     """Trial t trains with seed `seed + t` and scores 2,500 samples drawn with seed 10000 + seed + t;
     all trials train at once as one batched ensemble (ensemble.py). `overrides` are ToyConfig
-    fields applied after the method's. Plots go to `out` if given."""
+    fields applied after the method's. Plots go to `out` if given. With ``drs_steps > 0`` the scored
+    samples come from discriminator rejection sampling (drs.py; latents and uniforms seeded as the
+    plain samples), and the plain samples' numbers are kept in ``before_drs``."""
     if trials < 1:
         raise UsageError(f"--trials must be at least 1, got {trials}")
     if steps < 1:
         raise UsageError(f"--steps must be at least 1, got {steps}")
     bench, meth = get_benchmark(benchmark), get_method(method)
     cfg = toy_overrides(meth.config(steps), overrides or {})
+    check_drs(cfg)
     seeds = [seed + t for t in range(trials)]
     t0, c0 = time.perf_counter(), time.process_time()
     ens = train_ensemble(bench, cfg, seeds)
     samples = list(generate_ensemble(ens, N_EVAL_SAMPLES, [10_000 + s for s in seeds]))  # T × (2500, 2)
     stats = [mode_stats(x, bench) for x in samples]
+    before, acceptance = None, None
+    if cfg.drs_steps > 0:
+        before = stats
+        drs = drs_sample(ens, calibrate_discriminator(ens, bench, cfg, seeds), cfg, N_EVAL_SAMPLES, [10_000 + s for s in seeds])
+        samples, acceptance = list(drs.samples), drs.acceptance
+        stats = [mode_stats(x, bench) for x in samples]
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    result = BenchResult(benchmark, method, steps, stats, wall / trials, overrides or None, cpu)
+    result = BenchResult(benchmark, method, steps, stats, wall / trials, overrides or None, cpu, before, acceptance)
     if out is not None:
-        plot_samples(bench, samples, stats, Path(out) / f"{benchmark}-{method}.png", title=f"{benchmark} · {method}")
+        plot_samples(bench, samples, stats, Path(out) / f"{benchmark}-{method}.png", title=f"{benchmark} · {method}" + (" + DRS" if before is not None else ""))
     return result
 
 

@@ -141,6 +141,10 @@ class ToyConfig:
     r1_gamma: float = 0.0  # R1 γ (0 = off); D loss adds γ/2 · R1
     unroll_steps: int = 0  # unrolled GAN k: G's loss at D after k look-ahead Adam steps (ensemble trainer only)
     lr_decay_frac: float = 0.0  # both learning rates decay linearly to 0 over this last fraction of the steps
+    # discriminator rejection sampling after training (Azadi et al. 2019; ganforge.modes.drs)
+    drs_steps: int = 0  # Adam steps of the fresh calibration D (0 = DRS off)
+    drs_lr: float = 1e-3  # its learning rate (linear decay to 0 over the second half)
+    drs_percentile: float = 0.0  # γ = this percentile of the burn-in F(x), higher = stricter; 0 = γ 0 (plain rejection sampling)
 
 
 def lr_factor(step: int, steps: int, decay_frac: float) -> float:
