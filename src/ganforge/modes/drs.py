@@ -7,9 +7,9 @@ p_data, if M bounds the ratio. DRS (their Algorithm 1) accepts a sample with pro
 
     σ(F(x)),   F(x) = D̃(x) − D̃_M − log(1 − exp(D̃(x) − D̃_M − ε)) − γ,
 
-where D̃_M is the largest logit seen so far (a burn-in set first, then every candidate batch) and
-σ(F) = exp(D̃ − D̃_M) / (1 − exp(−ε) ...) ≈ exp(D̃ − D̃_M) at γ = 0: plain rejection sampling.
-γ > 0 is a shift that accepts more (the paper takes a percentile of F).
+where D̃_M is the largest logit seen so far (a burn-in set first, then every candidate batch).
+At γ = 0, σ(F) ≈ exp(D̃ − D̃_M): plain rejection sampling. γ shifts every acceptance logit
+(larger = stricter, smaller = accepts more); the paper sets it to a percentile of F.
 
 As in the paper, D is first *calibrated*: trained further against the frozen G. PacGAN's packed
 D (and a minibatch-stddev D) judges groups of samples, not one, so we always calibrate a fresh
@@ -62,8 +62,8 @@ def calibrate_discriminator(ens: Ensemble, bench: Benchmark, cfg: ToyConfig, see
     opt = torch.optim.Adam(list(pd.values()), lr=cfg.drs_lr, betas=(0.5, 0.999))
     gens = [torch.Generator().manual_seed(s + 50_000) for s in seeds]
     means, t = bench.means_tensor(), len(seeds)
+    half = cfg.drs_steps / 2
     for step in range(cfg.drs_steps):
-        half = cfg.drs_steps / 2
         opt.param_groups[0]["lr"] = cfg.drs_lr * min(1.0, (cfg.drs_steps - step) / half)
         real = torch.stack([_sample_real(bench, means, CALIB_BATCH, g) for g in gens])  # (T, B, 2)
         z = torch.stack([torch.randn(CALIB_BATCH, ens.z_dim, generator=g) for g in gens])
