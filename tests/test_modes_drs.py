@@ -80,8 +80,8 @@ def test_calibrated_discriminator_learns_the_ratio_sign():
     assert d_apply(d, real, cfg).mean() > d_apply(d, fake, cfg).mean() + 1.0
 
 
-def test_cli_drs_json_and_bad_values(capsys):
-    args = ["modes", "--benchmark", "ring8", "--method", "vanilla", "--trials", "2", "--steps", "20"]
+def test_cli_drs_json_and_bad_values(capsys, tmp_path):
+    args = ["modes", "--benchmark", "ring8", "--method", "vanilla", "--trials", "2", "--steps", "20", "--out", str(tmp_path)]
     assert main([*args, "--set", "drs_steps=20", "--set", "drs_percentile=90", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["before_drs"]) == {"modes_mean", "modes_se", "hq_mean", "hq_se", "kl_mean", "kl_se"}
