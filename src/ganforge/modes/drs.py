@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ganforge.errors import UsageError
-from ganforge.modes.ensemble import Ensemble, Params, _sample_real, d_apply, g_apply, stack_discriminators
+from ganforge.modes.ensemble import Ensemble, Params, sample_real, d_apply, g_apply, stack_discriminators
 from ganforge.modes.toy import Benchmark, ToyConfig, ToyDiscriminator
 
 CALIB_BATCH = 256  # real and fake samples per calibration step (each side)
@@ -65,7 +65,7 @@ def calibrate_discriminator(ens: Ensemble, bench: Benchmark, cfg: ToyConfig, see
     half = cfg.drs_steps / 2
     for step in range(cfg.drs_steps):
         opt.param_groups[0]["lr"] = cfg.drs_lr * min(1.0, (cfg.drs_steps - step) / half)
-        real = torch.stack([_sample_real(bench, means, CALIB_BATCH, g) for g in gens])  # (T, B, 2)
+        real = torch.stack([sample_real(bench, means, CALIB_BATCH, g) for g in gens])  # (T, B, 2)
         z = torch.stack([torch.randn(CALIB_BATCH, ens.z_dim, generator=g) for g in gens])
         with torch.no_grad():
             fake = g_apply(ens.params, ens.buffers, z, ens.depth, train=False)  # (T, B, 2)

@@ -218,7 +218,7 @@ class Ensemble:
         return next(iter(self.params.values())).shape[0]
 
 
-def _sample_real(bench: Benchmark, means: Tensor, n: int, gen: torch.Generator) -> Tensor:
+def sample_real(bench: Benchmark, means: Tensor, n: int, gen: torch.Generator) -> Tensor:
     # Benchmark.sample, drawn in the same order from the same generator: (N, 2)
     k = torch.randint(len(bench.means), (n,), generator=gen)
     return means[k] + bench.sigma * torch.randn(n, 2, generator=gen)
@@ -259,7 +259,7 @@ def train_ensemble(
         for _ in range(cfg.n_critic):
             real, zs = [], []
             for g in gens:  # per trial: real batch, then latents (train_toy's order)
-                real.append(_sample_real(bench, means, n, g))
+                real.append(sample_real(bench, means, n, g))
                 zs.append(torch.randn(n, cfg.z_dim, generator=g))
             real = torch.stack(real)  # (T, N, 2)
             with torch.no_grad():
