@@ -128,6 +128,10 @@ def test_stacked_config_from_dcgan_mnist():
         stacked_config("veegan")
     assert stacked_config("msgan").loss.msgan_weight == 1.0
     assert stacked_config("unrolled").train.unroll_steps == 5
+    wide = stacked_config("wide").model
+    assert (wide.g_width, wide.d_width) == (64, 64) and stacked_config("vanilla").model.g_width == 32
+    best = stacked_config("best")
+    assert best.loss.msgan_weight == 1.0 and (best.model.g_width, best.model.d_width) == (64, 64)
     with pytest.raises(UsageError, match="model.pack"):
         stacked_config("pacgan", overrides=("train.batch_size=33",))
 
@@ -137,9 +141,19 @@ def test_cli_stacked_mnist_end_to_end(capsys, tmp_path):
     from ganforge.cli import main
 
     args = ["modes", "--benchmark", "stacked-mnist", "--method", "pacgan", "--trials", "1", "--steps", "20",
-            "--device", "cpu", "--out", str(tmp_path), "--json"]
+            "--device", "cpu", "--out", str(tmp_path), "--set", "train.batch_size=32", "--json"]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["benchmark"] == "stacked-mnist" and out["hq_mean"] is None and 1 <= out["modes_mean"] <= 1000
+    assert out["overrides"] == {"train.batch_size": "32"}  # so modes_table.py never merges other settings in
     assert (tmp_path / "stacked-mnist-pacgan.png").stat().st_size > 0
     assert main(args) == 2  # the run folder exists: never overwritten
+
+
+def test_cli_help_names_every_stacked_method():
+    from ganforge.cli import cli
+    from ganforge.modes.stacked import STACKED_METHODS
+
+    help_text = next(p.help for p in cli.commands["modes"].params if p.name == "method")
+    listed = help_text.split("stacked-mnist:")[1].rstrip(". ")
+    assert [m.strip() for m in listed.split("|")] == list(STACKED_METHODS)

@@ -16,7 +16,7 @@ BENCHMARK_NAMES = ("ring8", "grid25", "stacked-mnist")
 @click.option("--benchmark", default="ring8", show_default=True, help="ring8 | grid25 | stacked-mnist.")
 @click.option("--method", default="vanilla", show_default=True,
               help="2D: vanilla | pacgan | mbstd | msgan | ttur | wgan-gp | r1 | wide-d | unrolled | decay | best; "
-                   "stacked-mnist: vanilla | pacgan | mbstd | ttur | r1 | msgan | unrolled | best.")
+                   "stacked-mnist: vanilla | pacgan | mbstd | ttur | r1 | msgan | unrolled | wide | best.")
 @click.option("--trials", type=int, default=10, show_default=True, help="Independent seeded trials (mean ± s.e.).")
 @click.option("--steps", type=int, default=None, help="G updates per trial. [default: 2000 (2D), 8000 (stacked-mnist)]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Trial t uses seed + t.")
