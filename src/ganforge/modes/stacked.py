@@ -48,7 +48,7 @@ STACKED_METHODS: dict[str, StackedMethod] = {
         StackedMethod("r1", "Mescheder et al. 2018, ICML (R1)", ("loss.r1_gamma=0.1",)),
         StackedMethod("msgan", "Mao et al. 2019, CVPR (MSGAN)", ("loss.msgan_weight=1.0",)),
         StackedMethod("unrolled", "Metz et al. 2017, ICLR (Unrolled GAN)", ("train.unroll_steps=5",)),
-        # Capacity: both nets twice as wide (≈ 4x the conv FLOPs, 2.5x the CPU time per step).
+        # Capacity: both nets twice as wide (≈ 4x the conv FLOPs; measured 2.3x the CPU time per step).
         StackedMethod("wide", "capacity (Arora et al. 2017, ICML): G and D twice as wide",
                       ("model.g_width=64", "model.d_width=64")),
         # At the 2,000-step CPU budget MSGAN was the only remedy that beat the plain preset (more
