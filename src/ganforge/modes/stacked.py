@@ -53,7 +53,7 @@ STACKED_METHODS: dict[str, StackedMethod] = {
                       ("model.g_width=64", "model.d_width=64")),
         # At the 2,000-step CPU budget MSGAN was the only remedy that beat the plain preset (more
         # modes, KL 0.752 vs 0.861, 2 trials; packing and unrolling were worse); at 8,000 steps
-        # doubling both widths lowered MSGAN's KL from 0.354 ± 0.017 to 0.258 ± 0.020 (seeds 0-2),
+        # doubling both widths lowered MSGAN's KL from 0.341 ± 0.018 to 0.251 ± 0.016 (seeds 0-3),
         # docs/MODE_COLLAPSE.md.
         StackedMethod("best", "Mao et al. 2019 (MSGAN) with G and D twice as wide on the dcgan-mnist preset; "
                       "chosen from our measurements, docs/MODE_COLLAPSE.md",
