@@ -12,6 +12,8 @@
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-photos-square  # 25 min
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-photos-mix     # 25 min
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-anneal-mix     # 35 min
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-unet          # 80 min
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-unet-upright  # 80 min
     .venv/bin/python benchmarks/restore_runs.py eval     # prints each `ganforge ... eval` command, then runs it
 
 Each run is exactly ``ganforge <task> train --preset P --data D --set ...`` with the overrides
@@ -88,6 +90,17 @@ RUNS = {
         "degrade.mask_kinds=center,square", "data.patch_size=32", "data.val_images=64", "train.batch_size=32", "train.total_steps=200000",
         "train.adv_steps=0", "loss.adv_weight=0", "loss.pixel=l2", "optim.lr=5e-5", "train.seed=2", "train.max_minutes=35",
         f"train.init_from={OUT / 'inpaint-anneal'}", "train.val_every=500", "train.log_every=100", *CPU_BF16]),
+    # tenth session: the U-Net completion net (model.arch=unet: skips from every encoder level), the
+    # inpaint-long recipe for 80 minutes, two at once; one with the usual flips + rotations, one
+    # with flips only (CIFAR objects are upright; the test images are never rotated)
+    "inpaint-unet": ("inpaint", "inpaint-center", SHARED / "cifar10-train20k.zip", [
+        "model.arch=unet", "degrade.mask_kinds=center", "data.patch_size=32", "data.val_images=64", "train.batch_size=32",
+        "train.total_steps=200000", "train.adv_steps=0", "loss.adv_weight=0", "train.max_minutes=80", "train.val_every=1000",
+        "train.log_every=200", *CPU_BF16]),
+    "inpaint-unet-upright": ("inpaint", "inpaint-center", SHARED / "cifar10-train20k.zip", [
+        "model.arch=unet", "data.rotate=false", "degrade.mask_kinds=center", "data.patch_size=32", "data.val_images=64",
+        "train.batch_size=32", "train.total_steps=200000", "train.adv_steps=0", "loss.adv_weight=0", "train.max_minutes=80",
+        "train.val_every=1000", "train.log_every=200", *CPU_BF16]),
     # adversarial fine-tuning of the "sr" run: phase 1 skipped (total_steps=0), D feature matching
     "srgan": ("sr", "srgan-x4", SHARED / "restoration" / "sun_hays80", [
         "model.width=32", "model.blocks=8", "model.d_width=32", "data.patch_size=96", "train.batch_size=16",

@@ -5,10 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganforge.apps.restore_config import get_preset
+from ganforge.apps import restore_config
+from ganforge.apps.restore_config import apply_overrides, get_preset
 from ganforge.apps.restore_losses import VGGPerceptual, feature_matching, pixel_loss, vgg19_features
 from ganforge.apps.restore_models import (
-    CompletionNet, DnCNN, PatchDiscriminator, SRResNet, build_discriminator, build_restorer, count_params, fill_holes,
+    INPAINT_ARCHS, CompletionNet, DnCNN, InpaintUNet, PatchDiscriminator, SRResNet, build_discriminator, build_restorer, count_params, fill_holes,
 )
 from ganforge.errors import UsageError
 
@@ -56,6 +57,12 @@ def test_param_counts_of_the_default_widths():
     dil = 4 * conv(w4, w4, 3)
     dec = 2 * conv(w4, w4, 3) + conv(w4, w2, 3) + conv(w2, w2, 3) + conv(w2, w, 3) + conv(w, w // 2, 3) + conv(w // 2, 3, 3)
     assert count_params(build_restorer(get_preset("inpaint-center"))) == enc + dil + dec
+    # the U-Net: encoder 1/1, 1/2, 1/4, 1/8, dilated convs at 1/8, decoders take [upsampled, skip]
+    enc = conv(4, w, 5) + conv(w, w, 3) + conv(w, w2, 3) + conv(w2, w2, 3) + conv(w2, w4, 3) + conv(w4, w4, 3) + conv(w4, w4, 3)
+    dec = (conv(2 * w4, w4, 3) + conv(w4, w4, 3) + conv(w4 + w2, w2, 3) + conv(w2, w2, 3) + conv(w2 + w, w, 3)
+           + conv(w, w // 2, 3) + conv(w // 2, 3, 3))
+    unet = build_restorer(apply_overrides(get_preset("inpaint-center"), ["model.arch=unet"]))
+    assert isinstance(unet, InpaintUNet) and count_params(unet) == enc + dil + dec == 6_590_531
     # PatchGAN 70x70: 64-128-256-512 then one logit
     d = conv(3, 64, 4) + conv(64, 128, 4) + conv(128, 256, 4) + conv(256, 512, 4) + conv(512, 1, 4)
     assert count_params(build_discriminator(get_preset("sr-x4"))) == d == 2_764_737
@@ -114,12 +121,13 @@ def test_fill_holes_by_hand():
     assert torch.allclose(fill_holes(img, mask, "mean")[0, 0], torch.tensor([[0.2, 0.4], [0.6, 0.4]]))  # (0.2+0.4+0.6)/3
 
 
+@pytest.mark.parametrize("arch", ["iizuka", "unet"])
 @pytest.mark.parametrize("fill", ["zero", "mean"])
-def test_completion_net_keeps_known_pixels(fill):
+def test_completion_net_keeps_known_pixels(fill, arch):
     g = torch.Generator().manual_seed(0)
-    img = torch.rand(2, 3, 30, 22, generator=g)  # sides not multiples of 4: padded inside, cropped back
+    img = torch.rand(2, 3, 30, 22, generator=g)  # sides not multiples of 4 or 8: padded inside, cropped back
     mask = (torch.rand(2, 1, 30, 22, generator=g) > 0.7).float()
-    net = CompletionNet(width=8, blocks=2, fill=fill)
+    net = INPAINT_ARCHS[arch](width=8, blocks=2, fill=fill)
     fresh = net(img, mask)
     assert torch.equal(fresh, fill_holes(img, mask, fill) * mask + img * (1 - mask))  # zero residual
     randomize(net)
@@ -129,6 +137,13 @@ def test_completion_net_keeps_known_pixels(fill):
     assert torch.equal(out[known], img[known])
     assert not torch.allclose(out[~known], fresh[~known])
     assert torch.equal(net(img, mask), out)
+
+
+def test_inpaint_arch_names_agree_and_bad_arch_is_a_usage_error():
+    assert restore_config.INPAINT_ARCHS == tuple(INPAINT_ARCHS)
+    assert get_preset("inpaint-center").model.arch == "iizuka"  # old config.json files (no arch) load as iizuka
+    with pytest.raises(UsageError, match=r"model.arch='vit' is not allowed: use one of iizuka, unet"):
+        apply_overrides(get_preset("inpaint-center"), ["model.arch=vit"])
 
 
 # ----------------------------------------------------------------------------- discriminator

@@ -147,6 +147,20 @@ def test_patches_are_crops_of_flipped_or_rotated_photos(photos):
         assert any(torch.equal(patch, v) for v in variants)
 
 
+def test_rotate_false_gives_flips_only_from_the_same_random_stream(photos):
+    cfg = tiny("inpaint-center", "data.patch_size=64", "train.batch_size=8")
+    upright = apply_overrides(cfg, ["data.rotate=false"])
+    b = PatchSampler(photos[3:4], upright, seed=1).sample()  # one 64x64 photo: every patch is all of it
+    photo = photos[3].float() / 255
+    assert all(torch.equal(p, photo) or torch.equal(p, photo.flip(-1)) for p in b.target)
+    assert any(not torch.equal(p, photo) for p in b.target)
+    # the same draws as with rotations: un-rotating the rotated batch's patches gives this batch
+    rotated = PatchSampler(photos[3:4], cfg, seed=1).sample()
+    assert torch.equal(b.mask, rotated.mask)
+    for p, r in zip(b.target, rotated.target):
+        assert any(torch.equal(p, torch.rot90(r, -k, dims=(-2, -1))) for k in range(4))
+
+
 def test_denoise_noise_level(photos):
     b = PatchSampler(photos, tiny("denoise-s25", "train.batch_size=16"), seed=0).sample()
     noise = (b.inp - b.target) * 255
@@ -297,6 +311,13 @@ def test_self_ensemble_is_the_mean_over_the_8_rotations_and_flips(preset):
         expected = mask * expected + (1 - mask) * x
     got = Restorer(G, cfg, self_ensemble=True)(x, mask)
     assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-6)
+    # a net trained upright (data.rotate=false) averages the 2 flips only: the k = 0 outputs
+    upright = apply_overrides(cfg, ["data.rotate=false"])
+    two = torch.stack(outs[:2]).mean(0).clamp(0, 1)
+    if mask is not None:
+        two = mask * two + (1 - mask) * x
+    got2 = Restorer(G, upright, self_ensemble=True)
+    assert got2.ensemble_size == 2 and torch.allclose(got2(x, mask), two, atol=1e-6)
     assert not torch.allclose(got, plain(x, mask), atol=1e-4)  # the ensemble is not the single pass
     if mask is not None:
         known = mask.expand_as(x) == 0

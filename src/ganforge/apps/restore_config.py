@@ -19,6 +19,7 @@ from ganforge.apps.degrade import MASK_KINDS, SR_SCALES, TASKS
 from ganforge.losses import LOSSES
 
 PIXEL_LOSSES = ("l1", "l2")
+INPAINT_ARCHS = ("iizuka", "unet")  # ganforge.apps.restore_models.INPAINT_ARCHS
 SCHEDULES = ("constant", "cosine", "step")
 HOLE_FILLS = ("zero", "mean")
 SKIMAGE_SOURCE = "skimage"  # data.source naming scikit-image's bundled sample photos
@@ -29,6 +30,7 @@ class RestoreDataConfig:
     source: str = SKIMAGE_SOURCE  # "skimage" (scikit-image's sample photos) or a folder / .zip of photos
     patch_size: int = 128  # side of the target (HR / clean) training patch in pixels; SR inputs are patch_size/scale
     augment: bool = True  # random horizontal flips and 90-degree rotations of each patch
+    rotate: bool = True  # augment with the rotations too; false = flips only, for upright data (CIFAR objects)
     max_images: int = 0  # use only the first N photos in listing order (0 = all)
     val_images: int = 4  # photos held out (the last N) for the validation pass (0 = no validation)
     val_crop: int = 256  # validation uses the centre crop of this side of each held-out photo (0 = whole photo)
@@ -49,6 +51,7 @@ class RestoreNetConfig:
     width: int = 64  # feature channels of the restoration network G
     blocks: int = 16  # sr: residual blocks; denoise: conv layers (DnCNN depth); inpaint: dilated convs (2, 4, 8, ...)
     res_scale: float = 1.0  # sr: residual scaling inside each block (EDSR uses 0.1 for very wide nets)
+    arch: str = "iizuka"  # inpaint: iizuka (encoder / dilated convs / decoder) | unet (the same with skips, down to 1/8)
     noise_map: bool = False  # denoise: give G a sigma map as a 4th input channel (FFDNet); apply then needs sigma
     d_width: int = 64  # PatchGAN discriminator channels in its first layer (doubling per stride-2 layer, max 8x)
     d_layers: int = 3  # PatchGAN stride-2 convs (3 = the 70x70 pix2pix discriminator)
@@ -164,6 +167,7 @@ def validate(cfg: RestoreConfig) -> RestoreConfig:
     for key in ("width", "blocks", "d_width", "d_layers"):
         _positive(f"model.{key}", getattr(m, key))
     _positive("model.res_scale", m.res_scale)
+    _choice("model.arch", m.arch, INPAINT_ARCHS)
     if cfg.task == "inpaint" and m.blocks > 8:
         raise UsageError(f"model.blocks={m.blocks} is too many dilated convs for inpaint (dilation 2**blocks): use 1 to 8")
     _choice("loss.pixel", lo.pixel, PIXEL_LOSSES)

@@ -139,7 +139,7 @@ def degrade_batch(target: Tensor, cfg: RestoreConfig, g: torch.Generator) -> Bat
 
 class PatchSampler:
     """Random patches of ``patch_size`` from uint8 photos, augmented with flips and 90-degree
-    rotations, then degraded for the task. ``sample()`` -> Batch on the CPU."""
+    rotations (flips only with data.rotate=false), then degraded for the task. ``sample()`` -> Batch on the CPU."""
 
     def __init__(self, photos: list[Tensor], cfg: RestoreConfig, *, seed: int = 0):
         if not photos:
@@ -149,6 +149,7 @@ class PatchSampler:
         self.size = cfg.data.patch_size
         self.batch_size = cfg.train.batch_size
         self.augment = cfg.data.augment
+        self.rotate = cfg.data.rotate
         self.g = torch.Generator().manual_seed(seed)
         # Same-sized photos (e.g. CIFAR) stack into one (N, 3, H, W) tensor: one gather per batch.
         same = len({tuple(p.shape) for p in photos}) == 1
@@ -167,9 +168,9 @@ class PatchSampler:
             top, left = self._randint(h - p + 1), self._randint(w - p + 1)
             patch = photo[:, top : top + p, left : left + p]
             if self.augment:
-                flip, rot = self._randint(2), self._randint(4)
+                flip, rot = self._randint(2), self._randint(4)  # both drawn either way: same stream
                 patch = patch.flip(-1) if flip else patch
-                patch = torch.rot90(patch, rot, dims=(-2, -1))
+                patch = torch.rot90(patch, rot, dims=(-2, -1)) if self.rotate else patch
             out[i] = patch
         return out.float() / 255.0
 

@@ -163,8 +163,8 @@ def evaluate_restoration(
     protocol = _protocol(task, method, data, len(images), scale, sigma, mask, seed, crop)
     if getattr(restorer, "work_scale", 1.0) != 1.0:  # inpainted at a reduced scale (Restorer.work_scale)
         protocol["work_scale"] = restorer.work_scale
-    if getattr(restorer, "self_ensemble", False):  # the mean over the 8 rotations / flips
-        protocol["self_ensemble"] = 8
+    if getattr(restorer, "self_ensemble", False):  # the mean over the 8 rotations / flips (2 flips: upright nets)
+        protocol["self_ensemble"] = restorer.ensemble_size
     result = {"mean": _mean(per_image[method]), "per_image": per_image[method], "protocol": protocol}
     result["seconds"] = seconds[method]
     if compare is not None:

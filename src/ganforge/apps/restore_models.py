@@ -190,6 +190,54 @@ class CompletionNet(nn.Module):
         return mask * (filled + y) + (1.0 - mask) * image
 
 
+class InpaintUNet(nn.Module):
+    """A U-Net completion net: the CompletionNet's input, compositing and ELU, but three stride-2
+    levels (down to 1/8) with skip connections from each encoder level to the decoder, and the
+    ``blocks`` dilated convs (dilation 1, 2, 4, ...) at 1/8. The skips carry the full-resolution
+    pixels next to the hole to the output without squeezing them through the bottleneck, which the
+    Iizuka net must do (it has no skips); the 1/8 level gives a 32 px image a 4 x 4 code whose
+    3 x 3 convs see the whole image. Input sides that are not multiples of 8 are replicate-padded.
+    """
+
+    def __init__(self, width: int = 64, blocks: int = 4, fill: str = "zero", channels: int = 3):
+        super().__init__()
+        w1, w2, w4 = width, 2 * width, 4 * width
+        act = nn.ELU
+        self.fill = fill
+        self.enc1 = nn.Sequential(_conv(channels + 1, w1, 5), act(), _conv(w1, w1), act())  # 1/1
+        self.enc2 = nn.Sequential(_conv(w1, w2, 3, stride=2), act(), _conv(w2, w2), act())  # 1/2
+        self.enc3 = nn.Sequential(_conv(w2, w4, 3, stride=2), act(), _conv(w4, w4), act())  # 1/4
+        self.enc4 = nn.Sequential(_conv(w4, w4, 3, stride=2), act())  # 1/8
+        self.middle = nn.Sequential(*[m for k in range(blocks) for m in (_conv(w4, w4, dilation=2 ** k), act())])
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.dec3 = nn.Sequential(_conv(w4 + w4, w4), act(), _conv(w4, w4), act())  # 1/4
+        self.dec2 = nn.Sequential(_conv(w4 + w2, w2), act(), _conv(w2, w2), act())  # 1/2
+        self.dec1 = nn.Sequential(_conv(w2 + w1, w1), act(), _conv(w1, max(w1 // 2, 1)), act())  # 1/1
+        _he_init(self)
+        self.tail = _zero_head(max(w1 // 2, 1), channels)
+
+    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
+        # image (N, 3, H, W) in [0, 1] (hole values are ignored); mask (N, 1, H, W), 1 = missing
+        h, w = image.shape[-2:]
+        filled = fill_holes(image, mask, self.fill)
+        x = torch.cat([filled - 0.5, mask], dim=1)  # (N, 4, H, W)
+        ph, pw = -h % 8, -w % 8
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        e1 = self.enc1(x)  # (N, w, H, W)
+        e2 = self.enc2(e1)  # (N, 2w, H/2, W/2)
+        e3 = self.enc3(e2)  # (N, 4w, H/4, W/4)
+        m = self.middle(self.enc4(e3))  # (N, 4w, H/8, W/8)
+        d3 = self.dec3(torch.cat([self.up(m), e3], dim=1))  # (N, 4w, H/4, W/4)
+        d2 = self.dec2(torch.cat([self.up(d3), e2], dim=1))  # (N, 2w, H/2, W/2)
+        d1 = self.dec1(torch.cat([self.up(d2), e1], dim=1))  # (N, w/2, H, W)
+        y = self.tail(d1)[..., :h, :w]  # (N, 3, H, W)
+        return mask * (filled + y) + (1.0 - mask) * image
+
+
+INPAINT_ARCHS = {"iizuka": CompletionNet, "unet": InpaintUNet}
+
+
 # ----------------------------------------------------------------------------- discriminator
 
 
@@ -238,7 +286,7 @@ def build_restorer(cfg: RestoreConfig) -> nn.Module:
     if cfg.task == "denoise":
         return DnCNN(m.width, m.blocks, m.noise_map)
     if cfg.task == "inpaint":
-        return CompletionNet(m.width, m.blocks, cfg.degrade.fill)
+        return INPAINT_ARCHS[m.arch](m.width, m.blocks, cfg.degrade.fill)
     raise ValueError(f"unknown task {cfg.task!r}")
 
 

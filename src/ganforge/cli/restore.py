@@ -37,7 +37,7 @@ def resolve_restorer(name: str, task: str, *, scale, sigma, device: str, tile: i
                      self_ensemble: bool = False):
     """A classical method name or a model folder -> a restorer for ``task``. ``work_scale``
     (inpainting models): the factor the image is shrunk by before the network runs;
-    ``self_ensemble`` (models): the mean over the 8 rotations / flips of the input."""
+    ``self_ensemble`` (models): the mean over the 8 rotations / flips of the input (the 2 flips for a net trained with data.rotate=false)."""
     from ganforge.apps.classical import CLASSICAL, make_classical
 
     if name in CLASSICAL:

@@ -76,7 +76,7 @@ WORK_SCALE_OPTION = click.option(
 
 SELF_ENSEMBLE_OPTION = click.option(
     "--self-ensemble", is_flag=True,
-    help="Models: average the outputs on the 8 rotations / flips of the input (EDSR+; 8x slower).")
+    help="Models: average the outputs on the 8 rotations / flips of the input (EDSR+; 8x slower; the 2 flips for a net trained with data.rotate=false).")
 
 
 def make_apply_cmd(task: str) -> click.Command:
