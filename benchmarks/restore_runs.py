@@ -14,6 +14,7 @@
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-anneal-mix     # 35 min
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-unet          # 80 min
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-unet-upright  # 80 min
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/restore_runs.py train inpaint-unet[-upright]-l2  # 25 min, after it
     .venv/bin/python benchmarks/restore_runs.py eval     # prints each `ganforge ... eval` command, then runs it
 
 Each run is exactly ``ganforge <task> train --preset P --data D --set ...`` with the overrides
@@ -101,6 +102,13 @@ RUNS = {
         "model.arch=unet", "data.rotate=false", "degrade.mask_kinds=center", "data.patch_size=32", "data.val_images=64",
         "train.batch_size=32", "train.total_steps=200000", "train.adv_steps=0", "loss.adv_weight=0", "train.max_minutes=80",
         "train.val_every=1000", "train.log_every=200", *CPU_BF16]),
+    # then (as inpaint-anneal) a second, L2 cosine cycle from lr 1e-4 for 25 minutes
+    **{f"{run}-l2": ("inpaint", "inpaint-center", SHARED / "cifar10-train20k.zip", [
+        "model.arch=unet", f"data.rotate={'false' if 'upright' in run else 'true'}", "degrade.mask_kinds=center",
+        "data.patch_size=32", "data.val_images=64", "train.batch_size=32", "train.total_steps=200000", "train.adv_steps=0",
+        "loss.adv_weight=0", "loss.pixel=l2", "optim.lr=1e-4", "train.seed=1", "train.max_minutes=25",
+        f"train.init_from={OUT / run}", "train.val_every=500", "train.log_every=100", *CPU_BF16])
+       for run in ("inpaint-unet", "inpaint-unet-upright")},
     # adversarial fine-tuning of the "sr" run: phase 1 skipped (total_steps=0), D feature matching
     "srgan": ("sr", "srgan-x4", SHARED / "restoration" / "sun_hays80", [
         "model.width=32", "model.blocks=8", "model.d_width=32", "data.patch_size=96", "train.batch_size=16",
@@ -147,6 +155,14 @@ def evaluate() -> None:
                                 "--mask", "center", "--compare", "telea"]
     cmds["inpaint-cifar"] = ["inpaint", "eval", str(OUT / "inpaint"), "--data", str(SHARED / "cifar10-test10k.zip"),
                              "--mask", "center", "--max-images", "1000", "--compare", "telea"]
+    # tenth session: the U-Net runs, single pass and self-ensemble, CIFAR 1000 and Set14 crops at F = 32/240
+    for run in ("inpaint-unet", "inpaint-unet-upright", "inpaint-unet-l2"):
+        for se in ([], ["--self-ensemble"]):
+            tag = run + ("-se" if se else "")
+            cmds[f"{tag}-cifar"] = ["inpaint", "eval", str(OUT / run), "--data", str(SHARED / "cifar10-test10k.zip"),
+                                    "--mask", "center", "--max-images", "1000", "--compare", "telea", *se]
+            cmds[f"{tag}-Set14"] = ["inpaint", "eval", str(OUT / run), "--data", str(SHARED / "sr" / "Set14"), "--crop", "240",
+                                    "--mask", "center", "--work-scale", "0.1333", "--compare", "telea", *se]
     (OUT / "eval").mkdir(parents=True, exist_ok=True)
     for name, cmd in cmds.items():
         full = [sys.executable, "-m", "ganforge", *cmd, "--json"]
