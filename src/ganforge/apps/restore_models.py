@@ -13,6 +13,7 @@ fresh network is exactly that estimate and training only has to learn the correc
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -147,7 +148,30 @@ def fill_holes(image: Tensor, mask: Tensor, fill: str) -> Tensor:
     return image * known + mean * mask
 
 
-class CompletionNet(nn.Module):
+class _Completion(nn.Module):
+    """What every inpainting net shares: the input (hole-filled image - 0.5, mask), replicate
+    padding to a multiple of ``multiple``, a zero-initialised ``tail`` adding a residual to the
+    filled holes, and the composite that passes the known pixels through exactly. Subclasses
+    define ``body`` (and set fill, multiple, tail)."""
+
+    fill: str
+    multiple: int
+    tail: nn.Conv2d
+    body: Callable[[Tensor], Tensor]  # (N, 4, H, W) padded -> (N, C, H, W) features for the tail
+
+    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
+        # image (N, 3, H, W) in [0, 1] (hole values are ignored); mask (N, 1, H, W), 1 = missing
+        h, w = image.shape[-2:]
+        filled = fill_holes(image, mask, self.fill)
+        x = torch.cat([filled - 0.5, mask], dim=1)  # (N, 4, H, W)
+        ph, pw = -h % self.multiple, -w % self.multiple
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        y = self.tail(self.body(x))[..., :h, :w]  # (N, 3, H, W)
+        return mask * (filled + y) + (1.0 - mask) * image
+
+
+class CompletionNet(_Completion):
     """Iizuka et al. 2017 ("Globally and Locally Consistent Image Completion") completion network,
     scaled by ``width``: an encoder down to 1/4 resolution, ``blocks`` dilated 3x3 convs (dilation
     2, 4, 8, ...; they widen the receptive field without losing resolution), a decoder back up
@@ -163,7 +187,7 @@ class CompletionNet(nn.Module):
         super().__init__()
         w1, w2, w4 = width, 2 * width, 4 * width
         act = nn.ELU
-        self.fill = fill
+        self.fill, self.multiple = fill, 4
         self.encoder = nn.Sequential(
             _conv(channels + 1, w1, 5), act(),
             _conv(w1, w2, 3, stride=2), act(), _conv(w2, w2), act(),  # 1/2
@@ -178,19 +202,11 @@ class CompletionNet(nn.Module):
         _he_init(self)
         self.tail = _zero_head(max(w1 // 2, 1), channels)
 
-    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
-        # image (N, 3, H, W) in [0, 1] (hole values are ignored); mask (N, 1, H, W), 1 = missing
-        h, w = image.shape[-2:]
-        filled = fill_holes(image, mask, self.fill)
-        x = torch.cat([filled - 0.5, mask], dim=1)  # (N, 4, H, W)
-        ph, pw = -h % 4, -w % 4
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        y = self.tail(self.decoder(self.dilated(self.encoder(x))))[..., :h, :w]  # (N, 3, H, W)
-        return mask * (filled + y) + (1.0 - mask) * image
+    def body(self, x: Tensor) -> Tensor:  # (N, 4, H, W), H and W multiples of 4 -> (N, w/2, H, W)
+        return self.decoder(self.dilated(self.encoder(x)))
 
 
-class InpaintUNet(nn.Module):
+class InpaintUNet(_Completion):
     """A U-Net completion net: the CompletionNet's input, compositing and ELU, but three stride-2
     levels (down to 1/8) with skip connections from each encoder level to the decoder, and the
     ``blocks`` dilated convs (dilation 1, 2, 4, ...) at 1/8. The skips carry the full-resolution
@@ -203,7 +219,7 @@ class InpaintUNet(nn.Module):
         super().__init__()
         w1, w2, w4 = width, 2 * width, 4 * width
         act = nn.ELU
-        self.fill = fill
+        self.fill, self.multiple = fill, 8
         self.enc1 = nn.Sequential(_conv(channels + 1, w1, 5), act(), _conv(w1, w1), act())  # 1/1
         self.enc2 = nn.Sequential(_conv(w1, w2, 3, stride=2), act(), _conv(w2, w2), act())  # 1/2
         self.enc3 = nn.Sequential(_conv(w2, w4, 3, stride=2), act(), _conv(w4, w4), act())  # 1/4
@@ -216,23 +232,14 @@ class InpaintUNet(nn.Module):
         _he_init(self)
         self.tail = _zero_head(max(w1 // 2, 1), channels)
 
-    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
-        # image (N, 3, H, W) in [0, 1] (hole values are ignored); mask (N, 1, H, W), 1 = missing
-        h, w = image.shape[-2:]
-        filled = fill_holes(image, mask, self.fill)
-        x = torch.cat([filled - 0.5, mask], dim=1)  # (N, 4, H, W)
-        ph, pw = -h % 8, -w % 8
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    def body(self, x: Tensor) -> Tensor:  # (N, 4, H, W), H and W multiples of 8 -> (N, w/2, H, W)
         e1 = self.enc1(x)  # (N, w, H, W)
         e2 = self.enc2(e1)  # (N, 2w, H/2, W/2)
         e3 = self.enc3(e2)  # (N, 4w, H/4, W/4)
         m = self.middle(self.enc4(e3))  # (N, 4w, H/8, W/8)
         d3 = self.dec3(torch.cat([self.up(m), e3], dim=1))  # (N, 4w, H/4, W/4)
         d2 = self.dec2(torch.cat([self.up(d3), e2], dim=1))  # (N, 2w, H/2, W/2)
-        d1 = self.dec1(torch.cat([self.up(d2), e1], dim=1))  # (N, w/2, H, W)
-        y = self.tail(d1)[..., :h, :w]  # (N, 3, H, W)
-        return mask * (filled + y) + (1.0 - mask) * image
+        return self.dec1(torch.cat([self.up(d2), e1], dim=1))  # (N, w/2, H, W)
 
 
 INPAINT_ARCHS = {"iizuka": CompletionNet, "unet": InpaintUNet}
