@@ -117,7 +117,7 @@ class Restorer:
 
     ``self_ensemble``: the mean of the network's outputs on the 8 rotations / flips of the input,
     each transformed back ("geometric self-ensemble", Lim et al. 2017, EDSR+); 8x the compute.
-    A net trained without rotations (data.rotate=false) averages the 2 flips only.
+    A net trained without rotations (data.rotate=false or data.augment=false) averages the 2 flips only.
     """
 
     def __init__(self, net: nn.Module, cfg: RestoreConfig, *, device: str | torch.device = "cpu", tile: int = 0,
@@ -140,7 +140,8 @@ class Restorer:
         self.net = net.to(self.device).eval()
         self.tile, self.overlap, self.work_scale = tile, overlap, work_scale
         self.self_ensemble = bool(self_ensemble)
-        self.ensemble_size = 8 if cfg.data.rotate else 2  # transforms averaged by self_ensemble
+        # transforms averaged by self_ensemble: no rotations for a net that never saw any
+        self.ensemble_size = 8 if cfg.data.augment and cfg.data.rotate else 2
 
     def _forward(self, x: Tensor) -> Tensor:
         # x: (N, 3, h, w), or (N, 4, H, W) for inpainting with the mask as the 4th channel
@@ -160,18 +161,16 @@ class Restorer:
         """The network on x (whole or tiled; the self-ensemble mean if asked for), fp32 in [0, 1]."""
         if not self.self_ensemble:
             return self._run_once(x).clamp(0, 1)
-        total, n = None, 0
-        # rotations by k * 90 degrees, each without and with a horizontal flip; only the flips for a
-        # net trained without rotations (data.rotate=false: upright images), which never saw them
-        rotations = range(self.ensemble_size // 2)
-        for k in rotations:
+        total = None
+        # rotations by k * 90 degrees, each without and with a horizontal flip (k = 0 only: the flips)
+        for k in range(self.ensemble_size // 2):
             for flip in (False, True):
                 t = x.rot90(k, dims=(-2, -1))
                 t = t.flip(-1) if flip else t
                 y = self._run_once(t)
                 y = (y.flip(-1) if flip else y).rot90(-k, dims=(-2, -1))  # back to x's orientation
-                total, n = (y if total is None else total + y), n + 1
-        return (total / n).clamp(0, 1)
+                total = y if total is None else total + y
+        return (total / self.ensemble_size).clamp(0, 1)
 
     def _inpaint_shrunk(self, x: Tensor, m: Tensor) -> Tensor:
         """Inpaint at work_scale: x (N, 3, H, W) with holes, m (N, 1, H, W) 1 = missing → (N, 3, H, W)
