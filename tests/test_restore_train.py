@@ -131,6 +131,67 @@ def test_sampler_is_deterministic(photos, preset):
         assert not torch.equal(x.target, z.target)
 
 
+def loop_reference_batches(photos, cfg, seed, n_batches):
+    """The sampler as first written (and as the measured runs of docs/RESTORATION_training.md drew
+    their batches): a Python loop cropping, flipping and rotating one patch at a time, then the
+    task's degradation with add_noise per image. The gathered sampler must reproduce it bit for bit."""
+    from ganforge.apps.degrade import add_noise
+    from ganforge.apps.restore_config import mask_kinds
+    from ganforge.apps.restore_models import fill_holes
+
+    g, p, d = torch.Generator().manual_seed(seed), cfg.data.patch_size, cfg.degrade
+    rand = lambda high: int(torch.randint(high, (), generator=g))  # noqa: E731
+    out = []
+    for _ in range(n_batches):
+        crops = []
+        for _ in range(cfg.train.batch_size):
+            photo = photos[rand(len(photos))]
+            top, left = rand(photo.shape[-2] - p + 1), rand(photo.shape[-1] - p + 1)
+            crop = photo[:, top : top + p, left : left + p]
+            flip, rot = rand(2), rand(4)
+            crop = crop.flip(-1) if flip else crop
+            crops.append(torch.rot90(crop, rot, dims=(-2, -1)) if cfg.data.rotate else crop)
+        target = torch.stack(crops).float() / 255.0
+        if cfg.task == "sr":
+            out.append((sr_degrade(target, d.scale), target, None, None))
+        elif cfg.task == "denoise":
+            n = len(target)
+            sig = (d.sigma_min + (d.sigma - d.sigma_min) * torch.rand(n, generator=g, dtype=torch.float64)) if d.blind \
+                else torch.full((n,), float(d.sigma), dtype=torch.float64)
+            noisy = torch.cat([add_noise(target[i : i + 1], float(s), g) for i, s in enumerate(sig.tolist())])
+            out.append((noisy, target, None, (sig / 255.0).float()))
+        else:
+            kinds = mask_kinds(cfg)
+            picks = torch.randint(len(kinds), (len(target),), generator=g).tolist() if len(kinds) > 1 else [0] * len(target)
+            mask = torch.cat([make_mask(kinds[k], 1, *target.shape[-2:], g) for k in picks])
+            out.append((fill_holes(target, mask, "zero"), target, mask, None))
+    return out
+
+
+@pytest.mark.parametrize("preset,extra", [("sr-x4", ()), ("denoise-s25", ()), ("denoise-blind", ("data.patch_size=31",)),
+                                          ("inpaint-free", ()), ("inpaint-center", ("data.rotate=false",))])
+def test_gathered_sampler_equals_the_per_patch_loop(photos, preset, extra):
+    # mixed photo sizes (photos[3] is 64 x 64), an odd patch side (31: numel not a multiple of 16,
+    # where a batched randn would draw another stream), flips-only and two-kind masks
+    cfg = tiny(preset, "train.batch_size=6", *extra)
+    sampler = PatchSampler(photos, cfg, seed=5)
+    for ref in loop_reference_batches(photos, cfg, 5, 3):
+        got = sampler.sample()
+        for name, want in zip(("inp", "target", "mask", "sigma"), ref):
+            have = getattr(got, name)
+            assert (have is None and want is None) or torch.equal(have, want), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_sampler_on_cuda_matches_cpu(photos):
+    for preset in ("sr-x4", "denoise-blind", "inpaint-free"):
+        cfg = tiny(preset)
+        cpu, gpu = PatchSampler(photos, cfg, seed=2).sample(), PatchSampler(photos, cfg, seed=2, device="cuda").sample()
+        assert gpu.target.is_cuda and torch.equal(gpu.target.cpu(), cpu.target)
+        # the float32 resize matmul may round differently on the GPU: within one 8-bit level
+        assert (gpu.inp.cpu() - cpu.inp).abs().max() <= 1 / 255 + 1e-6
+
+
 def test_sr_batch_is_sr_degrade_of_the_patch(photos):
     b = PatchSampler(photos, tiny("sr-x4"), seed=0).sample()
     assert b.target.shape == (4, 3, 32, 32) and b.inp.shape == (4, 3, 8, 8)

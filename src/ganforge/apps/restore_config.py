@@ -34,6 +34,7 @@ class RestoreDataConfig:
     max_images: int = 0  # use only the first N photos in listing order (0 = all)
     val_images: int = 4  # photos held out (the last N) for the validation pass (0 = no validation)
     val_crop: int = 256  # validation uses the centre crop of this side of each held-out photo (0 = whole photo)
+    on_device: bool = True  # keep the training photos on the training device and cut each batch there (false: on the CPU, moved per batch)
 
 
 @dataclass(frozen=True)

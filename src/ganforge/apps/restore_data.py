@@ -2,11 +2,13 @@
 degradation synthesised on the fly with ganforge.apps.degrade (the same functions evaluation uses).
 
     photos = load_photos("skimage")                   # list of uint8 (3, H, W) tensors, native size
-    sampler = PatchSampler(photos, cfg, seed=0)       # cfg: a RestoreConfig
-    batch = sampler.sample()                          # Batch(inp, target, mask, sigma), all on the CPU
+    sampler = PatchSampler(photos, cfg, seed=0, device="cuda")  # cfg: a RestoreConfig
+    batch = sampler.sample()                          # Batch(inp, target, mask, sigma) on that device
 
-One seed gives the same batches (crops, flips, noise, masks) on every run: all randomness comes
-from one torch.Generator owned by the sampler.
+One seed gives the same batches (crops, flips, noise, masks) on every run and every device: all
+randomness comes from one CPU torch.Generator owned by the sampler. With data.on_device (the default)
+the photos live on the training device and a batch is cut there in one gather, so a GPU is not
+held up by the CPU cutting and degrading patches one at a time.
 """
 
 from __future__ import annotations
@@ -119,8 +121,11 @@ class Batch:
 
 
 def degrade_batch(target: Tensor, cfg: RestoreConfig, g: torch.Generator) -> Batch:
-    """The degradation of cfg.task applied to clean patches (N, 3, H, W) in [0, 1]."""
-    d = cfg.degrade
+    """The degradation of cfg.task applied to clean patches (N, 3, H, W) in [0, 1], on target's device.
+
+    The random draws come from the CPU generator ``g`` in a fixed order whatever the device (noise and
+    masks are drawn on the CPU and moved once), so a seed gives the same batch on CPU and GPU."""
+    d, dev = cfg.degrade, target.device
     if cfg.task == "sr":
         return Batch(sr_degrade(target, d.scale), target, None, None)
     if cfg.task == "denoise":
@@ -128,51 +133,89 @@ def degrade_batch(target: Tensor, cfg: RestoreConfig, g: torch.Generator) -> Bat
             sig = d.sigma_min + (d.sigma - d.sigma_min) * torch.rand(target.shape[0], generator=g, dtype=torch.float64)
         else:
             sig = torch.full((target.shape[0],), float(d.sigma), dtype=torch.float64)
-        noisy = torch.cat([add_noise(target[i : i + 1], float(s), g) for i, s in enumerate(sig.tolist())])
-        return Batch(noisy, target, None, (sig / 255.0).float())
+        # add_noise's draws, one image at a time (the stream of a batched randn differs for some sizes),
+        # then one move: noisy = target + noise * sigma / 255, unclipped
+        noise = torch.cat([torch.randn((1, *target.shape[1:]), generator=g, dtype=target.dtype) for _ in range(len(sig))])
+        scale = (sig / 255.0).to(target.dtype)  # (N,)
+        noisy = target + noise.to(dev) * scale.to(dev).view(-1, 1, 1, 1)
+        return Batch(noisy, target, None, scale.to(dev))
     n, _, h, w = target.shape
     kinds = mask_kinds(cfg)
     picks = torch.randint(len(kinds), (n,), generator=g).tolist() if len(kinds) > 1 else [0] * n
-    mask = torch.cat([make_mask(kinds[k], 1, h, w, g) for k in picks])  # (N, 1, H, W)
+    mask = torch.cat([make_mask(kinds[k], 1, h, w, g) for k in picks]).to(dev)  # (N, 1, H, W), drawn on the CPU
     return Batch(fill_holes(target, mask, "zero"), target, mask, None)  # holes hold no information
+
+
+def _variant_grids(p: int) -> Tensor:
+    """(8, 2, p, p) int64: for augmentation variant v = 4 flip + rot, the (row, col) in the crop that
+    each output pixel reads. Built by applying the flip and rotation to a grid of coordinates, so a
+    gathered patch equals ``rot90(flip(crop), rot)`` exactly."""
+    grid = torch.stack(torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij"))  # (2, p, p)
+    out = []
+    for flip in (0, 1):
+        for rot in range(4):
+            v = grid.flip(-1) if flip else grid
+            out.append(torch.rot90(v, rot, dims=(-2, -1)))
+    return torch.stack(out)
 
 
 class PatchSampler:
     """Random patches of ``patch_size`` from uint8 photos, augmented with flips and 90-degree
-    rotations (flips only with data.rotate=false), then degraded for the task. ``sample()`` -> Batch on the CPU."""
+    rotations (flips only with data.rotate=false), then degraded for the task. ``sample()`` -> Batch
+    on ``device``.
 
-    def __init__(self, photos: list[Tensor], cfg: RestoreConfig, *, seed: int = 0):
+    The photos are held as one (pixels, 3) uint8 table on ``device`` (no padding, so photos of any
+    mix of sizes cost their own bytes). Per patch five integers are drawn on the CPU generator
+    (photo, top, left, flip, rotation: the same stream on every device); the batch is then one
+    gather of pixel rows from the table, with the flip and rotation folded into the row index."""
+
+    def __init__(self, photos: list[Tensor], cfg: RestoreConfig, *, seed: int = 0, device: str | torch.device = "cpu"):
         if not photos:
             raise UsageError("no training photos")
-        self.photos = photos
         self.cfg = cfg
         self.size = cfg.data.patch_size
         self.batch_size = cfg.train.batch_size
         self.augment = cfg.data.augment
         self.rotate = cfg.data.rotate
         self.g = torch.Generator().manual_seed(seed)
-        # Same-sized photos (e.g. CIFAR) stack into one (N, 3, H, W) tensor: one gather per batch.
-        same = len({tuple(p.shape) for p in photos}) == 1
-        self.stack = torch.stack(photos) if same else None
+        self.device = torch.device(device)
+        self.shapes = [tuple(p.shape[-2:]) for p in photos]  # (H, W) per photo, for the CPU draws
+        pixels = torch.tensor([h * w for h, w in self.shapes])
+        # (sum H W, 3) uint8: every photo's pixels in row-major order, one row per pixel
+        self.pixels = torch.cat([p.permute(1, 2, 0).reshape(-1, 3) for p in photos]).to(self.device)
+        self.first = (torch.cumsum(pixels, 0) - pixels).to(self.device)  # (n_photos,) row of each photo's first pixel
+        self.widths = torch.tensor([w for _, w in self.shapes]).to(self.device)  # (n_photos,)
+        self.grids = _variant_grids(self.size).to(self.device)  # (8, 2, P, P)
 
     def _randint(self, high: int) -> int:
         return int(torch.randint(high, (), generator=self.g))
 
-    def patches(self) -> Tensor:
-        """(N, 3, P, P) float in [0, 1]."""
-        n, p = self.batch_size, self.size
-        out = torch.empty(n, 3, p, p, dtype=torch.uint8)
-        for i in range(n):
-            photo = self.photos[self._randint(len(self.photos))] if self.stack is None else self.stack[self._randint(len(self.stack))]
-            h, w = photo.shape[-2:]
+    def draws(self) -> Tensor:
+        """(N, 4) int64 on the CPU: photo, top, left, variant (4 flip + rot) of each patch."""
+        p, rows = self.size, []
+        for _ in range(self.batch_size):
+            k = self._randint(len(self.shapes))
+            h, w = self.shapes[k]
             top, left = self._randint(h - p + 1), self._randint(w - p + 1)
-            patch = photo[:, top : top + p, left : left + p]
+            variant = 0
             if self.augment:
                 flip, rot = self._randint(2), self._randint(4)  # both drawn either way: same stream
-                patch = patch.flip(-1) if flip else patch
-                patch = torch.rot90(patch, rot, dims=(-2, -1)) if self.rotate else patch
-            out[i] = patch
-        return out.float() / 255.0
+                variant = 4 * flip + (rot if self.rotate else 0)
+            rows.append((k, top, left, variant))
+        return torch.tensor(rows, dtype=torch.int64)
+
+    def patches(self) -> Tensor:
+        """(N, 3, P, P) float in [0, 1] on the sampler's device."""
+        n, p = self.batch_size, self.size
+        k, top, left, variant = self.draws().to(self.device).unbind(1)  # each (N,)
+        grid = self.grids[variant]  # (N, 2, P, P): source (row, col) inside the crop
+        width = self.widths[k].view(-1, 1, 1)
+        corner = (self.first[k] + top * self.widths[k] + left).view(-1, 1, 1)  # (N, 1, 1) row of each crop's corner
+        rows = (corner + grid[:, 0] * width + grid[:, 1]).view(-1)  # (N P P,)
+        # index_select of whole 3-byte pixels: on the CPU about 7 ms for 32 x 128 px (the old per-patch
+        # loop: 4 ms; both under 1 % of a CPU training step), on a GPU one kernel instead of ~100
+        crops = self.pixels.index_select(0, rows).view(n, p, p, 3)
+        return crops.permute(0, 3, 1, 2).contiguous().float() / 255.0  # (N, 3, P, P)
 
     def sample(self) -> Batch:
         return degrade_batch(self.patches(), self.cfg, self.g)

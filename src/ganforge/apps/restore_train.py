@@ -198,11 +198,12 @@ def train_restorer(cfg: RestoreConfig, *, out: str | Path | None = None, runs_ro
         torch.set_num_threads(t.threads)
     torch.manual_seed(t.seed)  # weight init; the sampler and degradations have their own generator
 
-    # --- data: uint8 photos in memory; patches degraded on the fly (CPU), moved per batch
+    # --- data: uint8 photos on the training device (data.on_device) or the CPU; patches cut and
+    # degraded on the fly there from CPU-drawn random numbers (the same batches on either)
     if photos is None:
         photos = load_photos(cfg.data.source, max_images=cfg.data.max_images)
     train_photos, val_photos = split_photos(photos, cfg.data.val_images, cfg.data.patch_size)
-    sampler = PatchSampler(train_photos, cfg, seed=t.seed)
+    sampler = PatchSampler(train_photos, cfg, seed=t.seed, device=device if cfg.data.on_device else "cpu")
     val_set = validation_set(val_photos, cfg)
     scale = cfg.degrade.scale if cfg.task == "sr" else 1
 
@@ -276,7 +277,7 @@ def train_restorer(cfg: RestoreConfig, *, out: str | Path | None = None, runs_ro
                     log.info("%s phase: time budget reached after %d of %d steps", phase.name, step, phase.steps)
                     break
                 factor = lr_factor(cfg.optim.schedule, progress, step, cfg.optim.step_every, cfg.optim.step_gamma)
-                batch = sampler.sample().to(device)  # degraded on the CPU, then moved
+                batch = sampler.sample().to(device)  # a no-op with data.on_device
                 stats = phase.step(batch, factor)
                 if ema is not None:
                     ema.update(G)
