@@ -102,6 +102,8 @@ class RestoreTrainConfig:
 class RestorePerfConfig:
     precision: str = "auto"  # fp32 | bf16 (autocast; losses in fp32) | auto (bf16 where the hardware has it)
     channels_last: bool = True  # NHWC memory format (faster on CUDA and on AVX512-BF16 CPUs)
+    fused_optim: bool = False  # fused Adam: one kernel updates every parameter (CUDA; CPU since torch 2.4)
+    cudnn_benchmark: bool = True  # CUDA: cuDNN times its conv algorithms once per input shape and keeps the fastest
 
 
 @dataclass(frozen=True)

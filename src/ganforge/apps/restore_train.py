@@ -95,7 +95,8 @@ class Phase:
 
 
 def _optimizer(params, lr: float, cfg: RestoreConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
+    fused = {"fused": True} if cfg.perf.fused_optim else {}  # the same update, one kernel for all parameters
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.optim.beta1, cfg.optim.beta2), **fused)
 
 
 def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
@@ -196,6 +197,8 @@ def train_restorer(cfg: RestoreConfig, *, out: str | Path | None = None, runs_ro
     device = resolve_device(t.device)
     if t.threads:
         torch.set_num_threads(t.threads)
+    if device.type == "cuda":  # patches have one fixed shape: time the conv algorithms once, keep the fastest
+        torch.backends.cudnn.benchmark = cfg.perf.cudnn_benchmark
     torch.manual_seed(t.seed)  # weight init; the sampler and degradations have their own generator
 
     # --- data: uint8 photos on the training device (data.on_device) or the CPU; patches cut and
