@@ -120,6 +120,14 @@ class Batch:
         return Batch(move(self.inp), move(self.target), move(self.mask), move(self.sigma))
 
 
+def to_device(t: Tensor, device: torch.device) -> Tensor:
+    """A CPU tensor moved to ``device``. To CUDA through pinned memory without blocking: a pageable copy
+    would make the host wait for every queued kernel each step, so it could never run ahead of the GPU."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def degrade_batch(target: Tensor, cfg: RestoreConfig, g: torch.Generator) -> Batch:
     """The degradation of cfg.task applied to clean patches (N, 3, H, W) in [0, 1], on target's device.
 
@@ -137,12 +145,12 @@ def degrade_batch(target: Tensor, cfg: RestoreConfig, g: torch.Generator) -> Bat
         # then one move: noisy = target + noise * sigma / 255, unclipped
         noise = torch.cat([torch.randn((1, *target.shape[1:]), generator=g, dtype=target.dtype) for _ in range(len(sig))])
         scale = (sig / 255.0).to(target.dtype)  # (N,)
-        noisy = target + noise.to(dev) * scale.to(dev).view(-1, 1, 1, 1)
-        return Batch(noisy, target, None, scale.to(dev))
+        scale = to_device(scale, dev)
+        return Batch(target + to_device(noise, dev) * scale.view(-1, 1, 1, 1), target, None, scale)
     n, _, h, w = target.shape
     kinds = mask_kinds(cfg)
     picks = torch.randint(len(kinds), (n,), generator=g).tolist() if len(kinds) > 1 else [0] * n
-    mask = torch.cat([make_mask(kinds[k], 1, h, w, g) for k in picks]).to(dev)  # (N, 1, H, W), drawn on the CPU
+    mask = to_device(torch.cat([make_mask(kinds[k], 1, h, w, g) for k in picks]), dev)  # (N, 1, H, W), drawn on the CPU
     return Batch(fill_holes(target, mask, "zero"), target, mask, None)  # holes hold no information
 
 
@@ -207,7 +215,7 @@ class PatchSampler:
     def patches(self) -> Tensor:
         """(N, 3, P, P) float in [0, 1] on the sampler's device."""
         n, p = self.batch_size, self.size
-        k, top, left, variant = self.draws().to(self.device).unbind(1)  # each (N,)
+        k, top, left, variant = to_device(self.draws(), self.device).unbind(1)  # each (N,)
         grid = self.grids[variant]  # (N, 2, P, P): source (row, col) inside the crop
         width = self.widths[k].view(-1, 1, 1)
         corner = (self.first[k] + top * self.widths[k] + left).view(-1, 1, 1)  # (N, 1, 1) row of each crop's corner
