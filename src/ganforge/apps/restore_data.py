@@ -144,8 +144,7 @@ def degrade_batch(target: Tensor, cfg: RestoreConfig, g: torch.Generator) -> Bat
         # add_noise's draws, one image at a time (the stream of a batched randn differs for some sizes),
         # then one move: noisy = target + noise * sigma / 255, unclipped
         noise = torch.cat([torch.randn((1, *target.shape[1:]), generator=g, dtype=target.dtype) for _ in range(len(sig))])
-        scale = (sig / 255.0).to(target.dtype)  # (N,)
-        scale = to_device(scale, dev)
+        scale = to_device((sig / 255.0).to(target.dtype), dev)  # (N,)
         return Batch(target + to_device(noise, dev) * scale.view(-1, 1, 1, 1), target, None, scale)
     n, _, h, w = target.shape
     kinds = mask_kinds(cfg)
@@ -220,8 +219,8 @@ class PatchSampler:
         width = self.widths[k].view(-1, 1, 1)
         corner = (self.first[k] + top * self.widths[k] + left).view(-1, 1, 1)  # (N, 1, 1) row of each crop's corner
         rows = (corner + grid[:, 0] * width + grid[:, 1]).view(-1)  # (N P P,)
-        # index_select of whole 3-byte pixels: on the CPU about 7 ms for 32 x 128 px (the old per-patch
-        # loop: 4 ms; both under 1 % of a CPU training step), on a GPU one kernel instead of ~100
+        # index_select of whole 3-byte pixels: on the CPU as fast as the old per-patch loop (0.8-1.3x,
+        # docs/BENCHMARKS.md), on a GPU one kernel instead of ~100 small copies
         crops = self.pixels.index_select(0, rows).view(n, p, p, 3)
         return crops.permute(0, 3, 1, 2).contiguous().float() / 255.0  # (N, 3, P, P)
 

@@ -143,7 +143,6 @@ def run_stacked_trial(method: str, steps: int, seed: int, run_dir: Path, clf: nn
     (the EMA copy the preset keeps). Returns (stats, 64 sample images for the grid)."""
     from ganforge.training import train
     from ganforge.training.checkpoint import load_generator
-
     from ganforge.training.loop import resolve_device
 
     cfg = stacked_config(method, steps, seed, tuple(overrides) + (f"train.device={device}",))
