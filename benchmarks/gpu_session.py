@@ -49,12 +49,18 @@ JOBS = ("sr", "denoise", "inpaint", "stacked")
 SMOKE = ["model.width=8", "model.blocks=2", "data.patch_size=32", "train.batch_size=4", "data.val_crop=64"]
 
 
+def usage_error(message: str) -> None:
+    """A one-line error and exit code 2, as every ganforge entry point does for a user's mistake."""
+    print(f"gpu_session: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def prepare() -> None:
     data = GPU_DIR / "data"
     data.mkdir(parents=True, exist_ok=True)
     for name, src in DATA.items():
         if not src.exists():
-            sys.exit(f"prepare: {src} is missing (it comes from ../shared/data)")
+            usage_error(f"prepare: {src} is missing (it comes from ../shared/data)")
         dst = data / name
         if not dst.exists():
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
@@ -185,7 +191,7 @@ def run(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     runs = Path(args.runs)
     if runs.exists() and any(runs.iterdir()):
-        sys.exit(f"--runs {runs} is not empty: give a new folder")
+        usage_error(f"--runs {runs} is not empty: give a new folder (nothing is overwritten)")
     data = Path(args.data)
     commit_file = GPU_DIR / "commit.txt"
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "torch": torch.__version__,

@@ -98,4 +98,4 @@ def test_smoke_plan_runs_on_cpu_and_reports(data, tmp_path):
     again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_session.py"), "run", "--out", str(out),
                             "--runs", str(tmp_path / "runs"), "--data", str(data), "--device", "cpu", "--smoke"],
                            capture_output=True, text=True, timeout=60)
-    assert again.returncode != 0 and "is not empty" in again.stderr
+    assert again.returncode == 2 and "is not empty" in again.stderr
