@@ -24,13 +24,17 @@ BENCHMARK_NAMES = ("ring8", "grid25", "stacked-mnist")
               help="2D: a ToyConfig field (e.g. lr_decay_frac=0.3); stacked-mnist: a run-config key (e.g. train.batch_size=128). Repeatable.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("modes-out"), show_default=True,
               help="Folder for scatter plots / sample grids (and Stacked MNIST run folders, which must be new).")
+@click.option("--save", type=click.Path(path_type=Path), default=None,
+              help="2D: keep the trained trials (and DRS's calibrated D) in this new or empty folder, for --rescore.")
+@click.option("--rescore", type=click.Path(path_type=Path), default=None,
+              help="2D: score a --save folder again without training; only --set drs_percentile=P may change.")
 @click.option("--all", "run_all", is_flag=True, help="Every method on ring8 and grid25: the markdown comparison table.")
 @click.option("--with-stacked-mnist", "with_stacked", is_flag=True,
               help="With --all: add every Stacked MNIST method (slow on CPU: minutes per trial).")
 @click.option("--device", default="auto", show_default=True, help="Stacked MNIST training device: auto | cpu | cuda (2D runs on CPU).")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def modes_cmd(benchmark, method, trials, steps, seed, sets, out, run_all, with_stacked, device, threads, as_json) -> None:
+def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, run_all, with_stacked, device, threads, as_json) -> None:
     """Measure mode collapse on VEEGAN/PacGAN's 2D ring (8 modes), grid (25 modes) or Stacked MNIST (1000 modes).
 
     Prints modes captured, high-quality fraction (2D) and reverse KL, mean ± standard error
@@ -45,6 +49,8 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, run_all, with_s
       ganforge modes --benchmark stacked-mnist --method pacgan --trials 2 --steps 2000
       ganforge modes --all --trials 3 --steps 1000
       ganforge modes --all --with-stacked-mnist --trials 2
+      ganforge modes --benchmark ring8 --method best-pack --steps 20000 --set drs_steps=3000 --save runs/r8
+      ganforge modes --rescore runs/r8 --set drs_percentile=80 --json
     """
     import torch
 
@@ -63,7 +69,17 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, run_all, with_s
         raise UsageError("--with-stacked-mnist goes with --all (for one Stacked MNIST row use --benchmark stacked-mnist)")
     if run_all and sets:
         raise UsageError("--set applies to one benchmark: use it without --all")
+    if (save or rescore) and (run_all or benchmark == "stacked-mnist"):
+        raise UsageError("--save / --rescore apply to one 2D benchmark (ring8 or grid25), not to --all or stacked-mnist")
+    if save and rescore:
+        raise UsageError("--save trains and keeps trials, --rescore scores kept ones: give one of them")
     torch.set_num_threads(threads)
+    if rescore:
+        from ganforge.modes.saved import rescore_trials
+
+        result = rescore_trials(rescore, parse_sets(sets) if sets else {})
+        click.echo(json.dumps(result.summary(), indent=2) if as_json else f"{TABLE_HEADER}\n{result.row()}")
+        return
     if run_all:
         pairs = [(b, m) for b in ("ring8", "grid25") for m in METHODS]
         pairs += [("stacked-mnist", m) for m in STACKED_METHODS] if with_stacked else []
@@ -81,7 +97,7 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, run_all, with_s
             stacked_sets = (*sets, f"train.threads={threads}")
             results.append(run_stacked(m, trials, steps or STACKED_STEPS, seed, out, stacked_sets, device))
         else:
-            results.append(run_benchmark(b, m, trials=trials, steps=steps or DEFAULT_STEPS, seed=seed, out=out, overrides=toy_sets))
+            results.append(run_benchmark(b, m, trials=trials, steps=steps or DEFAULT_STEPS, seed=seed, out=out, overrides=toy_sets, save=save))
     if as_json:
         payload = [r.summary() for r in results]
         click.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))

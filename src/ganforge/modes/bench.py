@@ -15,6 +15,7 @@ from ganforge.modes.drs import calibrate_discriminator, check_drs, drs_sample
 from ganforge.modes.ensemble import generate_ensemble, train_ensemble
 from ganforge.modes.methods import get_method, toy_overrides
 from ganforge.modes.metrics import ModeStats, mode_stats
+from ganforge.modes.saved import check_save_dir, save_trials, trial_meta
 from ganforge.modes.toy import BENCHMARKS, Benchmark
 
 N_EVAL_SAMPLES = 2500  # generated samples scored per trial (VEEGAN / PacGAN)
@@ -53,6 +54,7 @@ class BenchResult:
     def summary(self) -> dict:
         out: dict = {"benchmark": self.benchmark, "method": self.method, "trials": len(self.trials), "steps": self.steps}
         out.update(_means(self.trials))
+        out["per_trial"] = [{"modes": t.modes, "hq": t.hq, "kl": t.kl} for t in self.trials]
         if self.before_drs is not None:  # the same G's numbers without DRS, from the same run
             out["before_drs"] = _means(self.before_drs)
             out["drs_acceptance_mean"], out["drs_acceptance_se"] = mean_se(self.drs_acceptance)
@@ -93,12 +95,14 @@ def run_benchmark(
     seed: int = 0,
     out: Path | None = None,
     overrides: dict | None = None,
+    save: Path | None = None,
 ) -> BenchResult:
     """Trial t trains with seed `seed + t` and scores 2,500 samples drawn with seed 10000 + seed + t;
     all trials train at once as one batched ensemble (ensemble.py). `overrides` are ToyConfig
     fields applied after the method's. Plots go to `out` if given. With ``drs_steps > 0`` the scored
     samples come from discriminator rejection sampling (drs.py; latents and uniforms seeded as the
-    plain samples), and the plain samples' numbers are kept in ``before_drs``."""
+    plain samples), and the plain samples' numbers are kept in ``before_drs``. With `save` (a new or
+    empty folder) the trained trials (and calibrated D) are kept for ``saved.rescore_trials``."""
     if trials < 1:
         raise UsageError(f"--trials must be at least 1, got {trials}")
     if steps < 1:
@@ -106,18 +110,23 @@ def run_benchmark(
     bench, meth = get_benchmark(benchmark), get_method(method)
     cfg = toy_overrides(meth.config(steps), overrides or {})
     check_drs(cfg)
+    if save is not None:
+        check_save_dir(save)  # before hours of training, not after
     seeds = [seed + t for t in range(trials)]
     t0, c0 = time.perf_counter(), time.process_time()
     ens = train_ensemble(bench, cfg, seeds)
     samples = list(generate_ensemble(ens, N_EVAL_SAMPLES, [10_000 + s for s in seeds]))  # T × (2500, 2)
     stats = [mode_stats(x, bench) for x in samples]
-    before, acceptance = None, None
+    before, acceptance, d_params = None, None, None
     if cfg.drs_steps > 0:
         before = stats
-        drs = drs_sample(ens, calibrate_discriminator(ens, bench, cfg, seeds), cfg, N_EVAL_SAMPLES, [10_000 + s for s in seeds])
+        d_params = calibrate_discriminator(ens, bench, cfg, seeds)
+        drs = drs_sample(ens, d_params, cfg, N_EVAL_SAMPLES, [10_000 + s for s in seeds])
         samples, acceptance = list(drs.samples), drs.acceptance
         stats = [mode_stats(x, bench) for x in samples]
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if save is not None:
+        save_trials(save, trial_meta(benchmark, method, steps, seeds, overrides, cfg), ens, d_params)
     result = BenchResult(benchmark, method, steps, stats, wall / trials, overrides or None, cpu, before, acceptance)
     if out is not None:
         plot_samples(bench, samples, stats, Path(out) / f"{benchmark}-{method}.png", title=f"{benchmark} · {method}" + (" + DRS" if before is not None else ""))

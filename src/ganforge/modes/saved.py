@@ -1,0 +1,106 @@
+"""Keep a 2D benchmark run's trained trials, and score them again without training.
+
+A 20,000-step ring8 trial costs ~18 CPU minutes; DRS's γ (``drs_percentile``) acts only after
+training. ``save_trials`` writes the trained generators (stacked over trials), their batch-norm
+buffers and, with DRS, the calibrated discriminators, as ``trials.safetensors`` beside a
+``config.json`` (benchmark, method, seeds, the full ToyConfig). ``rescore_trials`` loads them and
+draws the 2,500 scored samples again — with the same sampling seeds (10000 + seed), so at the saved
+``drs_percentile`` it reproduces the run's numbers exactly — at any other percentile.
+
+Tensor keys: ``g.<name>`` (T, …) generator parameters, ``bn.<name>`` (T, 1, F) running stats,
+``drs_d.<name>`` (T, …) the calibrated D (only when drs_steps > 0).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+from torch import Tensor
+
+from ganforge.errors import UsageError
+from ganforge.modes.ensemble import Ensemble, Params
+
+FORMAT = "ganforge.modes.trials/1"
+TENSORS, CONFIG = "trials.safetensors", "config.json"
+
+
+def check_save_dir(path: Path) -> None:
+    """A save folder must be new or empty: a run's trials are never overwritten."""
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UsageError(f"--save {str(path)!r} exists and is not an empty folder: give a new folder")
+
+
+def save_trials(path: Path, meta: dict, ens: Ensemble, d_params: Params | None) -> Path:
+    """Write config.json + trials.safetensors into the new or empty folder `path`. `meta` holds
+    benchmark, method, steps, seeds, overrides and config (asdict of the ToyConfig)."""
+    from safetensors.torch import save_file
+
+    check_save_dir(path)
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, Tensor] = {f"g.{k}": v.contiguous() for k, v in ens.params.items()}
+    tensors.update({f"bn.{k}": v.contiguous() for k, v in ens.buffers.items()})
+    if d_params is not None:
+        tensors.update({f"drs_d.{k}": v.contiguous() for k, v in d_params.items()})
+    save_file(tensors, str(path / TENSORS))
+    doc = {"format": FORMAT, "depth": ens.depth, "z_dim": ens.z_dim, **meta}
+    (path / CONFIG).write_text(json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def load_trials(path: Path) -> tuple[dict, Ensemble, Params | None]:
+    """(meta, ensemble, calibrated D or None) from a folder written by save_trials."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not (path / CONFIG).is_file() or not (path / TENSORS).is_file():
+        raise UsageError(f"--rescore {str(path)!r}: no {CONFIG} + {TENSORS} there (write one with `ganforge modes ... --save DIR`)")
+    try:
+        meta = json.loads((path / CONFIG).read_text())
+        tensors = load_file(str(path / TENSORS))
+    except Exception as exc:  # corrupt JSON or safetensors header: one line, not a traceback
+        raise UsageError(f"--rescore {str(path)!r}: cannot read the saved trials ({type(exc).__name__}: {exc})") from None
+    if meta.get("format") != FORMAT:
+        raise UsageError(f"--rescore {str(path)!r}: format {meta.get('format')!r} is not {FORMAT!r}")
+    part = {p: {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)} for p in ("g.", "bn.", "drs_d.")}
+    ens = Ensemble(part["g."], part["bn."], int(meta["depth"]), int(meta["z_dim"]))
+    return meta, ens, part["drs_d."] or None
+
+
+def rescore_trials(path: Path, overrides: dict | None = None):
+    """Score the saved trials again (a BenchResult). Only ``drs_percentile`` may change: every other
+    setting acted during training or calibration, which a rescore does not repeat."""
+    from ganforge.modes.bench import BenchResult, N_EVAL_SAMPLES, get_benchmark
+    from ganforge.modes.drs import check_drs, drs_sample
+    from ganforge.modes.ensemble import generate_ensemble
+    from ganforge.modes.metrics import mode_stats
+    from ganforge.modes.toy import ToyConfig
+
+    overrides = dict(overrides or {})
+    extra = sorted(set(overrides) - {"drs_percentile"})
+    if extra:
+        raise UsageError(f"--rescore takes only --set drs_percentile=P (the rest acted during training), got {extra}")
+    meta, ens, d_params = load_trials(path)
+    names = {f.name for f in fields(ToyConfig)}
+    cfg = replace(ToyConfig(**{k: v for k, v in meta["config"].items() if k in names}), **overrides)
+    check_drs(cfg)
+    if overrides and d_params is None:
+        raise UsageError(f"--rescore {str(path)!r}: the run had no DRS (drs_steps=0), so drs_percentile has nothing to act on")
+    bench, seeds = get_benchmark(meta["benchmark"]), [int(s) for s in meta["seeds"]]
+    sample_seeds = [10_000 + s for s in seeds]
+    stats = [mode_stats(x, bench) for x in generate_ensemble(ens, N_EVAL_SAMPLES, sample_seeds)]
+    before, acceptance = None, None
+    if d_params is not None:
+        before = stats
+        drs = drs_sample(ens, d_params, cfg, N_EVAL_SAMPLES, sample_seeds)
+        stats, acceptance = [mode_stats(x, bench) for x in drs.samples], drs.acceptance
+    merged = {**(meta.get("overrides") or {}), **overrides} or None
+    return BenchResult(meta["benchmark"], meta["method"], int(meta["steps"]), stats, 0.0, merged, 0.0, before, acceptance)
+
+
+def trial_meta(benchmark: str, method: str, steps: int, seeds: list[int], overrides: dict | None, cfg) -> dict:
+    return {"benchmark": benchmark, "method": method, "steps": steps, "seeds": seeds,
+            "overrides": overrides or None, "config": asdict(cfg)}
