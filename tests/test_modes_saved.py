@@ -78,3 +78,33 @@ def test_cli_save_and_rescore(kept, capsys, tmp_path):
     assert json.loads(capsys.readouterr().out)["per_trial"] == first["per_trial"]
     assert main(["modes", "--rescore", str(tmp_path / "v"), "--set", "drs_percentile=10"]) == 2
     assert "had no DRS" in capsys.readouterr().err
+
+
+def _drs_gamma():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "drs_gamma.py"
+    spec = importlib.util.spec_from_file_location("drs_gamma", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_drs_gamma_rule_and_report(kept, capsys):
+    g = _drs_gamma()
+    t = lambda modes, hq, kl: {"seed": 0, "modes": modes, "hq": hq, "kl": kl, "acceptance": 0.5}  # noqa: E731
+    select = {50.0: [t(8, 0.97, 0.01), t(8, 0.98, 0.01)],
+              70.0: [t(8, 0.99, 0.01), t(8, 0.98, 0.02)],  # mean 0.985: the best allowed
+              80.0: [t(8, 0.995, 0.01), t(8, 0.975, 0.03)],  # the same mean: the tie goes to 70
+              90.0: [t(7, 1.0, 0.01), t(8, 1.0, 0.01)]}  # highest HQ but a mode lost: not allowed
+    assert g.choose(select, 8, 0.05) == 70.0
+    assert g.choose(select, 8, 0.005) is None  # no percentile passes the KL bound
+    folder, result = kept
+    assert g.main(["--select", str(folder), "--holdout", str(folder), "--percentiles", "50,90", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    at50 = report["by_percentile"]["50.0"]
+    assert [x["hq"] for x in at50["per_trial"][::2]] == [x["hq"] for x in result.summary()["per_trial"]]
+    assert at50["all"]["trials"] == 4 and report["method"] == "best-pack"
+    assert g.main(["--select", str(folder), "--holdout", str(folder), "--percentiles", "50,x"]) == 2
+    assert "--percentiles" in capsys.readouterr().err
