@@ -115,15 +115,8 @@ def run_benchmark(
     seeds = [seed + t for t in range(trials)]
     t0, c0 = time.perf_counter(), time.process_time()
     ens = train_ensemble(bench, cfg, seeds)
-    samples = list(generate_ensemble(ens, N_EVAL_SAMPLES, [10_000 + s for s in seeds]))  # T × (2500, 2)
-    stats = [mode_stats(x, bench) for x in samples]
-    before, acceptance, d_params = None, None, None
-    if cfg.drs_steps > 0:
-        before = stats
-        d_params = calibrate_discriminator(ens, bench, cfg, seeds)
-        drs = drs_sample(ens, d_params, cfg, N_EVAL_SAMPLES, [10_000 + s for s in seeds])
-        samples, acceptance = list(drs.samples), drs.acceptance
-        stats = [mode_stats(x, bench) for x in samples]
+    d_params = calibrate_discriminator(ens, bench, cfg, seeds) if cfg.drs_steps > 0 else None
+    samples, stats, before, acceptance = score_trials(ens, bench, cfg, seeds, d_params)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if save is not None:
         save_trials(save, trial_meta(benchmark, method, steps, seeds, overrides, cfg), ens, d_params)
@@ -131,6 +124,20 @@ def run_benchmark(
     if out is not None:
         plot_samples(bench, samples, stats, Path(out) / f"{benchmark}-{method}.png", title=f"{benchmark} · {method}" + (" + DRS" if before is not None else ""))
     return result
+
+
+def score_trials(ens, bench: Benchmark, cfg, seeds: list[int], d_params=None):
+    """The scored samples of trained trials: 2,500 per trial drawn with seed 10000 + seed, from G
+    alone or, given the calibrated D, by DRS. Returns (samples T × (2500, 2), their ModeStats,
+    G alone's ModeStats when DRS was used else None, DRS's acceptance rates or None)."""
+    sample_seeds = [10_000 + s for s in seeds]
+    samples = list(generate_ensemble(ens, N_EVAL_SAMPLES, sample_seeds))  # T × (2500, 2)
+    stats = [mode_stats(x, bench) for x in samples]
+    if d_params is None:
+        return samples, stats, None, None
+    drs = drs_sample(ens, d_params, cfg, N_EVAL_SAMPLES, sample_seeds)
+    samples = list(drs.samples)
+    return samples, [mode_stats(x, bench) for x in samples], stats, drs.acceptance
 
 
 def plot_samples(bench: Benchmark, samples: list[torch.Tensor], stats: list[ModeStats], path: Path, title: str) -> Path:

@@ -73,10 +73,8 @@ def load_trials(path: Path) -> tuple[dict, Ensemble, Params | None]:
 def rescore_trials(path: Path, overrides: dict | None = None):
     """Score the saved trials again (a BenchResult). Only ``drs_percentile`` may change: every other
     setting acted during training or calibration, which a rescore does not repeat."""
-    from ganforge.modes.bench import BenchResult, N_EVAL_SAMPLES, get_benchmark
-    from ganforge.modes.drs import check_drs, drs_sample
-    from ganforge.modes.ensemble import generate_ensemble
-    from ganforge.modes.metrics import mode_stats
+    from ganforge.modes.bench import BenchResult, get_benchmark, score_trials
+    from ganforge.modes.drs import check_drs
     from ganforge.modes.toy import ToyConfig
 
     overrides = dict(overrides or {})
@@ -89,14 +87,8 @@ def rescore_trials(path: Path, overrides: dict | None = None):
     check_drs(cfg)
     if overrides and d_params is None:
         raise UsageError(f"--rescore {str(path)!r}: the run had no DRS (drs_steps=0), so drs_percentile has nothing to act on")
-    bench, seeds = get_benchmark(meta["benchmark"]), [int(s) for s in meta["seeds"]]
-    sample_seeds = [10_000 + s for s in seeds]
-    stats = [mode_stats(x, bench) for x in generate_ensemble(ens, N_EVAL_SAMPLES, sample_seeds)]
-    before, acceptance = None, None
-    if d_params is not None:
-        before = stats
-        drs = drs_sample(ens, d_params, cfg, N_EVAL_SAMPLES, sample_seeds)
-        stats, acceptance = [mode_stats(x, bench) for x in drs.samples], drs.acceptance
+    seeds = [int(s) for s in meta["seeds"]]
+    _, stats, before, acceptance = score_trials(ens, get_benchmark(meta["benchmark"]), cfg, seeds, d_params)
     merged = {**(meta.get("overrides") or {}), **overrides} or None
     return BenchResult(meta["benchmark"], meta["method"], int(meta["steps"]), stats, 0.0, merged, 0.0, before, acceptance)
 
