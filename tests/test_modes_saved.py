@@ -67,6 +67,8 @@ def test_cli_save_and_rescore(kept, capsys, tmp_path):
     assert main(["modes", "--rescore", str(folder), "--set", "drs_steps=5"]) == 2
     assert "only --set drs_percentile" in capsys.readouterr().err
     assert main(["modes", "--rescore", str(folder), "--save", str(tmp_path / "x")]) == 2
+    assert main(["modes", "--rescore", str(folder), "--method", "vanilla", "--seed", "1"]) == 2
+    assert "drop --method, --seed" in capsys.readouterr().err
     assert main(["modes", "--all", "--save", str(tmp_path / "y")]) == 2
     assert main(["modes", "--benchmark", "ring8", "--steps", "3", "--trials", "1", "--save", str(folder)]) == 2
     assert "not an empty folder" in capsys.readouterr().err

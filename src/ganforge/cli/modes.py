@@ -77,6 +77,13 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, 
     if rescore:
         from ganforge.modes.saved import rescore_trials
 
+        # the kept run fixes these; silently ignoring one the user typed would mislabel the result
+        ctx = click.get_current_context()
+        given = [f"--{n}" for n in ("benchmark", "method", "trials", "steps", "seed", "out", "device")
+                 if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise UsageError(f"--rescore takes its benchmark, method, seeds and steps from the kept run: drop {', '.join(given)}")
+
         result = rescore_trials(rescore, parse_sets(sets) if sets else {})
         click.echo(json.dumps(result.summary(), indent=2) if as_json else f"{TABLE_HEADER}\n{result.row()}")
         return
