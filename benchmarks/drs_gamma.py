@@ -45,12 +45,12 @@ def summarise(trials: list[dict]) -> dict:
 
 
 def choose(select: dict[float, list[dict]], k: int, max_kl: float) -> float | None:
-    ok = [p for p, ts in select.items()
-          if all(t["modes"] == k for t in ts) and summarise(ts)["kl_mean"] <= max_kl]
+    stats = {p: summarise(ts) for p, ts in select.items()}
+    ok = [p for p, ts in select.items() if all(t["modes"] == k for t in ts) and stats[p]["kl_mean"] <= max_kl]
     if not ok:
         return None
-    best = max(summarise(select[p])["hq_mean"] for p in ok)
-    return min(p for p in ok if summarise(select[p])["hq_mean"] == best)
+    best = max(stats[p]["hq_mean"] for p in ok)
+    return min(p for p in ok if stats[p]["hq_mean"] == best)
 
 
 def main(argv: list[str] | None = None) -> int:

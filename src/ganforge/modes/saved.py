@@ -66,7 +66,13 @@ def load_trials(path: Path) -> tuple[dict, Ensemble, Params | None]:
     if meta.get("format") != FORMAT:
         raise UsageError(f"--rescore {str(path)!r}: format {meta.get('format')!r} is not {FORMAT!r}")
     part = {p: {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)} for p in ("g.", "bn.", "drs_d.")}
-    ens = Ensemble(part["g."], part["bn."], int(meta["depth"]), int(meta["z_dim"]))
+    try:  # a hand-edited config.json: one line naming what is missing, not a KeyError traceback
+        ens = Ensemble(part["g."], part["bn."], int(meta["depth"]), int(meta["z_dim"]))
+        meta["seeds"], meta["steps"], meta["config"], meta["benchmark"], meta["method"]  # noqa: B018
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"--rescore {str(path)!r}: {CONFIG} lacks a valid {exc} entry") from None
+    if not part["g."]:
+        raise UsageError(f"--rescore {str(path)!r}: {TENSORS} holds no generator (g.*) tensors")
     return meta, ens, part["drs_d."] or None
 
 
