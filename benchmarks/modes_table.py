@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 K = {"ring8": 8, "grid25": 25, "stacked-mnist": 1000}
-ORDER = ["vanilla", "pacgan", "mbstd", "msgan", "ttur", "wgan-gp", "r1", "wide-d", "unrolled", "decay", "best"]
+ORDER = ["vanilla", "pacgan", "mbstd", "msgan", "ttur", "wgan-gp", "r1", "wide-d", "unrolled", "decay", "ttur-decay", "best-pack", "best"]
 
 
 def merge_stats(a: dict, b: dict, n1: int, n2: int, keys=("modes", "hq", "kl")) -> dict:

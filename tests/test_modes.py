@@ -130,7 +130,7 @@ def test_mbstd_feature_hand_computed():
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_every_method_trains_a_few_steps(name):
-    cfg = METHODS[name].config(steps=3)
+    cfg = METHODS[name].config(steps=3, benchmark="grid25")
     tiny = dict(batch_size=8, g_width=8, g_depth=1, d_width=8, d_depth=1, d_pieces=2)
     x = generate_ensemble(train_ensemble(GRID25, replace(cfg, **tiny), [0, 1]), 16, [1, 2])
     assert x.shape == (2, 16, 2) and torch.isfinite(x).all()
@@ -172,7 +172,54 @@ def test_cli_bad_input(capsys, args, needle):
     assert needle in err and len(err.strip().splitlines()) == 1
 
 
-def test_cli_all_prints_markdown_table(capsys, tmp_path):
+def test_best_is_the_measured_recipe_per_benchmark():
+    # `best` must be exactly the settings of the 10-trial rows that met the 2D goals
+    # (docs/MODE_COLLAPSE.md): best-pack, 20,000 steps, then DRS tuned per benchmark
+    pack = METHODS["best-pack"].config(20000)
+    assert METHODS["best"].steps == 20000
+    assert METHODS["best"].config(20000, "ring8") == replace(pack, drs_steps=3000, drs_percentile=50.0)
+    assert METHODS["best"].config(20000, "grid25") == replace(pack, drs_steps=12000)
+    assert METHODS["ttur-decay"].config(2000) == ToyConfig(steps=2000, lr_d=4e-4, lr_decay_frac=0.3)
+    assert METHODS["ttur-decay"].recipe("ring8") == METHODS["ttur-decay"].recipe("grid25")  # no per-benchmark part
+
+
+def test_best_defaults_to_its_own_length(monkeypatch, capsys):
+    # without --steps, `best` trains its measured 20,000 steps (other methods 2,000); --steps still wins
+    import ganforge.modes.bench as bench
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(b, cfg, seeds):
+        seen.append(cfg)
+        raise Stop
+
+    monkeypatch.setattr(bench, "train_ensemble", fake_train)
+    for args in (["--method", "best"], ["--method", "best", "--steps", "7"], ["--method", "vanilla"]):
+        with pytest.raises(Stop):
+            main(["modes", "--benchmark", "grid25", *args, "--trials", "1"])
+    assert [c.steps for c in seen] == [20000, 7, 2000]
+    assert seen[0].drs_steps == 12000 and seen[0].pack == 2 and seen[2].drs_steps == 0
+
+
+def test_cli_best_json_names_its_recipe(monkeypatch, capsys, tmp_path):
+    # a short `best` run through the CLI: DRS on, and the JSON says which recipe ran on this benchmark
+    short = replace(METHODS["best"], per_benchmark={"ring8": {"drs_steps": 5, "drs_percentile": 50.0}})
+    monkeypatch.setitem(METHODS, "best", short)
+    args = ["modes", "--benchmark", "ring8", "--method", "best", "--trials", "1", "--steps", "20"]
+    assert main([*args, "--set", "g_width=16", "--set", "d_width=16", "--out", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "best" and out["steps"] == 20 and "before_drs" in out
+    assert out["recipe"] == {"lr_d": 4e-4, "lr_decay_frac": 0.3, "pack": 2, "drs_steps": 5, "drs_percentile": 50.0}
+    assert out["overrides"] == {"g_width": 16, "d_width": 16}
+
+
+def test_cli_all_prints_markdown_table(monkeypatch, capsys, tmp_path):
+    # `best` calibrates DRS for 3,000 / 12,000 steps; a few are enough to check the table
+    short = replace(METHODS["best"], per_benchmark={b: {"drs_steps": 5, "drs_percentile": 50.0} for b in ("ring8", "grid25")})
+    monkeypatch.setitem(METHODS, "best", short)
     assert main(["modes", "--all", "--trials", "1", "--steps", "2", "--out", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("| benchmark | method") and len(lines) == 2 + 2 * len(METHODS)

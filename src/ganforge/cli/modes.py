@@ -15,10 +15,11 @@ BENCHMARK_NAMES = ("ring8", "grid25", "stacked-mnist")
 @click.command("modes")
 @click.option("--benchmark", default="ring8", show_default=True, help="ring8 | grid25 | stacked-mnist.")
 @click.option("--method", default="vanilla", show_default=True,
-              help="2D: vanilla | pacgan | mbstd | msgan | ttur | wgan-gp | r1 | wide-d | unrolled | decay | best; "
+              help="2D: vanilla | pacgan | mbstd | msgan | ttur | wgan-gp | r1 | wide-d | unrolled | decay | ttur-decay | "
+                   "best-pack | best (the recommended recipe for that benchmark, DRS included); "
                    "stacked-mnist: vanilla | pacgan | mbstd | ttur | r1 | msgan | unrolled | wide | best.")
 @click.option("--trials", type=int, default=10, show_default=True, help="Independent seeded trials (mean ± s.e.).")
-@click.option("--steps", type=int, default=None, help="G updates per trial. [default: 2000 (2D), 8000 (stacked-mnist)]")
+@click.option("--steps", type=int, default=None, help="G updates per trial. [default: 2D best 20000, other 2D methods 2000; stacked-mnist 8000]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Trial t uses seed + t.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="2D: a ToyConfig field (e.g. lr_decay_frac=0.3); stacked-mnist: a run-config key (e.g. train.batch_size=128). Repeatable.")
@@ -44,17 +45,17 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, 
     \b
     Examples:
       ganforge modes --benchmark ring8 --method vanilla --trials 10
-      ganforge modes --benchmark grid25 --method best --trials 10 --json
+      ganforge modes --benchmark grid25 --method best --trials 10 --json   # 20,000 steps + DRS: CPU-hours
       ganforge modes --benchmark grid25 --method unrolled --set unroll_steps=3 --steps 1000
       ganforge modes --benchmark stacked-mnist --method pacgan --trials 2 --steps 2000
       ganforge modes --all --trials 3 --steps 1000
       ganforge modes --all --with-stacked-mnist --trials 2
-      ganforge modes --benchmark ring8 --method best-pack --steps 20000 --set drs_steps=3000 --save runs/r8
+      ganforge modes --benchmark ring8 --method best --trials 1 --seed 5 --save runs/r8
       ganforge modes --rescore runs/r8 --set drs_percentile=80 --json
     """
     import torch
 
-    from ganforge.modes.bench import DEFAULT_STEPS, TABLE_HEADER, get_benchmark, run_benchmark
+    from ganforge.modes.bench import TABLE_HEADER, get_benchmark, run_benchmark
     from ganforge.modes.methods import METHODS, get_method, parse_sets
     from ganforge.modes.stacked import DEFAULT_STEPS as STACKED_STEPS
     from ganforge.modes.stacked import STACKED_METHODS, get_stacked_method, run_stacked, stacked_config
@@ -104,7 +105,7 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, 
             stacked_sets = (*sets, f"train.threads={threads}")
             results.append(run_stacked(m, trials, steps or STACKED_STEPS, seed, out, stacked_sets, device))
         else:
-            results.append(run_benchmark(b, m, trials=trials, steps=steps or DEFAULT_STEPS, seed=seed, out=out, overrides=toy_sets, save=save))
+            results.append(run_benchmark(b, m, trials=trials, steps=steps, seed=seed, out=out, overrides=toy_sets, save=save))
     if as_json:
         payload = [r.summary() for r in results]
         click.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))

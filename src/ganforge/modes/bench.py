@@ -50,6 +50,7 @@ class BenchResult:
     # with discriminator rejection sampling (drs_steps > 0): G's own samples, and DRS's acceptance rates
     before_drs: list[ModeStats] | None = None
     drs_acceptance: list[float] | None = None
+    recipe: dict | None = None  # the method's own ToyConfig overrides on this benchmark (before --set)
 
     def summary(self) -> dict:
         out: dict = {"benchmark": self.benchmark, "method": self.method, "trials": len(self.trials), "steps": self.steps}
@@ -62,6 +63,8 @@ class BenchResult:
         out["seconds_per_trial"] = self.seconds_per_trial
         out["cpu_seconds"] = self.cpu_seconds
         out["overrides"] = self.overrides
+        if self.recipe is not None:
+            out["recipe"] = self.recipe
         return out
 
     def row(self) -> str:
@@ -91,7 +94,7 @@ def run_benchmark(
     benchmark: str,
     method: str,
     trials: int = 10,
-    steps: int = DEFAULT_STEPS,
+    steps: int | None = None,
     seed: int = 0,
     out: Path | None = None,
     overrides: dict | None = None,
@@ -99,16 +102,18 @@ def run_benchmark(
 ) -> BenchResult:
     """Trial t trains with seed `seed + t` and scores 2,500 samples drawn with seed 10000 + seed + t;
     all trials train at once as one batched ensemble (ensemble.py). `overrides` are ToyConfig
-    fields applied after the method's. Plots go to `out` if given. With ``drs_steps > 0`` the scored
+    fields applied after the method's (`Method.recipe(benchmark)`); `steps` None means the method's
+    own length (`best`: 20,000), else DEFAULT_STEPS. Plots go to `out` if given. With ``drs_steps > 0`` the scored
     samples come from discriminator rejection sampling (drs.py; latents and uniforms seeded as the
     plain samples), and the plain samples' numbers are kept in ``before_drs``. With `save` (a new or
     empty folder) the trained trials (and calibrated D) are kept for ``saved.rescore_trials``."""
     if trials < 1:
         raise UsageError(f"--trials must be at least 1, got {trials}")
+    bench, meth = get_benchmark(benchmark), get_method(method)
+    steps = steps if steps is not None else meth.steps or DEFAULT_STEPS
     if steps < 1:
         raise UsageError(f"--steps must be at least 1, got {steps}")
-    bench, meth = get_benchmark(benchmark), get_method(method)
-    cfg = toy_overrides(meth.config(steps), overrides or {})
+    cfg = toy_overrides(meth.config(steps, benchmark), overrides or {})
     check_drs(cfg)
     if save is not None:
         check_save_dir(save)  # before hours of training, not after
@@ -120,7 +125,8 @@ def run_benchmark(
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if save is not None:
         save_trials(save, trial_meta(benchmark, method, steps, seeds, overrides, cfg), ens, d_params)
-    result = BenchResult(benchmark, method, steps, stats, wall / trials, overrides or None, cpu, before, acceptance)
+    result = BenchResult(benchmark, method, steps, stats, wall / trials, overrides or None, cpu, before, acceptance,
+                         meth.recipe(benchmark))
     if out is not None:
         plot_samples(bench, samples, stats, Path(out) / f"{benchmark}-{method}.png", title=f"{benchmark} · {method}" + (" + DRS" if before is not None else ""))
     return result
