@@ -28,6 +28,9 @@ class Method:
         return replace(ToyConfig(steps=steps), **self.recipe(benchmark))
 
 
+TTUR_DECAY = {"lr_d": 4e-4, "lr_decay_frac": 0.3}  # TTUR's faster D + the linear LR decay
+BEST_PACK = {**TTUR_DECAY, "pack": 2}  # ... + PacGAN packing of 2
+
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
@@ -58,14 +61,14 @@ METHODS: dict[str, Method] = {
         Method(
             "ttur-decay",
             "Heusel et al. 2017 (TTUR) + linear LR decay; chosen from our measurements, docs/MODE_COLLAPSE.md",
-            {"lr_d": 4e-4, "lr_decay_frac": 0.3},
+            TTUR_DECAY,
         ),
         # `ttur-decay` with PacGAN packing of 2: on grid25 (20,000 steps, 2 trials) it captured 25 / 25
         # modes with rKL 0.24 where `ttur-decay` captured 20.5 with rKL 0.75, at a lower HQ (72.7 vs 86.2 %).
         Method(
             "best-pack",
             "Heusel et al. 2017 (TTUR) + linear LR decay + Lin et al. 2018 (PacGAN, P = 2); docs/MODE_COLLAPSE.md",
-            {"lr_d": 4e-4, "lr_decay_frac": 0.3, "pack": 2},
+            BEST_PACK,
         ),
         # Our recommendation per benchmark, the setting that met the 2D goals on 10 trials
         # (docs/MODE_COLLAPSE.md): `best-pack` trained 20,000 steps, then discriminator rejection
@@ -79,7 +82,7 @@ METHODS: dict[str, Method] = {
             "best",
             "Heusel et al. 2017 (TTUR) + linear LR decay + Lin et al. 2018 (PacGAN, P = 2) + Azadi et al. 2019 "
             "(DRS), per benchmark; docs/MODE_COLLAPSE.md",
-            {"lr_d": 4e-4, "lr_decay_frac": 0.3, "pack": 2},
+            BEST_PACK,
             per_benchmark={"ring8": {"drs_steps": 3000, "drs_percentile": 50.0},
                            "grid25": {"drs_steps": 12000}},
             steps=20000,
