@@ -81,6 +81,32 @@ def test_stacked_stats_hand_computed():
     assert perfect.modes == 1000 and perfect.kl == pytest.approx(0.0, abs=1e-12)
 
 
+def test_kl_splits_into_channel_marginals_and_dependence():
+    # the uniform target is a product of 3 uniform digit marginals, so KL(p‖u) = Σ_c KL(p_c‖u_10) + KL(p‖Π p_c);
+    # checked against a direct numpy computation of both sides on a skewed, correlated histogram
+    rng = np.random.default_rng(1)
+    r = rng.choice(10, size=5000, p=np.r_[np.full(9, 0.1), 0.1] * np.r_[np.ones(9), 1.0])
+    g = np.where(rng.random(5000) < 0.3, r, rng.choice(10, size=5000, p=np.linspace(1, 2, 10) / 15))
+    b = rng.choice(10, size=5000)
+    modes = torch.from_numpy(r * 100 + g * 10 + b)
+    s = stacked_stats(modes)
+    p = np.bincount(modes.numpy(), minlength=1000) / 5000
+    marg = [np.bincount(d, minlength=10) / 5000 for d in (r, g, b)]
+    prod = np.einsum("i,j,k->ijk", *marg).ravel()
+    nz = p > 0
+    assert s.kl == pytest.approx(float((p[nz] * np.log(p[nz] * 1000)).sum()), rel=1e-10)
+    for c in range(3):
+        m = marg[c][marg[c] > 0]
+        assert s.channel_kl[c] == pytest.approx(float((m * np.log(m * 10)).sum()), rel=1e-10, abs=1e-12)
+        assert s.digit_share[c] == pytest.approx(tuple(marg[c]))
+    assert s.kl_dependence == pytest.approx(float((p[nz] * np.log(p[nz] / prod[nz])).sum()), rel=1e-9)
+    assert s.channel_kl[1] > s.channel_kl[2] and s.kl_dependence > 0.1  # G is skewed and copies R 30 % of the time
+    # hand-computed: all samples at mode 111 -> each channel all "1": log 10 each, no dependence left
+    one = stacked_stats(torch.full((7,), 111))
+    assert one.channel_kl == pytest.approx((math.log(10),) * 3) and one.kl_dependence == pytest.approx(0.0, abs=1e-12)
+    assert one.digit_share[0][1] == 1.0 and sum(one.digit_share[2]) == 1.0
+
+
 def test_expected_kl_floor_matches_simulation():
     # a perfect generator's 26,000 samples still give KL ≈ (K-1)/(2n) = 0.0192, not 0
     rng = np.random.default_rng(0)
@@ -147,7 +173,20 @@ def test_cli_stacked_mnist_end_to_end(capsys, tmp_path):
     assert out["benchmark"] == "stacked-mnist" and out["hq_mean"] is None and 1 <= out["modes_mean"] <= 1000
     assert out["overrides"] == {"train.batch_size": "32"}  # so modes_table.py never merges other settings in
     assert (tmp_path / "stacked-mnist-pacgan.png").stat().st_size > 0
+    (t,) = out["per_trial"]
+    assert t["seed"] == 0 and t["modes"] == out["modes_mean"] and t["kl"] == out["kl_mean"]
+    assert sum(t["channel_kl"]) + t["kl_dependence"] == pytest.approx(t["kl"])
+    assert [sum(ch) for ch in t["digit_percent"]] == pytest.approx([100, 100, 100], abs=0.05)
     assert main(args) == 2  # the run folder exists: never overwritten
+
+    # --rescore: the kept trial scores the same again, with its settings read back from its config.json
+    assert main(["modes", "--rescore", str(tmp_path), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["method"] == "pacgan" and again["steps"] == 20 and again["overrides"] == {"train.batch_size": "32"}
+    assert (again["modes_mean"], again["kl_mean"], again["per_trial"]) == (out["modes_mean"], out["kl_mean"], out["per_trial"])
+    assert main(["modes", "--rescore", str(tmp_path), "--set", "loss.r1_gamma=1"]) == 2
+    assert main(["modes", "--rescore", str(tmp_path / "runs"), "--json"]) == 2  # not an --out folder
+    assert "nor runs/" in capsys.readouterr().err
 
 
 def test_cli_help_names_every_stacked_method():
@@ -157,3 +196,18 @@ def test_cli_help_names_every_stacked_method():
     help_text = next(p.help for p in cli.commands["modes"].params if p.name == "method")
     listed = help_text.split("stacked-mnist:")[1].rstrip(". ")
     assert [m.strip() for m in listed.split("|")] == list(STACKED_METHODS)
+
+
+def test_cli_rescore_stacked_bad_folders(capsys, tmp_path):
+    from ganforge.cli import main
+
+    (tmp_path / "runs").mkdir()
+    assert main(["modes", "--rescore", str(tmp_path)]) == 2
+    assert "no Stacked MNIST trials" in capsys.readouterr().err
+    bad = tmp_path / "runs" / "stacked-mnist-msgan-seed0"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    assert main(["modes", "--rescore", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a ganforge run config" in err and "Traceback" not in err
+    assert main(["modes", "--rescore", str(tmp_path), "--all"]) == 2

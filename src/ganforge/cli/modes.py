@@ -28,7 +28,8 @@ BENCHMARK_NAMES = ("ring8", "grid25", "stacked-mnist")
 @click.option("--save", type=click.Path(path_type=Path), default=None,
               help="2D: keep the trained trials (and DRS's calibrated D) in this new or empty folder, for --rescore.")
 @click.option("--rescore", type=click.Path(path_type=Path), default=None,
-              help="2D: score a --save folder again without training; only --set drs_percentile=P may change.")
+              help="Score kept trials again without training. 2D: a --save folder; only --set drs_percentile=P may change. "
+                   "Stacked MNIST: an earlier --out folder (its runs/ trials), with the per-channel KL split.")
 @click.option("--all", "run_all", is_flag=True, help="Every method on ring8 and grid25: the markdown comparison table.")
 @click.option("--with-stacked-mnist", "with_stacked", is_flag=True,
               help="With --all: add every Stacked MNIST method (slow on CPU: minutes per trial).")
@@ -52,10 +53,11 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, 
       ganforge modes --all --with-stacked-mnist --trials 2
       ganforge modes --benchmark ring8 --method best --trials 1 --seed 5 --save runs/r8
       ganforge modes --rescore runs/r8 --set drs_percentile=80 --json
+      ganforge modes --rescore modes-out --json   # the Stacked MNIST trials kept in modes-out/runs
     """
     import torch
 
-    from ganforge.modes.bench import TABLE_HEADER, get_benchmark, run_benchmark
+    from ganforge.modes.bench import get_benchmark, run_benchmark
     from ganforge.modes.methods import METHODS, get_method, parse_sets
     from ganforge.modes.stacked import DEFAULT_STEPS as STACKED_STEPS
     from ganforge.modes.stacked import STACKED_METHODS, get_stacked_method, run_stacked, stacked_config
@@ -70,8 +72,10 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, 
         raise UsageError("--with-stacked-mnist goes with --all (for one Stacked MNIST row use --benchmark stacked-mnist)")
     if run_all and sets:
         raise UsageError("--set applies to one benchmark: use it without --all")
-    if (save or rescore) and (run_all or benchmark == "stacked-mnist"):
-        raise UsageError("--save / --rescore apply to one 2D benchmark (ring8 or grid25), not to --all or stacked-mnist")
+    if save and (run_all or benchmark == "stacked-mnist"):
+        raise UsageError("--save applies to one 2D benchmark (ring8 or grid25); Stacked MNIST keeps every trial's run folder in --out")
+    if rescore and run_all:
+        raise UsageError("--rescore scores one kept folder: drop --all")
     if save and rescore:
         raise UsageError("--save trains and keeps trials, --rescore scores kept ones: give one of them")
     torch.set_num_threads(threads)
@@ -85,8 +89,15 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, 
         if given:
             raise UsageError(f"--rescore takes its benchmark, method, seeds and steps from the kept run: drop {', '.join(given)}")
 
-        result = rescore_trials(rescore, parse_sets(sets) if sets else {})
-        click.echo(json.dumps(result.summary(), indent=2) if as_json else f"{TABLE_HEADER}\n{result.row()}")
+        if (rescore / "runs").is_dir():  # a Stacked MNIST --out folder: its trials' run folders
+            from ganforge.modes.stacked import rescore_stacked
+
+            if sets:
+                raise UsageError("--rescore of Stacked MNIST trials takes no --set: every setting acted during training")
+            results = rescore_stacked(rescore)
+        else:
+            results = [rescore_trials(rescore, parse_sets(sets) if sets else {})]
+        _echo(results, as_json)
         return
     if run_all:
         pairs = [(b, m) for b in ("ring8", "grid25") for m in METHODS]
@@ -106,6 +117,12 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, 
             results.append(run_stacked(m, trials, steps or STACKED_STEPS, seed, out, stacked_sets, device))
         else:
             results.append(run_benchmark(b, m, trials=trials, steps=steps, seed=seed, out=out, overrides=toy_sets, save=save))
+    _echo(results, as_json)
+
+
+def _echo(results, as_json: bool) -> None:
+    from ganforge.modes.bench import TABLE_HEADER
+
     if as_json:
         payload = [r.summary() for r in results]
         click.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))

@@ -57,7 +57,8 @@ def load_trials(path: Path) -> tuple[dict, Ensemble, Params | None]:
 
     path = Path(path)
     if not (path / CONFIG).is_file() or not (path / TENSORS).is_file():
-        raise UsageError(f"--rescore {str(path)!r}: no {CONFIG} + {TENSORS} there (write one with `ganforge modes ... --save DIR`)")
+        raise UsageError(f"--rescore {str(path)!r}: no {CONFIG} + {TENSORS} there (write one with `ganforge modes ... --save DIR`), "
+                         "nor runs/ (the --out folder of a Stacked MNIST run)")
     try:
         meta = json.loads((path / CONFIG).read_text())
         tensors = load_file(str(path / TENSORS))

@@ -97,28 +97,46 @@ def stacked_config(method: str, steps: int = DEFAULT_STEPS, seed: int = 0, overr
 
 
 @torch.no_grad()
-def classify_modes(images: Tensor, clf: nn.Module, batch_size: int = 1000) -> Tensor:
-    """images (N, 3, 28, 28) in [-1, 1] → modes (N,) int64: each channel's digit by `clf`
-    (expects (N, 1, 28, 28) in [-1, 1]), combined as 100·R + 10·G + B."""
+def classify_digits(images: Tensor, clf: nn.Module, batch_size: int = 1000) -> Tensor:
+    """images (N, 3, 28, 28) in [-1, 1] → digits (N, 3) int64: each channel (R, G, B) read by `clf`
+    (expects (N, 1, 28, 28) in [-1, 1])."""
     if images.ndim != 4 or tuple(images.shape[1:]) != (3, 28, 28):
         raise UsageError(f"stacked-mnist modes need images (N, 3, 28, 28), got {tuple(images.shape)}")
     digits = []
     for chunk in images.split(batch_size):
         x = chunk.reshape(-1, 1, 28, 28).to(next(clf.parameters()).device)  # (3n, 1, 28, 28), R G B per image
         digits.append(clf(x).argmax(dim=1).view(-1, 3).cpu())
-    d = torch.cat(digits)  # (N, 3)
-    return d[:, 0] * 100 + d[:, 1] * 10 + d[:, 2]
+    return torch.cat(digits)  # (N, 3)
+
+
+def classify_modes(images: Tensor, clf: nn.Module, batch_size: int = 1000) -> Tensor:
+    """images (N, 3, 28, 28) in [-1, 1] → modes (N,) int64, 100·R + 10·G + B of `classify_digits`."""
+    return classify_digits(images, clf, batch_size) @ torch.tensor([100, 10, 1])
 
 
 @dataclass(frozen=True)
 class StackedStats:
     modes: int  # modes with at least one sample (of 1000)
     kl: float  # KL(p_modes ‖ uniform over 1000), no smoothing
+    # Diagnosis. The uniform target is a product of three uniform digit marginals, so the joint KL splits
+    # exactly:  KL(p ‖ u) = Σ_c KL(p_c ‖ u_10) + KL(p ‖ p_R·p_G·p_B).
+    # channel_kl holds the three marginal terms (R, G, B): a generator that draws too few 1s in every
+    # channel shows here. kl_dependence is the last term: modes missing or over-drawn *as combinations*
+    # (true collapse across channels), plus the sampling noise of a 1000-bin histogram (≈ 0.019 at 26,000).
+    channel_kl: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    kl_dependence: float = 0.0
+    digit_share: tuple[tuple[float, ...], ...] = ()  # (3, 10): fraction of samples whose R / G / B digit is d
 
 
 def stacked_stats(modes: Tensor) -> StackedStats:
+    """modes (N,) in [0, 1000) → coverage, KL and its split into per-channel and dependence terms."""
     counts = torch.bincount(modes, minlength=N_MODES)  # (1000,)
-    return StackedStats(modes=int((counts > 0).sum()), kl=reverse_kl(counts))
+    digits = torch.stack([modes // 100, modes // 10 % 10, modes % 10], dim=1)  # (N, 3)
+    per_channel = [torch.bincount(digits[:, c], minlength=10) for c in range(3)]  # 3 × (10,)
+    channel_kl = tuple(reverse_kl(c) for c in per_channel)
+    kl = reverse_kl(counts)
+    share = tuple(tuple(float(v) / modes.numel() for v in c) for c in per_channel)
+    return StackedStats(int((counts > 0).sum()), kl, channel_kl, kl - sum(channel_kl), share)
 
 
 def expected_kl_of_uniform(n: int, k: int = N_MODES) -> float:
@@ -142,17 +160,24 @@ def run_stacked_trial(method: str, steps: int, seed: int, run_dir: Path, clf: nn
     """Train one trial into `run_dir` (must be new) and score 26,000 samples of its generator
     (the EMA copy the preset keeps). Returns (stats, 64 sample images for the grid)."""
     from ganforge.training import train
-    from ganforge.training.checkpoint import load_generator
-    from ganforge.training.loop import resolve_device
 
     cfg = stacked_config(method, steps, seed, tuple(overrides) + (f"train.device={device}",))
     run = train(cfg, out=run_dir)
+    return score_run(run, clf, seed, cfg.model.z_dim, cfg.train.device)
+
+
+def score_run(run: Path, clf: nn.Module, seed: int, z_dim: int, device: str = "auto"):
+    """Score a trained trial: 26,000 samples of its EMA generator, latent seed 10000 + seed.
+    Returns (stats, the first 64 images)."""
+    from ganforge.training.checkpoint import load_generator
+    from ganforge.training.loop import resolve_device
+
     # sampled and classified on the training device: 78,000 digits through mnist-clf take ~50 s on 2 CPU
     # threads. The latents are the same everywhere (drawn on the CPU); a GPU's float rounding can flip an
     # ambiguous digit's argmax, nothing more.
-    dev = resolve_device(cfg.train.device)
+    dev = resolve_device(device)
     G = load_generator(run, ema=True, device=dev)
-    x = sample_generator(G, N_EVAL_SAMPLES, cfg.model.z_dim, seed=10_000 + seed, device=dev)
+    x = sample_generator(G, N_EVAL_SAMPLES, z_dim, seed=10_000 + seed, device=dev)
     return stacked_stats(classify_modes(x, clf.to(dev))), x[:64]
 
 
@@ -172,16 +197,26 @@ class StackedResult:
     # the user's --set strings as {key: value}; None without any. benchmarks/modes_table.py merges
     # only results whose overrides match (as for the 2D benchmarks)
     overrides: dict | None = None
+    seeds: list[int] | None = None  # the trials' seeds, in order
 
     def summary(self) -> dict:
         mm, ms = mean_se_or_none([float(t.modes) for t in self.trials])
         km, ks = mean_se_or_none([t.kl for t in self.trials])
         n = len(self.trials)
+        seeds = self.seeds or [None] * n
+        per_trial = [
+            {"seed": sd, "modes": t.modes, "kl": t.kl, "channel_kl": list(t.channel_kl), "kl_dependence": t.kl_dependence,
+             "digit_percent": [[round(100 * v, 2) for v in ch] for ch in t.digit_share]}
+            for sd, t in zip(seeds, self.trials)
+        ]
         return {
             "benchmark": self.benchmark, "method": self.method, "trials": n, "steps": self.steps,
             "modes_mean": mm, "modes_se": ms, "hq_mean": None, "hq_se": None, "kl_mean": km, "kl_se": ks,
+            # the split of kl_mean (StackedStats): R, G, B digit marginals, and the rest
+            "channel_kl_mean": [sum(t.channel_kl[c] for t in self.trials) / n for c in range(3)],
+            "kl_dependence_mean": sum(t.kl_dependence for t in self.trials) / n,
             "seconds": self.seconds, "seconds_per_trial": self.seconds / n, "cpu_seconds": self.cpu_seconds,
-            "overrides": self.overrides,
+            "overrides": self.overrides, "per_trial": per_trial,
         }
 
     def row(self) -> str:
@@ -215,4 +250,53 @@ def run_stacked(
     save_png(image_grid(grid, nrow=8), out / f"stacked-mnist-{method}.png")
     # validated above: each is KEY=VALUE. The thread count (the CLI's --threads) sets speed, not the experiment.
     sets = {k: v for k, v in (o.split("=", 1) for o in overrides) if k != "train.threads"} or None
-    return StackedResult(method, steps, stats, time.perf_counter() - t0, time.process_time() - c0, overrides=sets)
+    return StackedResult(method, steps, stats, time.perf_counter() - t0, time.process_time() - c0, overrides=sets,
+                         seeds=[seed + t for t in range(trials)])
+
+
+# ----------------------------------------------------------------------------- rescoring kept trials
+
+
+def _changed_keys(ref: dict, cfg: dict) -> dict[str, str]:
+    """{"section.key": value} for every run-config key where `cfg` differs from `ref` (nested dicts)."""
+    return {f"{sec}.{k}": str(v) for sec, vals in cfg.items() if isinstance(vals, dict)
+            for k, v in vals.items() if ref.get(sec, {}).get(k) != v}
+
+
+def rescore_stacked(path: Path, device: str = "auto") -> list[StackedResult]:
+    """Score again the trials kept in the `--out` folder of earlier Stacked MNIST runs (each trial is
+    a run folder `runs/stacked-mnist-METHOD-seedS`), e.g. for the per-channel diagnosis of trials
+    scored before it existed. One result per (method, steps, settings), seeds in order; a trial's
+    settings are the keys where its config.json differs from the method's own configuration."""
+    import json
+
+    from ganforge.config import from_dict, to_dict
+    from ganforge.evaluators import load_evaluator
+
+    path = Path(path)
+    runs = sorted((path / "runs").glob("stacked-mnist-*-seed*")) if (path / "runs").is_dir() else []
+    if not runs:
+        raise UsageError(f"--rescore {str(path)!r}: no Stacked MNIST trials under {str(path / 'runs')!r} "
+                         "(give the --out folder of a --benchmark stacked-mnist run)")
+    groups: dict[tuple, list] = {}
+    for run in runs:
+        try:
+            cfg = from_dict(json.loads((run / "config.json").read_text())["run"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise UsageError(f"--rescore: {str(run / 'config.json')!r} is not a ganforge run config ({exc})") from None
+        method = cfg.preset.removeprefix("stacked-mnist-")
+        if method not in STACKED_METHODS:
+            raise UsageError(f"--rescore: {str(run)!r} is not a Stacked MNIST trial (preset {cfg.preset!r})")
+        ref = stacked_config(method, cfg.train.total_steps, cfg.train.seed)
+        sets = {k: v for k, v in _changed_keys(to_dict(ref), to_dict(cfg)).items()
+                if k not in ("train.device", "train.threads")}
+        groups.setdefault((method, cfg.train.total_steps, tuple(sorted(sets.items()))), []).append((cfg.train.seed, run, cfg))
+    clf = load_evaluator("mnist-clf")
+    results = []
+    for (method, steps, sets), trials in groups.items():
+        t0, c0, stats = time.perf_counter(), time.process_time(), []
+        for seed, run, cfg in sorted(trials, key=lambda t: t[0]):
+            stats.append(score_run(run, clf, seed, cfg.model.z_dim, device)[0])
+        results.append(StackedResult(method, steps, stats, time.perf_counter() - t0, time.process_time() - c0,
+                                     overrides=dict(sets) or None, seeds=sorted(t[0] for t in trials)))
+    return results
