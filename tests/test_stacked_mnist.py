@@ -157,7 +157,10 @@ def test_stacked_config_from_dcgan_mnist():
     wide = stacked_config("wide").model
     assert (wide.g_width, wide.d_width) == (64, 64) and stacked_config("vanilla").model.g_width == 32
     best = stacked_config("best")
-    assert best.loss.msgan_weight == 1.0 and (best.model.g_width, best.model.d_width) == (64, 64)
+    assert best.loss.msgan_weight == 1.0 and best.loss.r1_gamma == 1.0 and (best.model.g_width, best.model.d_width) == (64, 64)
+    mw, mr = stacked_config("msgan-wide"), stacked_config("msgan-r1")
+    assert (mw.loss.msgan_weight, mw.loss.r1_gamma, mw.model.g_width) == (1.0, 0.0, 64)
+    assert (mr.loss.msgan_weight, mr.loss.r1_gamma, mr.model.g_width) == (1.0, 1.0, 32)
     with pytest.raises(UsageError, match="model.pack"):
         stacked_config("pacgan", overrides=("train.batch_size=33",))
 

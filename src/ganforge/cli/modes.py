@@ -17,7 +17,7 @@ BENCHMARK_NAMES = ("ring8", "grid25", "stacked-mnist")
 @click.option("--method", default="vanilla", show_default=True,
               help="2D: vanilla | pacgan | mbstd | msgan | ttur | wgan-gp | r1 | wide-d | unrolled | decay | ttur-decay | "
                    "best-pack | best (the recommended recipe for that benchmark, DRS included); "
-                   "stacked-mnist: vanilla | pacgan | mbstd | ttur | r1 | msgan | unrolled | wide | best.")
+                   "stacked-mnist: vanilla | pacgan | mbstd | ttur | r1 | msgan | unrolled | wide | msgan-wide | msgan-r1 | best.")
 @click.option("--trials", type=int, default=10, show_default=True, help="Independent seeded trials (mean ± s.e.).")
 @click.option("--steps", type=int, default=None, help="G updates per trial. [default: 2D best 20000, other 2D methods 2000; stacked-mnist 8000]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Trial t uses seed + t.")

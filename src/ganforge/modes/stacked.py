@@ -51,13 +51,16 @@ STACKED_METHODS: dict[str, StackedMethod] = {
         # Capacity: both nets twice as wide (≈ 4x the conv FLOPs; measured 2.3x the CPU time per step).
         StackedMethod("wide", "capacity (Arora et al. 2017, ICML): G and D twice as wide",
                       ("model.g_width=64", "model.d_width=64")),
-        # At the 2,000-step CPU budget MSGAN was the only remedy that beat the plain preset (more
-        # modes, KL 0.752 vs 0.861, 2 trials; packing and unrolling were worse); at 8,000 steps
-        # doubling both widths lowered MSGAN's KL from 0.341 ± 0.018 to 0.251 ± 0.016 (seeds 0-3),
-        # docs/MODE_COLLAPSE.md.
-        StackedMethod("best", "Mao et al. 2019 (MSGAN) with G and D twice as wide on the dcgan-mnist preset; "
-                      "chosen from our measurements, docs/MODE_COLLAPSE.md",
+        # Measured at 8,000 steps, seeds 0-3 (docs/MODE_COLLAPSE.md): msgan KL 0.341 ± 0.018; msgan-wide
+        # 0.251 ± 0.016; msgan-r1 0.182 ± 0.002 (R1 γ 10 was no better than none, 0.333 on seed 0).
+        StackedMethod("msgan-wide", "Mao et al. 2019 (MSGAN) with G and D twice as wide",
                       ("loss.msgan_weight=1.0", "model.g_width=64", "model.d_width=64")),
+        StackedMethod("msgan-r1", "Mao et al. 2019 (MSGAN) + Mescheder et al. 2018 (R1, γ 1)",
+                      ("loss.msgan_weight=1.0", "loss.r1_gamma=1.0")),
+        # MSGAN + R1 + capacity: the gains add up (seed 0: 0.275 without R1, 0.133 with it).
+        StackedMethod("best", "MSGAN (Mao et al. 2019) + R1 γ 1 (Mescheder et al. 2018) with G and D twice as wide "
+                      "on the dcgan-mnist preset; chosen from our measurements, docs/MODE_COLLAPSE.md",
+                      ("loss.msgan_weight=1.0", "loss.r1_gamma=1.0", "model.g_width=64", "model.d_width=64")),
     )
 }
 
