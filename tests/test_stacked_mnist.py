@@ -154,6 +154,7 @@ def test_stacked_config_from_dcgan_mnist():
         stacked_config("veegan")
     assert stacked_config("msgan").loss.msgan_weight == 1.0
     assert stacked_config("unrolled").train.unroll_steps == 5
+    assert stacked_config("r1").loss.r1_gamma == 1.0 and stacked_config("r1").loss.msgan_weight == 0.0
     wide = stacked_config("wide").model
     assert (wide.g_width, wide.d_width) == (64, 64) and stacked_config("vanilla").model.g_width == 32
     best = stacked_config("best")
