@@ -291,6 +291,8 @@ def rescore_stacked(path: Path, device: str = "auto") -> list[StackedResult]:
         method = cfg.preset.removeprefix("stacked-mnist-")
         if method not in STACKED_METHODS:
             raise UsageError(f"--rescore: {str(run)!r} is not a Stacked MNIST trial (preset {cfg.preset!r})")
+        # against the method as defined *now*: a trial of an older `best` (before R1 joined it) comes
+        # back as `best` with loss.r1_gamma=0.0, so a changed recipe never passes for the current one
         ref = stacked_config(method, cfg.train.total_steps, cfg.train.seed)
         sets = {k: v for k, v in _changed_keys(to_dict(ref), to_dict(cfg)).items()
                 if k not in ("train.device", "train.threads")}
