@@ -19,7 +19,7 @@ BENCHMARK_NAMES = ("ring8", "grid25", "stacked-mnist")
                    "best-pack | best (the recommended recipe for that benchmark, DRS included); "
                    "stacked-mnist: vanilla | pacgan | mbstd | ttur | r1 | msgan | unrolled | wide | msgan-wide | msgan-r1 | best.")
 @click.option("--trials", type=int, default=10, show_default=True, help="Independent seeded trials (mean ± s.e.).")
-@click.option("--steps", type=int, default=None, help="G updates per trial. [default: 2D best 20000, other 2D methods 2000; stacked-mnist 8000]")
+@click.option("--steps", type=int, default=None, help="G updates per trial. [default: 2D best 20000, other 2D methods 2000; stacked-mnist best 16000, its other methods 8000]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Trial t uses seed + t.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="2D: a ToyConfig field (e.g. lr_decay_frac=0.3); stacked-mnist: a run-config key (e.g. train.batch_size=128). Repeatable.")
@@ -59,7 +59,6 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, 
 
     from ganforge.modes.bench import get_benchmark, run_benchmark
     from ganforge.modes.methods import METHODS, get_method, parse_sets
-    from ganforge.modes.stacked import DEFAULT_STEPS as STACKED_STEPS
     from ganforge.modes.stacked import STACKED_METHODS, get_stacked_method, run_stacked, stacked_config
 
     if trials < 1:
@@ -104,7 +103,7 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, 
         pairs += [("stacked-mnist", m) for m in STACKED_METHODS] if with_stacked else []
     else:
         if benchmark == "stacked-mnist":
-            stacked_config(get_stacked_method(method).name, steps or STACKED_STEPS, seed, tuple(sets))  # validate first
+            stacked_config(get_stacked_method(method).name, steps, seed, tuple(sets))  # validate first
         else:
             get_benchmark(benchmark), get_method(method)
         pairs = [(benchmark, method)]
@@ -114,7 +113,7 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, 
     for b, m in pairs:
         if b == "stacked-mnist":
             stacked_sets = (*sets, f"train.threads={threads}")
-            results.append(run_stacked(m, trials, steps or STACKED_STEPS, seed, out, stacked_sets, device))
+            results.append(run_stacked(m, trials, steps, seed, out, stacked_sets, device))
         else:
             results.append(run_benchmark(b, m, trials=trials, steps=steps, seed=seed, out=out, overrides=toy_sets, save=save))
     _echo(results, as_json)
