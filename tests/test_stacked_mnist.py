@@ -216,6 +216,9 @@ def test_cli_stacked_steps_default_to_the_methods_own_length(capsys, tmp_path, m
             main(["modes", "--benchmark", "stacked-mnist", "--method", method, "--trials", "1", *extra,
                   "--device", "cpu", "--out", str(tmp_path / f"{method}{len(extra)}")])
         assert seen[-1] == (method, want)
+    # 0 is an error, not "the default" (it silently became 8,000 before)
+    assert main(["modes", "--benchmark", "stacked-mnist", "--method", "best", "--steps", "0", "--out", str(tmp_path / "z")]) == 2
+    assert "--steps must be at least 1, got 0" in capsys.readouterr().err and not (tmp_path / "z").exists()
 
 
 def test_cli_help_names_every_stacked_method():

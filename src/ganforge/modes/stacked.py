@@ -37,6 +37,10 @@ class StackedMethod:
     overrides: tuple[str, ...] = ()  # `--set` strings applied to the dcgan-mnist-based RunConfig
     steps: int = DEFAULT_STEPS  # G updates per trial when `--steps` is not given: the length it was measured at
 
+    def length(self, steps: int | None) -> int:
+        """`steps` if given (`--steps`), else this method's own length."""
+        return self.steps if steps is None else steps
+
 
 # Remedies that ganforge's main training loop implements.
 STACKED_METHODS: dict[str, StackedMethod] = {
@@ -86,7 +90,7 @@ def stacked_config(method: str, steps: int | None = None, seed: int = 0, overrid
 
     base = PRESETS["dcgan-mnist"]
     meth = get_stacked_method(method)
-    steps = meth.steps if steps is None else steps
+    steps = meth.length(steps)
     # the preset's LR decay starts at half its 8000 steps; keep that fraction for other lengths
     decay = dict(decay_start_step=steps // 2) if base.optim.schedule != "constant" else {}
     cfg = replace(
@@ -247,7 +251,7 @@ def run_stacked(
     from ganforge.io import image_grid, save_png
 
     meth = get_stacked_method(method)
-    steps = meth.steps if steps is None else steps
+    steps = meth.length(steps)
     if trials < 1 or steps < 1:
         raise UsageError(f"--trials and --steps must be at least 1, got {trials} and {steps}")
     stacked_config(meth.name, steps, seed, overrides)  # validate the overrides before any training
