@@ -40,6 +40,7 @@ def test_bench_train_json_contract(capsys):
         assert key in r
     assert r["preset"] == "mlp-mnist" and r["batch"] == 8 and r["device"] == "cpu"
     assert r["flops_per_iter"] > 0 and r["peak_tflops"]["fp32"] > 0
+    assert r["fp32_math"] == "fp32"  # TF32 is a CUDA matter: the fp32 peak is timed in the convolutions' math
     for path in ("reference", "fast"):
         p = r[path]
         assert set(p) >= {"img_per_s", "steps_per_s", "tflops", "util", "peak_mem_mb"}
@@ -56,11 +57,25 @@ def test_bench_sample_json_contract(capsys):
     assert r["ratio"] == pytest.approx(r["fast"]["img_per_s"] / r["eager_fp32"]["img_per_s"], rel=2e-2)
 
 
+def test_bench_sample_takes_config_overrides(capsys, monkeypatch):
+    # the DCGAN 64 px generator of issue 4's table is dcgan-cifar10 at model.resolution=64
+    import ganforge.bench.run as bench_run
+
+    seen = []
+    real = bench_run.build_generator
+    monkeypatch.setattr(bench_run, "build_generator", lambda m: seen.append(m.resolution) or real(m))
+    args = ["bench", "sample", "--preset", "dcgan-cifar10", "--set", "model.resolution=16", "--set", "model.g_width=4",
+            "--batch", "2", *TINY, "--json"]
+    assert main(args) == 0 and seen == [16]
+    capsys.readouterr()
+
+
 BAD = [
     (["train", "--preset", "no-such", "--batch", "8"], "unknown preset 'no-such'"),
     (["train", "--preset", "mlp-mnist", "--batch", "0"], "--batch 0 must be >= 1"),
     (["sample", "--preset", "mlp-mnist", "--batch", "-1"], "--batch -1 must be >= 1"),
     (["train", "--preset", "mlp-mnist", "--batch", "8", "--steps", "0"], "--steps 0 must be >= 1"),
+    (["sample", "--preset", "mlp-mnist", "--batch", "8", "--set", "model.nope=1"], "unknown key 'nope' in 'model'"),
 ]
 
 

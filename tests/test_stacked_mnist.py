@@ -160,8 +160,8 @@ def test_stacked_config_from_dcgan_mnist():
     assert (wide.g_width, wide.d_width) == (64, 64) and stacked_config("vanilla").model.g_width == 32
     best = stacked_config("best")
     assert best.loss.msgan_weight == 1.0 and best.loss.r1_gamma == 1.0 and (best.model.g_width, best.model.d_width) == (64, 64)
-    # best trains twice the preset's length by default (decay over the second half, as the preset), the others 8,000
-    assert (best.train.total_steps, best.optim.decay_start_step) == (16000, 8000)
+    # best trains four times the preset's length by default (decay over the second half, as the preset), the others 8,000
+    assert (best.train.total_steps, best.optim.decay_start_step) == (32000, 16000)
     assert stacked_config("best", steps=8000).train.total_steps == 8000
     assert stacked_config("msgan-r1").train.total_steps == 8000 == STACKED_METHODS["vanilla"].steps
     mw, mr = stacked_config("msgan-wide"), stacked_config("msgan-r1")
@@ -199,7 +199,7 @@ def test_cli_stacked_mnist_end_to_end(capsys, tmp_path):
 
 
 def test_cli_stacked_steps_default_to_the_methods_own_length(capsys, tmp_path, monkeypatch):
-    """Without --steps each method trains the length it was measured at (best 16,000, the rest 8,000);
+    """Without --steps each method trains the length it was measured at (best 32,000, the rest 8,000);
     --steps still wins. The trial itself is replaced, so only the resolved length is checked."""
     import ganforge.modes.stacked as stacked
     from ganforge.cli import main
@@ -211,7 +211,7 @@ def test_cli_stacked_steps_default_to_the_methods_own_length(capsys, tmp_path, m
         raise SystemExit(0)  # stop before any training
 
     monkeypatch.setattr(stacked, "run_stacked_trial", fake_trial)
-    for method, extra, want in [("best", [], 16000), ("msgan-r1", [], 8000), ("best", ["--steps", "300"], 300)]:
+    for method, extra, want in [("best", [], 32000), ("msgan-r1", [], 8000), ("best", ["--steps", "300"], 300)]:
         with pytest.raises(SystemExit):
             main(["modes", "--benchmark", "stacked-mnist", "--method", method, "--trials", "1", *extra,
                   "--device", "cpu", "--out", str(tmp_path / f"{method}{len(extra)}")])

@@ -6,7 +6,10 @@ Definitions (all per process, one device):
 - FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` over one iteration, forward + backward
   (matmuls and convolutions only: element-wise ops, norms and optimiser updates count 0).
 - peak: the best of a few large square matmuls in fp32 and bf16 on the device, i.e. what this
-  software stack reaches, not the datasheet number.
+  software stack reaches, not the datasheet number. On CUDA an "fp32" convolution runs on TF32
+  tensor cores by default (``torch.backends.cudnn.allow_tf32``), so the fp32 peak is taken with
+  the convolutions' math (``fp32_math``): a true-fp32 peak (51 TFLOP/s on an H200) put the eager
+  reference at 214 % "utilisation" in the first GPU run.
 - memory: CUDA ``max_memory_allocated`` per path; on CPU the process's ``ru_maxrss`` high-water
   mark, which covers everything the process did so far (``peak_mem_kind`` says which).
 """
@@ -50,8 +53,25 @@ def count_flops(fn: Callable[[], None]) -> int:
     return int(counter.get_total_flops())
 
 
+def fp32_math(device: torch.device) -> str:
+    """What an fp32 convolution computes in: "tf32" on CUDA while cuDNN may use TF32 (PyTorch's default)."""
+    return "tf32" if device.type == "cuda" and torch.backends.cudnn.allow_tf32 else "fp32"
+
+
 def matmul_peak_tflops(device: torch.device, dtype: torch.dtype) -> float:
-    """Best TFLOP/s of an n×n @ n×n matmul (n = 8192 on CUDA, 2048 on CPU): 2n³ FLOPs per call."""
+    """Best TFLOP/s of an n×n @ n×n matmul (n = 8192 on CUDA, 2048 on CPU): 2n³ FLOPs per call.
+    fp32 is timed in the math fp32 convolutions use (``fp32_math``)."""
+    if device.type == "cuda" and dtype == torch.float32:
+        saved = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = fp32_math(device) == "tf32"
+        try:
+            return _matmul_peak(device, dtype)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = saved
+    return _matmul_peak(device, dtype)
+
+
+def _matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     n = 8192 if device.type == "cuda" else 2048
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)

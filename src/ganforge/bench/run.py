@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ganforge.bench.measure import (
-    count_flops, matmul_peak_tflops, peak_memory_kind, peak_memory_mb, reset_peak_memory, sync, time_rate,
+    count_flops, fp32_math, matmul_peak_tflops, peak_memory_kind, peak_memory_mb, reset_peak_memory, sync, time_rate,
 )
 from ganforge.bench.reference import make_reference_iteration
 from ganforge.config import RunConfig, apply_overrides
@@ -120,7 +120,7 @@ def bench_train(
         "channels_last": cfg.perf.channels_last,
         "perf": {k: getattr(cfg.perf, k) for k in ("compile", "compile_mode", "fused_optim", "d_concat", "sn_once", "fast_dropout")},
         "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "flops_per_iter": flops, "peak_tflops": {k: _sig(v) for k, v in peaks.items()},
+        "flops_per_iter": flops, "peak_tflops": {k: _sig(v) for k, v in peaks.items()}, "fp32_math": fp32_math(device),
         "peak_mem_kind": peak_memory_kind(device), **out,
         "ratio": round(out["fast"]["img_per_s"] / out["reference"]["img_per_s"], 3),
     }
