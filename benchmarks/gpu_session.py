@@ -3,7 +3,9 @@ issue 5's Stacked MNIST, issue 7's restoration goals), sized to a session's devi
 of device time, one command of at most 10 minutes, after the short `gpu_probe.sh` call has checked
 that each CUDA path runs and timed it. It trains every job at once on the one GPU for ``--minutes``,
 scores them, then runs the throughput benchmarks on the freed GPU, and writes one summary.json
-(rewritten after every finished step, so a run cut short still reports).
+(rewritten after every finished step, so a run cut short still reports). At the end the logs go
+into logs.tar.gz and the trained restoration models, exported fp16, into models.tar and
+inpaint-model.tar: the device tool returns 8 files at most.
 
 Here, on the development machine (copies the data the jobs need and two pure-Python wheels into
 .gpu/, which git ignores; ~45 MB, under the device tool's 64 MiB):
@@ -267,8 +269,46 @@ def run(args: argparse.Namespace) -> None:
     if "bench" in jobs:  # timings want the GPU to themselves: after everything else
         session.run_job("bench", plan("bench", data, runs, args.minutes, args.device, args.smoke), train_until, deadline)
     session.summary["seconds"] = round(time.time() - t0, 1)
+    session.summary["bundled"] = bundle(out, runs)
     session.write()
     print(json.dumps(session.summary, indent=1))
+
+
+# the trained restoration models that come back (exported fp16): sr + denoise in one tar (~4 MB),
+# the inpainting U-Net (~13 MB) in another, each under the device tool's 16 MB per file
+MODEL_TARS = {"models.tar": (("sr", "sr"), ("denoise", "denoise")), "inpaint-model.tar": (("inpaint", "inpaint-l2"),)}
+
+
+def bundle(out: Path, runs: Path) -> list[str]:
+    """Pack what must come back into few files (the device tool returns 8 at most): every log into
+    logs.tar.gz, and each trained restoration model, exported fp16, into MODEL_TARS. The first lease
+    lost its trained models for want of this. Returns the files written."""
+    import tarfile
+
+    written = []
+    for tar_name, members in MODEL_TARS.items():
+        exported = []
+        for task, run in members:
+            if (runs / run / "model" / "config.json").is_file():
+                dst = runs / "export" / task
+                proc = subprocess.run([sys.executable, "-m", "ganforge", task, "export", str(runs / run), str(dst)],
+                                      capture_output=True, text=True)
+                if proc.returncode == 0:
+                    exported.append((dst, task))
+        if exported:
+            with tarfile.open(out / tar_name, "w") as tar:
+                for dst, task in exported:
+                    tar.add(dst, arcname=task)
+            written.append(tar_name)
+    logs = sorted(out.glob("*.log"))
+    if logs:
+        with tarfile.open(out / "logs.tar.gz", "w:gz") as tar:
+            for log in logs:
+                tar.add(log, arcname=log.name)
+        for log in logs:
+            log.unlink()
+        written.append("logs.tar.gz")
+    return written
 
 
 def main() -> None:

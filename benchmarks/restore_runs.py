@@ -109,6 +109,22 @@ RUNS = {
         "loss.adv_weight=0", "loss.pixel=l2", "optim.lr=1e-4", "train.seed=1", "train.max_minutes=25",
         f"train.init_from={OUT / run}", "train.val_every=500", "train.log_every=100", *CPU_BF16])
        for run in ("inpaint-unet", "inpaint-unet-upright")},
+    # the shipped models (src/ganforge/pretrained/, 2026-12-04): the CPU-best recipes above, three runs
+    # at once on the 2 cores (one thread each), 55 minutes; inpainting 40 minutes of L1 then 15 of L2
+    "ship-sr": ("sr", "sr-x4", SHARED / "restoration" / "sun_hays80", [
+        "model.width=32", "model.blocks=8", "data.patch_size=96", "train.batch_size=16",
+        "train.total_steps=100000", "train.max_minutes=55", "train.val_every=1000", "train.log_every=100", *CPU_BF16]),
+    "ship-denoise": ("denoise", "denoise-s25", SHARED / "restoration" / "sun_hays80", [
+        "data.patch_size=48", "train.batch_size=16", "train.total_steps=200000", "train.max_minutes=55",
+        "train.val_every=2000", "train.log_every=200", *CPU_BF16]),
+    "ship-inpaint": ("inpaint", "inpaint-center", SHARED / "cifar10-train20k.zip", [
+        "model.arch=unet", "degrade.mask_kinds=center", "data.patch_size=32", "data.val_images=64", "train.batch_size=32",
+        "train.total_steps=200000", "train.adv_steps=0", "loss.adv_weight=0", "train.max_minutes=40", "train.val_every=1000",
+        "train.log_every=200", *CPU_BF16]),
+    "ship-inpaint-l2": ("inpaint", "inpaint-center", SHARED / "cifar10-train20k.zip", [
+        "model.arch=unet", "degrade.mask_kinds=center", "data.patch_size=32", "data.val_images=64", "train.batch_size=32",
+        "train.total_steps=200000", "train.adv_steps=0", "loss.adv_weight=0", "loss.pixel=l2", "optim.lr=1e-4", "train.seed=1",
+        "train.max_minutes=15", f"train.init_from={OUT / 'ship-inpaint'}", "train.val_every=500", "train.log_every=100", *CPU_BF16]),
     # adversarial fine-tuning of the "sr" run: phase 1 skipped (total_steps=0), D feature matching
     "srgan": ("sr", "srgan-x4", SHARED / "restoration" / "sun_hays80", [
         "model.width=32", "model.blocks=8", "model.d_width=32", "data.patch_size=96", "train.batch_size=16",

@@ -100,7 +100,20 @@ def test_smoke_plan_runs_on_cpu_and_reports(data, tmp_path):
     assert jobs["inpaint"]["train-l2"]["phases"]["pixel"]["steps"] >= 1
     for job, step in (("sr", "Set14"), ("sr", "Set5-se"), ("inpaint", "cifar")):
         assert 5 < jobs[job][step]["mean"]["psnr_rgb"] < 60
-    assert {p.name for p in out.iterdir()} == {"summary.json", "sr.log", "inpaint.log"}
+    # few files come back from the device (8 at most): the logs in one archive, the trained models exported
+    assert {p.name for p in out.iterdir()} == {"summary.json", "logs.tar.gz", "models.tar", "inpaint-model.tar"}
+    assert summary["bundled"] == ["models.tar", "inpaint-model.tar", "logs.tar.gz"]
+    import tarfile
+
+    with tarfile.open(out / "logs.tar.gz") as tar:
+        assert sorted(tar.getnames()) == ["inpaint.log", "sr.log"]
+    with tarfile.open(out / "models.tar") as tar:
+        assert sorted(tar.getnames()) == ["sr", "sr/config.json", "sr/generator.safetensors"]
+    with tarfile.open(out / "inpaint-model.tar") as tar:
+        tar.extractall(tmp_path / "back", filter="data")
+    from ganforge.apps.restore_apply import load_restorer
+
+    assert load_restorer(tmp_path / "back" / "inpaint").task == "inpaint"
     # the run folders stay outside $OUT (the device tool returns 8 files at most), and are never reused
     again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_session.py"), "run", "--out", str(out),
                             "--runs", str(tmp_path / "runs"), "--data", str(data), "--device", "cpu", "--smoke"],

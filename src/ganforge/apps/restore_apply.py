@@ -46,8 +46,15 @@ def save_restorer(model_dir: str | Path, cfg: RestoreConfig, G: nn.Module, G_ema
 
 
 def load_restorer_net(path: str | Path, *, ema: bool = True) -> tuple[nn.Module, RestoreConfig, dict]:
-    """(G in eval mode on the CPU, its RestoreConfig, the config.json dict) from a model or run folder."""
-    model_dir = ckpt.resolve_model_dir(path)
+    """(G in eval mode on the CPU, its RestoreConfig, the config.json dict) from a model or run folder,
+    or the name of a model shipped with ganforge (ganforge.apps.pretrained)."""
+    from ganforge.apps.pretrained import resolve_model_path, shipped_names
+
+    resolved = resolve_model_path(path)
+    if not resolved.exists():
+        shipped = ", ".join(shipped_names()) or "none installed"
+        raise UsageError(f"{path} does not exist: give a model or run folder, or a shipped model ({shipped})")
+    model_dir = ckpt.resolve_model_dir(resolved)
     try:
         meta = json.loads((model_dir / "config.json").read_text())
     except ValueError as exc:
@@ -205,8 +212,9 @@ class Restorer:
 def load_restorer(path: str | Path, *, device: str | torch.device = "cpu", tile: int = 0, overlap: int = 32,
                   sigma: float | None = None, ema: bool = True, work_scale: float = 1.0,
                   self_ensemble: bool = False) -> Restorer:
-    """A Restorer from a model folder (config.json + safetensors) or a run folder holding ``model/``.
-    EMA weights are used when the run kept them (``ema=False``: the raw weights)."""
+    """A Restorer from a model folder (config.json + safetensors), a run folder holding ``model/``, or
+    the name of a shipped model (``load_restorer("sr-x4")``; ganforge.apps.pretrained). EMA weights
+    are used when the run kept them (``ema=False``: the raw weights)."""
     G, cfg, _ = load_restorer_net(path, ema=ema)
     return Restorer(G, cfg, device=device, tile=tile, overlap=overlap, sigma=sigma, work_scale=work_scale,
                     self_ensemble=self_ensemble)

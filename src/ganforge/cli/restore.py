@@ -40,11 +40,14 @@ def resolve_restorer(name: str, task: str, *, scale, sigma, device: str, tile: i
     ``self_ensemble`` (models): the mean over the 8 rotations / flips of the input (the 2 flips for a net trained with data.rotate=false)."""
     from ganforge.apps.classical import CLASSICAL, make_classical
 
+    from ganforge.apps.pretrained import resolve_model_path, shipped_names
+
     if name in CLASSICAL:
         return make_classical(name, task, scale=scale, sigma=sigma)
-    if not Path(name).exists():
+    if not resolve_model_path(name).exists():
         raise UsageError(
-            f"{name!r} is neither a classical method ({', '.join(CLASSICAL)}) nor an existing model folder"
+            f"{name!r} is neither a classical method ({', '.join(CLASSICAL)}), a shipped model "
+            f"({', '.join(shipped_names()) or 'none installed'}) nor an existing model folder"
         )
     try:
         from ganforge.apps.restore_train import load_restorer

@@ -1,0 +1,83 @@
+"""Export the `ship-*` runs of benchmarks/restore_runs.py as the restoration models that ship in
+the package (src/ganforge/weights/restore/<name>/, fp16, `ganforge TASK export`), score each on the
+test sets with `ganforge TASK eval ... --json`, and write index.json beside them (how each was
+trained, its command, its scores and their commands). Run it after the trainings:
+
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/ship_models.py
+
+A model folder that already exists is an error (nothing is overwritten): delete it first to re-ship.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from restore_runs import OUT, RUNS, SHARED  # noqa: E402
+
+DEST = ROOT / "src" / "ganforge" / "weights" / "restore"
+SET5, SET14, CIFAR = SHARED / "sr" / "Set5", SHARED / "sr" / "Set14", SHARED / "cifar10-test10k.zip"
+# shipped name -> (its runs, in training order, the last one exported; its evaluations)
+SHIP = {
+    "sr-x4": (["ship-sr"], {"Set5": ["--data", str(SET5), "--scale", "4"], "Set14": ["--data", str(SET14), "--scale", "4"]}),
+    "denoise-s25": (["ship-denoise"], {"Set5": ["--data", str(SET5), "--sigma", "25"], "Set14": ["--data", str(SET14), "--sigma", "25"]}),
+    "inpaint-center": (["ship-inpaint", "ship-inpaint-l2"], {
+        "CIFAR-10 test (first 1000)": ["--data", str(CIFAR), "--mask", "center", "--max-images", "1000"],
+        "Set14 240 px crops": ["--data", str(SET14), "--crop", "240", "--mask", "center", "--work-scale", "0.1333"]}),
+}
+
+
+def ganforge(*argv: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "ganforge", *argv], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    if proc.returncode != 0:
+        sys.exit(f"ship_models: ganforge {' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def main() -> None:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    index_file = DEST / "index.json"
+    index = json.loads(index_file.read_text()) if index_file.exists() else {}
+    for name, (runs, evals) in SHIP.items():
+        task = RUNS[runs[-1]][0]
+        folder = DEST / name
+        if folder.exists():
+            sys.exit(f"ship_models: {folder} exists: delete it to ship {name} again")
+        ganforge(task, "export", str(OUT / runs[-1]), str(folder))
+        trained = []
+        for run in runs:
+            t, preset, data, overrides = RUNS[run]
+            summary = json.loads((OUT / run / "summary.json").read_text())
+            trained.append({"run": run, "preset": preset, "data": str(Path(data).relative_to(SHARED.parent.parent)),
+                            "overrides": overrides, "steps": {k: v["steps"] for k, v in summary["phases"].items()},
+                            "seconds": summary["seconds"], "device": summary["device"], "precision": summary["precision"],
+                            "threads": summary["threads"]})
+        scores = {}
+        for label, args in evals.items():
+            mean = json.loads(ganforge(task, "eval", name, *args, "--json"))["mean"]
+            scores[label] = {"command": f"ganforge {task} eval {name} " + " ".join(
+                a.replace(str(SHARED.parent.parent) + "/", "../") for a in args) + " --json",
+                **{k: round(v, 4) for k, v in mean.items()}}
+            print(name, label, scores[label], flush=True)
+        index[name] = {
+            "task": task,
+            "trained": trained,
+            "command": " && ".join(f"OMP_NUM_THREADS=1 python benchmarks/restore_runs.py train {r}" for r in runs),
+            "machine": "2-core AMD EPYC VM (AVX512-BF16), torch 2.13.0+cpu, three trainings at once, one thread each",
+            "date": datetime.date.today().isoformat(),
+            "commit": commit,
+            "scores": scores,
+            "size_bytes": sum(p.stat().st_size for p in folder.iterdir()),
+        }
+        index_file.write_text(json.dumps(index, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
