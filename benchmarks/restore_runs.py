@@ -109,18 +109,12 @@ RUNS = {
         "loss.adv_weight=0", "loss.pixel=l2", "optim.lr=1e-4", "train.seed=1", "train.max_minutes=25",
         f"train.init_from={OUT / run}", "train.val_every=500", "train.log_every=100", *CPU_BF16])
        for run in ("inpaint-unet", "inpaint-unet-upright")},
-    # the shipped models (src/ganforge/pretrained/, 2026-12-04): the CPU-best recipes above, three runs
-    # at once on the 2 cores (one thread each), 55 minutes; inpainting 40 minutes of L1 then 15 of L2
+    # the shipped models (src/ganforge/weights/restore/, 2026-12-04): the CPU-best recipes, three runs at
+    # once on the 2 cores (one thread each), 55 minutes; inpainting 40 minutes of L1 then 15 of L2
+    # (ship-denoise and ship-inpaint, below the dict, are denoise-long and inpaint-unet with less time)
     "ship-sr": ("sr", "sr-x4", SHARED / "restoration" / "sun_hays80", [
         "model.width=32", "model.blocks=8", "data.patch_size=96", "train.batch_size=16",
         "train.total_steps=100000", "train.max_minutes=55", "train.val_every=1000", "train.log_every=100", *CPU_BF16]),
-    "ship-denoise": ("denoise", "denoise-s25", SHARED / "restoration" / "sun_hays80", [
-        "data.patch_size=48", "train.batch_size=16", "train.total_steps=200000", "train.max_minutes=55",
-        "train.val_every=2000", "train.log_every=200", *CPU_BF16]),
-    "ship-inpaint": ("inpaint", "inpaint-center", SHARED / "cifar10-train20k.zip", [
-        "model.arch=unet", "degrade.mask_kinds=center", "data.patch_size=32", "data.val_images=64", "train.batch_size=32",
-        "train.total_steps=200000", "train.adv_steps=0", "loss.adv_weight=0", "train.max_minutes=40", "train.val_every=1000",
-        "train.log_every=200", *CPU_BF16]),
     "ship-inpaint-l2": ("inpaint", "inpaint-center", SHARED / "cifar10-train20k.zip", [
         "model.arch=unet", "degrade.mask_kinds=center", "data.patch_size=32", "data.val_images=64", "train.batch_size=32",
         "train.total_steps=200000", "train.adv_steps=0", "loss.adv_weight=0", "loss.pixel=l2", "optim.lr=1e-4", "train.seed=1",
@@ -131,6 +125,17 @@ RUNS = {
         "train.total_steps=0", "train.adv_steps=100000", "train.max_minutes=12", "train.val_every=200",
         "train.log_every=25", *CPU]),
 }
+
+
+
+def _minutes(run: str, minutes: int) -> tuple:
+    """RUNS[run] with another train.max_minutes (same overrides, same order)."""
+    task, preset, data, overrides = RUNS[run]
+    return task, preset, data, [f"train.max_minutes={minutes}" if o.startswith("train.max_minutes=") else o for o in overrides]
+
+
+RUNS["ship-denoise"] = _minutes("denoise-long", 55)
+RUNS["ship-inpaint"] = _minutes("inpaint-unet", 40)
 
 
 def train(name: str, init: str | None) -> None:

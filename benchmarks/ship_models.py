@@ -56,7 +56,7 @@ def main() -> None:
             t, preset, data, overrides = RUNS[run]
             summary = json.loads((OUT / run / "summary.json").read_text())
             trained.append({"run": run, "preset": preset, "data": str(Path(data).relative_to(SHARED.parent.parent)),
-                            "overrides": overrides, "steps": {k: v["steps"] for k, v in summary["phases"].items()},
+                            "overrides": [o.replace(str(ROOT) + "/", "") for o in overrides], "steps": {k: v["steps"] for k, v in summary["phases"].items()},
                             "seconds": summary["seconds"], "device": summary["device"], "precision": summary["precision"],
                             "threads": summary["threads"]})
         scores = {}
