@@ -282,8 +282,11 @@ MODEL_TARS = {"models.tar": (("sr", "sr"), ("denoise", "denoise")), "inpaint-mod
 def bundle(out: Path, runs: Path) -> list[str]:
     """Pack what must come back into few files (the device tool returns 8 at most): every log into
     logs.tar.gz, and each trained restoration model, exported fp16, into MODEL_TARS. The first lease
-    lost its trained models for want of this. Returns the files written."""
+    lost its trained models for want of this. Returns the files written; an export that fails is
+    written to bundle.log, which goes into logs.tar.gz with the rest."""
     import tarfile
+
+    from ganforge.apps.restore_apply import export_restorer
 
     written = []
     for tar_name, members in MODEL_TARS.items():
@@ -291,10 +294,13 @@ def bundle(out: Path, runs: Path) -> list[str]:
         for task, run in members:
             if (runs / run / "model" / "config.json").is_file():
                 dst = runs / "export" / task
-                proc = subprocess.run([sys.executable, "-m", "ganforge", task, "export", str(runs / run), str(dst)],
-                                      capture_output=True, text=True)
-                if proc.returncode == 0:
-                    exported.append((dst, task))
+                try:
+                    export_restorer(runs / run, dst, task=task)  # what `ganforge TASK export` calls: fp16, EMA weights
+                except Exception as exc:  # a model that cannot be exported must not cost the logs
+                    with open(out / "bundle.log", "a") as log:
+                        log.write(f"export of {runs / run} failed: {exc!r}\n")
+                    continue
+                exported.append((dst, task))
         if exported:
             with tarfile.open(out / tar_name, "w") as tar:
                 for dst, task in exported:

@@ -128,10 +128,13 @@ def bench_train(
 
 def bench_sample(
     cfg: RunConfig, *, batch: int, device: torch.device, steps: int = 10, repeats: int = 3, warmup: int = 2,
+    overrides: tuple[str, ...] = (),
 ) -> dict:
     """Generator inference img/s, eager fp32 against bf16 autocast (with the preset's channels_last),
-    and ``time_to_first_batch_s``: from building G to the first generated batch back on the host."""
+    and ``time_to_first_batch_s``: from building G to the first generated batch back on the host.
+    ``overrides`` are `--set` strings, as for bench_train (e.g. model.resolution=64)."""
     check_bench_args(batch, steps, repeats)
+    cfg = apply_overrides(cfg, list(overrides))
     m = cfg.model
     t0 = time.perf_counter()
     G = build_generator(m).to(device).eval()

@@ -87,10 +87,8 @@ def bench_sample_cmd(preset_name, batch, steps, repeats, device, overrides, as_j
     """
     from ganforge.bench import bench_sample
 
-    from ganforge.config import apply_overrides
-
     cfg, dev, _ = _setup(preset_name, batch, device)
-    r = bench_sample(apply_overrides(cfg, list(overrides)), batch=batch, device=dev, steps=steps, repeats=repeats)
+    r = bench_sample(cfg, batch=batch, device=dev, steps=steps, repeats=repeats, overrides=tuple(overrides))
     _echo(r, as_json, [
         f"{r['preset']} G inference, batch {batch} on {r['device']}: first batch after {r['time_to_first_batch_s']:.3f} s",
         f"  eager fp32 {r['eager_fp32']['img_per_s']:>10.1f} img/s",
