@@ -243,3 +243,100 @@ def test_cli_rescore_stacked_bad_folders(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "is not a ganforge run config" in err and "Traceback" not in err
     assert main(["modes", "--rescore", str(tmp_path), "--all"]) == 2
+
+
+def test_cli_rescore_names_an_unfinished_trial_and_how_to_continue_it(capsys, tmp_path):
+    """A trial stopped by a signal (a device command's time limit) keeps a checkpoint and no model:
+    --rescore says which trial, where it stopped and the command that continues it."""
+    from ganforge.cli import main
+    from ganforge.config import to_dict
+
+    run = tmp_path / "runs" / "stacked-mnist-best-seed1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"run": to_dict(stacked_config("best", 64000, seed=1))}))
+    assert main(["modes", "--rescore", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"trial '{run}' has not finished (it has no checkpoint): continue it with: ganforge train --resume {run}" in err
+    (run / "checkpoints" / "state-00031000.pt").write_bytes(b"")  # only the name is read
+    assert main(["modes", "--rescore", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "its last checkpoint is step 31000 of 64000" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_interrupted_trial_resumed_scores_as_one_run(tmp_path):
+    """The workflow for a trial longer than one device command: SIGTERM stops `ganforge modes` with a
+    checkpoint (exit 143, the message names both follow-up commands), `ganforge train --resume`
+    finishes the same schedule, and `modes --rescore` scores it exactly as an uninterrupted trial."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1"}
+
+    def ganforge(*args):
+        return subprocess.Popen([sys.executable, "-m", "ganforge", *args], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    tiny = [x for s in ("model.g_width=8", "model.d_width=8", "train.log_every=2", "train.deterministic=true")
+            for x in ("--set", s)]
+    args = ["modes", "--benchmark", "stacked-mnist", "--method", "vanilla", "--trials", "1", "--seed", "3",
+            "--steps", "400", "--device", "cpu", *tiny, "--json"]
+    p = ganforge(*args, "--out", str(tmp_path / "cut"))
+    metrics = tmp_path / "cut" / "runs" / "stacked-mnist-vanilla-seed3" / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 3):
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err
+    assert "continue with: ganforge train --resume" in err and f"ganforge modes --rescore {tmp_path / 'cut'}" in err
+    assert "Traceback" not in err
+    p = ganforge("train", "--resume", str(metrics.parent))
+    assert p.wait(timeout=600) == 0, p.communicate()
+    p = ganforge("modes", "--rescore", str(tmp_path / "cut"), "--json")
+    resumed = json.loads(p.communicate(timeout=600)[0])
+    p = ganforge(*args, "--out", str(tmp_path / "whole"))
+    whole = json.loads(p.communicate(timeout=900)[0])
+    assert resumed["steps"] == whole["steps"] == 400 and resumed["trials"] == whole["trials"] == 1
+    assert resumed["per_trial"] == whole["per_trial"]
+
+
+@pytest.mark.slow
+def test_stacked_long_sittings_on_cpu(tmp_path):
+    """benchmarks/stacked_long.py end to end with tiny nets: the first sitting stops the trial and
+    packs it, `keep` unpacks it, the second sitting continues it to the end and scores it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = [sys.executable, str(root / "benchmarks" / "stacked_long.py")]
+    env = {**__import__("os").environ, "PYTHONPATH": str(root / "src")}
+    first = subprocess.run([*script, "run", "--out", str(tmp_path / "out1"), "--runs", str(tmp_path / "runs1"), "--seeds", "2",
+                            "--steps", "100000", "--stop-after", "20", "--device", "cpu", "--smoke"],
+                           capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    s1 = json.loads((tmp_path / "out1" / "summary.json").read_text())["seeds"]["2"]
+    assert s1["finished"] is False and s1["rc"] == 143 and s1["step"] > 0 and (tmp_path / "out1" / "seed2.tar").is_file()
+    kept = tmp_path / "kept"
+    assert subprocess.run([*script, "keep", str(tmp_path / "out1"), "--into", str(kept)], env=env).returncode == 0
+    # the second sitting: the remaining steps of a 100,000-step schedule would take too long here, so the
+    # kept trial's length is cut to a few steps past its checkpoint (a resumed run may lengthen or shorten it)
+    cfg_file = kept / "seed2" / "runs" / "stacked-mnist-best-seed2" / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg["run"]["train"]["total_steps"] = s1["step"] + 5
+    cfg_file.write_text(json.dumps(cfg))
+    second = subprocess.run([*script, "run", "--out", str(tmp_path / "out2"), "--runs", str(tmp_path / "runs2"), "--seeds", "2",
+                             "--from", str(kept), "--stop-after", "500", "--device", "cpu"],
+                            capture_output=True, text=True, env=env, timeout=900)
+    assert second.returncode == 0, second.stderr
+    s2 = json.loads((tmp_path / "out2" / "summary.json").read_text())["seeds"]["2"]
+    assert s2["continued"] is True and s2["finished"] is True and s2["rc"] == 0
+    assert s2["steps"] == s1["step"] + 5 and 1 <= s2["modes_mean"] <= 1000 and not (tmp_path / "out2" / "seed2.tar").exists()

@@ -176,9 +176,29 @@ def run_stacked_trial(method: str, steps: int, seed: int, run_dir: Path, clf: nn
     (the EMA copy the preset keeps). Returns (stats, 64 sample images for the grid)."""
     from ganforge.training import train
 
+    from ganforge.training.guard import TrainingInterrupted
+
     cfg = stacked_config(method, steps, seed, tuple(overrides) + (f"train.device={device}",))
-    run = train(cfg, out=run_dir)
+    try:
+        run = train(cfg, out=run_dir)
+    except TrainingInterrupted as exc:
+        # A trial longer than one sitting (a device lease's command limit, say): stopped with a checkpoint. It
+        # goes on with the generic `ganforge train --resume RUN` (same config, same LR schedule, bit-exact on
+        # CPU), and `modes --rescore OUT` scores it once finished.
+        exc.args = (f"{exc}; once every trial has finished, score them with: ganforge modes --rescore {run_dir.parent.parent}",)
+        raise
     return score_run(run, clf, seed, cfg.model.z_dim, cfg.train.device)
+
+
+def unfinished(run: Path, total_steps: int) -> str | None:
+    """Why a kept trial cannot be scored yet (stopped before its last step), or None when it can."""
+    from ganforge.training import checkpoint as ckpt
+
+    if (run / ckpt.MODEL_DIR / "config.json").is_file():
+        return None
+    states = ckpt.list_states(run / ckpt.STATE_DIR)
+    at = f"its last checkpoint is step {ckpt.state_step(states[-1])} of {total_steps}" if states else "it has no checkpoint"
+    return f"trial {str(run)!r} has not finished ({at}): continue it with: ganforge train --resume {run}"
 
 
 def score_run(run: Path, clf: nn.Module, seed: int, z_dim: int, device: str = "auto"):
@@ -309,6 +329,8 @@ def rescore_stacked(path: Path, device: str = "auto") -> list[StackedResult]:
         ref = stacked_config(method, cfg.train.total_steps, cfg.train.seed)
         sets = {k: v for k, v in _changed_keys(to_dict(ref), to_dict(cfg)).items()
                 if k not in ("train.device", "train.threads")}
+        if (why := unfinished(run, cfg.train.total_steps)) is not None:
+            raise UsageError(f"--rescore: {why}")
         groups.setdefault((method, cfg.train.total_steps, tuple(sorted(sets.items()))), []).append((cfg.train.seed, run, cfg))
     clf = load_evaluator("mnist-clf")
     results = []

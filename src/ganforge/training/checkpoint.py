@@ -248,8 +248,8 @@ def save_state(ckpt_dir: str | Path, step: int, state: dict, keep_last: int) -> 
     # Rotation, strictly after the commit. States newer than this one belong to an attempt we
     # did not continue from (resume fell back past a corrupt file): they are dropped too.
     states = list_states(ckpt_dir)
-    older = [p for p in states if _step(p) < step]
-    doomed = older[: max(0, len(older) - (keep_last - 1))] + [p for p in states if _step(p) > step]
+    older = [p for p in states if state_step(p) < step]
+    doomed = older[: max(0, len(older) - (keep_last - 1))] + [p for p in states if state_step(p) > step]
     for old in doomed:
         old.unlink(missing_ok=True)
         manifest.pop(old.name, None)
@@ -280,10 +280,11 @@ def list_states(ckpt_dir: str | Path) -> list[Path]:
     ckpt_dir = Path(ckpt_dir)
     if not ckpt_dir.is_dir():
         return []
-    return sorted((p for p in ckpt_dir.iterdir() if _STATE_RE.match(p.name)), key=_step)
+    return sorted((p for p in ckpt_dir.iterdir() if _STATE_RE.match(p.name)), key=state_step)
 
 
-def _step(path: Path) -> int:
+def state_step(path: Path) -> int:
+    """The G step a state file (state-NNNNNNNN.pt) was written at."""
     return int(_STATE_RE.match(path.name).group(1))  # type: ignore[union-attr]
 
 
