@@ -135,6 +135,12 @@ def _minutes(run: str, minutes: int) -> tuple:
 
 
 RUNS["ship-denoise"] = _minutes("denoise-long", 55)
+# nineteenth session: the DRUNet-style U-Net denoiser (model.arch=unet, width 32, 2 res blocks per level, 64 px
+# patches) against DnCNN (denoise-long's recipe), 50 minutes each, both at once, one thread each
+RUNS["denoise-unet"] = ("denoise", "denoise-s25", SHARED / "restoration" / "sun_hays80", [
+    "model.arch=unet", "model.width=32", "model.blocks=2", "data.patch_size=64", "train.batch_size=16",
+    "train.total_steps=200000", "train.max_minutes=50", "train.val_every=2000", "train.log_every=200", *CPU_BF16])
+RUNS["denoise-dncnn-50"] = _minutes("denoise-long", 50)
 RUNS["ship-inpaint"] = _minutes("inpaint-unet", 40)
 
 

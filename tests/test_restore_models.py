@@ -9,7 +9,8 @@ from ganforge.apps import restore_config
 from ganforge.apps.restore_config import apply_overrides, get_preset
 from ganforge.apps.restore_losses import VGGPerceptual, feature_matching, pixel_loss, vgg19_features
 from ganforge.apps.restore_models import (
-    INPAINT_ARCHS, CompletionNet, DnCNN, InpaintUNet, PatchDiscriminator, SRResNet, build_discriminator, build_restorer, count_params, fill_holes,
+    DENOISE_ARCHS, INPAINT_ARCHS, CompletionNet, DenoiseUNet, DnCNN, InpaintUNet, PatchDiscriminator, SRResNet, build_discriminator,
+    build_restorer, count_params, fill_holes,
 )
 from ganforge.errors import UsageError
 
@@ -63,6 +64,14 @@ def test_param_counts_of_the_default_widths():
            + conv(w, w // 2, 3) + conv(w // 2, 3, 3))
     unet = build_restorer(apply_overrides(get_preset("inpaint-center"), ["model.arch=unet"]))
     assert isinstance(unet, InpaintUNet) and count_params(unet) == enc + dil + dec == 6_590_531
+    # the DRUNet-style denoiser at width 32, 2 res blocks per level: widths 32-64-128-256, 2x2 stride-2 convs
+    # down, 2x2 stride-2 transposed convs up (weight c_in x c_out x 2 x 2 + bias c_out either way)
+    ws = [32, 64, 128, 256]
+    res = [2 * 2 * conv(c, c, 3) for c in ws]  # 2 blocks of 2 convs per level
+    du = conv(3, 32, 3) + sum(res[:3]) + sum(conv(ws[i], ws[i + 1], 2) for i in range(3)) + res[3]
+    du += sum(conv(ws[i + 1], ws[i], 2) for i in range(3)) + sum(res[:3]) + conv(32, 3, 3)
+    net = build_restorer(apply_overrides(get_preset("denoise-s25"), ["model.arch=unet", "model.width=32", "model.blocks=2"]))
+    assert isinstance(net, DenoiseUNet) and count_params(net) == du == 4_256_899
     # PatchGAN 70x70: 64-128-256-512 then one logit
     d = conv(3, 64, 4) + conv(64, 128, 4) + conv(128, 256, 4) + conv(256, 512, 4) + conv(512, 1, 4)
     assert count_params(build_discriminator(get_preset("sr-x4"))) == d == 2_764_737
@@ -111,6 +120,54 @@ def test_fresh_denoiser_returns_its_input_and_noise_map_is_used():
     assert a.shape == noisy.shape and not torch.allclose(a, b)
 
 
+@pytest.mark.parametrize("size", [(11, 9), (16, 24), (37, 45)])
+def test_fresh_unet_denoiser_returns_its_input_at_any_size(size):
+    """Sides that are not multiples of 8 are padded inside and cropped back; the zero tail adds 0."""
+    noisy = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(1))
+    net = DenoiseUNet(width=4, blocks=1)
+    assert torch.equal(net(noisy), noisy)
+    randomize(net, std=0.1)
+    out = net(noisy)
+    assert out.shape == noisy.shape and not torch.allclose(out, noisy)
+    mapped = randomize(DenoiseUNet(width=4, blocks=1, noise_map=True), std=0.1)
+    with pytest.raises(ValueError, match="sigma"):
+        mapped(noisy)
+    assert not torch.allclose(mapped(noisy, torch.full((2,), 0.1)), mapped(noisy, torch.full((2,), 0.2)))
+
+
+def test_unet_denoiser_sees_far_and_shifts_by_8():
+    """The 1/8 level reaches far: an impulse 40 px away changes the output (DnCNN's 17 layers reach
+    17 px). A shift by a multiple of 8 shifts the output with it, away from the borders (the
+    receptive field of this 1-block net reaches about 50 px)."""
+    net = randomize(DenoiseUNet(width=4, blocks=1), std=0.1).double()
+    x = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    poked = x.clone()
+    poked[..., 128, 168] += 1.0
+    assert (net(poked) - net(x))[..., 128, 128].abs().max() > 1e-9
+    dn = randomize(DnCNN(width=4, depth=17), std=0.1).double()
+    assert torch.equal(dn(poked)[..., 128, 128], dn(x)[..., 128, 128])
+    shifted = net(x[..., 8:, 16:])  # pixel (r, c) of this is pixel (r + 8, c + 16) of x
+    assert torch.allclose(shifted[..., 104:136, 104:136], net(x)[..., 112:144, 120:152], rtol=0, atol=1e-9)
+
+
+def test_task_arch_names_agree_and_old_configs_load():
+    assert restore_config.TASK_ARCHS["denoise"] == tuple(DENOISE_ARCHS)
+    assert get_preset("denoise-s25").model.arch == ""  # the task's default, dncnn
+    assert isinstance(build_restorer(get_preset("denoise-s25")), DnCNN)
+    with pytest.raises(UsageError, match=r"model.arch='iizuka' is not allowed for task denoise: use one of dncnn, unet"):
+        apply_overrides(get_preset("denoise-s25"), ["model.arch=iizuka"])
+    with pytest.raises(UsageError, match=r"model.arch='unet' is not allowed for task sr: use one of srresnet"):
+        apply_overrides(get_preset("sr-x4"), ["model.arch=unet"])
+    # config.json files written before arch was per task hold "iizuka" for every task
+    for preset in ("sr-x4", "denoise-s25"):
+        old = restore_config.to_dict(get_preset(preset))
+        old["model"]["arch"] = "iizuka"
+        assert restore_config.from_dict(old).model.arch == ""
+    old = restore_config.to_dict(get_preset("inpaint-center"))
+    old["model"]["arch"] = "iizuka"
+    assert restore_config.from_dict(old).model.arch == "iizuka"
+
+
 # ----------------------------------------------------------------------------- inpainting
 
 
@@ -140,9 +197,10 @@ def test_completion_net_keeps_known_pixels(fill, arch):
 
 
 def test_inpaint_arch_names_agree_and_bad_arch_is_a_usage_error():
-    assert restore_config.INPAINT_ARCHS == tuple(INPAINT_ARCHS)
-    assert get_preset("inpaint-center").model.arch == "iizuka"  # old config.json files (no arch) load as iizuka
-    with pytest.raises(UsageError, match=r"model.arch='vit' is not allowed: use one of iizuka, unet"):
+    assert restore_config.TASK_ARCHS["inpaint"] == tuple(INPAINT_ARCHS)
+    cfg = get_preset("inpaint-center")  # "" = the task's default; old config.json files (no arch) load so too
+    assert cfg.model.arch == "" and restore_config.arch_of(cfg) == "iizuka" and isinstance(build_restorer(cfg), CompletionNet)
+    with pytest.raises(UsageError, match=r"model.arch='vit' is not allowed for task inpaint: use one of iizuka, unet"):
         apply_overrides(get_preset("inpaint-center"), ["model.arch=vit"])
 
 

@@ -19,7 +19,8 @@ from ganforge.apps.degrade import MASK_KINDS, SR_SCALES, TASKS
 from ganforge.losses import LOSSES
 
 PIXEL_LOSSES = ("l1", "l2")
-INPAINT_ARCHS = ("iizuka", "unet")  # ganforge.apps.restore_models.INPAINT_ARCHS
+# model.arch per task (ganforge.apps.restore_models.ARCHS); the first is the task's default, used when arch is ""
+TASK_ARCHS = {"sr": ("srresnet",), "denoise": ("dncnn", "unet"), "inpaint": ("iizuka", "unet")}
 SCHEDULES = ("constant", "cosine", "step")
 HOLE_FILLS = ("zero", "mean")
 SKIMAGE_SOURCE = "skimage"  # data.source naming scikit-image's bundled sample photos
@@ -50,9 +51,11 @@ class DegradeConfig:
 @dataclass(frozen=True)
 class RestoreNetConfig:
     width: int = 64  # feature channels of the restoration network G
-    blocks: int = 16  # sr: residual blocks; denoise: conv layers (DnCNN depth); inpaint: dilated convs (2, 4, 8, ...)
+    blocks: int = 16  # sr: residual blocks; denoise: conv layers (DnCNN depth) or, unet, res blocks per level; inpaint: dilated convs (2, 4, 8, ...)
     res_scale: float = 1.0  # sr: residual scaling inside each block (EDSR uses 0.1 for very wide nets)
-    arch: str = "iizuka"  # inpaint: iizuka (encoder / dilated convs / decoder) | unet (the same with skips, down to 1/8)
+    # "" = the task's default (TASK_ARCHS' first). sr: srresnet; denoise: dncnn | unet (DRUNet-style, 4 levels, width
+    # doubling per level); inpaint: iizuka (encoder / dilated convs / decoder) | unet (the same with skips, down to 1/8)
+    arch: str = ""
     noise_map: bool = False  # denoise: give G a sigma map as a 4th input channel (FFDNet); apply then needs sigma
     d_width: int = 64  # PatchGAN discriminator channels in its first layer (doubling per stride-2 layer, max 8x)
     d_layers: int = 3  # PatchGAN stride-2 convs (3 = the 70x70 pix2pix discriminator)
@@ -134,7 +137,17 @@ def dumps(cfg: RestoreConfig) -> str:
 
 def from_dict(d: dict) -> RestoreConfig:
     """A RestoreConfig from a nested dict (e.g. a model's config.json); unknown keys are errors."""
+    model = d.get("model") if isinstance(d, dict) else None
+    if isinstance(model, dict) and model.get("arch") == "iizuka" and d.get("task") in ("sr", "denoise"):
+        # configs written before arch had per-task values (2026-12-05) hold the old default "iizuka" for every
+        # task; only inpainting ever read it, so for SR and denoising it means the task's one net of that time
+        d = {**d, "model": {**model, "arch": ""}}
     return config_from_dict(d, RestoreConfig, validate)
+
+
+def arch_of(cfg: RestoreConfig) -> str:
+    """cfg.model.arch, or the task's default network when it is ""."""
+    return cfg.model.arch or TASK_ARCHS[cfg.task][0]
 
 
 def apply_overrides(cfg: RestoreConfig, overrides: list[str]) -> RestoreConfig:
@@ -170,7 +183,9 @@ def validate(cfg: RestoreConfig) -> RestoreConfig:
     for key in ("width", "blocks", "d_width", "d_layers"):
         _positive(f"model.{key}", getattr(m, key))
     _positive("model.res_scale", m.res_scale)
-    _choice("model.arch", m.arch, INPAINT_ARCHS)
+    if m.arch and m.arch not in TASK_ARCHS[cfg.task]:
+        raise UsageError(f"model.arch={m.arch!r} is not allowed for task {cfg.task}: use one of {', '.join(TASK_ARCHS[cfg.task])} "
+                         "(or leave it empty for the first)")
     if cfg.task == "inpaint" and m.blocks > 8:
         raise UsageError(f"model.blocks={m.blocks} is too many dilated convs for inpaint (dilation 2**blocks): use 1 to 8")
     _choice("loss.pixel", lo.pixel, PIXEL_LOSSES)

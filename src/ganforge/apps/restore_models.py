@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganforge.apps.restore_config import RestoreConfig
+from ganforge.apps.restore_config import RestoreConfig, arch_of
 from ganforge.nn import apply_spectral_norm, init_weights
 
 
@@ -52,9 +52,10 @@ class ResBlock(nn.Module):
     away the range of the features, costs memory and makes train/eval outputs differ; removing it
     raised PSNR in Lim et al. 2017)."""
 
-    def __init__(self, width: int, res_scale: float = 1.0):
+    def __init__(self, width: int, res_scale: float = 1.0, relu: bool = False):
         super().__init__()
-        self.body = nn.Sequential(_conv(width, width), nn.PReLU(width), _conv(width, width))
+        act = nn.ReLU(inplace=True) if relu else nn.PReLU(width)  # relu: DRUNet's block (DenoiseUNet)
+        self.body = nn.Sequential(_conv(width, width), act, _conv(width, width))
         self.res_scale = res_scale
 
     def forward(self, x: Tensor) -> Tensor:  # (N, W, h, w) -> same
@@ -133,6 +134,69 @@ class DnCNN(nn.Module):
             level = sigma.to(noisy.dtype).view(-1, 1, 1, 1).expand(noisy.shape[0], 1, *noisy.shape[-2:])
             x = torch.cat([x, level], dim=1)  # (N, 4, H, W)
         return noisy - self.body(x)
+
+
+class DenoiseUNet(nn.Module):
+    """A DRUNet-style denoiser (Zhang et al. 2021, "Plug-and-Play Image Restoration with Deep
+    Denoiser Prior"), smaller: 4 levels of width w, 2w, 4w, 8w, each ``blocks`` residual blocks
+    (conv-ReLU-conv + skip, no batch norm); 2x2 stride-2 convs down, 2x2 stride-2 transposed convs
+    up, and each decoder level adds the encoder's features of its size (skips by addition, as
+    DRUNet). Like DnCNN it predicts the noise: out = noisy - tail(...), the tail zero-initialised.
+
+    Why: DnCNN spends 15 full-resolution 64-channel convs per pixel (553k multiply-adds) for a
+    receptive field of 35 px. Here most convs run at 1/4, 1/16, 1/64 of the pixels: at w = 32 and 2
+    blocks, about 180k multiply-adds per pixel, and the 1/8 level sees over 100 px. ``noise_map``
+    adds the FFDNet sigma channel as in DnCNN. Sides that are not multiples of 8 are
+    replicate-padded and cropped back, so any input size works; the output depends on the pixel
+    position modulo 8 and on context far away, so tiled inference is close to, not equal to,
+    untiled (docs/RESTORATION_training.md gives the measured difference).
+    """
+
+    multiple = 8
+
+    def __init__(self, width: int = 32, blocks: int = 2, noise_map: bool = False, channels: int = 3):
+        super().__init__()
+        w = [width, 2 * width, 4 * width, 8 * width]
+        self.noise_map = noise_map
+
+        def res(c: int) -> list[nn.Module]:
+            return [ResBlock(c, relu=True) for _ in range(blocks)]
+
+        self.head = _conv(channels + int(noise_map), w[0])
+        # down[i]: (N, w[i], H/2^i, W/2^i) -> (N, w[i+1], H/2^(i+1), W/2^(i+1))
+        self.down = nn.ModuleList(nn.Sequential(*res(w[i]), nn.Conv2d(w[i], w[i + 1], 2, stride=2)) for i in range(3))
+        self.middle = nn.Sequential(*res(w[3]))
+        # up[i]: (N, w[i+1], H/2^(i+1), ...) -> (N, w[i], H/2^i, ...)
+        self.up = nn.ModuleList(nn.Sequential(nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2), *res(w[i])) for i in range(3))
+        # PyTorch's default init, not He's: with He, every residual block and every 2x2 stride-2 conv (no ReLU
+        # after it) roughly doubles the variance, and the decoder's features start at std ~1,700 (measured,
+        # w 32, 2 blocks), so the first Adam steps of the tail throw the output far off. The default keeps
+        # every level's features at std 0.06-0.2; the skips carry the gradient that He init is there for.
+        self.tail = _zero_head(w[0], channels)
+
+    def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> Tensor:
+        # noisy (N, 3, H, W); sigma (N,) on the 0..1 scale, used with noise_map
+        h, w = noisy.shape[-2:]
+        x = noisy - 0.5
+        if self.noise_map:
+            if sigma is None:
+                raise ValueError("this denoiser takes a noise-level map: pass sigma (N,) on the 0..1 scale")
+            level = sigma.to(noisy.dtype).view(-1, 1, 1, 1).expand(noisy.shape[0], 1, h, w)
+            x = torch.cat([x, level], dim=1)  # (N, 4, H, W)
+        ph, pw = -h % self.multiple, -w % self.multiple
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        feats = [self.head(x)]  # (N, w, H', W')
+        for down in self.down:
+            feats.append(down(feats[-1]))  # (N, 2w, H'/2, W'/2), (N, 4w, ...), (N, 8w, H'/8, W'/8)
+        y = self.middle(feats[3])
+        for i in (2, 1, 0):
+            y = self.up[i](y + feats[i + 1])  # (N, w[i], H'/2^i, W'/2^i)
+        noise = self.tail(y + feats[0])[..., :h, :w]  # (N, 3, H, W)
+        return noisy - noise
+
+
+DENOISE_ARCHS = {"dncnn": DnCNN, "unet": DenoiseUNet}
 
 
 # ----------------------------------------------------------------------------- inpainting
@@ -290,10 +354,11 @@ def build_restorer(cfg: RestoreConfig) -> nn.Module:
     m = cfg.model
     if cfg.task == "sr":
         return SRResNet(cfg.degrade.scale, m.width, m.blocks, m.res_scale)
+    arch = arch_of(cfg)
     if cfg.task == "denoise":
-        return DnCNN(m.width, m.blocks, m.noise_map)
+        return DENOISE_ARCHS[arch](m.width, m.blocks, m.noise_map)
     if cfg.task == "inpaint":
-        return INPAINT_ARCHS[m.arch](m.width, m.blocks, cfg.degrade.fill)
+        return INPAINT_ARCHS[arch](m.width, m.blocks, cfg.degrade.fill)
     raise ValueError(f"unknown task {cfg.task!r}")
 
 
