@@ -49,6 +49,23 @@ def test_bench_train_json_contract(capsys):
     assert r["ratio"] == pytest.approx(r["fast"]["img_per_s"] / r["reference"]["img_per_s"], rel=1e-2)
 
 
+@pytest.mark.parametrize("penalty", ["loss.r1_gamma=1", "loss.gp_weight=10"])
+def test_bench_train_with_a_gradient_penalty_times_without_flops(capsys, penalty):
+    """PyTorch's FLOP counter cannot follow a penalty's autograd.grad (torch 2.13: "A leaf node was
+    passed to _will_engine_execute_node"): the step is still timed, the FLOP fields are None, and
+    the text output says why instead of a traceback."""
+    args = ["bench", "train", "--preset", "dcgan-mnist", "--batch", "8", "--warmup", "0", *TINY, "--set", "model.g_width=8",
+            "--set", "model.d_width=8", "--set", penalty]
+    assert main([*args, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["fast"]["img_per_s"] > 0 and r["reference"]["img_per_s"] > 0
+    if r["flops_per_iter"] is None:
+        assert r["fast"]["tflops"] is None and r["fast"]["util"] is None
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "img/s" in text and ("FLOPs not counted" in text) == (r["flops_per_iter"] is None)
+
+
 def test_bench_sample_json_contract(capsys):
     code = main(["bench", "sample", "--preset", "mlp-mnist", "--batch", "8", *TINY, "--json"])
     r = json.loads(capsys.readouterr().out)

@@ -46,10 +46,18 @@ def time_rate(fn: Callable[[], None], device: torch.device, *, steps: int, repea
     return statistics.median(rates)
 
 
-def count_flops(fn: Callable[[], None]) -> int:
-    """FLOPs of one call of ``fn`` (forward and backward matmuls/convs; a multiply-add is 2)."""
-    with FlopCounterMode(display=False) as counter:
-        fn()
+def count_flops(fn: Callable[[], None]) -> int | None:
+    """FLOPs of one call of ``fn`` (forward and backward matmuls/convs; a multiply-add is 2), or None
+    where PyTorch's counter cannot follow the call: its module hooks reject the ``autograd.grad`` of
+    a gradient penalty (R1, WGAN-GP) with "A leaf node was passed to _will_engine_execute_node"
+    (torch 2.13). The call may then stop half-way; the timing that follows does not depend on it."""
+    try:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+    except RuntimeError as exc:
+        if "_will_engine_execute_node" not in str(exc):
+            raise
+        return None
     return int(counter.get_total_flops())
 
 

@@ -107,10 +107,11 @@ def bench_train(
         sync(device)
         first_step_s = time.perf_counter() - t0
         rate = time_rate(fn, device, steps=steps, repeats=repeats, warmup=warmup)
-        tflops = flops * rate / 1e12
+        tflops = flops * rate / 1e12 if flops is not None else None  # None: not countable (count_flops)
         out[name] = {
             "precision": prec, "img_per_s": _sig(rate * imgs_per_iter), "steps_per_s": _sig(rate),
-            "tflops": _sig(tflops), "util": _sig(tflops / peaks[prec]), "peak_mem_mb": round(peak_memory_mb(device), 1),
+            "tflops": _sig(tflops) if tflops is not None else None,
+            "util": _sig(tflops / peaks[prec]) if tflops is not None else None, "peak_mem_mb": round(peak_memory_mb(device), 1),
             "first_step_s": round(first_step_s, 3),
         }
     guard.poll()  # a NaN in the timed steps is a bug worth an error, as in training

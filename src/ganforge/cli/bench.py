@@ -59,11 +59,18 @@ def bench_train_cmd(preset_name, batch, steps, repeats, warmup, device, override
         raise UsageError(f"--warmup {warmup} must be >= 0")
     r = bench_train(cfg, batch=batch, device=dev, steps=steps, repeats=repeats, warmup=warmup, overrides=tuple(overrides))
     ref, fast = r["reference"], r["fast"]
+    counted = r["flops_per_iter"] is not None  # None with a gradient penalty (bench.measure.count_flops)
+
+    def rate(p: dict) -> str:
+        if not counted:
+            return f"{p['peak_mem_mb']:.0f} MB"
+        return f"{p['tflops']:.4f} TFLOP/s ({100 * p['util']:.1f}% of {p['precision']} matmul peak) {p['peak_mem_mb']:.0f} MB"
+
     _echo(r, as_json, [
         f"{r['preset']} batch {batch} on {r['device']} ({r['threads']} threads, torch {r['torch']}); "
-        f"{r['flops_per_iter'] / 1e9:.2f} GFLOP per iteration",
-        *(f"  {name:<9} {p['precision']:<4} {p['img_per_s']:>10.1f} img/s {p['steps_per_s']:>8.3f} steps/s "
-          f"{p['tflops']:.4f} TFLOP/s ({100 * p['util']:.1f}% of {p['precision']} matmul peak) {p['peak_mem_mb']:.0f} MB"
+        + (f"{r['flops_per_iter'] / 1e9:.2f} GFLOP per iteration" if counted
+           else "FLOPs not counted (PyTorch's counter cannot follow a gradient penalty's autograd.grad)"),
+        *(f"  {name:<9} {p['precision']:<4} {p['img_per_s']:>10.1f} img/s {p['steps_per_s']:>8.3f} steps/s {rate(p)}"
           for name, p in (("reference", ref), ("ganforge", fast))),
         f"  ratio ganforge / reference: {r['ratio']:.2f}x   (memory: {r['peak_mem_kind']})",
     ])
