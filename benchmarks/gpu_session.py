@@ -20,7 +20,8 @@ There, through the device tool (`run`, carry [".gpu"], timeout_s 595):
 Jobs (``--jobs``, default all):
   sr         sr-x4 as the preset stands (SRResNet 64 x 16, L1, 128 px patches, batch 32) on the 80 photos,
              scored on Set5 and Set14 (x4, Y, crop 4), plain and self-ensembled;
-  denoise    denoise-s25 (DnCNN 64 x 17) on the 80 photos, scored on Set5 and Set14 at sigma 25;
+  denoise    denoise-unet-s25 (the U-Net denoiser; DnCNN's denoise-s25 until 2026-12-05) on the 80 photos,
+             scored on Set5 and Set14 at sigma 25;
   inpaint    the CPU-best CIFAR recipe (U-Net, centre hole, 32 px, L1, then an L2 cycle for the last
              quarter of the time), scored on CIFAR-10 test (1000) and the Set14 240 px crops;
   stacked    Stacked MNIST `best` at 32,000 steps (twice its length), seeds 0-3 at once;
@@ -92,7 +93,7 @@ def plan(job: str, data: Path, runs: Path, minutes: float, device: str, smoke: b
     dev = ["--device", device, "--json"]
     steps: list[tuple[str, list[str]]] = []
     if job in ("sr", "denoise"):
-        preset = {"sr": "sr-x4", "denoise": "denoise-s25"}[job]
+        preset = {"sr": "sr-x4", "denoise": "denoise-unet-s25"}[job]
         steps.append(("train", [job, "train", "--preset", preset, "--data", str(data / "sun_hays80"), "--out", str(runs / job),
                                 *sets([*common, f"train.max_minutes={minutes}"])]))
         level = ["--scale", "4"] if job == "sr" else ["--sigma", "25"]

@@ -141,6 +141,11 @@ RUNS["denoise-unet"] = ("denoise", "denoise-s25", SHARED / "restoration" / "sun_
     "model.arch=unet", "model.width=32", "model.blocks=2", "data.patch_size=64", "train.batch_size=16",
     "train.total_steps=200000", "train.max_minutes=50", "train.val_every=2000", "train.log_every=200", *CPU_BF16])
 RUNS["denoise-dncnn-50"] = _minutes("denoise-long", 50)
+# then (as inpaint-unet-l2) a second cosine cycle from lr 1e-4 with L2, whose minimiser is what PSNR scores
+RUNS["denoise-unet-l2"] = ("denoise", "denoise-s25", SHARED / "restoration" / "sun_hays80", [
+    "model.arch=unet", "model.width=32", "model.blocks=2", "data.patch_size=64", "train.batch_size=16", "loss.pixel=l2",
+    "optim.lr=1e-4", "train.seed=1", "train.total_steps=200000", "train.max_minutes=40", f"train.init_from={OUT / 'denoise-unet'}",
+    "train.val_every=1000", "train.log_every=200", *CPU_BF16])
 RUNS["ship-inpaint"] = _minutes("inpaint-unet", 40)
 
 

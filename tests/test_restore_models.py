@@ -70,7 +70,7 @@ def test_param_counts_of_the_default_widths():
     res = [2 * 2 * conv(c, c, 3) for c in ws]  # 2 blocks of 2 convs per level
     du = conv(3, 32, 3) + sum(res[:3]) + sum(conv(ws[i], ws[i + 1], 2) for i in range(3)) + res[3]
     du += sum(conv(ws[i + 1], ws[i], 2) for i in range(3)) + sum(res[:3]) + conv(32, 3, 3)
-    net = build_restorer(apply_overrides(get_preset("denoise-s25"), ["model.arch=unet", "model.width=32", "model.blocks=2"]))
+    net = build_restorer(get_preset("denoise-unet-s25"))
     assert isinstance(net, DenoiseUNet) and count_params(net) == du == 4_256_899
     # PatchGAN 70x70: 64-128-256-512 then one logit
     d = conv(3, 64, 4) + conv(64, 128, 4) + conv(128, 256, 4) + conv(256, 512, 4) + conv(512, 1, 4)
@@ -254,3 +254,14 @@ def test_vgg_perceptual_loads_local_weights_only(tmp_path):
     save_file({"features.0.weight": torch.zeros(1)}, str(tmp_path / "bad.safetensors"))
     with pytest.raises(UsageError, match="not a VGG19 state dict"):
         VGGPerceptual(tmp_path / "bad.safetensors")
+
+
+def test_restorer_default_overlap_is_the_nets_own():
+    """Without an overlap a Restorer uses the net's tile_overlap (64 for the U-Net denoiser, whose
+    tiles equal the whole image at 64 px of context) or 32; an explicit one wins."""
+    from ganforge.apps.restore_apply import DEFAULT_OVERLAP, Restorer
+
+    unet_cfg, dn_cfg = get_preset("denoise-unet-s25"), get_preset("denoise-s25")
+    assert Restorer(DenoiseUNet(width=4, blocks=1), unet_cfg).overlap == 64
+    assert Restorer(DnCNN(width=4, depth=3), dn_cfg).overlap == DEFAULT_OVERLAP == 32
+    assert Restorer(DenoiseUNet(width=4, blocks=1), unet_cfg, overlap=8).overlap == 8

@@ -109,6 +109,11 @@ def export_restorer(path: str | Path, out: str | Path, *, dtype: str = "fp16", e
     return out
 
 
+# Tile context in input pixels when none is given. A net with a wider reach sets its own ``tile_overlap``
+# (the U-Net denoiser: 64, where its tiles equal the whole image in 8-bit output; docs/RESTORATION_training.md).
+DEFAULT_OVERLAP = 32
+
+
 class Restorer:
     """``restore(degraded (N, 3, h, w) in [0, 1], mask (N, 1, H, W) | None) -> (N, 3, H, W) in [0, 1]``.
 
@@ -128,7 +133,9 @@ class Restorer:
     """
 
     def __init__(self, net: nn.Module, cfg: RestoreConfig, *, device: str | torch.device = "cpu", tile: int = 0,
-                 overlap: int = 32, sigma: float | None = None, work_scale: float = 1.0, self_ensemble: bool = False):
+                 overlap: int | None = None, sigma: float | None = None, work_scale: float = 1.0, self_ensemble: bool = False):
+        if overlap is None:  # the net's own: the context at which its tiles equal the whole image (DEFAULT_OVERLAP)
+            overlap = getattr(net, "tile_overlap", DEFAULT_OVERLAP)
         if tile < 0 or overlap < 0:
             raise UsageError(f"tile={tile} and overlap={overlap} must be >= 0")
         if not 0 < work_scale <= 1:
@@ -209,7 +216,7 @@ class Restorer:
         return self._run(x).to(degraded.device)
 
 
-def load_restorer(path: str | Path, *, device: str | torch.device = "cpu", tile: int = 0, overlap: int = 32,
+def load_restorer(path: str | Path, *, device: str | torch.device = "cpu", tile: int = 0, overlap: int | None = None,
                   sigma: float | None = None, ema: bool = True, work_scale: float = 1.0,
                   self_ensemble: bool = False) -> Restorer:
     """A Restorer from a model folder (config.json + safetensors), a run folder holding ``model/``, or

@@ -88,7 +88,8 @@ def make_apply_cmd(task: str) -> click.Command:
     @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
     @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path))
     @click.option("--tile", type=int, default=0, show_default=True, help="Run the network on tiles of this many input pixels (0 = whole image).")
-    @click.option("--overlap", type=int, default=32, show_default=True, help="Context pixels around each tile.")
+    @click.option("--overlap", type=int, default=None,
+                  help="Context pixels around each tile. [default: the model's own, 32; 64 for the U-Net denoiser]")
     @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
     @click.option("--force", is_flag=True, help="Overwrite existing output files.")
     @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA copy.")
@@ -99,7 +100,7 @@ def make_apply_cmd(task: str) -> click.Command:
 
         if device not in ("cpu", "cuda", "auto"):
             raise UsageError(f"--device {device!r}: use cpu, cuda or auto")
-        if tile < 0 or overlap < 0:
+        if tile < 0 or (overlap is not None and overlap < 0):
             raise UsageError(f"--tile {tile} and --overlap {overlap} must be >= 0")
         plan_outputs(input_path, output_path, force=force)  # refuse bad paths before loading the model
         restorer = load_restorer(model, device=resolve_device(device), tile=tile, overlap=overlap,
