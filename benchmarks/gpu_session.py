@@ -20,7 +20,7 @@ There, through the device tool (`run`, carry [".gpu"], timeout_s 595):
 Jobs (``--jobs``, default all):
   sr         sr-x4 as the preset stands (SRResNet 64 x 16, L1, 128 px patches, batch 32) on the 80 photos,
              scored on Set5 and Set14 (x4, Y, crop 4), plain and self-ensembled;
-  denoise    denoise-unet-s25 (the U-Net denoiser; DnCNN's denoise-s25 until 2026-12-05) on the 80 photos,
+  denoise    denoise-unet-s25 (the U-Net denoiser; DnCNN's denoise-s25 until 2026-12-04) on the 80 photos,
              scored on Set5 and Set14 at sigma 25;
   inpaint    the CPU-best CIFAR recipe (U-Net, centre hole, 32 px, L1, then an L2 cycle for the last
              quarter of the time), scored on CIFAR-10 test (1000) and the Set14 240 px crops;

@@ -3,9 +3,10 @@ the package (src/ganforge/weights/restore/<name>/, fp16, `ganforge TASK export`)
 test sets with `ganforge TASK eval ... --json`, and write index.json beside them (how each was
 trained, its command, its scores and their commands). Run it after the trainings:
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/ship_models.py
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/ship_models.py [NAME ...]   # default: every model
 
 A model folder that already exists is an error (nothing is overwritten): delete it first to re-ship.
+The other models' index.json entries are kept.
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ from restore_runs import OUT, RUNS, SHARED  # noqa: E402
 
 DEST = ROOT / "src" / "ganforge" / "weights" / "restore"
 SET5, SET14, CIFAR = SHARED / "sr" / "Set5", SHARED / "sr" / "Set14", SHARED / "cifar10-test10k.zip"
+# how the runs shared the machine: three at once (2026-12-04), or two (the U-Net denoiser, 2026-12-04)
+THREE = "2-core AMD EPYC VM (AVX512-BF16), torch 2.13.0+cpu, three trainings at once, one thread each"
+TWO = "2-core AMD EPYC VM (AVX512-BF16), torch 2.13.0+cpu, two trainings at once, one thread each"
 # shipped name -> (its runs, in training order, the last one exported; its evaluations)
 SHIP = {
     "sr-x4": (["ship-sr"], {"Set5": ["--data", str(SET5), "--scale", "4"], "Set14": ["--data", str(SET14), "--scale", "4"]}),
-    "denoise-s25": (["ship-denoise"], {"Set5": ["--data", str(SET5), "--sigma", "25"], "Set14": ["--data", str(SET14), "--sigma", "25"]}),
+    # the U-Net (model.arch=unet) since 2026-12-04; the DnCNN shipped before was ship-denoise
+    "denoise-s25": (["denoise-unet", "denoise-unet-l2"], {"Set5": ["--data", str(SET5), "--sigma", "25"], "Set14": ["--data", str(SET14), "--sigma", "25"]}),
     "inpaint-center": (["ship-inpaint", "ship-inpaint-l2"], {
         "CIFAR-10 test (first 1000)": ["--data", str(CIFAR), "--mask", "center", "--max-images", "1000"],
         "Set14 240 px crops": ["--data", str(SET14), "--crop", "240", "--mask", "center", "--work-scale", "0.1333"]}),
@@ -41,11 +46,18 @@ def ganforge(*argv: str) -> str:
     return proc.stdout
 
 
+MACHINE = {"sr-x4": THREE, "denoise-s25": TWO, "inpaint-center": THREE}
+
+
 def main() -> None:
+    names = sys.argv[1:] or list(SHIP)
+    if unknown := [n for n in names if n not in SHIP]:
+        sys.exit(f"ship_models: unknown model(s) {', '.join(unknown)}: choose from {', '.join(SHIP)}")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     index_file = DEST / "index.json"
     index = json.loads(index_file.read_text()) if index_file.exists() else {}
-    for name, (runs, evals) in SHIP.items():
+    for name in names:
+        runs, evals = SHIP[name]
         task = RUNS[runs[-1]][0]
         folder = DEST / name
         if folder.exists():
@@ -70,7 +82,7 @@ def main() -> None:
             "task": task,
             "trained": trained,
             "command": " && ".join(f"OMP_NUM_THREADS=1 python benchmarks/restore_runs.py train {r}" for r in runs),
-            "machine": "2-core AMD EPYC VM (AVX512-BF16), torch 2.13.0+cpu, three trainings at once, one thread each",
+            "machine": MACHINE[name],
             "date": datetime.date.today().isoformat(),
             "commit": commit,
             "scores": scores,

@@ -67,6 +67,7 @@ def sitting(seed: int, args: argparse.Namespace, runs: Path, out: Path, stop_at:
             result["continued"] = True
         else:
             small = ["--set", "model.g_width=8", "--set", "model.d_width=8"] if args.smoke else []
+            small += [a for kv in args.sets for a in ("--set", kv)]  # e.g. loss.reg_every=4 (lazy R1)
             proc = ganforge("modes", "--benchmark", "stacked-mnist", "--method", "best", *small, "--trials", "1", "--seed", str(seed),
                             "--steps", str(args.steps), "--device", args.device, "--threads", "2", "--json", "--out", str(folder),
                             log=log, env=env)
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> None:
         t.start()
     for t in threads:
         t.join()
-    summary = {"steps": args.steps, "device": args.device, "stop_after_s": args.stop_after, "seconds": round(time.time() - t0, 1),
+    summary = {"steps": args.steps, "sets": args.sets, "device": args.device, "stop_after_s": args.stop_after, "seconds": round(time.time() - t0, 1),
                "seeds": {str(s): r for s, r in results.items()}}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     logs = sorted(out.glob("seed*.log"))
@@ -168,6 +169,8 @@ def main() -> None:
     r.add_argument("--runs", default="/tmp/stacked-runs", help="run folders (must be new or empty)")
     r.add_argument("--device", default="cuda")
     r.add_argument("--smoke", action="store_true", help="tiny nets: checks the sittings end to end on a CPU")
+    r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="a run-config override for new trials (ganforge modes --set), repeatable; kept trials keep theirs")
     args = ap.parse_args()
     if args.what == "prepare":
         prepare()

@@ -139,7 +139,7 @@ def from_dict(d: dict) -> RestoreConfig:
     """A RestoreConfig from a nested dict (e.g. a model's config.json); unknown keys are errors."""
     model = d.get("model") if isinstance(d, dict) else None
     if isinstance(model, dict) and model.get("arch") == "iizuka" and d.get("task") in ("sr", "denoise"):
-        # configs written before arch had per-task values (2026-12-05) hold the old default "iizuka" for every
+        # configs written before arch had per-task values (2026-12-04) hold the old default "iizuka" for every
         # task; only inpainting ever read it, so for SR and denoising it means the task's one net of that time
         d = {**d, "model": {**model, "arch": ""}}
     return config_from_dict(d, RestoreConfig, validate)
@@ -278,7 +278,7 @@ PRESETS: dict[str, RestoreConfig] = {
     "inpaint-free": _inpaint(
         "Free-form inpainting: random boxes and brush strokes, the inpaint-center network and schedule.", "boxes,strokes"),
 }
-# denoise: the U-Net since 2026-12-05 (50 CPU-minutes each: +1.7 dB validation PSNR over denoise-s25's DnCNN at
+# denoise: the U-Net since 2026-12-04 (50 CPU-minutes each: +1.7 dB validation PSNR over denoise-s25's DnCNN at
 # step 2,000; docs/RESTORATION_training.md); denoise-s25 stays the DnCNN, so the commands written with it still hold
 DEFAULT_PRESET = {"sr": "sr-x4", "denoise": "denoise-unet-s25", "inpaint": "inpaint-center"}
 
