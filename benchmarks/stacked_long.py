@@ -56,6 +56,8 @@ def ganforge(*argv: str, log, env: dict) -> subprocess.Popen:
 def sitting(seed: int, args: argparse.Namespace, runs: Path, out: Path, stop_at: float, result: dict) -> None:
     """One seed's sitting: start or continue its trial, SIGTERM it at ``stop_at``, then score it
     (finished) or pack it (not finished)."""
+    from ganforge.training import checkpoint as ckpt  # the run-folder layout (PYTHONPATH=src, as the commands)
+
     env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
     folder = runs / f"seed{seed}"  # the modes --out folder of this seed
     trial = folder / TRIAL.format(seed=seed)
@@ -83,7 +85,7 @@ def sitting(seed: int, args: argparse.Namespace, runs: Path, out: Path, stop_at:
                 stdout, _ = proc.communicate()
         log.write(stdout or "")
         result["rc"] = proc.returncode
-        if (trial / "model" / "config.json").is_file():  # finished: score it (the same scoring `modes` does)
+        if (trial / ckpt.MODEL_DIR / "config.json").is_file():  # finished: score it (the same scoring `modes` does)
             proc = ganforge("modes", "--rescore", str(folder), "--json", log=log, env=env)
             stdout, _ = proc.communicate()
             log.write(stdout or "")
@@ -92,8 +94,8 @@ def sitting(seed: int, args: argparse.Namespace, runs: Path, out: Path, stop_at:
             result["finished"] = True
             return
     result["finished"] = False
-    states = sorted((trial / "checkpoints").glob("state-*.pt"))
-    result["step"] = int(states[-1].stem.split("-")[1]) if states else 0
+    states = ckpt.list_states(trial / ckpt.STATE_DIR)
+    result["step"] = ckpt.state_step(states[-1]) if states else 0
     with tarfile.open(out / f"seed{seed}.tar", "w") as tar:  # the whole --out folder: config, metrics, the state
         tar.add(folder, arcname=f"seed{seed}")
 

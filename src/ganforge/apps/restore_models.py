@@ -36,6 +36,25 @@ def _he_init(net: nn.Module) -> nn.Module:
     return init_weights(net, lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"))
 
 
+def _denoiser_input(noisy: Tensor, sigma: Tensor | None, noise_map: bool) -> Tensor:
+    """noisy (N, 3, H, W) - 0.5, with FFDNet's sigma map (sigma (N,) on the 0..1 scale) as a 4th
+    channel when ``noise_map``: (N, 3 or 4, H, W). Shared by the denoisers."""
+    x = noisy - 0.5
+    if not noise_map:
+        return x
+    if sigma is None:
+        raise ValueError("this denoiser takes a noise-level map: pass sigma (N,) on the 0..1 scale")
+    level = sigma.to(noisy.dtype).view(-1, 1, 1, 1).expand(noisy.shape[0], 1, *noisy.shape[-2:])
+    return torch.cat([x, level], dim=1)
+
+
+def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+    """Replicate-pad the bottom and right of x (N, C, H, W) to sides that are multiples of ``multiple``
+    (nets with stride-2 levels); the caller crops the output back to H x W."""
+    ph, pw = -x.shape[-2] % multiple, -x.shape[-1] % multiple
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
 def _zero_head(c_in: int, c_out: int) -> nn.Conv2d:
     """The residual output conv, zero-initialised: a fresh network adds exactly 0."""
     conv = _conv(c_in, c_out, 3)
@@ -127,13 +146,7 @@ class DnCNN(nn.Module):
 
     def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> Tensor:
         # noisy (N, 3, H, W); sigma (N,) on the 0..1 scale (sigma_255 / 255), used with noise_map
-        x = noisy - 0.5
-        if self.noise_map:
-            if sigma is None:
-                raise ValueError("this denoiser takes a noise-level map: pass sigma (N,) on the 0..1 scale")
-            level = sigma.to(noisy.dtype).view(-1, 1, 1, 1).expand(noisy.shape[0], 1, *noisy.shape[-2:])
-            x = torch.cat([x, level], dim=1)  # (N, 4, H, W)
-        return noisy - self.body(x)
+        return noisy - self.body(_denoiser_input(noisy, sigma, self.noise_map))
 
 
 class DenoiseUNet(nn.Module):
@@ -180,15 +193,7 @@ class DenoiseUNet(nn.Module):
     def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> Tensor:
         # noisy (N, 3, H, W); sigma (N,) on the 0..1 scale, used with noise_map
         h, w = noisy.shape[-2:]
-        x = noisy - 0.5
-        if self.noise_map:
-            if sigma is None:
-                raise ValueError("this denoiser takes a noise-level map: pass sigma (N,) on the 0..1 scale")
-            level = sigma.to(noisy.dtype).view(-1, 1, 1, 1).expand(noisy.shape[0], 1, h, w)
-            x = torch.cat([x, level], dim=1)  # (N, 4, H, W)
-        ph, pw = -h % self.multiple, -w % self.multiple
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        x = _pad_to_multiple(_denoiser_input(noisy, sigma, self.noise_map), self.multiple)  # (N, 3|4, H', W')
         feats = [self.head(x)]  # (N, w, H', W')
         for down in self.down:
             feats.append(down(feats[-1]))  # (N, 2w, H'/2, W'/2), (N, 4w, ...), (N, 8w, H'/8, W'/8)
@@ -231,10 +236,7 @@ class _Completion(nn.Module):
         h, w = image.shape[-2:]
         filled = fill_holes(image, mask, self.fill)
         x = torch.cat([filled - 0.5, mask], dim=1)  # (N, 4, H, W)
-        ph, pw = -h % self.multiple, -w % self.multiple
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        y = self.tail(self.body(x))[..., :h, :w]  # (N, 3, H, W)
+        y = self.tail(self.body(_pad_to_multiple(x, self.multiple)))[..., :h, :w]  # (N, 3, H, W)
         return mask * (filled + y) + (1.0 - mask) * image
 
 
