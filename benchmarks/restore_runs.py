@@ -147,6 +147,17 @@ RUNS["denoise-unet-l2"] = ("denoise", "denoise-s25", SHARED / "restoration" / "s
     "optim.lr=1e-4", "train.seed=1", "train.total_steps=200000", "train.max_minutes=40", f"train.init_from={OUT / 'denoise-unet'}",
     "train.val_every=1000", "train.log_every=200", *CPU_BF16])
 RUNS["ship-inpaint"] = _minutes("inpaint-unet", 40)
+# twentieth session: a third cosine cycle (L2, lr 1e-4, 100 minutes) from denoise-unet-l2, two at once: the
+# same 64 px patches, and 128 px patches at a quarter of the batch (the same pixels per step), since DRUNet
+# trains on 128 px and the Set14 images BM3D wins (barbara, ppt3) are long-range repetitions
+RUNS["denoise-unet-l2b"] = ("denoise", "denoise-s25", SHARED / "restoration" / "sun_hays80", [
+    "model.arch=unet", "model.width=32", "model.blocks=2", "data.patch_size=64", "train.batch_size=16", "loss.pixel=l2",
+    "optim.lr=1e-4", "train.seed=2", "train.total_steps=200000", "train.max_minutes=100",
+    f"train.init_from={OUT / 'denoise-unet-l2'}", "train.val_every=1000", "train.log_every=200", *CPU_BF16])
+RUNS["denoise-unet-p128"] = ("denoise", "denoise-s25", SHARED / "restoration" / "sun_hays80", [
+    "model.arch=unet", "model.width=32", "model.blocks=2", "data.patch_size=128", "train.batch_size=4", "loss.pixel=l2",
+    "optim.lr=1e-4", "train.seed=2", "train.total_steps=200000", "train.max_minutes=100",
+    f"train.init_from={OUT / 'denoise-unet-l2'}", "train.val_every=1000", "train.log_every=200", *CPU_BF16])
 
 
 def train(name: str, init: str | None) -> None:

@@ -110,7 +110,8 @@ def export_restorer(path: str | Path, out: str | Path, *, dtype: str = "fp16", e
 
 
 # Tile context in input pixels when none is given. A net with a wider reach sets its own ``tile_overlap``
-# (the U-Net denoiser: 64, where its tiles equal the whole image in 8-bit output; docs/RESTORATION_training.md).
+# (the U-Net denoiser: 64, where its tiles equal the whole image in 8-bit output; the inpainting nets: 160
+# at their 4 dilated blocks, their receptive-field radius; docs/RESTORATION_training.md).
 DEFAULT_OVERLAP = 32
 
 

@@ -220,6 +220,15 @@ def fill_holes(image: Tensor, mask: Tensor, fill: str) -> Tensor:
     return image * known + mean * mask
 
 
+def _completion_reach(blocks: int) -> int:
+    """Tile context (input pixels) at which tiled inpainting equals untiled: a multiple of 8 at least
+    the receptive-field radius of both completion nets. Their dilated convs sum to 8 (2^blocks - 1)
+    pixels of reach (at 1/4 with dilations 2..2^blocks, or at 1/8 with 1..2^(blocks-1)); the encoder,
+    decoder and tail add about 32, and the alignment to the 1/8 grid up to 7 more. Measured by
+    gradient on random nets (tests/test_restore_models.py): radius 151-158 px at blocks=4, so 160."""
+    return 8 * (2**blocks + 4)
+
+
 class _Completion(nn.Module):
     """What every inpainting net shares: the input (hole-filled image - 0.5, mask), replicate
     padding to a multiple of ``multiple``, a zero-initialised ``tail`` adding a residual to the
@@ -257,6 +266,7 @@ class CompletionNet(_Completion):
         w1, w2, w4 = width, 2 * width, 4 * width
         act = nn.ELU
         self.fill, self.multiple = fill, 4
+        self.tile_overlap = _completion_reach(blocks)
         self.encoder = nn.Sequential(
             _conv(channels + 1, w1, 5), act(),
             _conv(w1, w2, 3, stride=2), act(), _conv(w2, w2), act(),  # 1/2
@@ -289,6 +299,7 @@ class InpaintUNet(_Completion):
         w1, w2, w4 = width, 2 * width, 4 * width
         act = nn.ELU
         self.fill, self.multiple = fill, 8
+        self.tile_overlap = _completion_reach(blocks)
         self.enc1 = nn.Sequential(_conv(channels + 1, w1, 5), act(), _conv(w1, w1), act())  # 1/1
         self.enc2 = nn.Sequential(_conv(w1, w2, 3, stride=2), act(), _conv(w2, w2), act())  # 1/2
         self.enc3 = nn.Sequential(_conv(w2, w4, 3, stride=2), act(), _conv(w4, w4), act())  # 1/4

@@ -110,7 +110,7 @@ def _eval_command(task: str) -> click.Command:
     @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise / masks (per image).")
     @click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True, help="Models: tile side in input pixels (0 = whole image).")
     @click.option("--overlap", type=click.IntRange(min=0), default=None,
-                  help="Models: context pixels around each tile. [default: the model's own, 32; 64 for the U-Net denoiser]")
+                  help="Models: context pixels around each tile. [default: the model's own: 32; 64 for the U-Net denoiser; 160 for the inpainting nets]")
     @click.option("--device", default="cpu", show_default=True, help="Models: cpu or cuda.")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (mean, per_image, protocol).")
     @SELF_ENSEMBLE_OPTION

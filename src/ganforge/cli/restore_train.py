@@ -89,7 +89,7 @@ def make_apply_cmd(task: str) -> click.Command:
     @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path))
     @click.option("--tile", type=int, default=0, show_default=True, help="Run the network on tiles of this many input pixels (0 = whole image).")
     @click.option("--overlap", type=int, default=None,
-                  help="Context pixels around each tile. [default: the model's own, 32; 64 for the U-Net denoiser]")
+                  help="Context pixels around each tile. [default: the model's own: 32; 64 for the U-Net denoiser; 160 for the inpainting nets]")
     @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
     @click.option("--force", is_flag=True, help="Overwrite existing output files.")
     @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA copy.")
