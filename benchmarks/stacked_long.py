@@ -39,7 +39,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE_DIR = ROOT / ".gpu-stacked"  # git-ignored (.git/info/exclude), carried to the device
-TRIAL = "runs/stacked-mnist-best-seed{seed}"  # a seed's run folder inside its --out folder (ganforge.modes.stacked)
 
 
 def usage_error(message: str) -> None:
@@ -56,14 +55,15 @@ def ganforge(*argv: str, log, env: dict) -> subprocess.Popen:
 def sitting(seed: int, args: argparse.Namespace, runs: Path, out: Path, stop_at: float, result: dict) -> None:
     """One seed's sitting: start or continue its trial, SIGTERM it at ``stop_at``, then score it
     (finished) or pack it (not finished)."""
-    from ganforge.training import checkpoint as ckpt  # the run-folder layout (PYTHONPATH=src, as the commands)
+    from ganforge.modes.stacked import trial_dir  # a trial's run folder in a --out folder (PYTHONPATH=src, as the commands)
+    from ganforge.training import checkpoint as ckpt  # the run-folder layout
 
     env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
     folder = runs / f"seed{seed}"  # the modes --out folder of this seed
-    trial = folder / TRIAL.format(seed=seed)
+    trial = trial_dir(folder, "best", seed)
     kept = Path(args.from_dir) / f"seed{seed}" if args.from_dir else None
     with open(out / f"seed{seed}.log", "a") as log:
-        if kept is not None and (kept / TRIAL.format(seed=seed)).is_dir():
+        if kept is not None and trial_dir(kept, "best", seed).is_dir():
             shutil.copytree(kept, folder)
             proc = ganforge("train", "--resume", str(trial), log=log, env=env)
             result["continued"] = True

@@ -171,21 +171,26 @@ def sample_generator(G: nn.Module, n: int, z_dim: int, seed: int, device, batch_
     return torch.cat(out)
 
 
-def run_stacked_trial(method: str, steps: int, seed: int, run_dir: Path, clf: nn.Module, overrides=(), device="auto"):
-    """Train one trial into `run_dir` (must be new) and score 26,000 samples of its generator
-    (the EMA copy the preset keeps). Returns (stats, 64 sample images for the grid)."""
+def trial_dir(out: Path, method: str, seed: int) -> Path:
+    """The run folder of one trial inside a `modes --out` folder (what `--rescore OUT` globs)."""
+    return Path(out) / "runs" / f"stacked-mnist-{method}-seed{seed}"
+
+
+def run_stacked_trial(method: str, steps: int, seed: int, out: Path, clf: nn.Module, overrides=(), device="auto"):
+    """Train one trial into trial_dir(out, method, seed) (must be new) and score 26,000 samples of
+    its generator (the EMA copy the preset keeps). Returns (stats, 64 sample images for the grid)."""
     from ganforge.training import train
 
     from ganforge.training.guard import TrainingInterrupted
 
     cfg = stacked_config(method, steps, seed, tuple(overrides) + (f"train.device={device}",))
     try:
-        run = train(cfg, out=run_dir)
+        run = train(cfg, out=trial_dir(out, method, seed))
     except TrainingInterrupted as exc:
         # A trial longer than one sitting (a device lease's command limit, say): stopped with a checkpoint. It
         # goes on with the generic `ganforge train --resume RUN` (same config, same LR schedule, bit-exact on
         # CPU), and `modes --rescore OUT` scores it once finished.
-        exc.args = (f"{exc}; once every trial has finished, score them with: ganforge modes --rescore {run_dir.parent.parent}",)
+        exc.args = (f"{exc}; once every trial has finished, score them with: ganforge modes --rescore {out}",)
         raise
     return score_run(run, clf, seed, cfg.model.z_dim, cfg.train.device)
 
@@ -280,8 +285,7 @@ def run_stacked(
     clf = load_evaluator("mnist-clf")
     stats, t0, c0, grid = [], time.perf_counter(), time.process_time(), None
     for t in range(trials):
-        run_dir = out / "runs" / f"stacked-mnist-{method}-seed{seed + t}"
-        s, imgs = run_stacked_trial(method, steps, seed + t, run_dir, clf, overrides, device)
+        s, imgs = run_stacked_trial(method, steps, seed + t, out, clf, overrides, device)
         stats.append(s)
         grid = imgs if grid is None else grid
     save_png(image_grid(grid, nrow=8), out / f"stacked-mnist-{method}.png")
