@@ -134,6 +134,14 @@ def _minutes(run: str, minutes: int) -> tuple:
     return task, preset, data, [f"train.max_minutes={minutes}" if o.startswith("train.max_minutes=") else o for o in overrides]
 
 
+def _unet_l2(init: str, minutes: int, seed: int, patch: int = 64, batch: int = 16) -> tuple:
+    """A cosine cycle of L2 from lr 1e-4 for the U-Net denoiser (32 x 2), continuing run ``init``."""
+    return ("denoise", "denoise-s25", SHARED / "restoration" / "sun_hays80", [
+        "model.arch=unet", "model.width=32", "model.blocks=2", f"data.patch_size={patch}", f"train.batch_size={batch}",
+        "loss.pixel=l2", "optim.lr=1e-4", f"train.seed={seed}", "train.total_steps=200000", f"train.max_minutes={minutes}",
+        f"train.init_from={OUT / init}", "train.val_every=1000", "train.log_every=200", *CPU_BF16])
+
+
 RUNS["ship-denoise"] = _minutes("denoise-long", 55)
 # nineteenth session: the DRUNet-style U-Net denoiser (model.arch=unet, width 32, 2 res blocks per level, 64 px
 # patches) against DnCNN (denoise-long's recipe), 50 minutes each, both at once, one thread each
@@ -142,22 +150,13 @@ RUNS["denoise-unet"] = ("denoise", "denoise-s25", SHARED / "restoration" / "sun_
     "train.total_steps=200000", "train.max_minutes=50", "train.val_every=2000", "train.log_every=200", *CPU_BF16])
 RUNS["denoise-dncnn-50"] = _minutes("denoise-long", 50)
 # then (as inpaint-unet-l2) a second cosine cycle from lr 1e-4 with L2, whose minimiser is what PSNR scores
-RUNS["denoise-unet-l2"] = ("denoise", "denoise-s25", SHARED / "restoration" / "sun_hays80", [
-    "model.arch=unet", "model.width=32", "model.blocks=2", "data.patch_size=64", "train.batch_size=16", "loss.pixel=l2",
-    "optim.lr=1e-4", "train.seed=1", "train.total_steps=200000", "train.max_minutes=40", f"train.init_from={OUT / 'denoise-unet'}",
-    "train.val_every=1000", "train.log_every=200", *CPU_BF16])
+RUNS["denoise-unet-l2"] = _unet_l2("denoise-unet", 40, seed=1)
 RUNS["ship-inpaint"] = _minutes("inpaint-unet", 40)
 # twentieth session: a third cosine cycle (L2, lr 1e-4, 100 minutes) from denoise-unet-l2, two at once: the
 # same 64 px patches, and 128 px patches at a quarter of the batch (the same pixels per step), since DRUNet
 # trains on 128 px and the Set14 images BM3D wins (barbara, ppt3) are long-range repetitions
-RUNS["denoise-unet-l2b"] = ("denoise", "denoise-s25", SHARED / "restoration" / "sun_hays80", [
-    "model.arch=unet", "model.width=32", "model.blocks=2", "data.patch_size=64", "train.batch_size=16", "loss.pixel=l2",
-    "optim.lr=1e-4", "train.seed=2", "train.total_steps=200000", "train.max_minutes=100",
-    f"train.init_from={OUT / 'denoise-unet-l2'}", "train.val_every=1000", "train.log_every=200", *CPU_BF16])
-RUNS["denoise-unet-p128"] = ("denoise", "denoise-s25", SHARED / "restoration" / "sun_hays80", [
-    "model.arch=unet", "model.width=32", "model.blocks=2", "data.patch_size=128", "train.batch_size=4", "loss.pixel=l2",
-    "optim.lr=1e-4", "train.seed=2", "train.total_steps=200000", "train.max_minutes=100",
-    f"train.init_from={OUT / 'denoise-unet-l2'}", "train.val_every=1000", "train.log_every=200", *CPU_BF16])
+RUNS["denoise-unet-l2b"] = _unet_l2("denoise-unet-l2", 100, seed=2)
+RUNS["denoise-unet-p128"] = _unet_l2("denoise-unet-l2", 100, seed=2, patch=128, batch=4)
 
 
 def train(name: str, init: str | None) -> None:

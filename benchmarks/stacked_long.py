@@ -39,6 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE_DIR = ROOT / ".gpu-stacked"  # git-ignored (.git/info/exclude), carried to the device
+METHOD = "best"  # the `modes --method` every sitting trains
 
 
 def usage_error(message: str) -> None:
@@ -60,17 +61,17 @@ def sitting(seed: int, args: argparse.Namespace, runs: Path, out: Path, stop_at:
 
     env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
     folder = runs / f"seed{seed}"  # the modes --out folder of this seed
-    trial = trial_dir(folder, "best", seed)
+    trial = trial_dir(folder, METHOD, seed)
     kept = Path(args.from_dir) / f"seed{seed}" if args.from_dir else None
     with open(out / f"seed{seed}.log", "a") as log:
-        if kept is not None and trial_dir(kept, "best", seed).is_dir():
+        if kept is not None and trial_dir(kept, METHOD, seed).is_dir():
             shutil.copytree(kept, folder)
             proc = ganforge("train", "--resume", str(trial), log=log, env=env)
             result["continued"] = True
         else:
             small = ["--set", "model.g_width=8", "--set", "model.d_width=8"] if args.smoke else []
             small += [a for kv in args.sets for a in ("--set", kv)]  # e.g. loss.reg_every=4 (lazy R1)
-            proc = ganforge("modes", "--benchmark", "stacked-mnist", "--method", "best", *small, "--trials", "1", "--seed", str(seed),
+            proc = ganforge("modes", "--benchmark", "stacked-mnist", "--method", METHOD, *small, "--trials", "1", "--seed", str(seed),
                             "--steps", str(args.steps), "--device", args.device, "--threads", "2", "--json", "--out", str(folder),
                             log=log, env=env)
             result["continued"] = False

@@ -288,7 +288,7 @@ def test_inpainting_tile_overlap_covers_the_receptive_field(cls, blocks):
 
 def test_tiled_inpainting_equals_untiled_at_the_default_overlap():
     """A Restorer with tiles and no overlap given uses the net's tile_overlap, so the holes are filled
-    as in one pass over the whole image (float64, 1e-12)."""
+    as in one pass over the whole image (a float64 net; the Restorer returns float32, so equal to 1e-12)."""
     from dataclasses import replace
 
     from ganforge.apps.restore_apply import Restorer

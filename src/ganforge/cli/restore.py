@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ganforge.cli.restore_train import SELF_ENSEMBLE_OPTION, WORK_SCALE_OPTION
+from ganforge.cli.restore_train import OVERLAP_HELP, SELF_ENSEMBLE_OPTION, WORK_SCALE_OPTION
 from ganforge.errors import UsageError
 
 _TASK_HELP = {
@@ -109,8 +109,7 @@ def _eval_command(task: str) -> click.Command:
     @click.option("--crop", type=click.IntRange(min=1), default=None, help="Centre-crop every image to CROP x CROP pixels first.")
     @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise / masks (per image).")
     @click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True, help="Models: tile side in input pixels (0 = whole image).")
-    @click.option("--overlap", type=click.IntRange(min=0), default=None,
-                  help="Models: context pixels around each tile. [default: the model's own: 32; 64 for the U-Net denoiser; 160 for the inpainting nets]")
+    @click.option("--overlap", type=click.IntRange(min=0), default=None, help=f"Models: {OVERLAP_HELP[0].lower()}{OVERLAP_HELP[1:]}")
     @click.option("--device", default="cpu", show_default=True, help="Models: cpu or cuda.")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (mean, per_image, protocol).")
     @SELF_ENSEMBLE_OPTION

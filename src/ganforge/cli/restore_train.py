@@ -74,6 +74,8 @@ WORK_SCALE_OPTION = click.option(
     "(training hole) / (your hole), e.g. 0.53 for a net trained on 64-px holes and a 120-px hole.")
 
 
+# --overlap's default is the model's own tile_overlap (ganforge.apps.restore_apply.Restorer)
+OVERLAP_HELP = "Context pixels around each tile. [default: the model's own: 32; 64 for the U-Net denoiser; 160 for the inpainting nets]"
 SELF_ENSEMBLE_OPTION = click.option(
     "--self-ensemble", is_flag=True,
     help="Models: average the outputs on the 8 rotations / flips of the input (EDSR+; 8x slower; the 2 flips for a net trained with data.rotate=false).")
@@ -88,8 +90,7 @@ def make_apply_cmd(task: str) -> click.Command:
     @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
     @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path))
     @click.option("--tile", type=int, default=0, show_default=True, help="Run the network on tiles of this many input pixels (0 = whole image).")
-    @click.option("--overlap", type=int, default=None,
-                  help="Context pixels around each tile. [default: the model's own: 32; 64 for the U-Net denoiser; 160 for the inpainting nets]")
+    @click.option("--overlap", type=int, default=None, help=OVERLAP_HELP)
     @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
     @click.option("--force", is_flag=True, help="Overwrite existing output files.")
     @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA copy.")
