@@ -94,8 +94,10 @@ def plan(job: str, data: Path, runs: Path, minutes: float, device: str, smoke: b
     steps: list[tuple[str, list[str]]] = []
     if job in ("sr", "denoise"):
         preset = {"sr": "sr-x4", "denoise": "denoise-unet-s25"}[job]
+        # denoise on the photos shrunk by 2: their JPEG chroma is half resolution (RESTORATION_training.md, twenty-first session)
+        shrink = ["data.shrink=0.5"] if job == "denoise" else []
         steps.append(("train", [job, "train", "--preset", preset, "--data", str(data / "sun_hays80"), "--out", str(runs / job),
-                                *sets([*common, f"train.max_minutes={minutes}"])]))
+                                *sets([*common, *shrink, f"train.max_minutes={minutes}"])]))
         level = ["--scale", "4"] if job == "sr" else ["--sigma", "25"]
         for s in ("Set5", "Set14"):
             for se in ([], ["--self-ensemble"]):

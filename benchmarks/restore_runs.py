@@ -134,12 +134,14 @@ def _minutes(run: str, minutes: int) -> tuple:
     return task, preset, data, [f"train.max_minutes={minutes}" if o.startswith("train.max_minutes=") else o for o in overrides]
 
 
-def _unet_l2(init: str, minutes: int, seed: int, patch: int = 64, batch: int = 16) -> tuple:
-    """A cosine cycle of L2 from lr 1e-4 for the U-Net denoiser (32 x 2), continuing run ``init``."""
+def _unet_l2(init: str, minutes: int, seed: int, patch: int = 64, batch: int = 16, shrink: float = 1.0) -> tuple:
+    """A cosine cycle of L2 from lr 1e-4 for the U-Net denoiser (32 x 2), continuing run ``init``
+    (on the photos scaled by ``shrink`` when it is not 1)."""
     return ("denoise", "denoise-s25", SHARED / "restoration" / "sun_hays80", [
         "model.arch=unet", "model.width=32", "model.blocks=2", f"data.patch_size={patch}", f"train.batch_size={batch}",
         "loss.pixel=l2", "optim.lr=1e-4", f"train.seed={seed}", "train.total_steps=200000", f"train.max_minutes={minutes}",
-        f"train.init_from={OUT / init}", "train.val_every=1000", "train.log_every=200", *CPU_BF16])
+        f"train.init_from={OUT / init}", "train.val_every=1000", "train.log_every=200", *CPU_BF16,
+        *([f"data.shrink={shrink}"] if shrink != 1 else [])])
 
 
 RUNS["ship-denoise"] = _minutes("denoise-long", 55)
@@ -157,6 +159,11 @@ RUNS["ship-inpaint"] = _minutes("inpaint-unet", 40)
 # trains on 128 px and the Set14 images BM3D wins (barbara, ppt3) are long-range repetitions
 RUNS["denoise-unet-l2b"] = _unet_l2("denoise-unet-l2", 100, seed=2)
 RUNS["denoise-unet-p128"] = _unet_l2("denoise-unet-l2", 100, seed=2, patch=128, batch=4)
+# twenty-first session: a fourth cycle (100 minutes) from denoise-unet-l2b, two at once: on the photos shrunk by 2
+# (data.shrink=0.5: sun_hays80's JPEG chroma is stored at half resolution, and on Set14 the U-Net's error was
+# in the colour, not the luma, of the images BM3D won), and the same cycle at native size as the control
+RUNS["denoise-unet-half"] = _unet_l2("denoise-unet-l2b", 100, seed=3, shrink=0.5)
+RUNS["denoise-unet-l2c"] = _unet_l2("denoise-unet-l2b", 100, seed=3)
 
 
 def train(name: str, init: str | None) -> None:

@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge.apps.degrade import make_mask, sr_degrade
+from ganforge.apps.degrade import imresize, make_mask, quantize, sr_degrade
 from ganforge.apps.restore_apply import Restorer, load_restorer, save_restorer
 from ganforge.apps.restore_config import PRESETS, apply_overrides, dumps, from_dict, get_preset, to_dict
-from ganforge.apps.restore_data import PatchSampler, load_photos, split_photos, validation_set
+from ganforge.apps.restore_data import PatchSampler, load_photos, shrink_photos, split_photos, validation_set
 from ganforge.apps.restore_models import build_restorer
 from ganforge.apps.restore_train import lr_factor, train_restorer
 from ganforge.apps.tiling import tiled
@@ -70,6 +70,8 @@ def test_every_preset_validates_and_round_trips():
     ("data.patch_size=30", "multiple of degrade.scale=4"),
     ("train.adv_steps=10", "needs loss.adv_weight > 0"),
     ("total_steps", "not of the form section.key=value"),
+    ("data.shrink=0", "data.shrink=0.0 must be in (0, 1]"),
+    ("data.shrink=1.5", "data.shrink=1.5 must be in (0, 1]"),
 ])
 def test_bad_overrides_are_one_line_errors(item, needle):
     with pytest.raises(UsageError, match=None) as info:
@@ -110,6 +112,30 @@ def test_skimage_default_photos():
     pytest.importorskip("skimage")
     loaded = load_photos("skimage", max_images=2)
     assert len(loaded) == 2 and loaded[0].shape == (3, 512, 512) and loaded[0].dtype == torch.uint8
+
+
+def test_shrink_photos_is_matlab_bicubic_rounded_to_uint8(photos):
+    assert shrink_photos(photos, 1.0) is photos  # native size: the same tensors, no copy
+    small = shrink_photos(photos, 0.5)
+    assert [tuple(p.shape) for p in small] == [(3, 32, 40), (3, 36, 32), (3, 48, 48), (3, 32, 32), (3, 40, 36)]
+    assert all(p.dtype == torch.uint8 for p in small)
+    want = torch.round(quantize(imresize(photos[2][None].double() / 255, 0.5))[0] * 255).to(torch.uint8)
+    assert torch.equal(small[2], want)
+    # antialiased: a 2-px chequerboard (a colour detail finer than the new pixels) averages to flat grey,
+    # and a flat photo stays exactly flat
+    board = ((torch.arange(8)[:, None] + torch.arange(8)[None]) % 2 * 255).to(torch.uint8).expand(3, 8, 8)
+    flat = torch.full((3, 9, 7), 77, dtype=torch.uint8)
+    board_small, flat_small = shrink_photos([board, flat], 0.5)
+    assert board_small[:, 1:-1, 1:-1].int().sub(128).abs().max() <= 1  # away from the replicated border
+    assert torch.equal(flat_small, torch.full((3, 5, 4), 77, dtype=torch.uint8))
+
+
+def test_training_uses_the_shrunk_photos(tmp_path, photos):
+    cfg = tiny("denoise-s25", "train.total_steps=2", "data.shrink=0.5", "data.patch_size=40", "data.val_crop=0")
+    with pytest.raises(UsageError, match=r"data.patch_size=40 \(e.g. \(32, 40\)\): lower data.patch_size \(or raise data.shrink\)"):
+        train_restorer(cfg, runs_root=tmp_path, photos=photos)  # 64x80 becomes 32x40: smaller than a patch
+    run = train_restorer(tiny("denoise-s25", "train.total_steps=2", "data.shrink=0.5", "data.patch_size=16"), runs_root=tmp_path, photos=photos)
+    assert json.loads((run / "config.json").read_text())["restore"]["data"]["shrink"] == 0.5
 
 
 def test_split_refuses_tiny_photos(photos):

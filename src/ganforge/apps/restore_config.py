@@ -35,6 +35,8 @@ class RestoreDataConfig:
     max_images: int = 0  # use only the first N photos in listing order (0 = all)
     val_images: int = 4  # photos held out (the last N) for the validation pass (0 = no validation)
     val_crop: int = 256  # validation uses the centre crop of this side of each held-out photo (0 = whole photo)
+    shrink: float = 1.0  # scale every photo by this factor once at load (MATLAB bicubic, antialiased; 1 = native size): 0.5 turns
+    # a JPEG's half-resolution (4:2:0) chroma and 8x8 block artefacts into clean full-resolution pixels
     on_device: bool = True  # keep the training photos on the training device and cut each batch there (false: on the CPU, moved per batch)
 
 
@@ -165,6 +167,8 @@ def validate(cfg: RestoreConfig) -> RestoreConfig:
     d, g, m, lo, o, t = cfg.data, cfg.degrade, cfg.model, cfg.loss, cfg.optim, cfg.train
     _choice("task", cfg.task, TASKS)
     _positive("data.patch_size", d.patch_size)
+    if not 0 < d.shrink <= 1:
+        raise UsageError(f"data.shrink={d.shrink} must be in (0, 1]: the factor every photo is scaled by when loaded (1 = native size)")
     for key in ("max_images", "val_images", "val_crop"):
         _positive(f"data.{key}", getattr(d, key), zero_ok=True)
     if cfg.task == "sr":

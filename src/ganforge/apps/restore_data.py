@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ganforge.apps.degrade import add_noise, make_mask, sr_degrade
+from ganforge.apps.degrade import add_noise, imresize, make_mask, quantize, sr_degrade
 from ganforge.apps.restore_config import SKIMAGE_SOURCE, RestoreConfig, mask_kinds
 from ganforge.apps.restore_models import fill_holes
 from ganforge.data.decode import DEFAULT_MAX_PIXELS
@@ -94,6 +94,23 @@ def load_photos(source: str, *, max_images: int = 0) -> list[Tensor]:
     return [torch.from_numpy(a).permute(2, 0, 1).contiguous() for a in arrays]  # (3, H, W) uint8
 
 
+def shrink_photos(photos: list[Tensor], factor: float) -> list[Tensor]:
+    """Each uint8 (3, H, W) photo scaled by ``factor`` <= 1 (MATLAB bicubic, antialiased), rounded
+    back to uint8 (3, ceil(factor H), ceil(factor W)). The photos are returned as they are at 1.
+
+    Why: a JPEG photo (the usual training folder; sun_hays80 is all 4:2:0) stores its chroma at half
+    resolution and carries 8x8 block artefacts, so a denoiser trained on it at native size learns
+    that colour has no detail finer than 2 px and smooths the colour of test images that do have it
+    (Set14's ppt3, pepper, baboon). Shrunk by 2, every pixel's colour is real."""
+    if factor == 1:
+        return photos
+    out = []
+    for p in photos:
+        x = imresize(p.unsqueeze(0).double() / 255, factor)  # (1, 3, h', w') float64, antialiased
+        out.append((quantize(x)[0] * 255).round().to(torch.uint8).contiguous())
+    return out
+
+
 def split_photos(photos: list[Tensor], val_images: int, min_side: int) -> tuple[list[Tensor], list[Tensor]]:
     """(train, val): the last ``val_images`` photos are held out. Photos smaller than a training
     patch cannot be cropped and are refused with the count."""
@@ -102,7 +119,7 @@ def split_photos(photos: list[Tensor], val_images: int, min_side: int) -> tuple[
     train, val = photos[: len(photos) - val_images], photos[len(photos) - val_images :]
     small = [p for p in train if min(p.shape[-2:]) < min_side]
     if small:
-        raise UsageError(f"{len(small)} training photo(s) are smaller than data.patch_size={min_side} (e.g. {tuple(small[0].shape[-2:])}): lower data.patch_size")
+        raise UsageError(f"{len(small)} training photo(s) are smaller than data.patch_size={min_side} (e.g. {tuple(small[0].shape[-2:])}): lower data.patch_size (or raise data.shrink)")
     return train, val
 
 

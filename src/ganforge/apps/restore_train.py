@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from ganforge import __version__
 from ganforge.apps.restore_apply import Restorer, load_restorer, load_restorer_net, run_net, save_restorer
 from ganforge.apps.restore_config import RestoreConfig, dumps, validate
-from ganforge.apps.restore_data import Batch, PatchSampler, load_photos, split_photos, validation_set
+from ganforge.apps.restore_data import Batch, PatchSampler, load_photos, shrink_photos, split_photos, validation_set
 from ganforge.apps.restore_losses import VGGPerceptual, feature_matching, pixel_loss
 from ganforge.apps.restore_models import build_discriminator, build_restorer
 from ganforge.errors import GanforgeError, UsageError
@@ -191,7 +191,7 @@ def _init_from(G: nn.Module, cfg: RestoreConfig) -> None:
 def train_restorer(cfg: RestoreConfig, *, out: str | Path | None = None, runs_root: str | Path = "runs",
                    photos: list[Tensor] | None = None) -> Path:
     """Train the restoration network of ``cfg`` and return its run folder (config.json,
-    metrics.jsonl, model/). ``photos`` (uint8 (3, H, W) tensors) skips loading cfg.data.source."""
+    metrics.jsonl, model/). ``photos`` (uint8 (3, H, W) tensors) skips loading cfg.data.source (data.shrink still applies)."""
     cfg = validate(cfg)
     t, lo = cfg.train, cfg.loss
     device = resolve_device(t.device)
@@ -205,6 +205,7 @@ def train_restorer(cfg: RestoreConfig, *, out: str | Path | None = None, runs_ro
     # degraded on the fly there from CPU-drawn random numbers (the same batches on either)
     if photos is None:
         photos = load_photos(cfg.data.source, max_images=cfg.data.max_images)
+    photos = shrink_photos(photos, cfg.data.shrink)
     train_photos, val_photos = split_photos(photos, cfg.data.val_images, cfg.data.patch_size)
     sampler = PatchSampler(train_photos, cfg, seed=t.seed, device=device if cfg.data.on_device else "cpu")
     val_set = validation_set(val_photos, cfg)
