@@ -56,6 +56,11 @@ def main() -> None:
     if unknown := [n for n in names if n not in SHIP]:
         sys.exit(f"ship_models: unknown model(s) {', '.join(unknown)}: choose from {', '.join(SHIP)}")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    # the shipped folders themselves are rewritten here; any other change means HEAD is not the code that ran
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", ".", f":!{DEST.relative_to(ROOT)}"],
+                           capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    if dirty:
+        commit += " with uncommitted changes (the next commit holds them)"
     index_file = DEST / "index.json"
     index = json.loads(index_file.read_text()) if index_file.exists() else {}
     for name in names:
