@@ -82,7 +82,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads (0 = torch's default)
     ema_decay: float = 0.0  # EMA of G weights (e.g. 0.999); 0 = no EMA copy
-    ema_warmup: bool = True  # use decay min(ema_decay, (1+t)/(10+t)) so early averages are not stale
+    # use decay min(ema_decay, (1+t)/(10+t)) so early averages are not stale; ema_decay d itself is reached
+    # only after (10d-1)/(1-d) updates (8,990 for 0.999), so a run shorter than that never uses it
+    ema_warmup: bool = True
     unroll_steps: int = 0  # unrolled GAN (Metz et al. 2017): G's loss at D after k look-ahead Adam steps (0 = off)
     augment: str = ""  # DiffAugment policy for real and fake alike: comma list of translation,cutout,color
     log_every: int = 50  # write a metrics.jsonl row every N G steps (the only host sync in the loop)
