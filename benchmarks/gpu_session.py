@@ -24,8 +24,9 @@ Jobs (``--jobs``, default all):
              scored on Set5 and Set14 at sigma 25;
   inpaint    the CPU-best CIFAR recipe (U-Net, centre hole, 32 px, L1, then an L2 cycle for the last
              quarter of the time), scored on CIFAR-10 test (1000) and the Set14 240 px crops;
-  stacked    Stacked MNIST `best` at 32,000 steps (twice its length), seeds 0-3 at once;
-  stacked16  Stacked MNIST `best` at its own 16,000 steps, seeds 0 and 1 (to set beside the CPU trials);
+  stacked    Stacked MNIST `best` at 32,000 steps (its length until 2026-12-05; 64,000 since, which
+             needs sittings: benchmarks/stacked_long.py), seeds 0-3 at once;
+  stacked16  Stacked MNIST `best` at 16,000 steps (its length until 2026-12-04), seeds 0 and 1 (to set beside the CPU trials);
   bench      `ganforge bench train|sample` (issue 4), once every other job has ended.
 The CUDA tests run alongside. ``--device cpu --smoke`` runs the same plan with tiny nets and budgets
 on a CPU (the tests do that), so the script itself is checked before a GPU is spent.
@@ -122,9 +123,9 @@ def plan(job: str, data: Path, runs: Path, minutes: float, device: str, smoke: b
             steps.append((f"Set14{tag}", ["inpaint", "eval", str(runs / "inpaint-l2"), "--data", str(data / "Set14"), "--crop", "240",
                                           "--mask", "center", "--work-scale", "0.1333", *se, *dev]))
     elif job in ("stacked", "stacked16"):
-        # stacked: `best` at twice its length (32,000 steps), seeds 0-3, each its own process at once
+        # stacked: `best` at 32,000 steps (half its length since 2026-12-05), seeds 0-3, each its own process at once
         # (a step is Python-bound, ~11 ms on an H200, so four share the GPU well: gpu_probe.sh);
-        # stacked16: `best` at its own 16,000 steps, seeds 0 then 1, to compare with the CPU trials
+        # stacked16: `best` at 16,000 steps, seeds 0 then 1, to compare with the CPU trials
         small = ["--set", "model.g_width=8", "--set", "model.d_width=8"] if smoke else []
         length = {"stacked": "20" if smoke else "32000", "stacked16": "10" if smoke else "16000"}[job]
         for seed in range(2 if smoke or job == "stacked16" else 4):

@@ -70,7 +70,7 @@ def sitting(seed: int, args: argparse.Namespace, runs: Path, out: Path, stop_at:
             result["continued"] = True
         else:
             small = ["--set", "model.g_width=8", "--set", "model.d_width=8"] if args.smoke else []
-            small += [a for kv in args.sets for a in ("--set", kv)]  # e.g. loss.reg_every=4 (lazy R1)
+            small += [a for kv in args.sets for a in ("--set", kv)]  # e.g. checkpoint.every_steps=8000
             proc = ganforge("modes", "--benchmark", "stacked-mnist", "--method", METHOD, *small, "--trials", "1", "--seed", str(seed),
                             "--steps", str(args.steps), "--device", args.device, "--threads", "2", "--json", "--out", str(folder),
                             log=log, env=env)

@@ -160,8 +160,9 @@ def test_stacked_config_from_dcgan_mnist():
     assert (wide.g_width, wide.d_width) == (64, 64) and stacked_config("vanilla").model.g_width == 32
     best = stacked_config("best")
     assert best.loss.msgan_weight == 1.0 and best.loss.r1_gamma == 1.0 and (best.model.g_width, best.model.d_width) == (64, 64)
-    # best trains four times the preset's length by default (decay over the second half, as the preset), the others 8,000
-    assert (best.train.total_steps, best.optim.decay_start_step) == (32000, 16000)
+    assert best.loss.reg_every == 4  # lazy R1
+    # best trains eight times the preset's length by default (decay over the second half, as the preset), the others 8,000
+    assert (best.train.total_steps, best.optim.decay_start_step) == (64000, 32000)
     assert stacked_config("best", steps=8000).train.total_steps == 8000
     assert stacked_config("msgan-r1").train.total_steps == 8000 == STACKED_METHODS["vanilla"].steps
     mw, mr = stacked_config("msgan-wide"), stacked_config("msgan-r1")
@@ -199,7 +200,7 @@ def test_cli_stacked_mnist_end_to_end(capsys, tmp_path):
 
 
 def test_cli_stacked_steps_default_to_the_methods_own_length(capsys, tmp_path, monkeypatch):
-    """Without --steps each method trains the length it was measured at (best 32,000, the rest 8,000);
+    """Without --steps each method trains the length it was measured at (best 64,000, the rest 8,000);
     --steps still wins. The trial itself is replaced, so only the resolved length is checked."""
     import ganforge.modes.stacked as stacked
     from ganforge.cli import main
@@ -211,7 +212,7 @@ def test_cli_stacked_steps_default_to_the_methods_own_length(capsys, tmp_path, m
         raise SystemExit(0)  # stop before any training
 
     monkeypatch.setattr(stacked, "run_stacked_trial", fake_trial)
-    for method, extra, want in [("best", [], 32000), ("msgan-r1", [], 8000), ("best", ["--steps", "300"], 300)]:
+    for method, extra, want in [("best", [], 64000), ("msgan-r1", [], 8000), ("best", ["--steps", "300"], 300)]:
         with pytest.raises(SystemExit):
             main(["modes", "--benchmark", "stacked-mnist", "--method", method, "--trials", "1", *extra,
                   "--device", "cpu", "--out", str(tmp_path / f"{method}{len(extra)}")])
@@ -340,3 +341,36 @@ def test_stacked_long_sittings_on_cpu(tmp_path):
     s2 = json.loads((tmp_path / "out2" / "summary.json").read_text())["seeds"]["2"]
     assert s2["continued"] is True and s2["finished"] is True and s2["rc"] == 0
     assert s2["steps"] == s1["step"] + 5 and 1 <= s2["modes_mean"] <= 1000 and not (tmp_path / "out2" / "seed2.tar").exists()
+
+
+@pytest.mark.slow
+def test_stacked_curve_scores_each_kept_state_like_rescore(capsys, tmp_path):
+    """benchmarks/stacked_curve.py scores the EMA G of every kept training state with the trial's own
+    protocol: its last state (the final step) scores exactly what `modes --rescore` gives the trial."""
+    import importlib.util
+    from pathlib import Path
+
+    from ganforge.cli import main
+
+    args = ["modes", "--benchmark", "stacked-mnist", "--method", "vanilla", "--trials", "1", "--seed", "1", "--steps", "20",
+            "--device", "cpu", "--out", str(tmp_path), "--json"]
+    for s in ("model.g_width=8", "model.d_width=8", "train.batch_size=16", "checkpoint.every_steps=10", "checkpoint.keep_last=5"):
+        args += ["--set", s]
+    assert main(args) == 0
+    trial = json.loads(capsys.readouterr().out)["per_trial"][0]
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "stacked_curve.py"
+    spec = importlib.util.spec_from_file_location("stacked_curve", path)
+    curve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curve)
+    run = tmp_path / "runs" / "stacked-mnist-vanilla-seed1"
+    assert curve.main([str(run)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["step"] for r in rows] == [10, 20]
+    assert (rows[-1]["modes"], rows[-1]["kl"]) == (trial["modes"], round(trial["kl"], 4))
+    with pytest.raises(SystemExit, match="is not a ganforge run config"):
+        curve.main([str(tmp_path)])
+    for f in (run / "checkpoints").glob("state-*.pt"):
+        f.unlink()
+    with pytest.raises(SystemExit, match="no state-"):
+        curve.main([str(run)])

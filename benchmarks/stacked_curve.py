@@ -1,0 +1,67 @@
+"""Learning curve of one Stacked MNIST trial: score the EMA generator kept in each training state.
+
+`ganforge modes --rescore OUT` scores a trial's final generator. This scores the intermediate ones,
+from the resumable states in the run's ``checkpoints/`` folder (or state files given by path), with
+the same protocol: 26,000 samples, latent seed 10000 + the trial's seed, `mnist-clf` channel by
+channel. A trial keeps every state when it is run with ``checkpoint.every_steps`` and a large
+``checkpoint.keep_last``, e.g.
+
+    ganforge modes --benchmark stacked-mnist --method best --steps 64000 --trials 1 --seed 0 \\
+        --set checkpoint.every_steps=8000 --set checkpoint.keep_last=100 --out OUT --json
+    .venv/bin/python benchmarks/stacked_curve.py OUT/runs/stacked-mnist-best-seed0 [STATE.pt ...]
+
+One JSON line per state: step, modes, KL, the three channel KLs and the dependence term (see
+`StackedStats`). The step's learning rate is not its final one: a state taken mid-trial is scored
+before the LR schedule has decayed to the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path, help="a Stacked MNIST trial's run folder (OUT/runs/stacked-mnist-METHOD-seedS)")
+    ap.add_argument("states", type=Path, nargs="*", help="state files (default: every state-*.pt in RUN/checkpoints)")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+
+    from ganforge.config import from_dict
+    from ganforge.evaluators import load_evaluator
+    from ganforge.models import build_generator
+    from ganforge.modes.stacked import N_EVAL_SAMPLES, classify_modes, sample_generator, stacked_stats
+    from ganforge.training.checkpoint import load_state_file, state_step
+
+    try:
+        cfg = from_dict(json.loads((args.run / "config.json").read_text())["run"])
+    except (OSError, ValueError, KeyError) as exc:
+        sys.exit(f"stacked_curve: {str(args.run / 'config.json')!r} is not a ganforge run config ({exc})")
+    states = args.states or sorted((args.run / "checkpoints").glob("state-*.pt"))
+    if not states:
+        sys.exit(f"stacked_curve: no state-*.pt in {str(args.run / 'checkpoints')!r}: give state files by path")
+    torch.set_num_threads(args.threads)
+    clf = load_evaluator("mnist-clf")
+    G = build_generator(cfg.model)
+    for path in states:
+        state = load_state_file(path)
+        if not state.get("ema"):
+            sys.exit(f"stacked_curve: {str(path)!r} holds no EMA generator (the protocol scores G's EMA)")
+        G.load_state_dict(state["ema"]["model"])
+        G.eval()
+        with torch.no_grad():
+            x = sample_generator(G, N_EVAL_SAMPLES, cfg.model.z_dim, seed=10_000 + cfg.train.seed, device="cpu")
+            s = stacked_stats(classify_modes(x, clf))
+        print(json.dumps({"state": path.name, "step": state_step(path), "modes": s.modes, "kl": round(s.kl, 4),
+                          "channel_kl": [round(c, 4) for c in s.channel_kl], "kl_dependence": round(s.kl_dependence, 4)}),
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
