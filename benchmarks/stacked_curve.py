@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from ganforge.config import from_dict
     from ganforge.evaluators import load_evaluator
     from ganforge.models import build_generator
-    from ganforge.modes.stacked import N_EVAL_SAMPLES, classify_modes, sample_generator, stacked_stats
+    from ganforge.modes.stacked import score_generator
     from ganforge.training.checkpoint import load_state_file, state_step
 
     try:
@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         G.load_state_dict(state["ema"]["model"])
         G.eval()
         with torch.no_grad():
-            x = sample_generator(G, N_EVAL_SAMPLES, cfg.model.z_dim, seed=10_000 + cfg.train.seed, device="cpu")
-            s = stacked_stats(classify_modes(x, clf))
+            s, _ = score_generator(G, clf, cfg.train.seed, cfg.model.z_dim, "cpu")
         print(json.dumps({"state": path.name, "step": state_step(path), "modes": s.modes, "kl": round(s.kl, 4),
                           "channel_kl": [round(c, 4) for c in s.channel_kl], "kl_dependence": round(s.kl_dependence, 4)}),
               flush=True)

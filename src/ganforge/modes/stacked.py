@@ -220,9 +220,14 @@ def score_run(run: Path, clf: nn.Module, seed: int, z_dim: int, device: str = "a
     # threads. The latents are the same everywhere (drawn on the CPU); a GPU's float rounding can flip an
     # ambiguous digit's argmax, nothing more.
     dev = resolve_device(device)
-    G = load_generator(run, ema=True, device=dev)
-    x = sample_generator(G, N_EVAL_SAMPLES, z_dim, seed=10_000 + seed, device=dev)
-    return stacked_stats(classify_modes(x, clf.to(dev))), x[:64]
+    return score_generator(load_generator(run, ema=True, device=dev), clf, seed, z_dim, dev)
+
+
+def score_generator(G: nn.Module, clf: nn.Module, seed: int, z_dim: int, device) -> tuple[StackedStats, Tensor]:
+    """The protocol on one generator (eval mode): 26,000 samples, latent seed 10000 + the trial's seed,
+    each channel read by `clf`. Returns (stats, the first 64 images)."""
+    x = sample_generator(G, N_EVAL_SAMPLES, z_dim, seed=10_000 + seed, device=device)
+    return stacked_stats(classify_modes(x, clf.to(device))), x[:64]
 
 
 def mean_se_or_none(xs: list[float]) -> tuple[float, float]:
