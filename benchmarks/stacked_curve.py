@@ -25,38 +25,53 @@ from pathlib import Path
 import torch
 
 
+def usage_error(message: str) -> None:
+    """A user's mistake: one line on stderr, exit status 2 (as `ganforge` and benchmarks/stacked_long.py)."""
+    print(f"stacked_curve: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="a Stacked MNIST trial's run folder (OUT/runs/stacked-mnist-METHOD-seedS)")
     ap.add_argument("states", type=Path, nargs="*", help="state files (default: every state-*.pt in RUN/checkpoints)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
+    if args.threads < 1:
+        usage_error(f"--threads {args.threads}: must be at least 1")
 
     from ganforge.config import from_dict
+    from ganforge.errors import GanforgeError
     from ganforge.evaluators import load_evaluator
     from ganforge.models import build_generator
     from ganforge.modes.stacked import score_generator
-    from ganforge.training.checkpoint import load_state_file, state_step
+    from ganforge.training.checkpoint import load_state_file
 
     try:
         cfg = from_dict(json.loads((args.run / "config.json").read_text())["run"])
     except (OSError, ValueError, KeyError) as exc:
-        sys.exit(f"stacked_curve: {str(args.run / 'config.json')!r} is not a ganforge run config ({exc})")
+        usage_error(f"{str(args.run / 'config.json')!r} is not a ganforge run config ({exc})")
     states = args.states or sorted((args.run / "checkpoints").glob("state-*.pt"))
     if not states:
-        sys.exit(f"stacked_curve: no state-*.pt in {str(args.run / 'checkpoints')!r}: give state files by path")
+        usage_error(f"no state-*.pt in {str(args.run / 'checkpoints')!r}: give state files by path")
     torch.set_num_threads(args.threads)
     clf = load_evaluator("mnist-clf")
     G = build_generator(cfg.model)
     for path in states:
-        state = load_state_file(path)
+        try:
+            state = load_state_file(path)
+        except (OSError, RuntimeError, GanforgeError) as exc:  # missing, truncated, not a state
+            usage_error(f"{str(path)!r} is not a readable training state ({exc})")
         if not state.get("ema"):
-            sys.exit(f"stacked_curve: {str(path)!r} holds no EMA generator (the protocol scores G's EMA)")
-        G.load_state_dict(state["ema"]["model"])
+            usage_error(f"{str(path)!r} holds no EMA generator (the protocol scores G's EMA)")
+        try:
+            G.load_state_dict(state["ema"]["model"])
+        except RuntimeError as exc:  # another trial's architecture (width, channels)
+            usage_error(f"{str(path)!r} is not a state of {str(args.run)!r}'s generator ({str(exc).splitlines()[0]})")
         G.eval()
         with torch.no_grad():
             s, _ = score_generator(G, clf, cfg.train.seed, cfg.model.z_dim, "cpu")
-        print(json.dumps({"state": path.name, "step": state_step(path), "modes": s.modes, "kl": round(s.kl, 4),
+        print(json.dumps({"state": path.name, "step": int(state["step"]), "modes": s.modes, "kl": round(s.kl, 4),
                           "channel_kl": [round(c, 4) for c in s.channel_kl], "kl_dependence": round(s.kl_dependence, 4)}),
               flush=True)
     return 0

@@ -368,9 +368,29 @@ def test_stacked_curve_scores_each_kept_state_like_rescore(capsys, tmp_path):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["step"] for r in rows] == [10, 20]
     assert (rows[-1]["modes"], rows[-1]["kl"]) == (trial["modes"], round(trial["kl"], 4))
-    with pytest.raises(SystemExit, match="is not a ganforge run config"):
-        curve.main([str(tmp_path)])
+    # a state copied aside under another name (as a watcher keeps them) reports the step it holds
+    import shutil
+
+    shutil.copy(run / "checkpoints" / "state-00000010.pt", tmp_path / "seed1-10.pt")
+    assert curve.main([str(run), str(tmp_path / "seed1-10.pt")]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 10
+
+    def usage_error(argv: list[str], message: str) -> None:
+        """stacked_curve rejects a user's mistake with one line on stderr and exit status 2"""
+        with pytest.raises(SystemExit) as exc:
+            curve.main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+    usage_error([str(tmp_path)], "is not a ganforge run config")
+    usage_error([str(run), str(run / "config.json")], "is not a readable training state")
+    usage_error([str(run), str(tmp_path / "missing.pt")], "is not a readable training state")
+    usage_error([str(run), "--threads", "0"], "--threads 0")
+    other = torch.load(tmp_path / "seed1-10.pt", weights_only=True)  # as if from a trial of another width
+    first = next(iter(other["ema"]["model"]))
+    other["ema"]["model"][first] = torch.zeros(1)
+    torch.save(other, tmp_path / "other.pt")
+    usage_error([str(run), str(tmp_path / "other.pt")], "is not a state of")
     for f in (run / "checkpoints").glob("state-*.pt"):
         f.unlink()
-    with pytest.raises(SystemExit, match="no state-"):
-        curve.main([str(run)])
+    usage_error([str(run)], "no state-")
