@@ -21,11 +21,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 
 
-def usage_error(message: str) -> None:
+def usage_error(message: str) -> NoReturn:
     """A user's mistake: one line on stderr, exit status 2 (as `ganforge` and benchmarks/stacked_long.py)."""
     print(f"stacked_curve: error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             state = load_state_file(path)
         except (OSError, RuntimeError, GanforgeError) as exc:  # missing, truncated, not a state
-            usage_error(f"{str(path)!r} is not a readable training state ({exc})")
+            usage_error(f"{str(path)!r} is not a readable training state ({(str(exc).splitlines() or [type(exc).__name__])[0]})")
         if not state.get("ema"):
             usage_error(f"{str(path)!r} holds no EMA generator (the protocol scores G's EMA)")
         try:
