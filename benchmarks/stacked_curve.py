@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1:
         usage_error(f"--threads {args.threads}: must be at least 1")
 
-    from ganforge.config import from_dict
+    from ganforge.config import read_run_config
     from ganforge.errors import GanforgeError
     from ganforge.evaluators import load_evaluator
     from ganforge.models import build_generator
@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     from ganforge.training.checkpoint import load_state_file
 
     try:
-        cfg = from_dict(json.loads((args.run / "config.json").read_text())["run"])
-    except (OSError, ValueError, KeyError) as exc:
-        usage_error(f"{str(args.run / 'config.json')!r} is not a ganforge run config ({exc})")
+        cfg = read_run_config(args.run / "config.json")
+    except GanforgeError as exc:
+        usage_error(str(exc))
     states = args.states or sorted((args.run / "checkpoints").glob("state-*.pt"))
     if not states:
         usage_error(f"no state-*.pt in {str(args.run / 'checkpoints')!r}: give state files by path")

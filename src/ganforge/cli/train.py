@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -48,7 +47,7 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
       ganforge train --resume latest
       torchrun --nproc_per_node 2 -m ganforge train --preset dcgan-mnist   (batch_size is the global batch)
     """
-    from ganforge.config import from_dict
+    from ganforge.config import read_run_config
     from ganforge.models import check_model_config
     from ganforge.presets import get_preset
 
@@ -63,10 +62,7 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
             key = item.split("=", 1)[0].strip()
             if key not in RESUMABLE_KEYS:
                 raise UsageError(f"--set {key} cannot change when resuming; allowed: {', '.join(RESUMABLE_KEYS)}")
-        try:
-            cfg = from_dict(json.loads(cfg_path.read_text())["run"])
-        except (ValueError, KeyError) as exc:
-            raise UsageError(f"{cfg_path} is not a ganforge run config: {exc}") from None
+        cfg = read_run_config(cfg_path)
     else:
         cfg = get_preset(preset_name or "dcgan-mnist")
         if data_source:

@@ -318,9 +318,8 @@ def rescore_stacked(path: Path, device: str = "auto") -> list[StackedResult]:
     a run folder `runs/stacked-mnist-METHOD-seedS`), e.g. for the per-channel diagnosis of trials
     scored before it existed. One result per (method, steps, settings), seeds in order; a trial's
     settings are the keys where its config.json differs from the method's own configuration."""
-    import json
 
-    from ganforge.config import from_dict, to_dict
+    from ganforge.config import read_run_config, to_dict
     from ganforge.evaluators import load_evaluator
 
     path = Path(path)
@@ -331,9 +330,9 @@ def rescore_stacked(path: Path, device: str = "auto") -> list[StackedResult]:
     groups: dict[tuple, list] = {}
     for run in runs:
         try:
-            cfg = from_dict(json.loads((run / "config.json").read_text())["run"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise UsageError(f"--rescore: {str(run / 'config.json')!r} is not a ganforge run config ({exc})") from None
+            cfg = read_run_config(run / "config.json")
+        except UsageError as exc:
+            raise UsageError(f"--rescore: {exc}") from None
         method = cfg.preset.removeprefix("stacked-mnist-")
         if method not in STACKED_METHODS:
             raise UsageError(f"--rescore: {str(run)!r} is not a Stacked MNIST trial (preset {cfg.preset!r})")

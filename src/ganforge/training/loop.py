@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ganforge import __version__
-from ganforge.config import RunConfig, dumps, from_dict, validate
+from ganforge.config import RunConfig, dumps, read_run_config, validate
 from ganforge.data import Batcher, ImageData, load_images
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes, image_grid, save_png
@@ -115,10 +115,7 @@ def train(
     and the Python API). SIGTERM/SIGINT end it with a checkpoint and TrainingInterrupted."""
     run_dir = ckpt.find_run(resume, runs_root) if resume is not None else None
     if run_dir is not None and cfg is None:
-        try:
-            cfg = from_dict(json.loads((run_dir / "config.json").read_text())["run"])
-        except (ValueError, KeyError) as exc:
-            raise UsageError(f"{run_dir / 'config.json'} is not a ganforge run config: {exc}") from None
+        cfg = read_run_config(run_dir / "config.json")
     assert cfg is not None
     cfg = validate(cfg)  # every value is checked before any data is loaded or device touched
     check_model_config(cfg.model)
