@@ -194,6 +194,9 @@ def test_cli_stacked_mnist_end_to_end(capsys, tmp_path):
     again = json.loads(capsys.readouterr().out)
     assert again["method"] == "pacgan" and again["steps"] == 20 and again["overrides"] == {"train.batch_size": "32"}
     assert (again["modes_mean"], again["kl_mean"], again["per_trial"]) == (out["modes_mean"], out["kl_mean"], out["per_trial"])
+    # the same latents through the same generator: the grid already there, not a second copy
+    assert again["grid"] == out["grid"] == str(tmp_path / "stacked-mnist-pacgan.png")
+    assert not (tmp_path / "stacked-mnist-pacgan-2.png").exists()
     assert main(["modes", "--rescore", str(tmp_path), "--set", "loss.r1_gamma=1"]) == 2
     assert main(["modes", "--rescore", str(tmp_path / "runs"), "--json"]) == 2  # not an --out folder
     assert "nor runs/" in capsys.readouterr().err
@@ -220,6 +223,22 @@ def test_cli_stacked_steps_default_to_the_methods_own_length(capsys, tmp_path, m
     # 0 is an error, not "the default" (it silently became 8,000 before)
     assert main(["modes", "--benchmark", "stacked-mnist", "--method", "best", "--steps", "0", "--out", str(tmp_path / "z")]) == 2
     assert "--steps must be at least 1, got 0" in capsys.readouterr().err and not (tmp_path / "z").exists()
+
+
+def test_sample_grid_never_replaces_another_grid(tmp_path):
+    """A second run (or rescore) of a method into the same --out writes its grid beside the first one's;
+    the very same grid again is not written twice."""
+    from ganforge.modes.stacked import save_grid
+
+    a, b = torch.zeros(64, 3, 28, 28), torch.ones(64, 3, 28, 28)
+    first = save_grid(a, tmp_path, "best")
+    assert first == tmp_path / "stacked-mnist-best.png"
+    before = first.read_bytes()
+    assert save_grid(a, tmp_path, "best") == first and len(list(tmp_path.iterdir())) == 1
+    assert save_grid(b, tmp_path, "best") == tmp_path / "stacked-mnist-best-2.png"
+    assert save_grid(b, tmp_path, "best") == tmp_path / "stacked-mnist-best-2.png"
+    assert save_grid(-a - 0.5, tmp_path, "best") == tmp_path / "stacked-mnist-best-3.png"
+    assert first.read_bytes() == before
 
 
 def test_cli_help_names_every_stacked_method():
@@ -307,6 +326,9 @@ def test_interrupted_trial_resumed_scores_as_one_run(tmp_path):
     whole = json.loads(p.communicate(timeout=900)[0])
     assert resumed["steps"] == whole["steps"] == 400 and resumed["trials"] == whole["trials"] == 1
     assert resumed["per_trial"] == whole["per_trial"]
+    # the interrupted run never wrote its sample grid; --rescore does, and it is the uninterrupted run's
+    assert resumed["grid"] == str(tmp_path / "cut" / "stacked-mnist-vanilla.png")
+    assert Path(resumed["grid"]).read_bytes() == Path(whole["grid"]).read_bytes()
 
 
 @pytest.mark.slow

@@ -112,9 +112,29 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> n
     return grid.permute(1, 2, 0).numpy()
 
 
-def save_png(array_hwc: np.ndarray, path: str | Path) -> None:
-    """Save a uint8 (H, W, 1|3) array as PNG, atomically."""
+def png_bytes(array_hwc: np.ndarray) -> bytes:
+    """A uint8 (H, W, 1|3) array encoded as PNG (deterministic: the same pixels give the same bytes)."""
     arr = array_hwc[..., 0] if array_hwc.shape[-1] == 1 else array_hwc
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_png(array_hwc: np.ndarray, path: str | Path) -> None:
+    """Save a uint8 (H, W, 1|3) array as PNG, atomically."""
+    atomic_write_bytes(path, png_bytes(array_hwc))
+
+
+def save_png_keeping(array_hwc: np.ndarray, path: str | Path) -> Path:
+    """Save as PNG at `path` unless a *different* image is there already: then at the first free
+    `STEM-2.png`, `STEM-3.png`, ... The same pixels at a name already taken are not written twice.
+    Returns where the image is."""
+    data, path = png_bytes(array_hwc), Path(path)
+    for i in range(1, 10_000):
+        cand = path if i == 1 else path.with_name(f"{path.stem}-{i}{path.suffix}")
+        if not cand.exists():
+            atomic_write_bytes(cand, data)
+            return cand
+        if cand.is_file() and cand.read_bytes() == data:
+            return cand
+    raise FileExistsError(f"no free name for {str(path)!r}: 9,999 other images are there")

@@ -247,6 +247,7 @@ class StackedResult:
     # only results whose overrides match (as for the 2D benchmarks)
     overrides: dict | None = None
     seeds: list[int] | None = None  # the trials' seeds, in order
+    grid: Path | None = None  # the sample grid written for this result (64 samples of its first trial)
 
     def summary(self) -> dict:
         mm, ms = mean_se_or_none([float(t.modes) for t in self.trials])
@@ -265,7 +266,7 @@ class StackedResult:
             "channel_kl_mean": [sum(t.channel_kl[c] for t in self.trials) / n for c in range(3)],
             "kl_dependence_mean": sum(t.kl_dependence for t in self.trials) / n,
             "seconds": self.seconds, "seconds_per_trial": self.seconds / n, "cpu_seconds": self.cpu_seconds,
-            "overrides": self.overrides, "per_trial": per_trial,
+            "overrides": self.overrides, "per_trial": per_trial, "grid": None if self.grid is None else str(self.grid),
         }
 
     def row(self) -> str:
@@ -283,7 +284,6 @@ def run_stacked(
     """`trials` seeded trials (seed + t) of `steps` G updates each (None: the method's own length,
     `StackedMethod.steps`); run folders and the sample grid go under `out`."""
     from ganforge.evaluators import load_evaluator
-    from ganforge.io import image_grid, save_png
 
     meth = get_stacked_method(method)
     steps = meth.length(steps)
@@ -297,11 +297,20 @@ def run_stacked(
         s, imgs = run_stacked_trial(method, steps, seed + t, out, clf, overrides, device)
         stats.append(s)
         grid = imgs if grid is None else grid
-    save_png(image_grid(grid, nrow=8), out / f"stacked-mnist-{method}.png")
+    grid_path = save_grid(grid, out, method)
     # validated above: each is KEY=VALUE. The thread count (the CLI's --threads) sets speed, not the experiment.
     sets = {k: v for k, v in (o.split("=", 1) for o in overrides) if k != "train.threads"} or None
     return StackedResult(method, steps, stats, time.perf_counter() - t0, time.process_time() - c0, overrides=sets,
-                         seeds=[seed + t for t in range(trials)])
+                         seeds=[seed + t for t in range(trials)], grid=grid_path)
+
+
+def save_grid(images: Tensor, out: Path, method: str) -> Path:
+    """The 8 x 8 grid of a result's first 64 samples ((64, 3, 28, 28) in [-1, 1]) as
+    OUT/stacked-mnist-METHOD.png. Another run of the method into the same --out (other seeds, another
+    length) keeps the grid already there and writes STEM-2.png, ...; the same grid is not written twice."""
+    from ganforge.io import image_grid, save_png_keeping
+
+    return save_png_keeping(image_grid(images, nrow=8), Path(out) / f"stacked-mnist-{method}.png")
 
 
 # ----------------------------------------------------------------------------- rescoring kept trials
@@ -347,9 +356,14 @@ def rescore_stacked(path: Path, device: str = "auto") -> list[StackedResult]:
     clf = load_evaluator("mnist-clf")
     results = []
     for (method, steps, sets), trials in groups.items():
-        t0, c0, stats = time.perf_counter(), time.process_time(), []
+        t0, c0, stats, grid = time.perf_counter(), time.process_time(), [], None
         for seed, run, cfg in sorted(trials, key=lambda t: t[0]):
-            stats.append(score_run(run, clf, seed, cfg.model.z_dim, device)[0])
+            s, imgs = score_run(run, clf, seed, cfg.model.z_dim, device)
+            stats.append(s)
+            grid = imgs if grid is None else grid
+        # a trial finished by `train --resume` never reached run_stacked's grid: write it here (the same
+        # latents, so a trial scored once already gets the very grid it has, not a second copy)
         results.append(StackedResult(method, steps, stats, time.perf_counter() - t0, time.process_time() - c0,
-                                     overrides=dict(sets) or None, seeds=sorted(t[0] for t in trials)))
+                                     overrides=dict(sets) or None, seeds=sorted(t[0] for t in trials),
+                                     grid=save_grid(grid, path, method)))
     return results
