@@ -298,8 +298,8 @@ def run_stacked(
         stats.append(s)
         grid = imgs if grid is None else grid
     grid_path = save_grid(grid, out, method)
-    # validated above: each is KEY=VALUE. The thread count (the CLI's --threads) sets speed, not the experiment.
-    sets = {k: v for k, v in (o.split("=", 1) for o in overrides) if k != "train.threads"} or None
+    # validated above: each is KEY=VALUE
+    sets = {k: v for k, v in (o.split("=", 1) for o in overrides) if not bookkeeping(k)} or None
     return StackedResult(method, steps, stats, time.perf_counter() - t0, time.process_time() - c0, overrides=sets,
                          seeds=[seed + t for t in range(trials)], grid=grid_path)
 
@@ -314,6 +314,15 @@ def save_grid(images: Tensor, out: Path, method: str) -> Path:
 
 
 # ----------------------------------------------------------------------------- rescoring kept trials
+
+
+def bookkeeping(key: str) -> bool:
+    """Whether a run-config key changes only speed or bookkeeping, never what is trained: where it ran
+    and on how many threads, logging, and checkpoints (writing one draws no random numbers, and a resume
+    is bit-exact on the CPU). A result's `overrides` leave these out, so modes_table.py merges a trial
+    kept for a curve (`--set checkpoint.every_steps=8000`) with plain ones. perf.* is not among them:
+    bf16 changes the numbers."""
+    return key.startswith("checkpoint.") or key in ("train.device", "train.threads", "train.log_every", "train.progress")
 
 
 def _changed_keys(ref: dict, cfg: dict) -> dict[str, str]:
@@ -349,7 +358,7 @@ def rescore_stacked(path: Path, device: str = "auto") -> list[StackedResult]:
         # back as `best` with loss.r1_gamma=0.0, so a changed recipe never passes for the current one
         ref = stacked_config(method, cfg.train.total_steps, cfg.train.seed)
         sets = {k: v for k, v in _changed_keys(to_dict(ref), to_dict(cfg)).items()
-                if k not in ("train.device", "train.threads")}
+                if not bookkeeping(k)}
         if (why := unfinished(run, cfg.train.total_steps)) is not None:
             raise UsageError(f"--rescore: {why}")
         groups.setdefault((method, cfg.train.total_steps, tuple(sorted(sets.items()))), []).append((cfg.train.seed, run, cfg))
