@@ -226,6 +226,22 @@ def test_cli_stacked_steps_default_to_the_methods_own_length(capsys, tmp_path, m
     assert "--steps must be at least 1, got 0" in capsys.readouterr().err and not (tmp_path / "z").exists()
 
 
+def test_trial_settings_are_what_differs_from_the_method():
+    """A result's `overrides`: keys where the trial's config differs from the method, as the config holds
+    the values (so a run and its --rescore agree however the --set was typed), without bookkeeping keys;
+    a --set that repeats the method's own value is not a setting."""
+    from ganforge.modes.stacked import trial_settings
+
+    typed = ("perf.channels_last=true", "optim.lr_g=1e-3", "loss.r1_gamma=1.0", "checkpoint.every_steps=8000",
+             "train.threads=1", "train.log_every=7", "train.batch_size=32")
+    cfg = stacked_config("best", 64000, seed=2, overrides=typed)
+    # best's own lr_g is the preset's 1e-3 and its r1_gamma is 1.0: neither is a setting
+    assert trial_settings(cfg, "best") == {"perf.channels_last": "True", "train.batch_size": "32"}
+    assert trial_settings(stacked_config("best", 64000, seed=2), "best") == {}
+    # judged against the method as defined now: a trial without R1 is best with loss.r1_gamma=0.0
+    assert trial_settings(stacked_config("best", 64000, overrides=("loss.r1_gamma=0",)), "best") == {"loss.r1_gamma": "0.0"}
+
+
 def test_sample_grid_never_replaces_another_grid(tmp_path):
     """A second run (or rescore) of a method into the same --out writes its grid beside the first one's;
     the very same grid again is not written twice."""

@@ -299,8 +299,7 @@ def run_stacked(
         stats.append(s)
         grid = imgs if grid is None else grid
     grid_path = save_grid(grid, out, method)
-    # validated above: each is KEY=VALUE
-    sets = {k: v for k, v in (o.split("=", 1) for o in overrides) if not bookkeeping(k)} or None
+    sets = trial_settings(stacked_config(meth.name, steps, seed, overrides), meth.name) or None
     return StackedResult(method, steps, stats, time.perf_counter() - t0, time.process_time() - c0, overrides=sets,
                          seeds=[seed + t for t in range(trials)], grid=grid_path)
 
@@ -326,10 +325,17 @@ def bookkeeping(key: str) -> bool:
     return key.startswith("checkpoint.") or key in ("train.device", "train.threads", "train.log_every", "train.progress")
 
 
-def _changed_keys(ref: dict, cfg: dict) -> dict[str, str]:
-    """{"section.key": value} for every run-config key where `cfg` differs from `ref` (nested dicts)."""
-    return {f"{sec}.{k}": str(v) for sec, vals in cfg.items() if isinstance(vals, dict)
-            for k, v in vals.items() if ref.get(sec, {}).get(k) != v}
+def trial_settings(cfg, method: str) -> dict[str, str]:
+    """{"section.key": str(value)} for every run-config key where a trial's config differs from the
+    method as defined *now* (same length and seed), bookkeeping left out. A run and a later --rescore
+    of it label the trial alike (the values as the config holds them: "True", "0.001", whatever was typed);
+    a trial of an older `best` (before R1 joined it) comes back as `best` with loss.r1_gamma=0.0, so a
+    changed recipe never passes for the current one."""
+    from ganforge.config import to_dict
+
+    ref, got = to_dict(stacked_config(method, cfg.train.total_steps, cfg.train.seed)), to_dict(cfg)
+    return {f"{sec}.{k}": str(v) for sec, vals in got.items() if isinstance(vals, dict)
+            for k, v in vals.items() if ref.get(sec, {}).get(k) != v and not bookkeeping(f"{sec}.{k}")}
 
 
 def rescore_stacked(path: Path, device: str = "auto") -> list[StackedResult]:
@@ -338,7 +344,7 @@ def rescore_stacked(path: Path, device: str = "auto") -> list[StackedResult]:
     scored before it existed. One result per (method, steps, settings), seeds in order; a trial's
     settings are the keys where its config.json differs from the method's own configuration."""
 
-    from ganforge.config import read_run_config, to_dict
+    from ganforge.config import read_run_config
     from ganforge.evaluators import load_evaluator
 
     path = Path(path)
@@ -355,11 +361,7 @@ def rescore_stacked(path: Path, device: str = "auto") -> list[StackedResult]:
         method = cfg.preset.removeprefix("stacked-mnist-")
         if method not in STACKED_METHODS:
             raise UsageError(f"--rescore: {str(run)!r} is not a Stacked MNIST trial (preset {cfg.preset!r})")
-        # against the method as defined *now*: a trial of an older `best` (before R1 joined it) comes
-        # back as `best` with loss.r1_gamma=0.0, so a changed recipe never passes for the current one
-        ref = stacked_config(method, cfg.train.total_steps, cfg.train.seed)
-        sets = {k: v for k, v in _changed_keys(to_dict(ref), to_dict(cfg)).items()
-                if not bookkeeping(k)}
+        sets = trial_settings(cfg, method)
         if (why := unfinished(run, cfg.train.total_steps)) is not None:
             raise UsageError(f"--rescore: {why}")
         groups.setdefault((method, cfg.train.total_steps, tuple(sorted(sets.items()))), []).append((cfg.train.seed, run, cfg))
