@@ -13,8 +13,8 @@ import dataclasses
 import json
 import math
 import typing
-from pathlib import Path
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Callable
 
 from ganforge.errors import UsageError
@@ -246,7 +246,6 @@ def from_dict(d: dict) -> RunConfig:
     return config_from_dict(d, RunConfig, validate)
 
 
-
 def read_run_config(path: str | Path) -> RunConfig:
     """The RunConfig a run folder keeps in config.json (its "run" section). A missing, unreadable or
     foreign file is a UsageError naming it."""
@@ -255,6 +254,7 @@ def read_run_config(path: str | Path) -> RunConfig:
         return from_dict(json.loads(path.read_text())["run"])
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(f"{path} is not a ganforge run config: {exc}") from None
+
 
 def _section_from_dict(name: str, cls: type, value: Any) -> Any:
     if not isinstance(value, dict):

@@ -328,8 +328,8 @@ def bookkeeping(key: str) -> bool:
 def trial_settings(cfg, method: str) -> dict[str, str]:
     """{"section.key": str(value)} for every run-config key where a trial's config differs from the
     method as defined *now* (same length and seed), bookkeeping left out. A run and a later --rescore
-    of it label the trial alike (the values as the config holds them: "True", "0.001", whatever was typed);
-    a trial of an older `best` (before R1 joined it) comes back as `best` with loss.r1_gamma=0.0, so a
+    of it label the trial alike, with the values as the config holds them ("True", "0.001"), not as they
+    were typed ("true", "1e-3"); a trial of an older `best` (before R1 joined it) comes back as `best` with loss.r1_gamma=0.0, so a
     changed recipe never passes for the current one."""
     from ganforge.config import to_dict
 
@@ -343,7 +343,6 @@ def rescore_stacked(path: Path, device: str = "auto") -> list[StackedResult]:
     a run folder `runs/stacked-mnist-METHOD-seedS`), e.g. for the per-channel diagnosis of trials
     scored before it existed. One result per (method, steps, settings), seeds in order; a trial's
     settings are the keys where its config.json differs from the method's own configuration."""
-
     from ganforge.config import read_run_config
     from ganforge.evaluators import load_evaluator
 
