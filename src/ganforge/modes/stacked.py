@@ -68,7 +68,8 @@ STACKED_METHODS: dict[str, StackedMethod] = {
         # twice the width again at 8,000 steps gave 0.106 for 1.5x the CPU time of 16,000 steps at width 64).
         # Seeds 0-3: KL 0.130 at 8,000 and 0.081 at 16,000 steps (CPU), 0.063 at 32,000 (H200); at 64,000 steps
         # (CPU) 0.055 ± 0.004 over seeds 0, 2, 3, 4 (0.045, 0.0625, and 0.0525, 0.0607 in bf16): short of the
-        # issue's 0.05 on the mean. fp32 stays the recipe; bf16 is a measured CPU option. R1 is lazy (StyleGAN2's
+        # issue's 0.05 on the mean. fp32 stays the recipe; bf16 is a measured CPU option. 128,000 steps (bf16, CPU)
+        # gave seed 0 0.048, no better than its 64,000-step 0.045, so the length stays. R1 is lazy (StyleGAN2's
         # regularisation interval: every 4th D step, γ·4), which scored 0.130 / 0.131 against 0.133 / 0.135
         # on seeds 0-1 at 8,000 steps for 1.3x the steps per second on the CPU.
         StackedMethod("best", "MSGAN (Mao et al. 2019) + lazy R1 γ 1 (Mescheder et al. 2018; every 4th D step, "
@@ -290,7 +291,7 @@ def run_stacked(
     steps = meth.length(steps)
     if trials < 1 or steps < 1:
         raise UsageError(f"--trials and --steps must be at least 1, got {trials} and {steps}")
-    stacked_config(meth.name, steps, seed, overrides)  # validate the overrides before any training
+    first = stacked_config(meth.name, steps, seed, overrides)  # validates the overrides before any training
     out = Path(out if out is not None else "modes-out")
     clf = load_evaluator("mnist-clf")
     stats, t0, c0, grid = [], time.perf_counter(), time.process_time(), None
@@ -299,7 +300,7 @@ def run_stacked(
         stats.append(s)
         grid = imgs if grid is None else grid
     grid_path = save_grid(grid, out, method)
-    sets = trial_settings(stacked_config(meth.name, steps, seed, overrides), meth.name) or None
+    sets = trial_settings(first, meth.name) or None  # the trials differ from the first only in their seed
     return StackedResult(method, steps, stats, time.perf_counter() - t0, time.process_time() - c0, overrides=sets,
                          seeds=[seed + t for t in range(trials)], grid=grid_path)
 
@@ -329,8 +330,8 @@ def trial_settings(cfg, method: str) -> dict[str, str]:
     """{"section.key": str(value)} for every run-config key where a trial's config differs from the
     method as defined *now* (same length and seed), bookkeeping left out. A run and a later --rescore
     of it label the trial alike, with the values as the config holds them ("True", "0.001"), not as they
-    were typed ("true", "1e-3"); a trial of an older `best` (before R1 joined it) comes back as `best` with loss.r1_gamma=0.0, so a
-    changed recipe never passes for the current one."""
+    were typed ("true", "1e-3"); a trial of an older `best` (before R1 joined it) comes back as `best`
+    with loss.r1_gamma=0.0, so a changed recipe never passes for the current one."""
     from ganforge.config import to_dict
 
     ref, got = to_dict(stacked_config(method, cfg.train.total_steps, cfg.train.seed)), to_dict(cfg)
