@@ -382,6 +382,30 @@ def test_stacked_long_sittings_on_cpu(tmp_path):
     assert s2["steps"] == s1["step"] + 5 and 1 <= s2["modes_mean"] <= 1000 and not (tmp_path / "out2" / "seed2.tar").exists()
 
 
+def test_stacked_curve_confidence_summary_by_hand():
+    """stacked_curve --confidence on two images whose softmaxes are written out: channel R sure of a 1
+    and a 7, G unsure (½ / ½ between 0 and 1) then sure of a 3, B uniform in both."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "stacked_curve.py"
+    spec = importlib.util.spec_from_file_location("stacked_curve", path)
+    curve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curve)
+    probs = torch.zeros(2, 3, 10)
+    probs[0, 0, 1] = probs[1, 0, 7] = 1.0
+    probs[0, 1, :2] = 0.5
+    probs[1, 1, 3] = 1.0
+    probs[:, 2] = 0.1
+    got = curve.confidence_summary(probs)
+    assert got["low_confidence"] == 0.5  # 3 of the 6 digits are under 0.9
+    soft_g = 2 * 0.25 * math.log(2.5) + 0.5 * math.log(5)  # mean softmax (¼, ¼, 0, ½, 0, ...)
+    assert got["soft_channel_kl"] == [round(math.log(5), 4), round(soft_g, 4), 0.0]
+    # confident digits only: R {1, 7} → log 5; G {3} → log 10; B none → nan
+    assert got["confident_channel_kl"][:2] == [round(math.log(5), 4), round(math.log(10), 4)]
+    assert math.isnan(got["confident_channel_kl"][2])
+
+
 @pytest.mark.slow
 def test_stacked_curve_scores_each_kept_state_like_rescore(capsys, tmp_path):
     """benchmarks/stacked_curve.py scores the EMA G of every kept training state with the trial's own
@@ -407,6 +431,11 @@ def test_stacked_curve_scores_each_kept_state_like_rescore(capsys, tmp_path):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["step"] for r in rows] == [10, 20]
     assert (rows[-1]["modes"], rows[-1]["kl"]) == (trial["modes"], round(trial["kl"], 4))
+    # --confidence reads the same argmax from its softmax pass: the same modes and KL, plus its own keys
+    assert curve.main([str(run), "--confidence"]) == 0
+    sure = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["modes"], r["kl"], r["channel_kl"]) for r in sure] == [(r["modes"], r["kl"], r["channel_kl"]) for r in rows]
+    assert 0 <= sure[-1]["low_confidence"] <= 1 and len(sure[-1]["soft_channel_kl"]) == 3
     # a state copied aside under another name (as a watcher keeps them) reports the step it holds
     import shutil
 
