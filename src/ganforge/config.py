@@ -56,6 +56,7 @@ class LossConfig:
     reg_every: int = 1  # lazy regularisation: apply GP/R1 every k D steps, scaled by k (StyleGAN2)
     clip_value: float = 0.0  # WGAN weight clipping to [-c, c] after every D step (0.01 in Arjovsky et al.)
     msgan_weight: float = 0.0  # MSGAN mode-seeking term λ in G's loss (Mao et al. 2019; 1 in their code): pairs the batch's halves
+    fm_weight: float = 0.0  # feature matching λ in G's loss (Salimans et al. 2016): mean D features of the last real batch vs fake
 
 
 @dataclass(frozen=True)
@@ -301,8 +302,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     if not 0.0 <= m.d_dropout < 1.0:
         raise UsageError(f"model.d_dropout={m.d_dropout} must be in [0, 1)")
     _choice("loss.kind", lo.kind, LOSSES)
-    for key in ("gp_weight", "r1_gamma", "clip_value", "msgan_weight"):
+    for key in ("gp_weight", "r1_gamma", "clip_value", "msgan_weight", "fm_weight"):
         _positive(f"loss.{key}", getattr(lo, key), zero_ok=True)
+    if lo.fm_weight > 0 and (t.update != "alternating" or t.unroll_steps > 0):
+        raise UsageError(f"loss.fm_weight={lo.fm_weight} matches D's features of the D step's real batch: it needs "
+                         f"train.update=alternating and train.unroll_steps=0 (got {t.update!r}, {t.unroll_steps})")
     if lo.msgan_weight > 0 and cfg.train.batch_size % 2:
         raise UsageError(f"loss.msgan_weight={lo.msgan_weight} pairs the two halves of each batch: "
                          f"train.batch_size={cfg.train.batch_size} must be even")

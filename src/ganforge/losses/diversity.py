@@ -26,3 +26,16 @@ def mode_seeking_halves(fake: Tensor, z: Tensor) -> Tensor:
     labels for both halves (MSGAN compares two latents under one condition)."""
     half = fake.shape[0] // 2
     return mode_seeking_loss(fake[:half], fake[half:2 * half], z[:half], z[half:2 * half])
+
+
+# Salimans et al. 2016, "Improved Techniques for Training GANs", section 3.1: G matches the mean of
+# D's penultimate features over a batch of real images,
+#     || E_x h(x) − E_z h(G(z)) ||²,
+# a statistic D keeps informative, so a G that draws one kind of sample too often (too many 7s)
+# pays for the shift of the batch mean even while each sample fools D. Here the squared distance is
+# averaged over the feature dimensions (not summed), so λ does not scale with D's width.
+def feature_matching_loss(h_fake: Tensor, h_real: Tensor) -> Tensor:
+    """h_fake: (N, F) D features of generated images (with gradient to G); h_real: (M, F) of real
+    images (no gradient). Returns a scalar in fp32 (unweighted)."""
+    diff = h_fake.float().mean(dim=0) - h_real.detach().float().mean(dim=0)  # (F,)
+    return diff.pow(2).mean()

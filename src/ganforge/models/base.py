@@ -82,14 +82,19 @@ class Discriminator(nn.Module):
         self.head = ProjectionHead(feature_dim, cfg.num_classes)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        check_labels(y, self.num_classes, x.shape[0])
+        return self.head(self.embed(x), y)  # (N/m,)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """x (N, C, R, R) → the penultimate features h (N/pack, feature_dim) the head scores
+        (feature matching reads them)."""
         n, r = x.shape[0], self.resolution
         if tuple(x.shape[1:]) != (self.channels, r, r):
             raise ValueError(f"x must have shape (N, {self.channels}, {r}, {r}), got {tuple(x.shape)}")
-        check_labels(y, self.num_classes, n)
         if n % self.pack:
             raise ValueError(f"batch size {n} is not divisible by pack={self.pack}")
         x = x.reshape(n // self.pack, self.pack * self.channels, r, r)  # (N/m, m*C, R, R)
-        return self.head(self.features(x), y)  # (N/m,)
+        return self.features(x)  # (N/m, feature_dim)
 
 
 # Optional pieces, each returned as a (possibly empty) list to splice into a layer list.

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ganforge.config import RunConfig
 from ganforge.losses import (
-    LOSSES, AdversarialLoss, gradient_penalty, logit_to_prob, mode_seeking_halves, r1_penalty,
+    LOSSES, AdversarialLoss, feature_matching_loss, gradient_penalty, logit_to_prob, mode_seeking_halves, r1_penalty,
 )
 from ganforge.training.augment import make_augment
 
@@ -27,6 +27,7 @@ class Objective:
     augment: Callable[[Tensor], Tensor] | None = None  # DiffAugment, applied to real and fake alike
     pack: int = 1  # PacGAN degree, for the per-packed-sample gradient penalty
     msgan_weight: float = 0.0  # MSGAN λ: G's loss adds λ / (r + eps), r = mean|ΔG(z)| / mean|Δz| over batch halves
+    fm_weight: float = 0.0  # feature matching λ: G's loss adds λ · mean((E h(real) − E h(fake))²), h = D.embed
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> "Objective":
@@ -40,6 +41,7 @@ class Objective:
             augment=make_augment(cfg.train.augment),
             pack=cfg.model.pack,
             msgan_weight=lo.msgan_weight,
+            fm_weight=lo.fm_weight,
         )
 
     def _aug(self, x: Tensor) -> Tensor:
@@ -83,12 +85,26 @@ class Objective:
         kind = self.loss.name
         return {"d_real": logit_to_prob(real_logits.detach(), kind).mean(), "d_fake": logit_to_prob(fake_logits.detach(), kind).mean()}
 
-    def generator_loss(self, D: nn.Module, fake: Tensor, y_fake: Tensor | None,
-                       z: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        """fake: (B, C, H, W) from latents z: (B, Z) (z is needed only for MSGAN)."""
-        logits = D(self._aug(fake), y_fake).float()
+    def generator_loss(self, D: nn.Module, fake: Tensor, y_fake: Tensor | None, z: Tensor | None = None,
+                       *, real: Tensor | None = None, D_eager: nn.Module | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """fake: (B, C, H, W) from latents z: (B, Z) (z is needed only for MSGAN). Feature matching
+        needs real: (B, C, H, W), the D step's last real batch, and D_eager, the uncompiled D whose
+        `embed` and `head` it calls apart (default D)."""
+        fake_a = self._aug(fake)
+        if self.fm_weight > 0:
+            D = D_eager if D_eager is not None else D
+            with torch.no_grad():
+                h_real = D.embed(self._aug(real))  # (B/pack, F); D is frozen in G's step
+            h_fake = D.embed(fake_a)
+            logits = D.head(h_fake, y_fake).float()
+        else:
+            logits = D(fake_a, y_fake).float()
         loss = self.loss.g_loss(logits)
         stats = {"g_adv": loss.detach()}
+        if self.fm_weight > 0:
+            fm = feature_matching_loss(h_fake, h_real)
+            loss = loss + self.fm_weight * fm
+            stats["fm"] = fm.detach()
         return self.add_diversity(loss, stats, fake, z)
 
     def add_diversity(self, loss: Tensor, stats: dict[str, Tensor], fake: Tensor,

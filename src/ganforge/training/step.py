@@ -151,7 +151,7 @@ def make_iteration(
             if t.unroll_steps:  # Metz et al.: G's loss at D after k differentiable Adam steps on this batch
                 real_u, y_real_u = map(shard, next(batcher))
                 D_g = unrolled_discriminator(D, opt_d, objective.loss, real_u, fake, y_real_u, y_fake, t.unroll_steps)
-            g_loss, stats = objective.generator_loss(D_g, fake, y_fake, z)
+            g_loss, stats = objective.generator_loss(D_g, fake, y_fake, z, real=real, D_eager=D)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         sync_grads(G.parameters())
