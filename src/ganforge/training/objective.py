@@ -91,21 +91,16 @@ class Objective:
         needs real: (B, C, H, W), the D step's last real batch, and D_eager, the uncompiled D whose
         `embed` and `head` it calls apart (default D)."""
         fake_a = self._aug(fake)
-        if self.fm_weight > 0:
-            D = D_eager if D_eager is not None else D
-            with torch.no_grad():
-                h_real = D.embed(self._aug(real))  # (B/pack, F); D is frozen in G's step
-            h_fake = D.embed(fake_a)
-            logits = D.head(h_fake, y_fake).float()
-        else:
-            logits = D(fake_a, y_fake).float()
-        loss = self.loss.g_loss(logits)
-        stats = {"g_adv": loss.detach()}
-        if self.fm_weight > 0:
-            fm = feature_matching_loss(h_fake, h_real)
-            loss = loss + self.fm_weight * fm
-            stats["fm"] = fm.detach()
-        return self.add_diversity(loss, stats, fake, z)
+        if self.fm_weight == 0:
+            loss = self.loss.g_loss(D(fake_a, y_fake).float())
+            return self.add_diversity(loss, {"g_adv": loss.detach()}, fake, z)
+        D = D_eager if D_eager is not None else D
+        with torch.no_grad():
+            h_real = D.embed(self._aug(real))  # (B/pack, F); D is frozen in G's step
+        h_fake = D.embed(fake_a)  # (B/pack, F), with gradient to G
+        adv = self.loss.g_loss(D.head(h_fake, y_fake).float())
+        fm = feature_matching_loss(h_fake, h_real)
+        return self.add_diversity(adv + self.fm_weight * fm, {"g_adv": adv.detach(), "fm": fm.detach()}, fake, z)
 
     def add_diversity(self, loss: Tensor, stats: dict[str, Tensor], fake: Tensor,
                       z: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
