@@ -40,24 +40,20 @@ def usage_error(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def channel_kl_of(share: Tensor) -> float:
-    """KL(share ‖ uniform over 10) of one channel's digit distribution share (10,), summing to 1."""
-    p = share.double()[share > 0]
-    return float((p * (p * share.numel()).log()).sum())
-
-
 def confidence_summary(probs: Tensor, threshold: float = LOW_CONFIDENCE) -> dict:
     """probs (N, 3, 10): mnist-clf's softmax for each channel (R, G, B) of N generated images →
     low_confidence (share of the 3N digits whose maximum is under `threshold`), soft_channel_kl (each
     channel's KL to uniform from its mean softmax) and confident_channel_kl (from the argmax of the
     digits at or above `threshold` only; an easy digit such as 1 is over-counted there)."""
+    from ganforge.modes.metrics import reverse_kl
+
     conf, digit = probs.max(dim=2)  # (N, 3) each
     sure = conf >= threshold
-    soft = [channel_kl_of(probs[:, c].mean(dim=0)) for c in range(3)]
+    soft = [reverse_kl(probs[:, c].mean(dim=0)) for c in range(3)]
     hard = []
     for c in range(3):
         counts = torch.bincount(digit[sure[:, c], c], minlength=10).double()  # (10,)
-        hard.append(channel_kl_of(counts / counts.sum()) if counts.sum() > 0 else float("nan"))
+        hard.append(reverse_kl(counts) if counts.sum() > 0 else float("nan"))
     return {"low_confidence": round(float((~sure).double().mean()), 4),
             "soft_channel_kl": [round(v, 4) for v in soft], "confident_channel_kl": [round(v, 4) for v in hard]}
 
@@ -85,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from ganforge.errors import GanforgeError
     from ganforge.evaluators import load_evaluator
     from ganforge.models import build_generator
-    from ganforge.modes.stacked import score_generator, stacked_stats
+    from ganforge.modes.stacked import modes_of_digits, score_generator, stacked_stats
     from ganforge.training.checkpoint import load_state_file
 
     try:
@@ -114,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             if args.confidence:  # one pass: the modes are the softmax's argmax, as score_generator reads them
                 probs = classify_probs(G, clf, cfg.train.seed, cfg.model.z_dim)
-                s = stacked_stats(probs.argmax(dim=2) @ torch.tensor([100, 10, 1]))
+                s = stacked_stats(modes_of_digits(probs.argmax(dim=2)))
                 extra = confidence_summary(probs)
             else:
                 s, _ = score_generator(G, clf, cfg.train.seed, cfg.model.z_dim, "cpu")

@@ -86,6 +86,10 @@ def test_reverse_kl_hand_computed():
     # p = (3/4, 1/4, 0) over K = 3 modes: Σ p log(pK), the empty mode contributes 0
     want = 0.75 * math.log(0.75 * 3) + 0.25 * math.log(0.25 * 3)
     assert reverse_kl(torch.tensor([3, 1, 0])) == pytest.approx(want, rel=1e-12)
+    # fractional weights (a mean softmax) are normalised the same way; none at all is log K
+    assert reverse_kl(torch.tensor([0.75, 0.25, 0.0])) == pytest.approx(want, rel=1e-12)
+    assert reverse_kl(torch.tensor([0.3, 0.1, 0.0], dtype=torch.float64)) == pytest.approx(want, rel=1e-12)
+    assert reverse_kl(torch.zeros(3)) == pytest.approx(math.log(3))
 
 
 def test_mean_se():

@@ -42,10 +42,11 @@ def hq_counts(idx: Tensor, dist_sigmas: Tensor, k: int) -> Tensor:
 
 
 def reverse_kl(counts: Tensor) -> float:
-    """KL(p ‖ uniform) of the HQ histogram `counts` (K,), as defined in the module docstring."""
+    """KL(p ‖ uniform) of the HQ histogram `counts` (K,), as defined in the module docstring. Counts may
+    be fractional weights (a mean softmax, say): p is counts / counts.sum() either way."""
     k = counts.numel()
-    total = int(counts.sum())
-    if total == 0:
+    total = float(counts.double().sum())
+    if total <= 0:
         return math.log(k)
     p = counts[counts > 0].double() / total
     return float((p * (p * k).log()).sum())

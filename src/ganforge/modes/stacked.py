@@ -130,9 +130,14 @@ def classify_digits(images: Tensor, clf: nn.Module, batch_size: int = 1000) -> T
     return torch.cat(digits)  # (N, 3)
 
 
+def modes_of_digits(digits: Tensor) -> Tensor:
+    """digits (N, 3) int64, the R, G, B digit of each image → modes (N,) int64, 100·R + 10·G + B."""
+    return digits @ torch.tensor([100, 10, 1])
+
+
 def classify_modes(images: Tensor, clf: nn.Module, batch_size: int = 1000) -> Tensor:
-    """images (N, 3, 28, 28) in [-1, 1] → modes (N,) int64, 100·R + 10·G + B of `classify_digits`."""
-    return classify_digits(images, clf, batch_size) @ torch.tensor([100, 10, 1])
+    """images (N, 3, 28, 28) in [-1, 1] → modes (N,) int64 of `classify_digits`."""
+    return modes_of_digits(classify_digits(images, clf, batch_size))
 
 
 @dataclass(frozen=True)
