@@ -462,3 +462,19 @@ def test_stacked_curve_scores_each_kept_state_like_rescore(capsys, tmp_path):
     for f in (run / "checkpoints").glob("state-*.pt"):
         f.unlink()
     usage_error([str(run)], "no state-")
+
+
+def test_png_keeping_with_no_free_name_is_a_usage_error(tmp_path):
+    """When every numbered name is taken by other images, the error is one line naming the path (exit 2
+    through the CLI), and nothing there is replaced."""
+    from ganforge.io import save_png_keeping
+
+    imgs = [np.full((4, 4, 3), v, np.uint8) for v in (0, 80, 160, 240)]
+    for img in imgs[:3]:
+        save_png_keeping(img, tmp_path / "g.png", max_names=3)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(before) == ["g-2.png", "g-3.png", "g.png"]
+    with pytest.raises(UsageError, match=r"no free name for .*g\.png.*3 other images"):
+        save_png_keeping(imgs[3], tmp_path / "g.png", max_names=3)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert save_png_keeping(imgs[1], tmp_path / "g.png", max_names=3) == tmp_path / "g-2.png"  # same pixels: found

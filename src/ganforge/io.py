@@ -125,16 +125,16 @@ def save_png(array_hwc: np.ndarray, path: str | Path) -> None:
     atomic_write_bytes(path, png_bytes(array_hwc))
 
 
-def save_png_keeping(array_hwc: np.ndarray, path: str | Path) -> Path:
+def save_png_keeping(array_hwc: np.ndarray, path: str | Path, max_names: int = 9_999) -> Path:
     """Save as PNG at `path` unless a *different* image is there already: then at the first free
-    `STEM-2.png`, `STEM-3.png`, ... The same pixels at a name already taken are not written twice.
-    Returns where the image is."""
+    `STEM-2.png`, ..., `STEM-{max_names}.png`. The same pixels at a name already taken are not written
+    twice. Returns where the image is."""
     data, path = png_bytes(array_hwc), Path(path)
-    for i in range(1, 10_000):
+    for i in range(1, max_names + 1):
         cand = path if i == 1 else path.with_name(f"{path.stem}-{i}{path.suffix}")
         if not cand.exists():
             atomic_write_bytes(cand, data)
             return cand
         if cand.is_file() and cand.read_bytes() == data:
             return cand
-    raise FileExistsError(f"no free name for {str(path)!r}: 9,999 other images are there")
+    raise UsageError(f"no free name for {str(path)!r}: {max_names} other images are there already; give another --out")
