@@ -57,13 +57,20 @@ class TinyD(nn.Module):
         super().__init__()
         self.net = nn.Sequential(nn.Flatten(), nn.Linear(256, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1))
 
+    def embed(self, x):  # (N, 32) penultimate features, for feature matching
+        return self.net[:3](x)
+
+    def head(self, h, y=None):
+        return self.net[3](h).squeeze(1)
+
     def forward(self, x, y=None):
-        return self.net(x).squeeze(1)
+        return self.head(self.embed(x), y)
 
 
 def case_config(name: str):
     """Tiny configs: 'ns-bn' (DCGAN, BN in G and D), 'wgan-gp' (double backward, 2 critic steps),
-    'ns-nobn' / 'keras-nobn' (alternating / simultaneous updates for the TinyG/TinyD nets)."""
+    'ns-nobn' / 'keras-nobn' (alternating / simultaneous updates for the TinyG/TinyD nets), 'fm-nobn'
+    (ns-nobn with feature matching)."""
     tiny = ["model.resolution=16", "model.g_width=8", "model.d_width=8", "model.z_dim=8", "train.batch_size=16",
             "optim.lr_g=1e-3", "optim.lr_d=1e-3"]
     if name == "ns-bn":
@@ -73,6 +80,8 @@ def case_config(name: str):
     base = apply_overrides(get_preset("dcgan-mnist"), [*tiny, "train.ema_decay=0"])
     if name == "keras-nobn":
         return apply_overrides(base, ["train.update=simultaneous"])
+    if name == "fm-nobn":  # feature matching: a square of batch means, made global over the ranks
+        return apply_overrides(base, ["train.n_critic=2", "loss.fm_weight=10"])
     return apply_overrides(base, ["train.n_critic=2"])
 
 
@@ -97,7 +106,7 @@ def params_after(name: str, parallel) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in [*G.parameters(), *D.parameters()]])
 
 
-CASES = ("ns-bn", "wgan-gp", "ns-nobn", "keras-nobn")
+CASES = ("ns-bn", "wgan-gp", "ns-nobn", "keras-nobn", "fm-nobn")
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
@@ -147,10 +156,11 @@ def test_parameters_identical_across_ranks_and_trained(spawned, name):
     assert (r0 - spawned[name]["init"]).abs().max() > 1e-4  # and the steps did train
 
 
-@pytest.mark.parametrize("name", ["ns-nobn", "keras-nobn"])
+@pytest.mark.parametrize("name", ["ns-nobn", "keras-nobn", "fm-nobn"])
 def test_two_processes_equal_one_process_on_the_global_batch(spawned, name):
     # No BN, dropout or penalty: the mean loss over B equals the mean of the two shards' mean
     # losses, so the averaged gradient is the one-process gradient up to summation order.
+    # Feature matching is a square of batch means; it matches because its means are all-reduced.
     ddp, single = spawned[name]["ranks"][0], spawned[name]["single"]
     torch.testing.assert_close(ddp, single, rtol=0, atol=NO_BN_ATOL)
 

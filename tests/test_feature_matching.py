@@ -25,6 +25,30 @@ def test_loss_hand_computed():
     assert h_real.grad is None  # the real features are a target, not trained through
 
 
+def test_shards_with_global_means_equal_the_whole_batch():
+    """Two data-parallel shards of 4 (mean_over_ranks played by hand): each shard's loss is the whole
+    batch's, and the average of the shards' gradients (what the gradient all-reduce does) is the
+    whole batch's gradient. Per-shard means alone would give neither."""
+    torch.manual_seed(0)
+    h_fake, h_real = torch.randn(8, 5, requires_grad=True), torch.randn(8, 5)
+    whole = feature_matching_loss(h_fake, h_real)
+    (g_whole,) = torch.autograd.grad(whole, h_fake)
+    halves = [slice(0, 4), slice(4, 8)]
+    means = [(h_real[s].mean(0), h_fake[s].detach().mean(0)) for s in halves]  # (F,) real, fake per shard
+    grads = torch.zeros_like(h_fake)
+    for r, s in enumerate(halves):
+        other = list(means[1 - r])  # the other rank's real mean, then its fake mean, in call order
+
+        def mean_over_ranks(x, other=other):
+            return (x + other.pop(0)) / 2
+
+        loss = feature_matching_loss(h_fake[s], h_real[s], mean_over_ranks)
+        assert loss.item() == pytest.approx(whole.item(), rel=1e-6)
+        grads += torch.autograd.grad(loss, h_fake)[0] / 2
+    torch.testing.assert_close(grads, g_whole)
+    assert feature_matching_loss(h_fake[:4], h_real[:4]).item() != pytest.approx(whole.item(), rel=1e-3)
+
+
 def test_bf16_features_are_matched_in_fp32():
     torch.manual_seed(0)
     h_fake, h_real = torch.randn(8, 16), torch.randn(8, 16)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
@@ -34,8 +36,20 @@ def mode_seeking_halves(fake: Tensor, z: Tensor) -> Tensor:
 # a statistic D keeps informative, so a G that draws one kind of sample too often (too many 7s)
 # pays for the shift of the batch mean even while each sample fools D. Here the squared distance is
 # averaged over the feature dimensions (not summed), so λ does not scale with D's width.
-def feature_matching_loss(h_fake: Tensor, h_real: Tensor) -> Tensor:
+def feature_matching_loss(h_fake: Tensor, h_real: Tensor,
+                          mean_over_ranks: Callable[[Tensor], Tensor] | None = None) -> Tensor:
     """h_fake: (N, F) D features of generated images (with gradient to G); h_real: (M, F) of real
-    images (no gradient). Returns a scalar in fp32 (unweighted)."""
-    diff = h_fake.float().mean(dim=0) - h_real.detach().float().mean(dim=0)  # (F,)
-    return diff.pow(2).mean()
+    images (no gradient). Returns a scalar in fp32 (unweighted).
+
+    mean_over_ranks (data-parallel runs): averages an (F,) tensor over processes, without gradient.
+    Each process holds a shard of the global batch, and the loss is a square of batch means, so it is
+    not the mean of per-shard losses: the means are made global first. The fake mean's value becomes
+    the global one while its gradient stays this shard's (straight through), so after the gradient
+    all-reduce (an average over N shards of b = B/N) each sample gets 2·(μ_fake − μ_real)/(F·B),
+    exactly as in one process on the whole batch."""
+    mu_fake = h_fake.float().mean(dim=0)  # (F,)
+    mu_real = h_real.detach().float().mean(dim=0)  # (F,)
+    if mean_over_ranks is not None:
+        mu_real = mean_over_ranks(mu_real)
+        mu_fake = mu_fake + (mean_over_ranks(mu_fake.detach()) - mu_fake.detach())
+    return (mu_fake - mu_real).pow(2).mean()

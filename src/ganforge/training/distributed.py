@@ -113,6 +113,12 @@ class DataParallel:
             g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
 
+    def mean(self, x: Tensor) -> Tensor:
+        """The average of x over ranks, as a new tensor without gradient (every rank gets it)."""
+        x = x.detach().clone()
+        dist.all_reduce(x)
+        return x / self.world_size
+
     def any_rank(self, flag: bool) -> bool:
         """True on every rank if it is True on any (the stop request: one tiny all-reduce)."""
         t = torch.tensor([int(flag)], device=self.device)

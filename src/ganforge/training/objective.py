@@ -86,10 +86,12 @@ class Objective:
         return {"d_real": logit_to_prob(real_logits.detach(), kind).mean(), "d_fake": logit_to_prob(fake_logits.detach(), kind).mean()}
 
     def generator_loss(self, D: nn.Module, fake: Tensor, y_fake: Tensor | None, z: Tensor | None = None,
-                       *, real: Tensor | None = None, D_eager: nn.Module | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+                       *, real: Tensor | None = None, D_eager: nn.Module | None = None,
+                       mean_over_ranks: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """fake: (B, C, H, W) from latents z: (B, Z) (z is needed only for MSGAN). Feature matching
         needs real: (B, C, H, W), the D step's last real batch, and D_eager, the uncompiled D whose
-        `embed` and `head` it calls apart (default D)."""
+        `embed` and `head` it calls apart (default D); in data-parallel runs, mean_over_ranks makes its
+        batch means global (see feature_matching_loss)."""
         fake_a = self._aug(fake)
         if self.fm_weight == 0:
             loss = self.loss.g_loss(D(fake_a, y_fake).float())
@@ -99,7 +101,7 @@ class Objective:
             h_real = D.embed(self._aug(real))  # (B/pack, F); D is frozen in G's step
         h_fake = D.embed(fake_a)  # (B/pack, F), with gradient to G
         adv = self.loss.g_loss(D.head(h_fake, y_fake).float())
-        fm = feature_matching_loss(h_fake, h_real)
+        fm = feature_matching_loss(h_fake, h_real, mean_over_ranks)
         return self.add_diversity(adv + self.fm_weight * fm, {"g_adv": adv.detach(), "fm": fm.detach()}, fake, z)
 
     def add_diversity(self, loss: Tensor, stats: dict[str, Tensor], fake: Tensor,

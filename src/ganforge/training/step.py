@@ -3,8 +3,8 @@
 ``train()`` calls it once per G step; ``ganforge bench train`` calls the very same callable to
 time ganforge's path, so the benchmark can never drift from the loop. The body is the loop's
 former inner block, moved here unchanged (same ops in the same order, so runs are bit-identical)
-apart from two hooks for multi-process runs, ``shard`` and ``sync_grads``, which are the
-identity and a no-op in one process.
+apart from the hooks for multi-process runs, ``shard``, ``sync_grads`` and feature matching's
+``ranks_mean``, which are the identity, a no-op and None in one process.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def make_iteration(
     msgan = objective.msgan_weight > 0
     shard = parallel.shard if parallel is not None else (lambda x: x)  # (B, ...) -> (B / N, ...)
     sync_grads = parallel.sync_grads if parallel is not None else (lambda params: None)
+    ranks_mean = parallel.mean if parallel is not None else None  # feature matching's global batch means
 
     def set_lrs(step: int) -> None:
         for opt, base in ((opt_g, cfg.optim.lr_g), (opt_d, cfg.optim.lr_d)):
@@ -151,7 +152,7 @@ def make_iteration(
             if t.unroll_steps:  # Metz et al.: G's loss at D after k differentiable Adam steps on this batch
                 real_u, y_real_u = map(shard, next(batcher))
                 D_g = unrolled_discriminator(D, opt_d, objective.loss, real_u, fake, y_real_u, y_fake, t.unroll_steps)
-            g_loss, stats = objective.generator_loss(D_g, fake, y_fake, z, real=real, D_eager=D)
+            g_loss, stats = objective.generator_loss(D_g, fake, y_fake, z, real=real, D_eager=D, mean_over_ranks=ranks_mean)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         sync_grads(G.parameters())
