@@ -161,6 +161,7 @@ def test_stacked_config_from_dcgan_mnist():
     best = stacked_config("best")
     assert best.loss.msgan_weight == 1.0 and best.loss.r1_gamma == 1.0 and (best.model.g_width, best.model.d_width) == (64, 64)
     assert best.loss.reg_every == 4  # lazy R1
+    assert best.loss.fm_weight == 100.0 and best.train.update == "alternating"  # feature matching needs alternating
     # best trains eight times the preset's length by default (decay over the second half, as the preset), the others 8,000
     assert (best.train.total_steps, best.optim.decay_start_step) == (64000, 32000)
     assert stacked_config("best", steps=8000).train.total_steps == 8000
@@ -238,8 +239,11 @@ def test_trial_settings_are_what_differs_from_the_method():
     # best's own lr_g is the preset's 1e-3 and its r1_gamma is 1.0: neither is a setting
     assert trial_settings(cfg, "best") == {"perf.channels_last": "True", "train.batch_size": "32"}
     assert trial_settings(stacked_config("best", 64000, seed=2), "best") == {}
-    # judged against the method as defined now: a trial without R1 is best with loss.r1_gamma=0.0
+    # judged against the method as defined now: a trial without R1 is best with loss.r1_gamma=0.0, and one of
+    # the best before feature matching joined it is best with loss.fm_weight=0.0
     assert trial_settings(stacked_config("best", 64000, overrides=("loss.r1_gamma=0",)), "best") == {"loss.r1_gamma": "0.0"}
+    assert trial_settings(stacked_config("best", 64000, overrides=("loss.fm_weight=0",)), "best") == {"loss.fm_weight": "0.0"}
+    assert trial_settings(stacked_config("best", 64000, overrides=("loss.fm_weight=100",)), "best") == {}
 
 
 def test_sample_grid_never_replaces_another_grid(tmp_path):
