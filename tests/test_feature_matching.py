@@ -37,10 +37,10 @@ def test_shards_with_global_means_equal_the_whole_batch():
     means = [(h_real[s].mean(0), h_fake[s].detach().mean(0)) for s in halves]  # (F,) real, fake per shard
     grads = torch.zeros_like(h_fake)
     for r, s in enumerate(halves):
-        other = list(means[1 - r])  # the other rank's real mean, then its fake mean, in call order
+        other = torch.stack(means[1 - r])  # (2, F): the other rank's real and fake means
 
         def mean_over_ranks(x, other=other):
-            return (x + other.pop(0)) / 2
+            return (x + other) / 2
 
         loss = feature_matching_loss(h_fake[s], h_real[s], mean_over_ranks)
         assert loss.item() == pytest.approx(whole.item(), rel=1e-6)

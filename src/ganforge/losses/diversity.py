@@ -41,7 +41,7 @@ def feature_matching_loss(h_fake: Tensor, h_real: Tensor,
     """h_fake: (N, F) D features of generated images (with gradient to G); h_real: (M, F) of real
     images (no gradient). Returns a scalar in fp32 (unweighted).
 
-    mean_over_ranks (data-parallel runs): averages an (F,) tensor over processes, without gradient.
+    mean_over_ranks (data-parallel runs): averages a tensor over processes, without gradient.
     Each process holds a shard of the global batch, and the loss is a square of batch means, so it is
     not the mean of per-shard losses: the means are made global first. The fake mean's value becomes
     the global one while its gradient stays this shard's (straight through), so after the gradient
@@ -50,6 +50,6 @@ def feature_matching_loss(h_fake: Tensor, h_real: Tensor,
     mu_fake = h_fake.float().mean(dim=0)  # (F,)
     mu_real = h_real.detach().float().mean(dim=0)  # (F,)
     if mean_over_ranks is not None:
-        mu_real = mean_over_ranks(mu_real)
-        mu_fake = mu_fake + (mean_over_ranks(mu_fake.detach()) - mu_fake.detach())
+        g_real, g_fake = mean_over_ranks(torch.stack([mu_real, mu_fake.detach()]))  # (2, F): one all-reduce
+        mu_real, mu_fake = g_real, mu_fake + (g_fake - mu_fake.detach())
     return (mu_fake - mu_real).pow(2).mean()
