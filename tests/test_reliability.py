@@ -11,7 +11,6 @@ import os
 import pickle
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -399,12 +398,9 @@ def test_bad_configuration_is_rejected_before_any_work(tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(loop, "load_images", no_data)
     fresh = ["--preset", "mlp-mnist", "--out", str(tmp_path / "run")] if "--resume" not in args else []
-    start = time.perf_counter()
-    code, _, err = run_cli(capsys, "train", *fresh, *args)
-    elapsed = time.perf_counter() - start
+    code, _, err = run_cli(capsys, "train", *fresh, *args)  # "before any work": no_data above would raise
     assert code == 2
     assert message in one_error_line(err)
-    assert elapsed < 0.5, f"took {elapsed:.2f} s"
     assert not (tmp_path / "run").exists()
 
 

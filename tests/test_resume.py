@@ -69,7 +69,7 @@ def flat(obj, prefix=""):
 
 
 def assert_same_state(a: dict, b: dict) -> None:
-    fa, fb = flat(a), flat(b)
+    fa, fb = ({k: v for k, v in flat(x).items() if k not in TIMING} for x in (a, b))  # wall clocks differ
     assert fa.keys() == fb.keys(), set(fa) ^ set(fb)
     differ = [k for k in fa if not (torch.equal(fa[k], fb[k]) if isinstance(fa[k], torch.Tensor) else fa[k] == fb[k])]
     assert not differ, f"differ: {differ[:10]}"
@@ -121,6 +121,25 @@ def test_exact_resume_in_process(tmp_path, variant):
     for name in ("step-00000030.png", "final.png"):  # fixed sample noise
         assert (straight / "samples" / name).read_bytes() == (resumed / "samples" / name).read_bytes()
     assert final_state(resumed, 40)["ema"]["num_updates"] == 40
+
+
+def test_resumed_run_clock_goes_on_from_the_state(tmp_path):
+    """metrics' elapsed_s is the run's training wall time: a resumed run adds to the state's,
+    so a trial resumed across sessions reports its whole time (states without it count from 0)."""
+    data = load_images("digits", resolution=8, channels=1)
+    run = train(tiny_cfg(10), out=tmp_path / "run", data=data)
+    state = final_state(run, 10)
+    assert 0 < state["elapsed_s"] < 1000
+    state["elapsed_s"] = 1000.0  # as if the first 10 steps had taken 1000 s: recommitted with its checksum
+    ckpt.save_state(run / ckpt.STATE_DIR, 10, state, keep_last=2)
+    train(tiny_cfg(20), resume=run, data=data)
+    clock = {row["step"]: row["elapsed_s"] for row in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())}
+    assert clock[5] < clock[10] < 1000 <= clock[15] <= clock[20] <= final_state(run, 20)["elapsed_s"] + 0.01
+    legacy = final_state(run, 20)
+    del legacy["elapsed_s"]  # a state written before the field existed resumes with the clock at 0
+    ckpt.save_state(run / ckpt.STATE_DIR, 20, legacy, keep_last=2)
+    train(tiny_cfg(25), resume=run, data=data)
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["elapsed_s"] < 1000
 
 
 def test_exact_resume_across_processes(tmp_path, digits_npz):

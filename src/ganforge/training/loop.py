@@ -188,6 +188,7 @@ def train(
             "batcher": batcher.state_dict(),  # data order: permutation, position, its generator
             "rng": ckpt.rng_state(),  # python, numpy, torch CPU (+ CUDA): noise, labels, augmentation, dropout
             "acc": acc.state_dict(), "guard": guard.state_dict(),
+            "elapsed_s": time.perf_counter() - t_start,  # training wall time so far, so a resumed run's clock continues
         }
 
     def restore(state: dict, path: Path, *, rewind_data: bool = True) -> int:
@@ -211,12 +212,14 @@ def train(
 
     # --- run folder: fresh, or the one being resumed (from its newest valid state)
     start_step = 0
+    elapsed_before = 0.0  # wall seconds the run trained before this process (metrics' elapsed_s goes on from it)
     if run_dir is not None:
         found = ckpt.load_latest_state(run_dir / ckpt.STATE_DIR)
         if found is None:
             log.warning("%s has no checkpoint yet: starting it again from step 0", run_dir)
         else:
             start_step = restore(*found)
+            elapsed_before = float(found[0].get("elapsed_s", 0.0))  # states before 2026-12-06 lack it
             if start_step > t.total_steps:
                 raise UsageError(f"{found[1]} is at step {start_step}, past train.total_steps={t.total_steps}: "
                                  f"resume with --set train.total_steps=N where N >= {start_step}")
@@ -236,6 +239,7 @@ def train(
             "resolved": {"device": str(device), "precision": precision, "torch": torch.__version__, **split},  # what actually ran
         }, indent=2).encode())
     metrics = MetricsLog(run_dir / "metrics.jsonl") if main else distributed.NullLog()  # appends
+    t_start = time.perf_counter() - elapsed_before  # the run's clock; a rollback does not turn it back
     if periodic is not None:
         periodic.attach(run_dir)
 
@@ -266,7 +270,7 @@ def train(
         save_png(image_grid(imgs, nrow=nrow), run_dir / "samples" / f"{name}.png")
 
     imgs_per_step = t.batch_size * (t.n_critic if t.update == "alternating" else 1)
-    t_start = t_last = time.perf_counter()
+    t_last = time.perf_counter()
     imgs_since = 0
 
     def write_log_row(done: int) -> None:
