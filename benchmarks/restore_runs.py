@@ -175,6 +175,18 @@ RUNS["denoise-unet-s035"] = _unet_l2("denoise-unet-half", 100, seed=4, shrink=0.
 RUNS["denoise-unet-s035b"] = _unet_l2("denoise-unet-s035", 95, seed=5, shrink=0.35)
 RUNS["denoise-unet-s025"] = _unet_l2("denoise-unet-s035", 95, seed=5, shrink=0.25)
 
+# thirty-second session: the CIFAR U-Net overfits its 20k images (flips-only held-out PSNR fell from 4k steps, tenth
+# session), so more augmentation: 4 px reflect-padded translation (data.pad) against the same recipe without it
+# (base), 70 minutes each, both at once; then each an L2 cycle as inpaint-unet-l2, 20 minutes. (A third run, pad
+# plus RGB channel permutations, data.channel_shuffle, was stopped at 2k steps to keep two jobs on the two cores.)
+for _aug, _extra in (("base", []), ("pad", ["data.pad=4"]), ("pad-shuffle", ["data.pad=4", "data.channel_shuffle=true"])):
+    _task, _preset, _data, _over = _minutes("inpaint-unet", 70)
+    RUNS[f"inpaint-unet-{_aug}"] = (_task, _preset, _data, [*_over, *_extra])
+    _task, _preset, _data, _over = RUNS["inpaint-unet-l2"]
+    RUNS[f"inpaint-unet-{_aug}-l2"] = (_task, _preset, _data, [
+        *(f"train.init_from={OUT / f'inpaint-unet-{_aug}'}" if o.startswith("train.init_from=") else
+          "train.max_minutes=20" if o.startswith("train.max_minutes=") else o for o in _over), *_extra])
+
 
 def train(name: str, init: str | None) -> None:
     """The library calls of `ganforge TASK train --preset P --data D --out O --set ...` (printed first)."""

@@ -172,6 +172,46 @@ def test_rotate_false_gives_flips_only_from_the_same_random_stream(photos):
         assert any(torch.equal(p, torch.rot90(r, -k, dims=(-2, -1))) for k in range(4))
 
 
+def test_pad_shifts_a_photo_as_large_as_the_patch(photos):
+    # one 64x64 photo, 64 px patches: without data.pad every patch is the whole photo (tested above);
+    # with pad 4 a patch is a 64 px window of the reflect-padded 72 px photo, flipped or rotated
+    cfg = tiny("inpaint-center", "data.patch_size=64", "train.batch_size=16", "data.pad=4")
+    b = PatchSampler(photos[3:4], cfg, seed=1).sample()
+    padded = torch.nn.functional.pad(photos[3][None].double(), (4,) * 4, mode="reflect")[0]  # (3, 72, 72) reference
+    windows = [padded[:, t : t + 64, l : l + 64] for t in range(9) for l in range(9)]
+    variants = [torch.rot90(p, k, dims=(-2, -1)) for w in windows for p in (w, w.flip(-1)) for k in range(4)]
+    pixels = (b.target.double() * 255).round()  # (16, 3, 64, 64) back on the 8-bit scale
+    for patch in pixels:
+        assert any(torch.equal(patch, v) for v in variants)
+    unshifted = variants[(4 * 9 + 4) * 8 : (4 * 9 + 5) * 8]  # the window at (4, 4): the photo itself
+    assert any(all(not torch.equal(p, v) for v in unshifted) for p in pixels)  # some patch has moved
+    with pytest.raises(UsageError, match=r"data.pad=64 needs photos larger than 64 px .*lower data.pad"):
+        PatchSampler(photos[3:4], apply_overrides(cfg, ["data.pad=64"]), seed=1)
+    with pytest.raises(UsageError, match="data.pad"):
+        apply_overrides(cfg, ["data.pad=-1"])
+
+
+def test_channel_shuffle_permutes_rgb_and_leaves_the_stream_alone_when_off(photos):
+    cfg = tiny("inpaint-center", "train.batch_size=24", "data.augment=false")
+    plain = PatchSampler(photos, cfg, seed=3)
+    shuffled = PatchSampler(photos, apply_overrides(cfg, ["data.channel_shuffle=true"]), seed=3)
+    seen = set()
+    for _ in range(2):
+        draws_plain, draws_shuf = plain.draws(), shuffled.draws()
+        assert (draws_plain[:, 4] == 0).all()  # off: no draw, order 0 (identity)
+        seen |= set(draws_shuf[:, 4].tolist())
+    assert seen == set(range(6))
+    # the same crop, channels in the drawn order: patch[c] = crop[orders[order, c]]
+    a, b = PatchSampler(photos, cfg, seed=3), PatchSampler(photos, apply_overrides(cfg, ["data.channel_shuffle=true"]), seed=3)
+    d = b.draws()
+    b.g.manual_seed(3)
+    got = b.patches()
+    for i, (k, top, left, _, order) in enumerate(d.tolist()):
+        crop = photos[k][:, top : top + 32, left : left + 32].float() / 255
+        assert torch.equal(got[i], crop[[int(c) for c in b.orders[order]]])
+    assert torch.equal(a.sample().target, PatchSampler(photos, cfg, seed=3).sample().target)
+
+
 def test_denoise_noise_level(photos):
     b = PatchSampler(photos, tiny("denoise-s25", "train.batch_size=16"), seed=0).sample()
     noise = (b.inp - b.target) * 255

@@ -32,6 +32,9 @@ class RestoreDataConfig:
     patch_size: int = 128  # side of the target (HR / clean) training patch in pixels; SR inputs are patch_size/scale
     augment: bool = True  # random horizontal flips and 90-degree rotations of each patch
     rotate: bool = True  # augment with the rotations too; false = flips only, for upright data (CIFAR objects)
+    pad: int = 0  # reflect-pad each training photo by this many pixels, so patches as large as the photo still shift
+    # (CIFAR's classic 4 px translation augmentation; validation photos are not padded)
+    channel_shuffle: bool = False  # permute each patch's RGB channels at random (6 orders): colour augmentation
     max_images: int = 0  # use only the first N photos in listing order (0 = all)
     val_images: int = 4  # photos held out (the last N) for the validation pass (0 = no validation)
     val_crop: int = 256  # validation uses the centre crop of this side of each held-out photo (0 = whole photo)
@@ -169,7 +172,7 @@ def validate(cfg: RestoreConfig) -> RestoreConfig:
     _positive("data.patch_size", d.patch_size)
     if not 0 < d.shrink <= 1:
         raise UsageError(f"data.shrink={d.shrink} must be in (0, 1]: the factor every photo is scaled by when loaded (1 = native size)")
-    for key in ("max_images", "val_images", "val_crop"):
+    for key in ("max_images", "val_images", "val_crop", "pad"):
         _positive(f"data.{key}", getattr(d, key), zero_ok=True)
     if cfg.task == "sr":
         if g.scale not in SR_SCALES:

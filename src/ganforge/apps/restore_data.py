@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -183,15 +184,33 @@ def _variant_grids(p: int) -> Tensor:
     return torch.stack(out)
 
 
+# the 6 orders of the RGB channels, for data.channel_shuffle; row 0 is the identity
+CHANNEL_ORDERS = torch.tensor([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
+
+
+def pad_photos(photos: list[Tensor], pad: int) -> list[Tensor]:
+    """Each uint8 (3, H, W) photo reflect-padded to (3, H + 2 pad, W + 2 pad) (mirror without
+    repeating the edge pixel, as torch's "reflect"). A photo must be larger than ``pad``."""
+    if pad == 0:
+        return photos
+    small = [tuple(p.shape[-2:]) for p in photos if min(p.shape[-2:]) <= pad]
+    if small:
+        raise UsageError(f"data.pad={pad} needs photos larger than {pad} px on each side (e.g. {small[0]}): lower data.pad")
+    # reflect padding is not implemented for uint8; float32 holds 0..255 exactly
+    return [F.pad(p[None].float(), (pad,) * 4, mode="reflect")[0].to(torch.uint8) for p in photos]
+
+
 class PatchSampler:
     """Random patches of ``patch_size`` from uint8 photos, augmented with flips and 90-degree
-    rotations (flips only with data.rotate=false), then degraded for the task. ``sample()`` -> Batch
-    on ``device``.
+    rotations (flips only with data.rotate=false), optionally translated (data.pad) and with their
+    colour channels permuted (data.channel_shuffle), then degraded for the task. ``sample()`` ->
+    Batch on ``device``.
 
     The photos are held as one (pixels, 3) uint8 table on ``device`` (no padding, so photos of any
-    mix of sizes cost their own bytes). Per patch five integers are drawn on the CPU generator
-    (photo, top, left, flip, rotation: the same stream on every device); the batch is then one
-    gather of pixel rows from the table, with the flip and rotation folded into the row index."""
+    mix of sizes cost their own bytes; with data.pad the photos are padded first). Per patch five
+    integers are drawn on the CPU generator (photo, top, left, flip, rotation, and a sixth, the
+    channel order, with data.channel_shuffle: the same stream on every device); the batch is then
+    one gather of pixel rows from the table, with the flip and rotation folded into the row index."""
 
     def __init__(self, photos: list[Tensor], cfg: RestoreConfig, *, seed: int = 0, device: str | torch.device = "cpu"):
         if not photos:
@@ -201,6 +220,8 @@ class PatchSampler:
         self.batch_size = cfg.train.batch_size
         self.augment = cfg.data.augment
         self.rotate = cfg.data.rotate
+        self.channel_shuffle = cfg.data.channel_shuffle
+        photos = pad_photos(photos, cfg.data.pad)
         self.g = torch.Generator().manual_seed(seed)
         self.device = torch.device(device)
         self.shapes = [tuple(p.shape[-2:]) for p in photos]  # (H, W) per photo, for the CPU draws
@@ -210,12 +231,14 @@ class PatchSampler:
         self.first = (torch.cumsum(pixels, 0) - pixels).to(self.device)  # (n_photos,) row of each photo's first pixel
         self.widths = torch.tensor([w for _, w in self.shapes]).to(self.device)  # (n_photos,)
         self.grids = _variant_grids(self.size).to(self.device)  # (8, 2, P, P)
+        self.orders = CHANNEL_ORDERS.to(self.device)  # (6, 3)
 
     def _randint(self, high: int) -> int:
         return int(torch.randint(high, (), generator=self.g))
 
     def draws(self) -> Tensor:
-        """(N, 4) int64 on the CPU: photo, top, left, variant (4 flip + rot) of each patch."""
+        """(N, 5) int64 on the CPU: photo, top, left, variant (4 flip + rot), channel order of each patch.
+        The channel order is drawn only with data.channel_shuffle, so the stream without it is unchanged."""
         p, rows = self.size, []
         for _ in range(self.batch_size):
             k = self._randint(len(self.shapes))
@@ -225,13 +248,14 @@ class PatchSampler:
             if self.augment:
                 flip, rot = self._randint(2), self._randint(4)  # both drawn either way: same stream
                 variant = 4 * flip + (rot if self.rotate else 0)
-            rows.append((k, top, left, variant))
+            order = self._randint(len(CHANNEL_ORDERS)) if self.channel_shuffle else 0
+            rows.append((k, top, left, variant, order))
         return torch.tensor(rows, dtype=torch.int64)
 
     def patches(self) -> Tensor:
         """(N, 3, P, P) float in [0, 1] on the sampler's device."""
         n, p = self.batch_size, self.size
-        k, top, left, variant = to_device(self.draws(), self.device).unbind(1)  # each (N,)
+        k, top, left, variant, order = to_device(self.draws(), self.device).unbind(1)  # each (N,)
         grid = self.grids[variant]  # (N, 2, P, P): source (row, col) inside the crop
         width = self.widths[k].view(-1, 1, 1)
         corner = (self.first[k] + top * self.widths[k] + left).view(-1, 1, 1)  # (N, 1, 1) row of each crop's corner
@@ -239,6 +263,8 @@ class PatchSampler:
         # index_select of whole 3-byte pixels: on the CPU as fast as the old per-patch loop (0.8-1.3x,
         # docs/BENCHMARKS.md), on a GPU one kernel instead of ~100 small copies
         crops = self.pixels.index_select(0, rows).view(n, p, p, 3)
+        if self.channel_shuffle:  # output channel c of patch i reads input channel orders[order[i], c]
+            crops = crops.gather(3, self.orders[order].view(n, 1, 1, 3).expand(n, p, p, 3))
         return crops.permute(0, 3, 1, 2).contiguous().float() / 255.0  # (N, 3, P, P)
 
     def sample(self) -> Batch:
