@@ -62,7 +62,7 @@ def main() -> None:
         if cl:
             G = G.to(memory_format=torch.channels_last)
         autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if prec == "bf16" else contextlib.nullcontext
-        steps[(prec, cl)] = make_pixel_step(cfg, G, autocast)
+        steps[(prec, cl)] = make_pixel_step(cfg, G, autocast)[0]
         batches[(prec, cl)] = synthetic_batch(cfg.task, args.batch, args.patch, cfg.degrade.scale, cl)
         for _ in range(3):  # warm-up: oneDNN primitive creation, allocator
             steps[(prec, cl)](batches[(prec, cl)], 1.0)

@@ -13,7 +13,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field, replace
 
-from ganforge.config import DEVICES, PRECISIONS, _choice, _positive, config_from_dict, override_config, sections_of
+from ganforge.config import DEVICES, PRECISIONS, CheckpointConfig, _choice, _positive, config_from_dict, override_config, sections_of
 from ganforge.errors import UsageError
 from ganforge.apps.degrade import MASK_KINDS, SR_SCALES, TASKS
 from ganforge.losses import LOSSES
@@ -126,6 +126,9 @@ class RestoreConfig:
     optim: RestoreOptimConfig = field(default_factory=RestoreOptimConfig)
     train: RestoreTrainConfig = field(default_factory=RestoreTrainConfig)
     perf: RestorePerfConfig = field(default_factory=RestorePerfConfig)
+    # resumable training states in RUN/checkpoints/ (the GAN trainer's section): every_steps counts all
+    # steps of both phases; the states are deleted when the run completes (its model folder is then written)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
 
 # section name -> its dataclass, e.g. "train" -> RestoreTrainConfig
@@ -220,6 +223,8 @@ def validate(cfg: RestoreConfig) -> RestoreConfig:
     if not 0.0 <= t.ema_decay < 1.0:
         raise UsageError(f"train.ema_decay={t.ema_decay} must be in [0, 1) (0 disables EMA)")
     _choice("perf.precision", cfg.perf.precision, PRECISIONS)
+    _positive("checkpoint.every_steps", cfg.checkpoint.every_steps, zero_ok=True)
+    _positive("checkpoint.keep_last", cfg.checkpoint.keep_last)
     return cfg
 
 

@@ -16,9 +16,12 @@ LR schedule follows whichever of steps and time runs out first.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
+import shutil
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +32,7 @@ from torch import Tensor, nn
 
 from ganforge import __version__
 from ganforge.apps.restore_apply import Restorer, load_restorer, load_restorer_net, run_net, save_restorer
-from ganforge.apps.restore_config import RestoreConfig, dumps, validate
+from ganforge.apps.restore_config import RestoreConfig, dumps, from_dict, validate
 from ganforge.apps.restore_data import Batch, PatchSampler, load_photos, shrink_photos, split_photos, validation_set
 from ganforge.apps.restore_losses import VGGPerceptual, feature_matching, pixel_loss
 from ganforge.apps.restore_models import build_discriminator, build_restorer
@@ -37,8 +40,10 @@ from ganforge.errors import GanforgeError, UsageError
 from ganforge.io import atomic_write_json
 from ganforge.losses import LOSSES
 from ganforge.metrics import psnr
+from ganforge.training import checkpoint as ckpt
 from ganforge.training.checkpoint import mismatch
 from ganforge.training.ema import EMA
+from ganforge.training.guard import StopRequest, TrainingInterrupted
 from ganforge.training.logger import MetricsLog
 from ganforge.training.loop import resolve_device
 from ganforge.training.perf import resolve_precision
@@ -86,12 +91,16 @@ def validation_psnr(G: nn.Module, val_set: list[Batch], task: str, scale: int, d
     return sum(values) / len(values)
 
 
+StepFn = Callable[[Batch, float], dict[str, Tensor]]  # one update on a batch at an LR factor -> detached stats
+
+
 @dataclass
 class Phase:
     name: str  # "pixel" | "adversarial"
     steps: int  # G updates
     lr: float  # base LR of G
-    step: Callable[[Batch, float], dict[str, Tensor]]  # one update on a batch at an LR factor -> detached stats
+    step: StepFn
+    optimizers: dict[str, torch.optim.Optimizer]  # the step's Adam states ("g", and "d" in phase 2), for resuming
 
 
 def _optimizer(params, lr: float, cfg: RestoreConfig) -> torch.optim.Adam:
@@ -109,8 +118,8 @@ def _clip(params, max_norm: float) -> None:
         torch.nn.utils.clip_grad_norm_(params, max_norm)
 
 
-def make_pixel_step(cfg: RestoreConfig, G: nn.Module, autocast) -> Callable[[Batch, float], dict[str, Tensor]]:
-    """Phase 1: minimise the pixel loss of G's output."""
+def make_pixel_step(cfg: RestoreConfig, G: nn.Module, autocast) -> tuple[StepFn, dict[str, torch.optim.Optimizer]]:
+    """Phase 1: minimise the pixel loss of G's output. Returns (step, {"g": its optimizer})."""
     opt = _optimizer(G.parameters(), cfg.optim.lr, cfg)
 
     def step(b: Batch, factor: float) -> dict[str, Tensor]:
@@ -124,13 +133,14 @@ def make_pixel_step(cfg: RestoreConfig, G: nn.Module, autocast) -> Callable[[Bat
         opt.step()
         return {"pixel": loss.detach()}
 
-    return step
+    return step, {"g": opt}
 
 
 def make_adversarial_step(cfg: RestoreConfig, G: nn.Module, D: nn.Module, perceptual: nn.Module | None,
-                          autocast) -> Callable[[Batch, float], dict[str, Tensor]]:
+                          autocast) -> tuple[StepFn, dict[str, torch.optim.Optimizer]]:
     """Phase 2: one D update on (real, G(x).detach()), then one G update on
-    content_weight * pixel + feature_weight * (VGG or D feature matching) + adv_weight * adversarial."""
+    content_weight * pixel + feature_weight * (VGG or D feature matching) + adv_weight * adversarial.
+    Returns (step, {"g": G's optimizer, "d": D's})."""
     lo, o = cfg.loss, cfg.optim
     adv = LOSSES[lo.adv_kind]
     opt_g, opt_d = _optimizer(G.parameters(), o.lr_adv, cfg), _optimizer(D.parameters(), o.lr_d, cfg)
@@ -175,7 +185,7 @@ def make_adversarial_step(cfg: RestoreConfig, G: nn.Module, D: nn.Module, percep
                 "feature": feat.detach().float(), "d_real": real_logits.detach().float().mean(),
                 "d_fake": fake_logits.detach().float().mean()}
 
-    return step
+    return step, {"g": opt_g, "d": opt_d}
 
 
 def _init_from(G: nn.Module, cfg: RestoreConfig) -> None:
@@ -188,10 +198,48 @@ def _init_from(G: nn.Module, cfg: RestoreConfig) -> None:
     G.load_state_dict(src.state_dict())
 
 
-def train_restorer(cfg: RestoreConfig, *, out: str | Path | None = None, runs_root: str | Path = "runs",
-                   photos: list[Tensor] | None = None) -> Path:
+def _photos_digest(photos: list[Tensor]) -> str:
+    """A fingerprint of the training photos (their shapes and pixel sums): a resumed run's sampler
+    state indexes these photos, so it must not continue on a changed folder."""
+    h = hashlib.sha256()
+    for p in photos:
+        h.update(f"{tuple(p.shape)}:{int(p.sum(dtype=torch.int64))};".encode())
+    return h.hexdigest()
+
+
+def read_restore_run(run_dir: Path) -> RestoreConfig:
+    """The RestoreConfig a restoration run folder was trained with (its config.json)."""
+    try:
+        meta = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {run_dir / 'config.json'}: {exc}") from None
+    if not isinstance(meta, dict) or "restore" not in meta:
+        raise UsageError(f"{run_dir} is a GAN run, not a restoration run: resume it with `ganforge train --resume {run_dir}`")
+    return from_dict(meta["restore"])
+
+
+def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None = None, runs_root: str | Path = "runs",
+                   photos: list[Tensor] | None = None, resume: str | Path | None = None) -> Path:
     """Train the restoration network of ``cfg`` and return its run folder (config.json,
-    metrics.jsonl, model/). ``photos`` (uint8 (3, H, W) tensors) skips loading cfg.data.source (data.shrink still applies)."""
+    metrics.jsonl, model/). ``photos`` (uint8 (3, H, W) tensors) skips loading cfg.data.source (data.shrink still applies).
+
+    Every checkpoint.every_steps steps a training state goes to RUN/checkpoints/; SIGTERM/SIGINT
+    finish the step, write a state and the model folder so far, and raise TrainingInterrupted.
+    ``resume=RUN`` (or "latest") continues that run from its newest valid state, bit for bit as if
+    never stopped when the budget is in steps (``cfg``, if given, replaces the run's config; the
+    time budget goes on from the time already spent). A completed run is not resumed: train a new
+    cycle from it with train.init_from."""
+    run_dir = ckpt.find_run(resume, runs_root) if resume is not None else None
+    found = None  # (training state, its path) when resuming from one
+    if run_dir is not None:
+        cfg = cfg or read_restore_run(run_dir)
+        if (run_dir / "summary.json").exists():
+            raise UsageError(f"{run_dir} has finished (summary.json): train a new cycle from it with --set train.init_from={run_dir}")
+        found = ckpt.load_latest_state(run_dir / ckpt.STATE_DIR)
+        if found is None:
+            log.warning("%s has no training state yet: starting it again from step 0", run_dir)
+            ckpt.trim_metrics(run_dir / "metrics.jsonl", -1)
+    assert cfg is not None
     cfg = validate(cfg)
     t, lo = cfg.train, cfg.loss
     device = resolve_device(t.device)
@@ -213,7 +261,7 @@ def train_restorer(cfg: RestoreConfig, *, out: str | Path | None = None, runs_ro
 
     # --- networks, EMA, precision
     G = build_restorer(cfg)
-    if t.init_from:
+    if t.init_from and found is None:  # a training state holds G already
         _init_from(G, cfg)
     G = G.to(device)
     adversarial = t.adv_steps > 0
@@ -228,13 +276,38 @@ def train_restorer(cfg: RestoreConfig, *, out: str | Path | None = None, runs_ro
     ema = EMA(G, t.ema_decay) if t.ema_decay > 0 else None
     precision = resolve_precision(cfg.perf.precision, device)  # bf16 autocast needs no grad scaler
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
+    phases = [Phase("pixel", t.total_steps, cfg.optim.lr, *make_pixel_step(cfg, G, autocast))] if t.total_steps else []
+    if adversarial:
+        phases.append(Phase("adversarial", t.adv_steps, cfg.optim.lr_adv, *make_adversarial_step(cfg, G, D, perceptual, autocast)))
+    digest = _photos_digest(train_photos)
 
-    # --- run folder
-    run_dir = create_run_dir(cfg.preset, out=out, root=runs_root)
+    # --- run folder: fresh, or the one being resumed (from its newest valid state, if any)
+    state = None
+    if run_dir is None:
+        run_dir = create_run_dir(cfg.preset, out=out, root=runs_root)
+    elif found is not None:
+        state, path = found
+        if state.get("photos") != digest:
+            raise UsageError(f"{path} was written for other training photos than {cfg.data.source!r} now holds "
+                             "(their sizes or pixels changed): resume needs the same photos")
+        modules = {"G": G, **({"ema": ema.model} if ema is not None else {}), **({"D": D} if D is not None else {})}
+        ckpt.check_state_fits(modules, state, source=path)
+        G.load_state_dict(state["G"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        if D is not None:
+            D.load_state_dict(state["D"])
+        for name, opt in phases[state["phase"]].optimizers.items():
+            opt.load_state_dict(state["opt"][name])
+        sampler.g.set_state(state["sampler"])
+        ckpt.set_rng_state(state["rng"])
+        log.info("resuming %s from %s (step %d)", run_dir, path.name, state["step"])
+        ckpt.trim_metrics(run_dir / "metrics.jsonl", state["step"])  # rows past the state are written again
+    ckpt_dir = run_dir / ckpt.STATE_DIR
     resolved = {"device": str(device), "precision": precision, "torch": torch.__version__, "threads": torch.get_num_threads(),
                 "train_photos": len(train_photos), "val_photos": len(val_photos)}
     atomic_write_json(run_dir / "config.json", {"ganforge_version": __version__, "restore": json.loads(dumps(cfg)), "resolved": resolved})
-    metrics = MetricsLog(run_dir / "metrics.jsonl")
+    metrics = MetricsLog(run_dir / "metrics.jsonl")  # appends
     G_val = lambda: ema.model if ema is not None else G  # noqa: E731  (what validation and the model folder use)
 
     def validate_now(step: int, phase: str) -> float | None:
@@ -244,17 +317,13 @@ def train_restorer(cfg: RestoreConfig, *, out: str | Path | None = None, runs_ro
         metrics.write({"step": step, "phase": phase, "val_psnr": round(value, 4), "val_on": "y" if cfg.task == "sr" else "rgb"})
         return value
 
-    phases = [Phase("pixel", t.total_steps, cfg.optim.lr, make_pixel_step(cfg, G, autocast))] if t.total_steps else []
-    if adversarial:
-        phases.append(Phase("adversarial", t.adv_steps, cfg.optim.lr_adv, make_adversarial_step(cfg, G, D, perceptual, autocast)))
     budget_s = t.max_minutes * 60.0
     all_steps = sum(p.steps for p in phases)
     bar = None
     if t.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=all_steps, unit="step", dynamic_ncols=True, desc=cfg.preset)
-    done_total, summary = 0, {}
+        bar = tqdm(total=all_steps, initial=state["step"] if state else 0, unit="step", dynamic_ncols=True, desc=cfg.preset)
 
     def write_row(phase: Phase, step: int, sums: dict[str, Tensor], n: int, lr: float, since: float) -> None:
         row = {k: float(v) / n for k, v in sums.items()}  # the host sync of the log step
@@ -266,49 +335,91 @@ def train_restorer(cfg: RestoreConfig, *, out: str | Path | None = None, runs_ro
         if bar is not None:
             bar.set_postfix({k: f"{v:.4f}" for k, v in list(row.items())[:2]})
 
-    first_val = validate_now(0, "start")  # the fresh net is the base estimate (bicubic, noisy input, filled holes)
-    t_run = time.perf_counter()
+    def training_state(index: int, step: int, sums: dict[str, Tensor], n_sum: int, phase_elapsed: float) -> dict:
+        """Everything the next step depends on: weights, Adam states, the sampler's generator, the
+        phase and its clock, and the log row being summed (so it averages the same steps)."""
+        return {"format": ckpt.STATE_FORMAT, "kind": "restore", "step": done_total, "ganforge_version": __version__,
+                "config": dumps(cfg), "G": G.state_dict(), "ema": ema.state_dict() if ema is not None else {},
+                **({"D": D.state_dict()} if D is not None else {}),
+                "opt": {k: o.state_dict() for k, o in phases[index].optimizers.items()},
+                "sampler": sampler.g.get_state(), "rng": ckpt.rng_state(), "photos": digest,
+                "phase": index, "phase_step": step, "phase_elapsed_s": phase_elapsed, "elapsed_s": time.perf_counter() - t_run,
+                "sums": sums, "n_sum": n_sum, "summary": summary, "start_val_psnr": first_val}
+
+    def save_state(index: int, step: int, sums: dict[str, Tensor], n_sum: int, phase_elapsed: float) -> None:
+        """Write a training state; on SIGTERM/SIGINT also the model so far, then stop."""
+        saved = ckpt.save_state(ckpt_dir, done_total, training_state(index, step, sums, n_sum, phase_elapsed), cfg.checkpoint.keep_last)
+        if stop.requested:
+            save_model(interrupted_at_step=done_total)
+            raise TrainingInterrupted(stop.signum or signal.SIGTERM, done_total, saved, run_dir, command=f"ganforge {cfg.task} train")
+
+    def save_model(**extra) -> None:  # EMA weights preferred when loading
+        save_restorer(run_dir / "model", cfg, G, ema.model if ema is not None else None,
+                      preset=cfg.preset, phases=summary, start_val_psnr=first_val, **extra)
+
+    if state is None:
+        done_total, summary, first_val, start_index = 0, {}, None, 0
+        first_val = validate_now(0, "start")  # the fresh net is the base estimate (bicubic, noisy input, filled holes)
+    else:
+        done_total, summary, first_val, start_index = int(state["step"]), state["summary"], state["start_val_psnr"], int(state["phase"])
+    t_run = time.perf_counter() - (float(state["elapsed_s"]) if state else 0.0)  # the run's clock goes on across resumes
+    stop = StopRequest()  # SIGTERM/SIGINT: finish the step, write a state and the model so far, raise TrainingInterrupted
+    every = cfg.checkpoint.every_steps
     G.train()
     try:
-        for phase in phases:
-            phase_budget = budget_s * phase.steps / all_steps if budget_s else math.inf
-            sums: dict[str, Tensor] = {}
-            n_sum, t_phase, t_last, step = 0, time.perf_counter(), time.perf_counter(), 0
-            while step < phase.steps:
-                elapsed = time.perf_counter() - t_phase
-                progress = max(step / phase.steps, elapsed / phase_budget)
-                if progress >= 1.0:
-                    log.info("%s phase: time budget reached after %d of %d steps", phase.name, step, phase.steps)
-                    break
-                factor = lr_factor(cfg.optim.schedule, progress, step, cfg.optim.step_every, cfg.optim.step_gamma)
-                batch = sampler.sample().to(device)  # a no-op with data.on_device
-                stats = phase.step(batch, factor)
-                if ema is not None:
-                    ema.update(G)
-                for k, v in stats.items():
-                    sums[k] = sums.get(k, 0) + v
-                n_sum += 1
-                step += 1
-                done_total += 1
-                if bar is not None:
-                    bar.update(1)
-                if step % t.log_every == 0 or step == phase.steps:
+        with stop.installed():
+            for index, phase in enumerate(phases):
+                if index < start_index:
+                    continue
+                resumed = state is not None and index == start_index
+                phase_budget = budget_s * phase.steps / all_steps if budget_s else math.inf
+                sums: dict[str, Tensor] = state["sums"] if resumed else {}
+                n_sum, step = (int(state["n_sum"]), int(state["phase_step"])) if resumed else (0, 0)
+                t_phase = time.perf_counter() - (float(state["phase_elapsed_s"]) if resumed else 0.0)
+                t_last = time.perf_counter()
+                factor = lr_factor(cfg.optim.schedule, step / phase.steps, step, cfg.optim.step_every, cfg.optim.step_gamma)
+                while step < phase.steps:
+                    elapsed = time.perf_counter() - t_phase
+                    progress = max(step / phase.steps, elapsed / phase_budget)
+                    if progress >= 1.0:
+                        log.info("%s phase: time budget reached after %d of %d steps", phase.name, step, phase.steps)
+                        break
+                    factor = lr_factor(cfg.optim.schedule, progress, step, cfg.optim.step_every, cfg.optim.step_gamma)
+                    batch = sampler.sample().to(device)  # a no-op with data.on_device
+                    stats = phase.step(batch, factor)
+                    if ema is not None:
+                        ema.update(G)
+                    for k, v in stats.items():
+                        sums[k] = sums.get(k, 0) + v
+                    n_sum += 1
+                    step += 1
+                    done_total += 1
+                    if bar is not None:
+                        bar.update(1)
+                    if step % t.log_every == 0 or step == phase.steps:
+                        write_row(phase, step, sums, n_sum, phase.lr * factor, t_last)
+                        sums, n_sum, t_last = {}, 0, time.perf_counter()
+                    if t.val_every and step % t.val_every == 0 and step < phase.steps:
+                        validate_now(done_total, phase.name)
+                    # a state holds every metrics row of its step (resuming drops the later ones), so the
+                    # periodic state of a phase's last step is written after the phase's end rows, below
+                    if stop.requested or (every and done_total % every == 0 and step < phase.steps):
+                        save_state(index, step, sums, n_sum, time.perf_counter() - t_phase)
+                if n_sum:  # stopped by the time budget between log rows
                     write_row(phase, step, sums, n_sum, phase.lr * factor, t_last)
-                    sums, n_sum, t_last = {}, 0, time.perf_counter()
-                if t.val_every and step % t.val_every == 0 and step < phase.steps:
-                    validate_now(done_total, phase.name)
-            if n_sum:  # stopped by the time budget between log rows
-                write_row(phase, step, sums, n_sum, phase.lr * factor, t_last)
-            summary[phase.name] = {"steps": step, "of_steps": phase.steps, "seconds": round(time.perf_counter() - t_phase, 1),
-                                   "val_psnr": validate_now(done_total, f"end-{phase.name}")}
+                summary[phase.name] = {"steps": step, "of_steps": phase.steps, "seconds": round(time.perf_counter() - t_phase, 1),
+                                       "val_psnr": validate_now(done_total, f"end-{phase.name}")}
+                if index + 1 < len(phases) and (stop.requested or (every and done_total % every == 0)):
+                    save_state(index + 1, 0, {}, 0, 0.0)  # at the start of the next phase
     finally:
         metrics.close()
         if bar is not None:
             bar.close()
 
-    # --- what the run leaves behind: the model folder (EMA weights preferred when loading)
-    save_restorer(run_dir / "model", cfg, G, ema.model if ema is not None else None,
-                  preset=cfg.preset, phases=summary, start_val_psnr=first_val)
+    # --- what the run leaves behind: the model folder, then summary.json (the run is complete), then
+    # the training states go: a finished run is continued with train.init_from, not resumed
+    save_model()
     atomic_write_json(run_dir / "summary.json", {"phases": summary, "start_val_psnr": first_val,
                                                  "seconds": round(time.perf_counter() - t_run, 1), **resolved})
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
     return run_dir

@@ -14,6 +14,7 @@ from ganforge.errors import UsageError
 _EXAMPLES = {
     "sr": ("ganforge sr train --preset sr-x4 --data photos/ --set train.max_minutes=15",
            "ganforge sr train --preset srgan-x4 --data photos/ --set train.init_from=runs/00001-sr-x4 --set train.total_steps=0",
+           "ganforge sr train --resume runs/00001-sr-x4",
            "ganforge sr apply runs/00001-sr-x4 small.png big.png --tile 128"),
     "denoise": ("ganforge denoise train --preset denoise-unet-s25 --data photos/",
                 "ganforge denoise train --preset denoise-blind --set train.total_steps=200 --dry-run",
@@ -22,6 +23,11 @@ _EXAMPLES = {
                 "ganforge inpaint apply runs/00003-inpaint-center photo.png out.png --mask holes.png",
                 "ganforge inpaint apply runs/00003-inpaint-center photos/ out/ --mask-kind center"),
 }
+
+
+# keys that may change when a restoration run is resumed (the rest would change the experiment)
+RESUMABLE_KEYS = ("train.progress", "train.log_every", "train.device", "train.threads", "checkpoint.every_steps",
+                  "checkpoint.keep_last")
 
 
 def _examples(task: str) -> str:
@@ -42,25 +48,45 @@ def make_train_cmd(task: str) -> click.Command:
     @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. train.total_steps=500 (repeatable).")
     @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (must be new or empty). Default: runs/<number>-<preset>.")
     @click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Where numbered run folders go.")
+    @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
+                  help="Continue this interrupted run (or 'latest' under --runs-root) from its newest training state.")
     @click.option("--dry-run", is_flag=True, help="Validate everything, print the resolved config, train nothing.")
-    def train_cmd(preset_name, data_source, overrides, out, runs_root, dry_run) -> None:
+    def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, dry_run) -> None:
         from ganforge.apps.restore_config import apply_overrides, dumps, get_preset
 
-        cfg = get_preset(preset_name, task)
-        if data_source:
-            cfg = replace(cfg, data=replace(cfg.data, source=data_source))
+        if resume_dir is not None:
+            from ganforge.apps.restore_train import read_restore_run
+            from ganforge.training.checkpoint import find_run
+
+            ctx = click.get_current_context()
+            given = [f"--{n}" for n in ("preset", "data", "out") if ctx.get_parameter_source(
+                {"preset": "preset_name", "data": "data_source", "out": "out"}[n]) == click.core.ParameterSource.COMMANDLINE]
+            if given:
+                raise UsageError(f"--resume continues a run with its own config: do not combine it with {', '.join(given)}")
+            resume_dir = find_run(resume_dir, runs_root)
+            bad = [o.split("=", 1)[0].strip() for o in overrides if o.split("=", 1)[0].strip() not in RESUMABLE_KEYS]
+            if bad:
+                raise UsageError(f"--set {bad[0]} cannot change when resuming; allowed: {', '.join(RESUMABLE_KEYS)}")
+            cfg = read_restore_run(resume_dir)
+            if cfg.task != task:
+                raise UsageError(f"{resume_dir} is a {cfg.task} run: resume it with `ganforge {cfg.task} train --resume {resume_dir}`")
+        else:
+            cfg = get_preset(preset_name, task)
+            if data_source:
+                cfg = replace(cfg, data=replace(cfg.data, source=data_source))
         cfg = apply_overrides(cfg, list(overrides))
         if cfg.data.source != "skimage" and not Path(cfg.data.source).exists():
             raise UsageError(f"--data {cfg.data.source!r} does not exist: give a folder or .zip of photos")
-        if cfg.train.init_from and not Path(cfg.train.init_from).exists():
+        if cfg.train.init_from and not Path(cfg.train.init_from).exists() and resume_dir is None:
             raise UsageError(f"train.init_from={cfg.train.init_from!r} does not exist: give a {task} run or model folder")
         if dry_run:
             click.echo(dumps(cfg))
-            click.echo(f"dry run: config is valid; would write {out or f'{runs_root}/<next number>-{cfg.preset}'}", err=True)
+            where = resume_dir or out or f"{runs_root}/<next number>-{cfg.preset}"
+            click.echo(f"dry run: config is valid; would {'resume' if resume_dir else 'write'} {where}", err=True)
             return
         from ganforge.apps.restore_train import train_restorer
 
-        run_dir = train_restorer(cfg, out=out, runs_root=runs_root)
+        run_dir = train_restorer(cfg, out=out, runs_root=runs_root, resume=resume_dir)
         click.echo(f"run folder: {run_dir}")
         click.echo(f"  model:    {run_dir / 'model'}  (ganforge {task} apply {run_dir} INPUT OUTPUT)")
 

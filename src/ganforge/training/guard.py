@@ -39,13 +39,13 @@ log = logging.getLogger("ganforge.train")
 class TrainingInterrupted(GanforgeError):
     """A signal stopped training after a checkpoint was written; exit code 128 + signal number."""
 
-    def __init__(self, signum: int, step: int, checkpoint, run_dir) -> None:
+    def __init__(self, signum: int, step: int, checkpoint, run_dir, command: str = "ganforge train") -> None:
         self.exit_code = 128 + signum
         self.step = step
         name = signal.Signals(signum).name
         super().__init__(
             f"stopped by {name} after step {step}; checkpoint {checkpoint} written; "
-            f"continue with: ganforge train --resume {run_dir}"
+            f"continue with: {command} --resume {run_dir}"
         )
 
 
