@@ -179,6 +179,7 @@ RUNS["denoise-unet-s025"] = _unet_l2("denoise-unet-s035", 95, seed=5, shrink=0.2
 # session), so more augmentation: 4 px reflect-padded translation (data.pad) against the same recipe without it
 # (base), 70 minutes each, both at once; then each an L2 cycle as inpaint-unet-l2, 20 minutes. (A third run, pad
 # plus RGB channel permutations, data.channel_shuffle, was stopped at 2k steps to keep two jobs on the two cores.)
+# pad-l2 is the shipped inpaint-center since then (benchmarks/ship_models.py)
 for _aug, _extra in (("base", []), ("pad", ["data.pad=4"]), ("pad-shuffle", ["data.pad=4", "data.channel_shuffle=true"])):
     _task, _preset, _data, _over = _minutes("inpaint-unet", 70)
     RUNS[f"inpaint-unet-{_aug}"] = (_task, _preset, _data, [*_over, *_extra])

@@ -39,7 +39,9 @@ SHIP = {
                     {f"{label}{tag}": ["--data", str(path), "--sigma", "25", *flag]
                      for tag, flag in (("", []), (", self-ensemble", ["--self-ensemble"]))
                      for label, path in (("Set5", SET5), ("Set14", SET14))}),
-    "inpaint-center": (["ship-inpaint", "ship-inpaint-l2"], {
+    # since the thirty-second session: the U-Net CIFAR recipe with 4 px translations (data.pad=4), 70 minutes of L1
+    # then 20 of L2, two runs at once (ship-inpaint and ship-inpaint-l2, 40 + 15 minutes of three at once, before)
+    "inpaint-center": (["inpaint-unet-pad", "inpaint-unet-pad-l2"], {
         "CIFAR-10 test (first 1000)": ["--data", str(CIFAR), "--mask", "center", "--max-images", "1000"],
         "Set14 240 px crops": ["--data", str(SET14), "--crop", "240", "--mask", "center", "--work-scale", "0.1333"]}),
 }
@@ -53,7 +55,7 @@ def ganforge(*argv: str) -> str:
     return proc.stdout
 
 
-MACHINE = {"sr-x4": THREE, "denoise-s25": TWO, "inpaint-center": THREE}
+MACHINE = {"sr-x4": THREE, "denoise-s25": TWO, "inpaint-center": TWO}
 
 
 def main() -> None:
