@@ -358,8 +358,8 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
                       preset=cfg.preset, phases=summary, start_val_psnr=first_val, **extra)
 
     if state is None:
-        done_total, summary, first_val, start_index = 0, {}, None, 0
-        first_val = validate_now(0, "start")  # the fresh net is the base estimate (bicubic, noisy input, filled holes)
+        # the fresh net is the base estimate (bicubic, noisy input, filled holes)
+        done_total, summary, first_val, start_index = 0, {}, validate_now(0, "start"), 0
     else:
         done_total, summary, first_val, start_index = int(state["step"]), state["summary"], state["start_val_psnr"], int(state["phase"])
     t_run = time.perf_counter() - (float(state["elapsed_s"]) if state else 0.0)  # the run's clock goes on across resumes

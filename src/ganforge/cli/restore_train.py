@@ -56,17 +56,16 @@ def make_train_cmd(task: str) -> click.Command:
 
         if resume_dir is not None:
             from ganforge.apps.restore_train import read_restore_run
+            from ganforge.cli.train import check_resume_overrides
             from ganforge.training.checkpoint import find_run
 
-            ctx = click.get_current_context()
-            given = [f"--{n}" for n in ("preset", "data", "out") if ctx.get_parameter_source(
-                {"preset": "preset_name", "data": "data_source", "out": "out"}[n]) == click.core.ParameterSource.COMMANDLINE]
+            source = click.get_current_context().get_parameter_source  # --preset has a default: ask whether it was typed
+            given = [flag for flag, name in (("--preset", "preset_name"), ("--data", "data_source"), ("--out", "out"))
+                     if source(name) == click.core.ParameterSource.COMMANDLINE]
             if given:
                 raise UsageError(f"--resume continues a run with its own config: do not combine it with {', '.join(given)}")
             resume_dir = find_run(resume_dir, runs_root)
-            bad = [o.split("=", 1)[0].strip() for o in overrides if o.split("=", 1)[0].strip() not in RESUMABLE_KEYS]
-            if bad:
-                raise UsageError(f"--set {bad[0]} cannot change when resuming; allowed: {', '.join(RESUMABLE_KEYS)}")
+            check_resume_overrides(overrides, RESUMABLE_KEYS)
             cfg = read_restore_run(resume_dir)
             if cfg.task != task:
                 raise UsageError(f"{resume_dir} is a {cfg.task} run: resume it with `ganforge {cfg.task} train --resume {resume_dir}`")

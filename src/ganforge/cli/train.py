@@ -16,6 +16,14 @@ RESUMABLE_KEYS = ("train.total_steps", "train.progress", "train.log_every", "tra
                   "checkpoint.every_steps", "checkpoint.keep_last", "train.device", "train.threads")
 
 
+def check_resume_overrides(overrides, allowed: tuple[str, ...]) -> None:
+    """Refuse a --set of a key outside ``allowed`` on resume: anything else would change the experiment."""
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key not in allowed:
+            raise UsageError(f"--set {key} cannot change when resuming; allowed: {', '.join(allowed)}")
+
+
 def _check_source_exists(source: str) -> None:
     from ganforge.data import NAMED_SOURCES
 
@@ -58,10 +66,7 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
 
         resume_dir = find_run(resume_dir, runs_root)  # a run folder, or `latest` under --runs-root
         cfg_path = resume_dir / "config.json"
-        for item in overrides:
-            key = item.split("=", 1)[0].strip()
-            if key not in RESUMABLE_KEYS:
-                raise UsageError(f"--set {key} cannot change when resuming; allowed: {', '.join(RESUMABLE_KEYS)}")
+        check_resume_overrides(overrides, RESUMABLE_KEYS)
         cfg = read_run_config(cfg_path)
     else:
         cfg = get_preset(preset_name or "dcgan-mnist")
