@@ -188,6 +188,20 @@ for _aug, _extra in (("base", []), ("pad", ["data.pad=4"]), ("pad-shuffle", ["da
         *(f"train.init_from={OUT / f'inpaint-unet-{_aug}'}" if o.startswith("train.init_from=") else
           "train.max_minutes=20" if o.startswith("train.max_minutes=") else o for o in _over), *_extra])
 
+# thirty-third session: the test tables average PSNR per image in dB, which l2 does not weigh as they do; a third
+# cosine cycle (lr 1e-4, 60 minutes) from the shipped inpaint-center (pad-l2) with loss.pixel=psnr (-PSNR per image,
+# NAFNet's PSNRLoss), against the same cycle with l2 as the control, both at once
+# (and, as a seventh cycle of the denoiser, 50 minutes from the shipped denoise-s25 at its 0.35 shrink)
+SHIPPED = ROOT / "src" / "ganforge" / "weights" / "restore"
+for _loss in ("l2", "psnr"):
+    _task, _preset, _data, _over = RUNS["inpaint-unet-pad-l2"]
+    RUNS[f"inpaint-ft-{_loss}"] = (_task, _preset, _data, [
+        *(f"train.init_from={SHIPPED / 'inpaint-center'}" if o.startswith("train.init_from=")
+          else "train.max_minutes=60" if o.startswith("train.max_minutes=") else "train.seed=2" if o.startswith("train.seed=")
+          else f"loss.pixel={_loss}" if o.startswith("loss.pixel=") else o for o in _over)])
+    _task, _preset, _data, _over = _unet_l2(str(SHIPPED / "denoise-s25"), 50, seed=6, shrink=0.35)
+    RUNS[f"denoise-ft-{_loss}"] = (_task, _preset, _data, [f"loss.pixel={_loss}" if o.startswith("loss.pixel=") else o for o in _over])
+
 
 def train(name: str, init: str | None) -> None:
     """The library calls of `ganforge TASK train --preset P --data D --out O --set ...` (printed first)."""

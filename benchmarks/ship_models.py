@@ -6,7 +6,8 @@ trained, its command, its scores and their commands). Run it after the trainings
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/ship_models.py [NAME ...]   # default: every model
 
 A model folder that already exists is an error (nothing is overwritten): delete it first to re-ship.
-The other models' index.json entries are kept.
+The other models' index.json entries are kept, and so is the record of an earlier run whose folder is
+gone (a later cycle trained from the shipped model on another machine).
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ SHIP = {
                      for tag, flag in (("", []), (", self-ensemble", ["--self-ensemble"]))
                      for label, path in (("Set5", SET5), ("Set14", SET14))}),
     # since the thirty-second session: the U-Net CIFAR recipe with 4 px translations (data.pad=4), 70 minutes of L1
-    # then 20 of L2, two runs at once (ship-inpaint and ship-inpaint-l2, 40 + 15 minutes of three at once, before)
-    "inpaint-center": (["inpaint-unet-pad", "inpaint-unet-pad-l2"], {
+    # then 20 of L2, two runs at once (ship-inpaint and ship-inpaint-l2, 40 + 15 minutes of three at once, before);
+    # since the thirty-third, a third 60-minute cycle from that model with loss.pixel=psnr (inpaint-ft-psnr)
+    "inpaint-center": (["inpaint-unet-pad", "inpaint-unet-pad-l2", "inpaint-ft-psnr"], {
         "CIFAR-10 test (first 1000)": ["--data", str(CIFAR), "--mask", "center", "--max-images", "1000"],
         "Set14 240 px crops": ["--data", str(SET14), "--crop", "240", "--mask", "center", "--work-scale", "0.1333"]}),
 }
@@ -76,9 +78,15 @@ def main() -> None:
         folder = DEST / name
         if folder.exists():
             sys.exit(f"ship_models: {folder} exists: delete it to ship {name} again")
+        earlier = {t["run"]: t for t in index.get(name, {}).get("trained", [])}
+        if missing := [r for r in runs if not (OUT / r / "summary.json").exists() and r not in earlier]:
+            sys.exit(f"ship_models: run(s) {', '.join(missing)} of {name} have no summary.json in {OUT} nor a record in index.json")
         ganforge(task, "export", str(OUT / runs[-1]), str(folder))
         trained = []
         for run in runs:
+            if not (OUT / run / "summary.json").exists():
+                trained.append(earlier[run])  # trained in an earlier session: its record as shipped then
+                continue
             t, preset, data, overrides = RUNS[run]
             summary = json.loads((OUT / run / "summary.json").read_text())
             trained.append({"run": run, "preset": preset, "data": str(Path(data).relative_to(SHARED.parent.parent)),

@@ -1,13 +1,15 @@
 """Restoration networks: parameter counts by hand, shapes at odd sizes, the residual / composite
 properties of a fresh network, the PatchGAN's 70x70 receptive field, and the VGG perceptual loss."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from ganforge.apps import restore_config
 from ganforge.apps.restore_config import apply_overrides, get_preset
-from ganforge.apps.restore_losses import VGGPerceptual, feature_matching, pixel_loss, vgg19_features
+from ganforge.apps.restore_losses import PSNR_LOSS_EPS, VGGPerceptual, feature_matching, pixel_loss, vgg19_features
 from ganforge.apps.restore_models import (
     DENOISE_ARCHS, INPAINT_ARCHS, CompletionNet, DenoiseUNet, DnCNN, InpaintUNet, PatchDiscriminator, SRResNet, build_discriminator,
     build_restorer, count_params, fill_holes,
@@ -231,6 +233,28 @@ def test_pixel_and_feature_matching_losses_by_hand():
     assert pixel_loss("l2", a, b).item() == pytest.approx(1.5)
     fm = feature_matching([a, a + 1], [b, a])
     assert fm.item() == pytest.approx((1.0 + 1.0) / 2)
+
+
+def test_psnr_loss_is_minus_the_evaluators_mean_psnr_and_reweights_l2():
+    from ganforge.metrics.fullref import psnr
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(4, 3, 8, 8, generator=g)
+    # four images with errors of very different size (PSNR about 10 to 40 dB, where the 1e-8 floor is negligible)
+    noise = torch.randn(4, 3, 8, 8, generator=g) * torch.tensor([0.3, 0.1, 0.03, 0.01]).view(4, 1, 1, 1)
+    pred = (target + noise).requires_grad_(True)
+    loss = pixel_loss("psnr", pred, target)
+    # the evaluator's per-image PSNR (data range 1), averaged in dB as the test tables are
+    assert loss.item() == pytest.approx(-psnr(pred.detach(), target, data_range=1.0).double().mean().item(), abs=1e-3)
+    (grad,) = torch.autograd.grad(loss, pred)
+    mse = (pred.detach() - target).pow(2).flatten(1).mean(1)
+    pred_l2 = pred.detach().clone().requires_grad_(True)
+    (grad_l2,) = torch.autograd.grad(pixel_loss("l2", pred_l2, target), pred_l2)
+    # d/dx mean_i 10 log10(mse_i + eps) = (10 / ln 10) * dl2/dx / (mse_i + eps) (l2 averages over all N images)
+    expected = grad_l2 * (10 / math.log(10)) / (mse + PSNR_LOSS_EPS).view(4, 1, 1, 1)
+    assert torch.allclose(grad, expected, rtol=1e-4)
+    assert math.isfinite(pixel_loss("psnr", target, target).item())  # a perfect image: -80 dB, not -inf
+    assert pixel_loss("psnr", target, target).item() == pytest.approx(-80.0)
 
 
 def test_vgg_perceptual_loads_local_weights_only(tmp_path):

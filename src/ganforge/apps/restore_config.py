@@ -18,7 +18,7 @@ from ganforge.errors import UsageError
 from ganforge.apps.degrade import MASK_KINDS, SR_SCALES, TASKS
 from ganforge.losses import LOSSES
 
-PIXEL_LOSSES = ("l1", "l2")
+PIXEL_LOSSES = ("l1", "l2", "psnr")
 # model.arch per task (ganforge.apps.restore_models.ARCHS); the first is the task's default, used when arch is ""
 TASK_ARCHS = {"sr": ("srresnet",), "denoise": ("dncnn", "unet"), "inpaint": ("iizuka", "unet")}
 SCHEDULES = ("constant", "cosine", "step")
@@ -69,7 +69,7 @@ class RestoreNetConfig:
 
 @dataclass(frozen=True)
 class RestoreLossConfig:
-    pixel: str = "l1"  # l1 | l2: the pixel loss of phase 1 and the content loss of phase 2
+    pixel: str = "l1"  # l1 | l2 | psnr (-PSNR per image, averaged): the pixel loss of phase 1 and the content loss of phase 2
     adv_kind: str = "ns"  # phase 2 adversarial loss from ganforge.losses: minimax | ns | lsgan | wgan | hinge
     adv_weight: float = 0.0  # phase 2 weight of G's adversarial loss (0 = no phase 2; SRGAN 1e-3, ESRGAN 5e-3)
     content_weight: float = 1.0  # phase 2 weight of the pixel loss
