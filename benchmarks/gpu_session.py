@@ -23,8 +23,8 @@ Jobs (``--jobs``, default all):
   denoise    denoise-unet-s25 (the U-Net denoiser; DnCNN's denoise-s25 until 2026-12-04) on the 80 photos,
              scored on Set5 and Set14 at sigma 25;
   inpaint    the CPU-best CIFAR recipe (U-Net, centre hole, 32 px, 4 px translations since 2026-12-06, L1,
-             then a cycle of the PSNR loss (L2 before 2026-12-06) for the last quarter of the time), scored on CIFAR-10 test (1000) and the
-             Set14 240 px crops;
+             then a cycle of the PSNR loss (L2 before 2026-12-06) for the last quarter of the time),
+             scored on CIFAR-10 test (1000) and the Set14 240 px crops;
   stacked    Stacked MNIST `best` at 32,000 steps (its length until 2026-12-05; 64,000 since, which
              needs sittings: benchmarks/stacked_long.py), seeds 0-3 at once;
   stacked16  Stacked MNIST `best` at 16,000 steps (its length until 2026-12-04), seeds 0 and 1 (to set beside the CPU trials);
@@ -115,8 +115,8 @@ def plan(job: str, data: Path, runs: Path, minutes: float, device: str, smoke: b
         steps.append(("train", ["inpaint", "train", "--preset", "inpaint-center", "--data", cifar, "--out", str(runs / "inpaint"),
                                 *sets([*recipe, f"train.max_minutes={0.75 * minutes:.3f}"])]))
         # the second cycle of the CPU runs (inpaint-unet-l2), with the PSNR loss since 2026-12-06 (-PSNR per image: the
-        # tables' weighting; +0.04 dB on CIFAR over the same CPU cycle with L2, "A PSNR loss"); L1's minimiser is the
-        # median fill, squared error's the mean
+        # tables' weighting; +0.04 dB on CIFAR over the same cycle with L2, measured as a third CPU cycle after L2, "A PSNR
+        # loss"); L1's minimiser is the median fill, squared error's the mean
         steps.append(("train-l2", ["inpaint", "train", "--preset", "inpaint-center", "--data", cifar, "--out", str(runs / "inpaint-l2"),
                                    *sets([*recipe, "loss.pixel=psnr", "optim.lr=1e-4", "train.seed=1", f"train.init_from={runs / 'inpaint'}",
                                           f"train.max_minutes={0.25 * minutes:.3f}"])]))

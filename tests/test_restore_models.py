@@ -255,6 +255,8 @@ def test_psnr_loss_is_minus_the_evaluators_mean_psnr_and_reweights_l2():
     assert torch.allclose(grad, expected, rtol=1e-4)
     assert math.isfinite(pixel_loss("psnr", target, target).item())  # a perfect image: -80 dB, not -inf
     assert pixel_loss("psnr", target, target).item() == pytest.approx(-80.0)
+    with pytest.raises(ValueError, match="l1, l2 or psnr"):
+        pixel_loss("l3", pred, target)
 
 
 def test_vgg_perceptual_loads_local_weights_only(tmp_path):

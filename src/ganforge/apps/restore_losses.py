@@ -25,12 +25,16 @@ def pixel_loss(kind: str, pred: Tensor, target: Tensor) -> Tensor:
     ``psnr``: the mean over the N images of -PSNR in dB, 10 * log10(MSE_i + 1e-8) (Chen et al. 2022,
     NAFNet's PSNRLoss). The test tables average PSNR per image in dB, and l2 does not: its gradient
     weighs every image's squared error alike, so the hard, textured images that gain few dB per unit of
-    error dominate it; psnr's gradient is l2's divided by each image's own MSE."""
+    error dominate it; psnr's gradient is l2's divided by each image's own MSE. That is the tables'
+    weighting only where a training patch is a whole scored image (CIFAR: +0.04 dB over l2; on photo
+    patches it lost 0.01; docs/RESTORATION_training.md, "A PSNR loss")."""
     diff = pred.float() - target.float()
     if kind == "l1":
         return diff.abs().mean()
     if kind == "l2":
         return diff.pow(2).mean()
+    if kind != "psnr":
+        raise ValueError(f"pixel loss {kind!r}: choose l1, l2 or psnr")
     mse = diff.pow(2).flatten(1).mean(dim=1)  # (N,)
     return 10.0 * torch.log10(mse + PSNR_LOSS_EPS).mean()
 
