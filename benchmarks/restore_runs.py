@@ -128,10 +128,16 @@ RUNS = {
 
 
 
+def _replaced(run: tuple, values: dict, extra: tuple = ()) -> tuple:
+    """A RUNS entry with the overrides of the keys in ``values`` given new values (same order), then ``extra``."""
+    task, preset, data, overrides = run
+    new = [f"{key}={values[key]}" if (key := o.split("=", 1)[0]) in values else o for o in overrides]
+    return task, preset, data, [*new, *extra]
+
+
 def _minutes(run: str, minutes: int) -> tuple:
     """RUNS[run] with another train.max_minutes (same overrides, same order)."""
-    task, preset, data, overrides = RUNS[run]
-    return task, preset, data, [f"train.max_minutes={minutes}" if o.startswith("train.max_minutes=") else o for o in overrides]
+    return _replaced(RUNS[run], {"train.max_minutes": minutes})
 
 
 def _unet_l2(init: str, minutes: int, seed: int, patch: int = 64, batch: int = 16, shrink: float = 1.0) -> tuple:
@@ -181,12 +187,9 @@ RUNS["denoise-unet-s025"] = _unet_l2("denoise-unet-s035", 95, seed=5, shrink=0.2
 # plus RGB channel permutations, data.channel_shuffle, was stopped at 2k steps to keep two jobs on the two cores.)
 # pad-l2 is the shipped inpaint-center since then (benchmarks/ship_models.py)
 for _aug, _extra in (("base", []), ("pad", ["data.pad=4"]), ("pad-shuffle", ["data.pad=4", "data.channel_shuffle=true"])):
-    _task, _preset, _data, _over = _minutes("inpaint-unet", 70)
-    RUNS[f"inpaint-unet-{_aug}"] = (_task, _preset, _data, [*_over, *_extra])
-    _task, _preset, _data, _over = RUNS["inpaint-unet-l2"]
-    RUNS[f"inpaint-unet-{_aug}-l2"] = (_task, _preset, _data, [
-        *(f"train.init_from={OUT / f'inpaint-unet-{_aug}'}" if o.startswith("train.init_from=") else
-          "train.max_minutes=20" if o.startswith("train.max_minutes=") else o for o in _over), *_extra])
+    RUNS[f"inpaint-unet-{_aug}"] = _replaced(RUNS["inpaint-unet"], {"train.max_minutes": 70}, _extra)
+    RUNS[f"inpaint-unet-{_aug}-l2"] = _replaced(
+        RUNS["inpaint-unet-l2"], {"train.init_from": OUT / f"inpaint-unet-{_aug}", "train.max_minutes": 20}, _extra)
 
 # thirty-third session: the test tables average PSNR per image in dB, which l2 does not weigh as they do; a third
 # cosine cycle (lr 1e-4, 60 minutes) from the shipped inpaint-center (pad-l2) with loss.pixel=psnr (-PSNR per image,
@@ -194,13 +197,9 @@ for _aug, _extra in (("base", []), ("pad", ["data.pad=4"]), ("pad-shuffle", ["da
 # (and, as a seventh cycle of the denoiser, 50 minutes from the shipped denoise-s25 at its 0.35 shrink)
 SHIPPED = ROOT / "src" / "ganforge" / "weights" / "restore"
 for _loss in ("l2", "psnr"):
-    _task, _preset, _data, _over = RUNS["inpaint-unet-pad-l2"]
-    RUNS[f"inpaint-ft-{_loss}"] = (_task, _preset, _data, [
-        *(f"train.init_from={SHIPPED / 'inpaint-center'}" if o.startswith("train.init_from=")
-          else "train.max_minutes=60" if o.startswith("train.max_minutes=") else "train.seed=2" if o.startswith("train.seed=")
-          else f"loss.pixel={_loss}" if o.startswith("loss.pixel=") else o for o in _over)])
-    _task, _preset, _data, _over = _unet_l2(str(SHIPPED / "denoise-s25"), 50, seed=6, shrink=0.35)
-    RUNS[f"denoise-ft-{_loss}"] = (_task, _preset, _data, [f"loss.pixel={_loss}" if o.startswith("loss.pixel=") else o for o in _over])
+    RUNS[f"inpaint-ft-{_loss}"] = _replaced(RUNS["inpaint-unet-pad-l2"], {
+        "train.init_from": SHIPPED / "inpaint-center", "train.max_minutes": 60, "train.seed": 2, "loss.pixel": _loss})
+    RUNS[f"denoise-ft-{_loss}"] = _replaced(_unet_l2(str(SHIPPED / "denoise-s25"), 50, seed=6, shrink=0.35), {"loss.pixel": _loss})
 
 
 def train(name: str, init: str | None) -> None:
