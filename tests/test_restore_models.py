@@ -206,6 +206,37 @@ def test_inpaint_arch_names_agree_and_bad_arch_is_a_usage_error():
         apply_overrides(get_preset("inpaint-center"), ["model.arch=vit"])
 
 
+def test_refine_blocks_by_hand_and_a_grown_unet_computes_what_its_source_did():
+    # each refine block is two w x w 3x3 convs, at 4w (1/4) and 2w (1/2)
+    for w, r in ((8, 1), (8, 3), (16, 2)):
+        extra = count_params(InpaintUNet(w, 2, refine=r)) - count_params(InpaintUNet(w, 2))
+        assert extra == r * 2 * (conv(4 * w, 4 * w, 3) + conv(2 * w, 2 * w, 3))
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(2, 3, 40, 24, generator=g)
+    mask = (torch.rand(2, 1, 40, 24, generator=g) > 0.6).float()
+    source = randomize(InpaintUNet(8, 2, refine=1), seed=1)  # a trained net with one refine block per level
+    grown = InpaintUNet(8, 2, refine=3)
+    state = grown.state_dict()
+    assert sorted({k.split(".")[0] for k in set(state) - set(source.state_dict())}) == ["refine2", "refine3"]
+    assert all(k.startswith(InpaintUNet.growable) for k in set(state) - set(source.state_dict()))
+    grown.load_state_dict({**state, **source.state_dict()})
+    assert torch.equal(grown(img, mask), source(img, mask))  # the new blocks add exactly 0
+    with torch.no_grad():
+        grown.refine2[2].body[2].weight.add_(0.01)  # and they are in the path once trained
+    assert not torch.allclose(grown(img, mask), source(img, mask))
+
+
+def test_refine_is_a_usage_error_outside_the_inpainting_unet():
+    cfg = apply_overrides(get_preset("inpaint-center"), ["model.arch=unet", "model.width=8", "model.refine=2"])
+    assert len(build_restorer(cfg).refine3) == 2
+    for preset, extra in (("inpaint-center", []), ("denoise-s25", ["model.arch=unet"]), ("sr-x4", [])):
+        with pytest.raises(UsageError, match=r"^model.refine=1 is not allowed here: it is 0, or a count of refine "
+                                             r"blocks for task inpaint with model.arch=unet$"):
+            apply_overrides(get_preset(preset), [*extra, "model.refine=1"])
+    with pytest.raises(UsageError, match=r"^model.refine=-1 is not allowed here"):
+        apply_overrides(get_preset("inpaint-center"), ["model.arch=unet", "model.refine=-1"])
+
+
 # ----------------------------------------------------------------------------- discriminator
 
 
@@ -294,7 +325,8 @@ def test_restorer_default_overlap_is_the_nets_own():
     assert Restorer(InpaintUNet(width=4, blocks=4), get_preset("inpaint-center")).overlap == 160
 
 
-@pytest.mark.parametrize("cls", [CompletionNet, InpaintUNet])
+@pytest.mark.parametrize("cls", [CompletionNet, InpaintUNet, lambda **kw: InpaintUNet(**kw, refine=1),
+                                 lambda **kw: InpaintUNet(**kw, refine=3)], ids=["iizuka", "unet", "unet-refine1", "unet-refine3"])
 @pytest.mark.parametrize("blocks", [1, 2])
 def test_inpainting_tile_overlap_covers_the_receptive_field(cls, blocks):
     """tile_overlap is at least the receptive-field radius at every position of the 1/8 grid (the

@@ -148,6 +148,21 @@ def test_adversarial_phase_runs_from_init(tmp_path, photos):
         train_restorer(tiny("denoise-s25", "train.total_steps=1", f"train.init_from={base}"), runs_root=tmp_path, photos=photos)
 
 
+def test_init_from_grows_an_inpainting_unet_and_refuses_to_shrink_one(tmp_path, photos):
+    unet = ["model.arch=unet", "degrade.mask_kinds=center", "train.ema_decay=0", "train.adv_steps=0", "loss.adv_weight=0"]
+    base = train_restorer(tiny("inpaint-center", *unet, "train.total_steps=2"), runs_root=tmp_path, photos=photos)
+    start = lambda run: json.loads((run / "metrics.jsonl").read_text().splitlines()[0])  # noqa: E731
+    grown = train_restorer(tiny("inpaint-center", *unet, "model.refine=2", "train.total_steps=1", f"train.init_from={base}"),
+                           runs_root=tmp_path, photos=photos)
+    # the grown net starts where its source ended: the same validation PSNR before its first step
+    ended = json.loads((base / "summary.json").read_text())["phases"]["pixel"]["val_psnr"]
+    assert start(grown)["step"] == 0 and start(grown)["val_psnr"] == round(ended, 4)
+    assert len(load_restorer(grown).net.refine2) == 2
+    with pytest.raises(UsageError, match=r"does not match this inpaint network \(unexpected \['refine2.1.body.0.bias'"):
+        train_restorer(tiny("inpaint-center", *unet, "model.refine=1", "train.total_steps=1", f"train.init_from={grown}"),
+                       runs_root=tmp_path, photos=photos)
+
+
 @pytest.mark.parametrize("preset", ["sr-x2", "denoise-blind", "inpaint-center"])
 def test_load_restorer_round_trip(tmp_path, preset):
     cfg = tiny(preset, "model.noise_map=true")

@@ -61,6 +61,9 @@ class RestoreNetConfig:
     # "" = the task's default (TASK_ARCHS' first). sr: srresnet; denoise: dncnn | unet (DRUNet-style, 4 levels, width
     # doubling per level); inpaint: iizuka (encoder / dilated convs / decoder) | unet (the same with skips, down to 1/8)
     arch: str = ""
+    # inpaint unet: zero-initialised residual blocks after the decoder's 1/4 and 1/2 levels; a net trained with
+    # fewer loads into one with more through train.init_from and starts out computing the same (InpaintUNet)
+    refine: int = 0
     noise_map: bool = False  # denoise: give G a sigma map as a 4th input channel (FFDNet); apply then needs sigma
     d_width: int = 64  # PatchGAN discriminator channels in its first layer (doubling per stride-2 layer, max 8x)
     d_layers: int = 3  # PatchGAN stride-2 convs (3 = the 70x70 pix2pix discriminator)
@@ -196,6 +199,9 @@ def validate(cfg: RestoreConfig) -> RestoreConfig:
     if m.arch and m.arch not in TASK_ARCHS[cfg.task]:
         raise UsageError(f"model.arch={m.arch!r} is not allowed for task {cfg.task}: use one of {', '.join(TASK_ARCHS[cfg.task])} "
                          "(or leave it empty for the first)")
+    if m.refine < 0 or (m.refine and (cfg.task, arch_of(cfg)) != ("inpaint", "unet")):
+        raise UsageError(f"model.refine={m.refine} is not allowed here: it is 0, or a count of refine blocks for "
+                         "task inpaint with model.arch=unet")
     if cfg.task == "inpaint" and m.blocks > 8:
         raise UsageError(f"model.blocks={m.blocks} is too many dilated convs for inpaint (dilation 2**blocks): use 1 to 8")
     _choice("loss.pixel", lo.pixel, PIXEL_LOSSES)

@@ -189,13 +189,18 @@ def make_adversarial_step(cfg: RestoreConfig, G: nn.Module, D: nn.Module, percep
 
 
 def _init_from(G: nn.Module, cfg: RestoreConfig) -> None:
-    """Load G's weights from train.init_from (a model or run folder of the same task and network)."""
+    """Load G's weights from train.init_from (a model or run folder of the same task and network, or
+    of one with fewer of G's ``growable`` blocks: those G has beyond the source's keep their
+    identity init, so G starts out computing what the source did)."""
     src, src_cfg, _ = load_restorer_net(cfg.train.init_from)
-    problem = mismatch(G, src.state_dict()) if src_cfg.task == cfg.task else f"it is a {src_cfg.task} model"
+    state = src.state_dict()
+    growable = getattr(G, "growable", ())
+    state = {**{k: v for k, v in G.state_dict().items() if k not in state and k.startswith(growable)}, **state}
+    problem = mismatch(G, state) if src_cfg.task == cfg.task else f"it is a {src_cfg.task} model"
     if problem or (cfg.task == "sr" and src_cfg.degrade.scale != cfg.degrade.scale):
         raise UsageError(f"train.init_from={cfg.train.init_from!r} does not match this {cfg.task} network "
                          f"({problem or f'scale {src_cfg.degrade.scale} vs {cfg.degrade.scale}'}): its model settings must match")
-    G.load_state_dict(src.state_dict())
+    G.load_state_dict(state)
 
 
 def _photos_digest(photos: list[Tensor]) -> str:
