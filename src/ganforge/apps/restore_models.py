@@ -299,9 +299,10 @@ class InpaintUNet(_Completion):
     levels, their second conv zero-initialised, so the weights of a net with fewer load into it
     (``growable``: train.init_from) and it computes exactly what they did: a trained net can be given
     more depth and trained on. Why: the shipped CIFAR net scores its training images as its test
-    images, so more data would not help it, and more capacity might. Each refine step (a block at
-    each level) costs 1.47M parameters at width 64 and about 150M multiply-adds on a 32 px image (the
-    net without them: 6.6M and 680M).
+    images, so more data would not help it, and more capacity might; measured on the CPU, grown by
+    one block per level it scored the same as the ungrown net trained for the same time
+    (docs/RESTORATION_training.md). Each refine step (a block at each level) costs 1.47M parameters
+    at width 64 and about 150M multiply-adds on a 32 px image (the net without them: 6.6M and 680M).
     """
 
     growable = ("refine3.", "refine2.")  # state-dict prefixes of the blocks a grown net adds (train.init_from)
