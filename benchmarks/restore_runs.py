@@ -202,13 +202,14 @@ for _loss in ("l2", "psnr"):
     RUNS[f"denoise-ft-{_loss}"] = _replaced(_unet_l2(str(SHIPPED / "denoise-s25"), 50, seed=6, shrink=0.35), {"loss.pixel": _loss})
 
 # thirty-fourth session: the shipped CIFAR net scores its training images as its test images (23.46 vs 23.45 dB on
-# 1000 of each), so it lacks capacity, not data; a fourth cycle (psnr, lr 1e-4, 70 minutes, seed 3) from the shipped
+# 1000 of each), so more data would not help it and capacity might; a fourth cycle (psnr, lr 1e-4, 70 minutes, seed 3) from the shipped
 # inpaint-center grown by one zero-initialised refine block at 1/4 and at 1/2 (model.refine=1: 8.07M parameters,
 # 1.24x the time per step), against the same cycle at the shipped size as the control, both at once
 for _name, _refine in (("inpaint-ft4-psnr", []), ("inpaint-grow1-psnr", ["model.refine=1"])):
     RUNS[_name] = _replaced(RUNS["inpaint-ft-psnr"], {"train.max_minutes": 70, "train.seed": 3}, _refine)
 # grown and control both scored 23.49 on CIFAR (the grown net made 5.1k steps to the control's 6.2k); a fifth cycle
-# (45 minutes, seed 4) from each, to see whether the extra depth pays once it is trained
+# (45 minutes, seed 4) from each, to see whether the extra depth pays once it is trained: it did not (23.50 both);
+# ft5 is the shipped inpaint-center since
 for _name, _refine in (("inpaint-ft5-psnr", []), ("inpaint-grow1b-psnr", ["model.refine=1"])):
     _from = "inpaint-grow1-psnr" if _refine else "inpaint-ft4-psnr"
     RUNS[_name] = _replaced(RUNS["inpaint-ft-psnr"], {"train.max_minutes": 45, "train.seed": 4, "train.init_from": OUT / _from}, _refine)
