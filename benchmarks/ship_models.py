@@ -80,13 +80,14 @@ def main() -> None:
         if folder.exists():
             sys.exit(f"ship_models: {folder} exists: delete it to ship {name} again")
         earlier = {t["run"]: t for t in index.get(name, {}).get("trained", [])}
-        if missing := [r for r in runs if not (OUT / r / "summary.json").exists() and r not in earlier]:
+        here = {r for r in runs if (OUT / r / "summary.json").exists()}  # the others were trained in an earlier session
+        if missing := [r for r in runs if r not in here and r not in earlier]:
             sys.exit(f"ship_models: run(s) {', '.join(missing)} of {name} have no summary.json in {OUT} nor a record in index.json")
         ganforge(task, "export", str(OUT / runs[-1]), str(folder))
         trained = []
         for run in runs:
-            if not (OUT / run / "summary.json").exists():
-                trained.append(earlier[run])  # trained in an earlier session: its record as shipped then
+            if run not in here:
+                trained.append(earlier[run])  # its record as shipped then
                 continue
             t, preset, data, overrides = RUNS[run]
             summary = json.loads((OUT / run / "summary.json").read_text())
