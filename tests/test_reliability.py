@@ -255,11 +255,20 @@ def test_wrong_architecture_names_keys_and_config_and_touches_nothing(run_with_t
 
     run = run_with_three_states
     config_before = (run / "config.json").read_bytes()
-    with pytest.raises(UsageError) as exc:
+    # the library refuses a changed experiment on resume, as the CLI's --set check does
+    with pytest.raises(UsageError, match=r"resuming .*run with a changed experiment: .*model\.g_width=16 \(the run has 32\); "
+                                         r"only these may change: train\.total_steps"):
         train(tiny_cfg(16, **{"model.g_width": 16}), resume=run, data=digits)
+    # a run whose config.json was edited to a net its training states do not fit
+    edited = json.loads(config_before)
+    edited["run"]["model"]["g_width"] = 16
+    (run / "config.json").write_text(json.dumps(edited))
+    with pytest.raises(UsageError) as exc:
+        train(resume=run, data=digits)
     msg = str(exc.value)
     assert "G does not fit this model (shape mismatch at" in msg and "file (32," in msg and '"g_width": 32' in msg
-    assert (run / "config.json").read_bytes() == config_before
+    assert json.loads((run / "config.json").read_text()) == edited  # a failed resume writes nothing
+    (run / "config.json").write_bytes(config_before)
 
     # an inference snapshot whose config.json does not match its weights
     meta = json.loads((run / "model" / "config.json").read_text())

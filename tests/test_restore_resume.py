@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ganforge.apps.restore_config import apply_overrides
 from ganforge.apps.restore_data import PatchSampler
 from ganforge.apps.restore_train import train_restorer
 from ganforge.errors import UsageError
@@ -106,6 +107,11 @@ def test_resume_refusals(tmp_path, photos, monkeypatch):
     other[0][0, 0, 0] ^= 1  # one pixel of one photo differs
     with pytest.raises(UsageError, match="other training photos .*resume needs the same photos"):
         train_restorer(resume=tmp_path / "stopped", photos=other)
+    # a library caller's config may differ from the run's only in RESUMABLE_KEYS, as the CLI's --set
+    with pytest.raises(UsageError, match=r"resuming .*stopped with a changed experiment: optim\.lr=0\.5 \(the run has [0-9.e-]+\); "
+                                         r"only these may change: train\.progress, "):
+        train_restorer(apply_overrides(cfg, ["optim.lr=0.5", "train.log_every=7"]), resume=tmp_path / "stopped", photos=photos)
+    assert train_restorer(apply_overrides(cfg, ["train.log_every=7"]), resume=tmp_path / "stopped", photos=photos).name == "stopped"
     gan = tmp_path / "gan"
     gan.mkdir()
     (gan / "config.json").write_text(json.dumps({"run": {}}))

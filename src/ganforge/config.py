@@ -31,6 +31,9 @@ DEVICES = ("auto", "cpu", "cuda")
 # eval.best_metric -> True when higher is better (keys of metrics/evaluation.py METRICS' values)
 EVAL_DIRECTIONS = {"fid": False, "kid": False, "class_kl": False, "is": True, "precision": True, "recall": True,
                    "density": True, "coverage": True, "classes_covered": True}
+# keys that may change when a run is resumed (train.total_steps: a run can be extended)
+RESUMABLE_KEYS = ("train.total_steps", "train.progress", "train.log_every", "train.sample_every",
+                  "checkpoint.every_steps", "checkpoint.keep_last", "train.device", "train.threads")
 EVAL_METRICS = ("fid", "kid", "is", "pr", "dc", "classes")
 BAD_IMAGE_POLICIES = ("error", "skip")
 NONFINITE_POLICIES = ("abort", "skip", "rollback")
@@ -155,6 +158,24 @@ SECTIONS: dict[str, type] = {
 def to_dict(cfg: Any) -> dict:
     """Nested plain dict (JSON-ready) of a config dataclass."""
     return dataclasses.asdict(cfg)
+
+
+def check_resume_config(run_dir: str | Path, saved: Any, given: Any, allowed: tuple[str, ...]) -> None:
+    """Refuse to resume ``run_dir`` (whose own config is ``saved``) with a ``given`` config that
+    differs outside the ``allowed`` dotted keys: anything else would change the experiment half way.
+    One line names every changed key with both values."""
+    old, new = to_dict(saved), to_dict(given)
+    changed = []
+    for name, section in old.items():
+        items = section.items() if isinstance(section, dict) else [(None, section)]
+        for key, before in items:
+            after = new[name] if key is None else new[name][key]
+            dotted = name if key is None else f"{name}.{key}"
+            if after != before and dotted not in allowed:
+                changed.append(f"{dotted}={after!r} (the run has {before!r})")
+    if changed:
+        raise UsageError(f"resuming {run_dir} with a changed experiment: {'; '.join(changed)}; "
+                         f"only these may change: {', '.join(allowed)}")
 
 
 def _section_types(section_cls: type) -> dict[str, type]:

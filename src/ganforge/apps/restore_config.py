@@ -23,6 +23,9 @@ PIXEL_LOSSES = ("l1", "l2", "psnr")
 TASK_ARCHS = {"sr": ("srresnet",), "denoise": ("dncnn", "unet"), "inpaint": ("iizuka", "unet")}
 SCHEDULES = ("constant", "cosine", "step")
 HOLE_FILLS = ("zero", "mean")
+# keys that may change when a restoration run is resumed (the rest would change the experiment)
+RESUMABLE_KEYS = ("train.progress", "train.log_every", "train.device", "train.threads", "checkpoint.every_steps",
+                  "checkpoint.keep_last")
 SKIMAGE_SOURCE = "skimage"  # data.source naming scikit-image's bundled sample photos
 
 

@@ -25,9 +25,6 @@ _EXAMPLES = {
 }
 
 
-# keys that may change when a restoration run is resumed (the rest would change the experiment)
-RESUMABLE_KEYS = ("train.progress", "train.log_every", "train.device", "train.threads", "checkpoint.every_steps",
-                  "checkpoint.keep_last")
 
 
 def _examples(task: str) -> str:
@@ -55,6 +52,7 @@ def make_train_cmd(task: str) -> click.Command:
         from ganforge.apps.restore_config import apply_overrides, dumps, get_preset
 
         if resume_dir is not None:
+            from ganforge.apps.restore_config import RESUMABLE_KEYS
             from ganforge.apps.restore_train import read_restore_run
             from ganforge.cli.train import check_resume_overrides
             from ganforge.training.checkpoint import find_run

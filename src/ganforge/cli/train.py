@@ -8,12 +8,8 @@ from pathlib import Path
 
 import click
 
-from ganforge.config import apply_overrides, dumps
+from ganforge.config import RESUMABLE_KEYS, apply_overrides, dumps
 from ganforge.errors import UsageError
-
-# keys that may change when a run is resumed (everything else would change the experiment)
-RESUMABLE_KEYS = ("train.total_steps", "train.progress", "train.log_every", "train.sample_every",
-                  "checkpoint.every_steps", "checkpoint.keep_last", "train.device", "train.threads")
 
 
 def check_resume_overrides(overrides, allowed: tuple[str, ...]) -> None:
