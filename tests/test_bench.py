@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -22,9 +22,21 @@ def test_flop_count_of_a_linear_layer_forward_and_backward():
     assert count_flops(lambda: lin(x).sum().backward()) == 2 * (2 * 8 * 16 * 32)
 
 
-def test_time_rate_is_calls_per_second():
-    rate = time_rate(lambda: time.sleep(0.01), torch.device("cpu"), steps=5, repeats=3, warmup=1)
-    assert 40 < rate <= 100  # 10 ms per call, plus scheduling noise on a shared machine
+def test_time_rate_is_the_median_of_calls_per_second(monkeypatch):
+    # a fake clock (no timed assertion): a call takes 10 ms in the first repeat, 20 ms in the
+    # second and 40 ms in the third, so the rates are 100, 50 and 25 per second
+    from ganforge.bench import measure
+
+    clock, calls = [0.0], [0]
+
+    def fn():
+        calls[0] += 1
+        repeat = (calls[0] - 2) // 5  # after the one warmup call, 5 calls per repeat
+        clock[0] += 0.01 * 2 ** max(repeat, 0)
+
+    monkeypatch.setattr(measure, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    rate = time_rate(fn, torch.device("cpu"), steps=5, repeats=3, warmup=1)
+    assert calls[0] == 16 and rate == pytest.approx(50.0)
 
 
 def test_peak_memory_is_reported_in_megabytes():
