@@ -204,6 +204,18 @@ def test_torchrun_usage_error_on_rank0_ends_every_rank_cleanly(tmp_path):
     assert "train.batch_size=33 must be divisible by train.world_size=2" in r.stderr, r.stderr[-3000:]
 
 
+def test_a_launched_process_ends_without_interpreter_teardown_and_keeps_its_output_and_code():
+    # entry() under WORLD_SIZE > 1 ends with os._exit (gloo's teardown can abort a finished rank):
+    # buffered stdout and stderr must still come out whole, with the command's exit code
+    env = {**os.environ, "WORLD_SIZE": "2", "PYTHONPATH": SRC}
+    plain = subprocess.run([sys.executable, "-m", "ganforge", "presets"], env={**env, "WORLD_SIZE": "1"},
+                           capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "ganforge", "presets"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout == plain.stdout and "dcgan-mnist" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "ganforge", "sample", "/no/such/run"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("ganforge sample: error:") == 1 and r.stdout == ""
+
+
 @pytest.mark.slow
 def test_sigterm_to_torchrun_stops_every_rank_at_the_same_step_then_resumes_in_one_process(tmp_path):
     import re
