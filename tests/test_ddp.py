@@ -128,8 +128,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         dist.destroy_process_group()
         raise
     # gloo's teardown can still abort one rank (SIGABRT, "terminate called without an active
-    # exception") when its peer disconnects first; this test checks the data-parallel maths, not
-    # teardown (the torchrun test below covers a real exit), so leave without running destructors.
+    # exception") when its peer disconnects first: leave without running destructors, as
+    # cli.entry ends a process that torchrun launched
     os._exit(0)
 
 
