@@ -240,11 +240,11 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
     found = None  # (training state, its path) when resuming from one
     if run_dir is not None:
         saved = read_restore_run(run_dir)
+        if (run_dir / "summary.json").exists():
+            raise UsageError(f"{run_dir} has finished (summary.json): train a new cycle from it with --set train.init_from={run_dir}")
         if cfg is not None:
             check_resume_config(run_dir, saved, cfg, RESUMABLE_KEYS)
         cfg = cfg or saved
-        if (run_dir / "summary.json").exists():
-            raise UsageError(f"{run_dir} has finished (summary.json): train a new cycle from it with --set train.init_from={run_dir}")
         found = ckpt.load_latest_state(run_dir / ckpt.STATE_DIR)
         if found is None:
             log.warning("%s has no training state yet: starting it again from step 0", run_dir)

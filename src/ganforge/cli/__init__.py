@@ -75,9 +75,10 @@ def entry() -> None:
     code = main()
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Under torchrun the process ends here, its files written and its process group destroyed,
-        # without the interpreter's teardown: there gloo's C++ objects are destroyed too, and on a
-        # loaded 2-core CPU 4 ranks in 22 runs aborted ("terminate called without an active
-        # exception", SIGABRT, no Python frame) after finishing cleanly, failing the whole launch.
+        # without the interpreter's teardown: there gloo's C++ objects are destroyed too, and a rank
+        # that had finished cleanly could abort ("terminate called without an active exception",
+        # SIGABRT, no Python frame), failing the launch: 4 launches in 23 on a loaded 2-core CPU,
+        # 0 in 60 since (docs/RELIABILITY.md, benchmarks/torchrun_repeat.sh).
         sys.stdout.flush()
         sys.stderr.flush()
         logging.shutdown()

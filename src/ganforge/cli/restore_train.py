@@ -25,8 +25,6 @@ _EXAMPLES = {
 }
 
 
-
-
 def _examples(task: str) -> str:
     return "\n\n\b\nExamples:\n" + "\n".join(f"  {e}" for e in _EXAMPLES[task])
 
