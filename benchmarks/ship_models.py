@@ -43,8 +43,10 @@ SHIP = {
     # since the thirty-second session: the U-Net CIFAR recipe with 4 px translations (data.pad=4), 70 minutes of L1
     # then 20 of L2, two runs at once (ship-inpaint and ship-inpaint-l2, 40 + 15 minutes of three at once, before);
     # since the thirty-third, a third 60-minute cycle from that model with loss.pixel=psnr (inpaint-ft-psnr); since the
-    # thirty-fourth, a fourth (70 minutes) and a fifth (45) of the same (inpaint-ft4-psnr, inpaint-ft5-psnr)
-    "inpaint-center": (["inpaint-unet-pad", "inpaint-unet-pad-l2", "inpaint-ft-psnr", "inpaint-ft4-psnr", "inpaint-ft5-psnr"], {
+    # thirty-fourth, a fourth (70 minutes) and a fifth (45) of the same (inpaint-ft4-psnr, inpaint-ft5-psnr); since the
+    # thirty-fifth, a sixth (90 minutes, inpaint-ft6-psnr)
+    "inpaint-center": (["inpaint-unet-pad", "inpaint-unet-pad-l2", "inpaint-ft-psnr", "inpaint-ft4-psnr", "inpaint-ft5-psnr",
+                        "inpaint-ft6-psnr"], {
         "CIFAR-10 test (first 1000)": ["--data", str(CIFAR), "--mask", "center", "--max-images", "1000"],
         "Set14 240 px crops": ["--data", str(SET14), "--crop", "240", "--mask", "center", "--work-scale", "0.1333"]}),
 }
