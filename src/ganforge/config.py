@@ -160,10 +160,12 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def check_resume_config(run_dir: str | Path, saved: Any, given: Any, allowed: tuple[str, ...]) -> None:
-    """Refuse to resume ``run_dir`` (whose own config is ``saved``) with a ``given`` config that
-    differs outside the ``allowed`` dotted keys: anything else would change the experiment half way.
-    One line names every changed key with both values."""
+def config_for_resume(run_dir: str | Path, saved: Any, given: Any | None, allowed: tuple[str, ...]) -> Any:
+    """The config to resume ``run_dir`` with: ``saved`` (the run's own) when ``given`` is None, else
+    ``given``, refused if it differs from ``saved`` outside the ``allowed`` dotted keys (anything else
+    would change the experiment half way) in one line naming every changed key with both values."""
+    if given is None:
+        return saved
     old, new = to_dict(saved), to_dict(given)
     changed = []
     for name, section in old.items():
@@ -176,6 +178,7 @@ def check_resume_config(run_dir: str | Path, saved: Any, given: Any, allowed: tu
     if changed:
         raise UsageError(f"resuming {run_dir} with a changed experiment: {'; '.join(changed)}; "
                          f"only these may change: {', '.join(allowed)}")
+    return given
 
 
 def _section_types(section_cls: type) -> dict[str, type]:

@@ -36,7 +36,7 @@ from ganforge.apps.restore_config import RESUMABLE_KEYS, RestoreConfig, dumps, f
 from ganforge.apps.restore_data import Batch, PatchSampler, load_photos, shrink_photos, split_photos, validation_set
 from ganforge.apps.restore_losses import VGGPerceptual, feature_matching, pixel_loss
 from ganforge.apps.restore_models import build_discriminator, build_restorer
-from ganforge.config import check_resume_config
+from ganforge.config import config_for_resume
 from ganforge.errors import GanforgeError, UsageError
 from ganforge.io import atomic_write_json
 from ganforge.losses import LOSSES
@@ -233,18 +233,16 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
     finish the step, write a state and the model folder so far, and raise TrainingInterrupted.
     ``resume=RUN`` (or "latest") continues that run from its newest valid state, bit for bit as if
     never stopped when the budget is in steps (``cfg``, if given, replaces the run's config and may
-    differ from it only in ``restore_config.RESUMABLE_KEYS``; the
-    time budget goes on from the time already spent). A completed run is not resumed: train a new
+    differ from it only in ``restore_config.RESUMABLE_KEYS``; the time budget goes on from the time
+    already spent). A completed run is not resumed: train a new
     cycle from it with train.init_from."""
     run_dir = ckpt.find_run(resume, runs_root) if resume is not None else None
     found = None  # (training state, its path) when resuming from one
     if run_dir is not None:
-        saved = read_restore_run(run_dir)
+        run_cfg = read_restore_run(run_dir)  # first: a GAN run folder is refused here
         if (run_dir / "summary.json").exists():
             raise UsageError(f"{run_dir} has finished (summary.json): train a new cycle from it with --set train.init_from={run_dir}")
-        if cfg is not None:
-            check_resume_config(run_dir, saved, cfg, RESUMABLE_KEYS)
-        cfg = cfg or saved
+        cfg = config_for_resume(run_dir, run_cfg, cfg, RESUMABLE_KEYS)
         found = ckpt.load_latest_state(run_dir / ckpt.STATE_DIR)
         if found is None:
             log.warning("%s has no training state yet: starting it again from step 0", run_dir)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ganforge import __version__
-from ganforge.config import RESUMABLE_KEYS, RunConfig, check_resume_config, dumps, read_run_config, validate
+from ganforge.config import RESUMABLE_KEYS, RunConfig, config_for_resume, dumps, read_run_config, validate
 from ganforge.data import Batcher, ImageData, load_images
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes, image_grid, save_png
@@ -111,14 +111,11 @@ def train(
 
     ``resume=RUN_DIR`` (or ``"latest"``: the newest run under ``runs_root``) continues that run
     from its newest valid training state to its configured ``train.total_steps`` (``cfg``, if
-    given, replaces the run's config and may differ from it only in ``config.RESUMABLE_KEYS``). ``data`` skips loading ``cfg.data.source`` (used by tests
-    and the Python API). SIGTERM/SIGINT end it with a checkpoint and TrainingInterrupted."""
+    given, replaces the run's config and may differ from it only in ``config.RESUMABLE_KEYS``).
+    ``data`` skips loading ``cfg.data.source`` (used by tests and the Python API). SIGTERM/SIGINT end it with a checkpoint and TrainingInterrupted."""
     run_dir = ckpt.find_run(resume, runs_root) if resume is not None else None
     if run_dir is not None:
-        saved = read_run_config(run_dir / "config.json")
-        if cfg is not None:
-            check_resume_config(run_dir, saved, cfg, RESUMABLE_KEYS)
-        cfg = cfg or saved
+        cfg = config_for_resume(run_dir, read_run_config(run_dir / "config.json"), cfg, RESUMABLE_KEYS)
     assert cfg is not None
     cfg = validate(cfg)  # every value is checked before any data is loaded or device touched
     check_model_config(cfg.model)
