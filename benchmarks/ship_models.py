@@ -44,10 +44,12 @@ SHIP = {
     # then 20 of L2, two runs at once (ship-inpaint and ship-inpaint-l2, 40 + 15 minutes of three at once, before);
     # since the thirty-third, a third 60-minute cycle from that model with loss.pixel=psnr (inpaint-ft-psnr); since the
     # thirty-fourth, a fourth (70 minutes) and a fifth (45) of the same (inpaint-ft4-psnr, inpaint-ft5-psnr); since the
-    # thirty-fifth, a sixth (90 minutes, inpaint-ft6-psnr)
+    # thirty-fifth, a sixth (90 minutes, inpaint-ft6-psnr); since the thirty-sixth, a seventh (105 minutes, one job on
+    # both cores, inpaint-ft7-psnr), scored on the whole CIFAR test set too
     "inpaint-center": (["inpaint-unet-pad", "inpaint-unet-pad-l2", "inpaint-ft-psnr", "inpaint-ft4-psnr", "inpaint-ft5-psnr",
-                        "inpaint-ft6-psnr"], {
+                        "inpaint-ft6-psnr", "inpaint-ft7-psnr"], {
         "CIFAR-10 test (first 1000)": ["--data", str(CIFAR), "--mask", "center", "--max-images", "1000"],
+        "CIFAR-10 test (all 10,000)": ["--data", str(CIFAR), "--mask", "center"],
         "Set14 240 px crops": ["--data", str(SET14), "--crop", "240", "--mask", "center", "--work-scale", "0.1333"]}),
 }
 
@@ -60,7 +62,8 @@ def ganforge(*argv: str) -> str:
     return proc.stdout
 
 
-MACHINE = {"sr-x4": THREE, "denoise-s25": TWO, "inpaint-center": TWO}
+MACHINE = {"sr-x4": THREE, "denoise-s25": TWO,
+           "inpaint-center": TWO + " (the last cycle, inpaint-ft7-psnr: one training on both threads, train.threads=2)"}
 
 
 def main() -> None:
