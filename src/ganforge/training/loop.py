@@ -112,7 +112,8 @@ def train(
     ``resume=RUN_DIR`` (or ``"latest"``: the newest run under ``runs_root``) continues that run
     from its newest valid training state to its configured ``train.total_steps`` (``cfg``, if
     given, replaces the run's config and may differ from it only in ``config.RESUMABLE_KEYS``).
-    ``data`` skips loading ``cfg.data.source`` (used by tests and the Python API). SIGTERM/SIGINT end it with a checkpoint and TrainingInterrupted."""
+    ``data`` skips loading ``cfg.data.source`` (used by tests and the Python API). SIGTERM/SIGINT
+    end it with a checkpoint and TrainingInterrupted."""
     run_dir = ckpt.find_run(resume, runs_root) if resume is not None else None
     if run_dir is not None:
         cfg = config_for_resume(run_dir, read_run_config(run_dir / "config.json"), cfg, RESUMABLE_KEYS)
