@@ -54,6 +54,27 @@ SHIP = {
 }
 
 
+def portable(value):
+    """``value`` (a config.json tree) with this machine's absolute paths written as index.json writes them: under the
+    repository relative to its root (runs/restore-cpu/...), under its parent as ../ (../shared/data/...)."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    if isinstance(value, str):
+        if value.startswith(str(ROOT) + "/"):
+            return value[len(str(ROOT)) + 1:]
+        if value.startswith(str(ROOT.parent) + "/"):
+            return "../" + value[len(str(ROOT.parent)) + 1:]
+    return value
+
+
+def threads(run: str) -> int:
+    """The thread count a run trained with: its train.threads override, else the one thread OMP_NUM_THREADS=1 gave."""
+    given = [o.split("=", 1)[1] for o in RUNS[run][3] if o.startswith("train.threads=")]
+    return int(given[-1]) if given else 1
+
+
 def ganforge(*argv: str) -> str:
     proc = subprocess.run([sys.executable, "-m", "ganforge", *argv], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
@@ -61,6 +82,14 @@ def ganforge(*argv: str) -> str:
         sys.exit(f"ship_models: ganforge {' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
     return proc.stdout
 
+
+# what the shipped net is, where its overrides made the preset's one-line description wrong (model.arch=unet)
+DESCRIPTION = {
+    "denoise-s25": "Gaussian denoising at sigma 25: a DRUNet-style U-Net (width 32, 2 residual blocks a level, 4 levels) "
+                   "predicting the noise, L1 then L2 cycles.",
+    "inpaint-center": "Inpainting of a centre hole (32 px CIFAR-10 images): a U-Net completion net (width 64, skips at "
+                      "1/1, 1/2, 1/4, dilated convs at 1/8), L1, L2, then PSNR-loss cycles; no adversarial phase.",
+}
 
 MACHINE = {"sr-x4": THREE, "denoise-s25": TWO,
            "inpaint-center": TWO + " (the last cycle, inpaint-ft7-psnr: one training on both threads, train.threads=2)"}
@@ -89,6 +118,10 @@ def main() -> None:
         if missing := [r for r in runs if r not in here and r not in earlier]:
             sys.exit(f"ship_models: run(s) {', '.join(missing)} of {name} have no summary.json in {OUT} nor a record in index.json")
         ganforge(task, "export", str(OUT / runs[-1]), str(folder))
+        config = folder / "config.json"  # its data.source, train.init_from and exported_from as paths that read anywhere
+        meta = portable(json.loads(config.read_text()))
+        meta["restore"]["description"] = DESCRIPTION.get(name, meta["restore"]["description"])
+        config.write_text(json.dumps(meta, indent=2) + "\n")
         trained = []
         for run in runs:
             if run not in here:
@@ -110,7 +143,7 @@ def main() -> None:
         index[name] = {
             "task": task,
             "trained": trained,
-            "command": " && ".join(f"OMP_NUM_THREADS=1 python benchmarks/restore_runs.py train {r}" for r in runs),
+            "command": " && ".join(f"OMP_NUM_THREADS={threads(r)} python benchmarks/restore_runs.py train {r}" for r in runs),
             "machine": MACHINE[name],
             "date": datetime.date.today().isoformat(),
             "commit": commit,
