@@ -25,12 +25,16 @@ from restore_runs import OUT, RUNS, SHARED  # noqa: E402
 
 DEST = ROOT / "src" / "ganforge" / "weights" / "restore"
 SET5, SET14, CIFAR = SHARED / "sr" / "Set5", SHARED / "sr" / "Set14", SHARED / "cifar10-test10k.zip"
-# how the runs shared the machine: three at once (2026-12-04), or two (the U-Net denoiser, 2026-12-04)
-THREE = "2-core AMD EPYC VM (AVX512-BF16), torch 2.13.0+cpu, three trainings at once, one thread each"
+# how the runs shared the machine: two at once (the U-Net denoiser, 2026-12-04), or one on both cores (since 2026-12-06)
 TWO = "2-core AMD EPYC VM (AVX512-BF16), torch 2.13.0+cpu, two trainings at once, one thread each"
+BOTH = "2-core AMD EPYC VM (AVX512-BF16), torch 2.13.0+cpu, one training on both threads (train.threads=2)"
 # shipped name -> (its runs, in training order, the last one exported; its evaluations)
 SHIP = {
-    "sr-x4": (["ship-sr"], {"Set5": ["--data", str(SET5), "--scale", "4"], "Set14": ["--data", str(SET14), "--scale", "4"]}),
+    # the preset's full-width net (64 x 16) since the thirty-seventh session (sr-full, 90 minutes on both cores); the
+    # 32 x 8 ship-sr before. Scored plain and with --self-ensemble, as the H200's SR rows are
+    "sr-x4": (["sr-full"], {f"{label}{tag}": ["--data", str(path), "--scale", "4", *flag]
+                            for tag, flag in (("", []), (", self-ensemble", ["--self-ensemble"]))
+                            for label, path in (("Set5", SET5), ("Set14", SET14))}),
     # the U-Net (model.arch=unet) since 2026-12-04 (a third, 100-minute L2 cycle since the twentieth session; a
     # fourth on the photos shrunk by 2, data.shrink=0.5, since the twenty-first; a fifth and a sixth shrunk to
     # 0.35 since the twenty-third); the DnCNN shipped before was ship-denoise. Scored plain and with
@@ -91,7 +95,7 @@ DESCRIPTION = {
                       "1/1, 1/2, 1/4, dilated convs at 1/8), L1, L2, then PSNR-loss cycles; no adversarial phase.",
 }
 
-MACHINE = {"sr-x4": THREE, "denoise-s25": TWO,
+MACHINE = {"sr-x4": BOTH, "denoise-s25": TWO,
            "inpaint-center": TWO + " (the last cycle, inpaint-ft7-psnr: one training on both threads, train.threads=2)"}
 
 
