@@ -225,9 +225,9 @@ RUNS["inpaint-ft7-psnr"] = _replaced(RUNS["inpaint-ft6-psnr"], {
 # thirty-seventh session: the shipped sr-x4 is the 32 x 8 ship-sr (30.69 / 27.63); the preset's full-width net (64 x 16,
 # 128 px patches) on the CPU for 90 minutes, one job on both cores, batch 16: about the HR pixels the H200's 4,275
 # steps of batch 32 saw (31.07 / 27.82)
-RUNS["sr-full"] = ("sr", "sr-x4", SHARED / "restoration" / "sun_hays80", [
+RUNS["sr-full"] = _replaced(("sr", "sr-x4", SHARED / "restoration" / "sun_hays80", [
     "train.batch_size=16", "train.total_steps=200000", "train.max_minutes=90", "train.val_every=1000", "train.log_every=100",
-    *CPU_BF16[:1], "train.threads=2", *CPU_BF16[2:]])
+    *CPU_BF16]), {"train.threads": 2})
 # then a second, 30-minute cycle from it with the PSNR loss (the inpainting net's best) at peak lr 1e-4: level
 # (-0.01 / +0.00 dB on Set5 / Set14), not shipped
 RUNS["sr-full-psnr"] = _replaced(RUNS["sr-full"], {"train.max_minutes": 30}, (

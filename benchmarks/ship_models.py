@@ -73,12 +73,6 @@ def portable(value):
     return value
 
 
-def threads(run: str) -> int:
-    """The thread count a run trained with: its train.threads override, else the one thread OMP_NUM_THREADS=1 gave."""
-    given = [o.split("=", 1)[1] for o in RUNS[run][3] if o.startswith("train.threads=")]
-    return int(given[-1]) if given else 1
-
-
 def ganforge(*argv: str) -> str:
     proc = subprocess.run([sys.executable, "-m", "ganforge", *argv], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
@@ -147,7 +141,8 @@ def main() -> None:
         index[name] = {
             "task": task,
             "trained": trained,
-            "command": " && ".join(f"OMP_NUM_THREADS={threads(r)} python benchmarks/restore_runs.py train {r}" for r in runs),
+            "command": " && ".join(f"OMP_NUM_THREADS={t['threads']} python benchmarks/restore_runs.py train {t['run']}"
+                                  for t in trained),  # each run's measured thread count (its summary.json)
             "machine": MACHINE[name],
             "date": datetime.date.today().isoformat(),
             "commit": commit,
