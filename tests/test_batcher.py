@@ -95,3 +95,18 @@ def test_batcher_user_errors():
 
 def test_image_data_num_classes():
     assert indexed_data(4).num_classes == 4 and indexed_data(4, labelled=False).num_classes == 0
+
+
+def test_content_sha256_is_the_images_and_labels_identity():
+    import hashlib
+
+    data = indexed_data(6)
+    unlabelled = indexed_data(6, labelled=False)
+    digest = hashlib.sha256(str(tuple(unlabelled.images.shape)).encode() + unlabelled.images.numpy().tobytes()).hexdigest()
+    assert unlabelled.content_sha256() == digest  # shape, then the uint8 bytes
+    relabelled = ImageData(data.images, data.labels.roll(1), data.class_names, "x")
+    edited = ImageData(data.images.clone(), data.labels, data.class_names, "x")
+    edited.images[2, 0, 0, 0] ^= 1
+    sums = {d.content_sha256() for d in (data, unlabelled, relabelled, edited)}
+    assert len(sums) == 4  # labels count; one pixel counts
+    assert Batcher(data, 2).state_dict()["data_sha256"] == data.content_sha256()

@@ -154,8 +154,23 @@ def test_cli_resume(tmp_path, capsys, photos, monkeypatch):
     ]:
         code, out, err = _cli(capsys, *args)
         assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, (args, err)
-    code, out, err = _cli(capsys, "sr", "train", "--resume", str(run), "--set", "train.log_every=2")
+    # the photos moved: the run names the old folder; --data gives the new one, which must hold the same photos
+    moved, other = tmp_path / "moved", tmp_path / "other"
+    data.rename(moved)
+    other.mkdir()
+    for i, p in enumerate(photos):
+        p = p.clone()
+        p[0, 0, 0] ^= i == 0  # one pixel of one photo differs
+        _save_png(other / f"{i}.png", p)
+    for args, needle in [
+        ((), f"data source '{data}' of {run} does not exist: if the photos moved, resume with --data NEW_PATH"),
+        (("--data", str(other)), "other training photos than"),
+    ]:
+        code, out, err = _cli(capsys, "sr", "train", "--resume", str(run), *args)
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, (args, err)
+    code, out, err = _cli(capsys, "sr", "train", "--resume", str(run), "--data", str(moved), "--set", "train.log_every=2")
     assert code == 0, err
     assert (run / "summary.json").is_file() and f"run folder: {run}" in out
+    assert json.loads((run / "config.json").read_text())["restore"]["data"]["source"] == str(moved)
     code, out, err = _cli(capsys, "sr", "train", "--resume", str(run))
     assert code == 2 and "has finished" in err

@@ -153,6 +153,47 @@ def test_exact_resume_across_processes(tmp_path, digits_npz):
     assert metric_rows(reference) == metric_rows(tmp_path / "run")
 
 
+def test_resume_from_a_moved_dataset_needs_the_same_images(tmp_path, digits_npz, capsys, caplog):
+    """data.source may change on resume (the dataset moved), but only to the same images: the
+    checkpoint's content sha256 decides; under the same path a content change is only warned about."""
+    import logging
+    import shutil
+
+    from ganforge.cli import main
+
+    here, moved, other = tmp_path / "here.npz", tmp_path / "moved.npz", tmp_path / "other.npz"
+    shutil.copy(digits_npz, here)
+    images = np.load(digits_npz)["images"]
+    images[0, 0, 0] ^= 1  # one pixel of one image differs
+    np.savez(other, images=images)
+    straight = train(tiny_cfg(20, str(here)), out=tmp_path / "straight")
+    run = train(tiny_cfg(10, str(here)), out=tmp_path / "run")
+    here.rename(moved)
+    resume = ["train", "--resume", str(run), "--set", "train.total_steps=20"]
+    for extra, needle in [((), f"data source '{here}' of {run} does not exist: if the dataset moved, resume with --data NEW_PATH"),
+                          (("--data", str(other)), f"data.source='{other}' does not hold the images the run trained on from "
+                                                   f"'{here}' (1797 images each, content sha256 ")]:
+        assert main([*resume, *extra]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1, err
+    assert main([*resume, "--data", str(moved)]) == 0
+    a, b = final_state(straight, 20), final_state(run, 20)
+    assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])  # the moved images continue the run bit for bit
+    assert b["batcher"]["data_sha256"] == a["batcher"]["data_sha256"]
+    assert json.loads((run / "config.json").read_text())["run"]["data"]["source"] == str(moved)
+    shutil.copy(other, moved)  # edited in place: resumes, with a warning
+    with caplog.at_level(logging.WARNING, logger="ganforge.train"):
+        assert main(["train", "--resume", str(run), "--set", "train.total_steps=25"]) == 0
+    assert any("differ from those the run trained on" in r.getMessage() for r in caplog.records)
+    legacy = final_state(run, 25)
+    del legacy["batcher"]["data_sha256"]  # a state written before content hashes: a move is taken on the count
+    ckpt.save_state(run / ckpt.STATE_DIR, 25, legacy, keep_last=2)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ganforge.train"):
+        assert main(["train", "--resume", str(run), "--data", str(other), "--set", "train.total_steps=30"]) == 0
+    assert any("predates content hashes" in r.getMessage() for r in caplog.records)
+
+
 def test_resume_latest_picks_newest_run_and_needs_a_run(tmp_path, digits_npz, capsys):
     from ganforge.cli import main
 

@@ -31,9 +31,10 @@ DEVICES = ("auto", "cpu", "cuda")
 # eval.best_metric -> True when higher is better (keys of metrics/evaluation.py METRICS' values)
 EVAL_DIRECTIONS = {"fid": False, "kid": False, "class_kl": False, "is": True, "precision": True, "recall": True,
                    "density": True, "coverage": True, "classes_covered": True}
-# keys that may change when a run is resumed (train.total_steps: a run can be extended)
+# keys that may change when a run is resumed (train.total_steps: a run can be extended; data.source: a moved
+# dataset, which must hold the same images: training/loop.py check_same_images)
 RESUMABLE_KEYS = ("train.total_steps", "train.progress", "train.log_every", "train.sample_every",
-                  "checkpoint.every_steps", "checkpoint.keep_last", "train.device", "train.threads")
+                  "checkpoint.every_steps", "checkpoint.keep_last", "train.device", "train.threads", "data.source")
 EVAL_METRICS = ("fid", "kid", "is", "pr", "dc", "classes")
 BAD_IMAGE_POLICIES = ("error", "skip")
 NONFINITE_POLICIES = ("abort", "skip", "rollback")

@@ -25,7 +25,7 @@ SCHEDULES = ("constant", "cosine", "step")
 HOLE_FILLS = ("zero", "mean")
 # keys that may change when a restoration run is resumed (the rest would change the experiment)
 RESUMABLE_KEYS = ("train.progress", "train.log_every", "train.device", "train.threads", "checkpoint.every_steps",
-                  "checkpoint.keep_last")
+                  "checkpoint.keep_last", "data.source")  # data.source: moved photos (the state's digest must match)
 SKIMAGE_SOURCE = "skimage"  # data.source naming scikit-image's bundled sample photos
 
 

@@ -15,6 +15,7 @@ _EXAMPLES = {
     "sr": ("ganforge sr train --preset sr-x4 --data photos/ --set train.max_minutes=15",
            "ganforge sr train --preset srgan-x4 --data photos/ --set train.init_from=runs/00001-sr-x4 --set train.total_steps=0",
            "ganforge sr train --resume runs/00001-sr-x4",
+           "ganforge sr train --resume runs/00001-sr-x4 --data /new/place/of/photos",
            "ganforge sr apply runs/00001-sr-x4 small.png big.png --tile 128"),
     "denoise": ("ganforge denoise train --preset denoise-unet-s25 --data photos/",
                 "ganforge denoise train --preset denoise-blind --set train.total_steps=200 --dry-run",
@@ -44,7 +45,7 @@ def make_train_cmd(task: str) -> click.Command:
     @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (must be new or empty). Default: runs/<number>-<preset>.")
     @click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Where numbered run folders go.")
     @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
-                  help="Continue this interrupted run (or 'latest' under --runs-root) from its newest training state.")
+                  help="Continue this interrupted run (or 'latest' under --runs-root) from its newest training state (with --data: its photos, moved).")
     @click.option("--dry-run", is_flag=True, help="Validate everything, print the resolved config, train nothing.")
     def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, dry_run) -> None:
         from ganforge.apps.restore_config import apply_overrides, dumps, get_preset
@@ -56,7 +57,7 @@ def make_train_cmd(task: str) -> click.Command:
             from ganforge.training.checkpoint import find_run
 
             source = click.get_current_context().get_parameter_source  # --preset has a default: ask whether it was typed
-            given = [flag for flag, name in (("--preset", "preset_name"), ("--data", "data_source"), ("--out", "out"))
+            given = [flag for flag, name in (("--preset", "preset_name"), ("--out", "out"))
                      if source(name) == click.core.ParameterSource.COMMANDLINE]
             if given:
                 raise UsageError(f"--resume continues a run with its own config: do not combine it with {', '.join(given)}")
@@ -65,12 +66,17 @@ def make_train_cmd(task: str) -> click.Command:
             cfg = read_restore_run(resume_dir)
             if cfg.task != task:
                 raise UsageError(f"{resume_dir} is a {cfg.task} run: resume it with `ganforge {cfg.task} train --resume {resume_dir}`")
+            if data_source:  # the run's photos, moved: the training state's digest must match them
+                cfg = replace(cfg, data=replace(cfg.data, source=data_source))
         else:
             cfg = get_preset(preset_name, task)
             if data_source:
                 cfg = replace(cfg, data=replace(cfg.data, source=data_source))
         cfg = apply_overrides(cfg, list(overrides))
         if cfg.data.source != "skimage" and not Path(cfg.data.source).exists():
+            if resume_dir is not None and not data_source:
+                raise UsageError(f"data source {cfg.data.source!r} of {resume_dir} does not exist: if the photos moved, "
+                                 "resume with --data NEW_PATH (the same photos)")
             raise UsageError(f"--data {cfg.data.source!r} does not exist: give a folder or .zip of photos")
         if cfg.train.init_from and not Path(cfg.train.init_from).exists() and resume_dir is None:
             raise UsageError(f"train.init_from={cfg.train.init_from!r} does not exist: give a {task} run or model folder")

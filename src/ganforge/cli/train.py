@@ -37,7 +37,7 @@ def _check_source_exists(source: str) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. train.batch_size=128 (repeatable).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (must not exist). Default: runs/<number>-<preset>.")
 @click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Where numbered run folders go.")
-@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None, help="Continue this run (or 'latest' under --runs-root) from its newest valid checkpoint.")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None, help="Continue this run (or 'latest' under --runs-root) from its newest valid checkpoint (with --data: its dataset, moved; the same images).")
 @click.option("--dry-run", is_flag=True, help="Validate everything, print the resolved config, train nothing.")
 def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, dry_run) -> None:
     """Train a GAN and leave a run folder with samples, metrics, plots and the generator.
@@ -49,21 +49,25 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
       ganforge train --preset cgan-mnist --data my_labelled_folder --set model.num_classes=5
       ganforge train --resume runs/00003-dcgan-mnist --set train.total_steps=6000
       ganforge train --resume latest
+      ganforge train --resume runs/00003-dcgan-mnist --data /new/place/of/its/images
       torchrun --nproc_per_node 2 -m ganforge train --preset dcgan-mnist   (batch_size is the global batch)
     """
     from ganforge.config import read_run_config
+    from ganforge.data import NAMED_SOURCES
     from ganforge.models import check_model_config
     from ganforge.presets import get_preset
 
     if resume_dir is not None:
-        if preset_name or data_source or out:
-            raise UsageError("--resume continues a run with its own config: do not combine it with --preset, --data or --out")
+        if preset_name or out:
+            raise UsageError("--resume continues a run with its own config: do not combine it with --preset or --out")
         from ganforge.training.checkpoint import find_run
 
         resume_dir = find_run(resume_dir, runs_root)  # a run folder, or `latest` under --runs-root
         cfg_path = resume_dir / "config.json"
         check_resume_overrides(overrides, RESUMABLE_KEYS)
         cfg = read_run_config(cfg_path)
+        if data_source:  # the run's dataset, moved: the loop checks it holds the same images
+            cfg = replace(cfg, data=replace(cfg.data, source=data_source))
     else:
         cfg = get_preset(preset_name or "dcgan-mnist")
         if data_source:
@@ -72,8 +76,11 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
     if not cfg.data.source:
         raise UsageError(f"preset {cfg.preset!r} has no embedded dataset: give one with --data PATH (an image folder, .zip or .npz)")
     check_model_config(cfg.model)
-    if resume_dir is None:
+    if resume_dir is None or data_source:
         _check_source_exists(cfg.data.source)
+    elif cfg.data.source not in NAMED_SOURCES and not Path(cfg.data.source).exists():
+        raise UsageError(f"data source {cfg.data.source!r} of {resume_dir} does not exist: if the dataset moved, "
+                         f"resume with --data NEW_PATH (it must hold the same images)")
     if dry_run:
         click.echo(dumps(cfg))
         where = resume_dir or out or f"{runs_root}/<next number>-{cfg.preset}"

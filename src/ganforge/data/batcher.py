@@ -46,6 +46,9 @@ class Batcher:
         self.hflip = hflip  # mirror each image left-right with probability 1/2
         self.device = torch.device(device)
         self.num_images = num_images
+        # the dataset's identity (ImageData.content_sha256), saved with the state: a resume that
+        # reads the data from another path (data.source moved) must find the same images there
+        self.data_sha256 = data.content_sha256()
         self.images = data.images.to(self.device)  # uint8 (N, C, H, W), on the device once
         self.labels = None if data.labels is None else data.labels.to(self.device)  # int64 (N,)
         # CPU generator: the same draws whatever the training device is.
@@ -87,6 +90,7 @@ class Batcher:
             "num_images": self.num_images,
             "permutation": self._permutation.clone(),  # int64 (N,)
             "generator_state": self._generator.get_state(),  # uint8 (K,)
+            "data_sha256": self.data_sha256,  # str; states written before 2026-12-07 lack it
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

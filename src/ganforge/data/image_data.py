@@ -6,6 +6,7 @@ small dataset fits on the training device as one tensor (see batcher.py).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,16 @@ class ImageData:
     @property
     def resolution(self) -> int:
         return self.images.shape[-1]
+
+    def content_sha256(self) -> str:
+        """sha256 of the images' shape and uint8 bytes, then the labels' int64 bytes when labelled:
+        what a resumed run checks to know it is given the images it trained on, wherever they are."""
+        h = hashlib.sha256(str(tuple(self.images.shape)).encode())
+        h.update(self.images.detach().cpu().contiguous().numpy().tobytes())
+        if self.labels is not None:
+            h.update(b"labels")
+            h.update(self.labels.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
 
 
 def to_float(images_uint8: torch.Tensor) -> torch.Tensor:

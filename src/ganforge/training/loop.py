@@ -89,6 +89,28 @@ def check_data_fits(cfg: RunConfig, data: ImageData) -> None:
         raise UsageError(f"train.batch_size={cfg.train.batch_size} is larger than the dataset ({len(data.images)} images)")
 
 
+def check_same_images(state: dict, batcher: Batcher, source: str, trained_on: str) -> None:
+    """A resumed run must go on with the images it trained on. ``state`` is the checkpoint's batcher
+    state; the batcher refuses another image count itself. A moved dataset (``source`` is not the run's
+    ``trained_on``) must hold the same content (ImageData.content_sha256); under the same source a
+    content change is only warned about, since another Pillow may decode or resize a file a level apart."""
+    saved = state.get("data_sha256")
+    if int(state.get("num_images", -1)) != batcher.num_images or saved == batcher.data_sha256:
+        return
+    moved = source != trained_on
+    if saved is None:  # a state written before content hashes
+        if moved:
+            log.warning("data.source=%s: cannot check that it holds the images the run trained on from %s (its checkpoint "
+                        "predates content hashes); the image count (%d) matches", source, trained_on, batcher.num_images)
+        return
+    which = f"content sha256 {saved[:12]}... then, {batcher.data_sha256[:12]}... now"
+    if moved:
+        raise UsageError(f"data.source={source!r} does not hold the images the run trained on from {trained_on!r} "
+                         f"({batcher.num_images} images each, {which}): resume with a copy of those images")
+    log.warning("the images at %s differ from those the run trained on (%d images each, %s): edited files, or another "
+                "Pillow decoding them; resuming anyway", source, batcher.num_images, which)
+
+
 def label_sampler(num_classes: int, batch: int, device: torch.device):
     """Labels for fake images: uniform over classes (None for unconditional models)."""
     if num_classes == 0:
@@ -115,8 +137,11 @@ def train(
     ``data`` skips loading ``cfg.data.source`` (used by tests and the Python API). SIGTERM/SIGINT
     end it with a checkpoint and TrainingInterrupted."""
     run_dir = ckpt.find_run(resume, runs_root) if resume is not None else None
+    trained_on = ""  # a resumed run's data.source before this call (it may move: RESUMABLE_KEYS)
     if run_dir is not None:
-        cfg = config_for_resume(run_dir, read_run_config(run_dir / "config.json"), cfg, RESUMABLE_KEYS)
+        saved = read_run_config(run_dir / "config.json")
+        trained_on = saved.data.source
+        cfg = config_for_resume(run_dir, saved, cfg, RESUMABLE_KEYS)
     assert cfg is not None
     cfg = validate(cfg)  # every value is checked before any data is loaded or device touched
     check_model_config(cfg.model)
@@ -219,6 +244,7 @@ def train(
         if found is None:
             log.warning("%s has no checkpoint yet: starting it again from step 0", run_dir)
         else:
+            check_same_images(found[0]["batcher"], batcher, cfg.data.source, trained_on)
             start_step = restore(*found)
             elapsed_before = float(found[0].get("elapsed_s", 0.0))  # states before 2026-12-06 lack it
             if start_step > t.total_steps:
