@@ -196,6 +196,38 @@ def test_tiled_apply_equals_untiled_for_the_sr_net():
     assert torch.equal(tiled(G, lr, tile=0, overlap=0, scale=4), G(lr))
 
 
+@pytest.mark.parametrize("preset", ["sr-x2", "denoise-s25", "inpaint-center"])
+def test_bf16_precision_runs_channels_last_near_fp32(preset, monkeypatch, caplog):
+    import copy
+    import logging
+
+    cfg = tiny(preset)
+    G = perturbed_net(cfg, seed=4)
+    x = torch.rand(1, 3, 24, 32)
+    mask = make_mask("square", 1, 24, 32, torch.Generator().manual_seed(2)) if cfg.task == "inpaint" else None
+    ref = Restorer(copy.deepcopy(G), cfg)(x, mask)
+    # bf16 where native (emulated on a CPU without AVX512-BF16: the same numbers, slower)
+    monkeypatch.setattr("ganforge.training.perf.bf16_is_native", lambda device: True)
+    for precision in ("bf16", "auto"):
+        fast = Restorer(copy.deepcopy(G), cfg, precision=precision)
+        conv = next(m for m in fast.net.modules() if isinstance(m, torch.nn.Conv2d))
+        assert fast.precision == "bf16" and conv.weight.is_contiguous(memory_format=torch.channels_last)
+        got = fast(x, mask)
+        assert got.dtype == torch.float32 and got.shape == ref.shape
+        diff = (got - ref).abs()  # bf16 rounding of a random net's activations, not another result
+        assert 0 < diff.max() < 0.1 and diff.mean() < 0.01
+        if mask is not None:
+            known = mask.expand_as(x) == 0
+            assert torch.equal(got[known], x[known])  # composited: known pixels exact in bf16 too
+    monkeypatch.setattr("ganforge.training.perf.bf16_is_native", lambda device: False)
+    assert Restorer(copy.deepcopy(G), cfg, precision="auto").precision == "fp32"
+    with caplog.at_level(logging.WARNING, logger="ganforge.restore"):
+        assert Restorer(copy.deepcopy(G), cfg, precision="bf16").precision == "fp32"
+    assert any("precision bf16 is not native on this cpu" in r.getMessage() for r in caplog.records)
+    with pytest.raises(UsageError, match="precision 'fp16' is not allowed: use one of fp32, bf16, auto"):
+        Restorer(G, cfg, precision="fp16")
+
+
 def test_work_scale_inpaints_the_shrunk_image_and_keeps_known_pixels():
     cfg = tiny("inpaint-center")
     G = perturbed_net(cfg, seed=2)
@@ -325,7 +357,7 @@ def test_cli_inpaint_apply_with_a_mask_file(tmp_path, capsys, photos):
     assert code == 0, err
     result = json.loads(out)
     assert result["protocol"]["work_scale"] == 0.5 and result["protocol"]["compare"] == "telea"
-    assert "self_ensemble" not in result["protocol"]
+    assert "self_ensemble" not in result["protocol"] and result["protocol"]["precision"] == "fp32"
     code, out, err = _cli(capsys, "inpaint", "eval", str(tmp_path / "model"), "--data", str(tmp_path), "--crop", "48",
                           "--self-ensemble", "--json")
     assert code == 0, err
@@ -344,6 +376,8 @@ def test_cli_inpaint_apply_with_a_mask_file(tmp_path, capsys, photos):
     (["sr", "eval", "bicubic", "--data", "D", "--work-scale", "0.5"], "--work-scale"),
     (["inpaint", "eval", "telea", "--data", "D", "--self-ensemble"], "classical method 'telea'"),
     (["inpaint", "eval", "ns", "--data", "D", "--work-scale", "0.5"], "--work-scale"),
+    (["sr", "eval", "bicubic", "--data", "D", "--precision", "bf16"], "classical method 'bicubic'"),
+    (["sr", "apply", "MODEL", "IN", "OUT.png", "--precision", "fp16"], "'fp16' is not one of 'fp32', 'bf16', 'auto'"),
 ])
 def test_cli_usage_errors(capsys, args, needle):
     code, out, err = _cli(capsys, *args)

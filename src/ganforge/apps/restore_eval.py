@@ -165,6 +165,8 @@ def evaluate_restoration(
         protocol["work_scale"] = restorer.work_scale
     if getattr(restorer, "self_ensemble", False):  # the mean over the 8 rotations / flips (2 flips: upright nets)
         protocol["self_ensemble"] = restorer.ensemble_size
+    if hasattr(restorer, "precision"):  # a model: fp32, or bf16 (Restorer's precision, as it ran)
+        protocol["precision"] = restorer.precision
     result = {"mean": _mean(per_image[method]), "per_image": per_image[method], "protocol": protocol}
     result["seconds"] = seconds[method]
     if compare is not None:

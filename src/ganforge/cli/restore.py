@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ganforge.cli.restore_train import OVERLAP_HELP, SELF_ENSEMBLE_OPTION, WORK_SCALE_OPTION
+from ganforge.cli.restore_train import OVERLAP_HELP, PRECISION_OPTION, SELF_ENSEMBLE_OPTION, WORK_SCALE_OPTION
 from ganforge.errors import UsageError
 
 _TASK_HELP = {
@@ -34,7 +34,7 @@ _PARAM = {"sr": "scale", "denoise": "sigma", "inpaint": "mask"}
 
 
 def resolve_restorer(name: str, task: str, *, scale, sigma, device: str, tile: int, overlap: int | None, work_scale: float = 1.0,
-                     self_ensemble: bool = False):
+                     self_ensemble: bool = False, precision: str = "fp32"):
     """A classical method name or a model folder -> a restorer for ``task``. ``work_scale``
     (inpainting models): the factor the image is shrunk by before the network runs;
     ``self_ensemble`` (models): the mean over the 8 rotations / flips of the input (the 2 flips for a net trained with data.rotate=false)."""
@@ -53,7 +53,8 @@ def resolve_restorer(name: str, task: str, *, scale, sigma, device: str, tile: i
         from ganforge.apps.restore_train import load_restorer
     except ImportError as exc:
         raise UsageError(f"cannot load model {name}: restoration training is not available ({exc})") from None
-    kwargs = {"device": device, "tile": tile, "overlap": overlap, "work_scale": work_scale, "self_ensemble": self_ensemble}
+    kwargs = {"device": device, "tile": tile, "overlap": overlap, "work_scale": work_scale, "self_ensemble": self_ensemble,
+              "precision": precision}
     if sigma is not None and "sigma" in inspect.signature(load_restorer).parameters:
         kwargs["sigma"] = sigma  # a blind denoiser with a noise-level input needs the level
     restorer = load_restorer(name, **kwargs)
@@ -113,8 +114,9 @@ def _eval_command(task: str) -> click.Command:
     @click.option("--device", default="cpu", show_default=True, help="Models: cpu or cuda.")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (mean, per_image, protocol).")
     @SELF_ENSEMBLE_OPTION
+    @PRECISION_OPTION
     def cmd(model_or_method, data, compare, strips, max_images, crop, seed, tile, overlap, device, as_json, self_ensemble,
-            **task_opt):
+            precision, **task_opt):
         work_scale = task_opt.pop("work_scale", 1.0)
         from ganforge.apps.restore_eval import check_task_args, evaluate_restoration, json_safe
         from ganforge.apps.testsets import load_test_images
@@ -128,14 +130,15 @@ def _eval_command(task: str) -> click.Command:
         if strips is not None and strips.exists() and (not strips.is_dir() or any(strips.iterdir())):
             raise UsageError(f"--strips {strips} already exists and is not empty; give a new or empty folder")
 
-        if (work_scale != 1 or self_ensemble) and _is_classical(model_or_method):
-            raise UsageError(f"--work-scale and --self-ensemble are for models, not for the classical method {model_or_method!r}")
+        if (work_scale != 1 or self_ensemble or precision != "fp32") and _is_classical(model_or_method):
+            raise UsageError(f"--work-scale, --self-ensemble and --precision are for models, not for the classical method {model_or_method!r}")
 
         def build(name: str, value, main: bool = False):
             kw = {"scale": value if task == "sr" else None, "sigma": value if task == "denoise" else None}
-            # the work scale and the self-ensemble are MODEL_OR_METHOD's, never --compare's
+            # the work scale, the self-ensemble and the precision are MODEL_OR_METHOD's, never --compare's
             return resolve_restorer(name, task, **kw, device=device, tile=tile, overlap=overlap,
-                                    work_scale=work_scale if main else 1.0, self_ensemble=self_ensemble and main)
+                                    work_scale=work_scale if main else 1.0, self_ensemble=self_ensemble and main,
+                                    **({"precision": precision} if main else {}))
 
         # A classical method needs its parameter now; a model may bring its own (trained scale/sigma).
         restorer = build(model_or_method, _DEFAULTS[task] if given is None and _is_classical(model_or_method) else given, main=True)

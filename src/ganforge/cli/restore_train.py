@@ -108,6 +108,13 @@ SELF_ENSEMBLE_OPTION = click.option(
     help="Models: average the outputs on the 8 rotations / flips of the input (EDSR+; 8x slower; the 2 flips for a net trained with data.rotate=false).")
 
 
+# Restorer's precision (ganforge.apps.restore_apply.PRECISIONS)
+PRECISION_OPTION = click.option(
+    "--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32", show_default=True,
+    help="Models: fp32 (exact), bf16 (autocast, channels-last: ~2.6x faster on a CPU with native bf16, "
+    "output within a few 8-bit levels) or auto (bf16 where native).")
+
+
 def make_apply_cmd(task: str) -> click.Command:
     what = {"sr": "low-resolution", "denoise": "noisy", "inpaint": "damaged"}[task]
 
@@ -122,7 +129,8 @@ def make_apply_cmd(task: str) -> click.Command:
     @click.option("--force", is_flag=True, help="Overwrite existing output files.")
     @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA copy.")
     @SELF_ENSEMBLE_OPTION
-    def apply_cmd(model, input_path, output_path, tile, overlap, device, force, no_ema, self_ensemble, **extra) -> None:
+    @PRECISION_OPTION
+    def apply_cmd(model, input_path, output_path, tile, overlap, device, force, no_ema, self_ensemble, precision, **extra) -> None:
         from ganforge.apps.restore_apply import apply_to_path, load_restorer, plan_outputs
         from ganforge.training.loop import resolve_device
 
@@ -133,7 +141,7 @@ def make_apply_cmd(task: str) -> click.Command:
         plan_outputs(input_path, output_path, force=force)  # refuse bad paths before loading the model
         restorer = load_restorer(model, device=resolve_device(device), tile=tile, overlap=overlap,
                                  sigma=extra.get("sigma"), ema=not no_ema, work_scale=extra.get("work_scale", 1.0),
-                                 self_ensemble=self_ensemble)
+                                 self_ensemble=self_ensemble, precision=precision)
         if restorer.task != task:
             raise UsageError(f"{model} is a {restorer.task} model: use `ganforge {restorer.task} apply`")
         written = apply_to_path(restorer, input_path, output_path, mask_path=extra.get("mask"),
