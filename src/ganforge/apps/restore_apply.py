@@ -116,8 +116,9 @@ def export_restorer(path: str | Path, out: str | Path, *, dtype: str = "fp16", e
 # (the U-Net denoiser: 64, where its tiles equal the whole image in 8-bit output; the inpainting nets: 160
 # at their 4 dilated blocks, their receptive-field radius; docs/RESTORATION_training.md).
 DEFAULT_OVERLAP = 32
-# Restorer(precision=...): fp32 (exact, the default); bf16 (autocast, the net channels-last: 2.6x faster on
-# an AVX512-BF16 CPU for sr-x4, outputs within 0.006 of fp32's; docs/RESTORATION.md); auto (bf16 where native)
+# Restorer(precision=...): fp32 (exact, the default); bf16 (autocast, the net channels-last: 2.7-3.2x faster for
+# sr-x4 and denoise-s25 on an AVX512-BF16 CPU, 8-bit outputs at most one level from fp32's; docs/BENCHMARKS.md
+# "Restoration inference on CPU"); auto (bf16 where native)
 PRECISIONS = ("fp32", "bf16", "auto")
 
 
@@ -139,7 +140,7 @@ class Restorer:
     A net trained without rotations (data.rotate=false or data.augment=false) averages the 2 flips only.
 
     ``precision``: fp32 (the default: the reference output); bf16 runs the net under bf16 autocast in
-    NHWC memory (faster where bf16 is native, an output a few 8-bit levels off at most); auto picks bf16
+    NHWC memory (faster where bf16 is native; measured at most one 8-bit level off); auto picks bf16
     where it is native. bf16 where it is not native falls back to fp32 with a warning.
     """
 

@@ -111,8 +111,8 @@ SELF_ENSEMBLE_OPTION = click.option(
 # Restorer's precision (ganforge.apps.restore_apply.PRECISIONS)
 PRECISION_OPTION = click.option(
     "--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32", show_default=True,
-    help="Models: fp32 (exact), bf16 (autocast, channels-last: ~2.6x faster on a CPU with native bf16, "
-    "output within a few 8-bit levels) or auto (bf16 where native).")
+    help="Models: fp32 (exact), bf16 (autocast, channels-last: about 3x faster on a CPU with native bf16, "
+    "output within about one 8-bit level) or auto (bf16 where native).")
 
 
 def make_apply_cmd(task: str) -> click.Command:
