@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ganforge.apps.degrade import make_mask
 from ganforge.apps.restore_apply import load_restorer
 
 PRECISIONS = ("fp32", "bf16")
@@ -46,11 +47,8 @@ def main() -> None:
         x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
     restorers = {p: load_restorer(args.model, tile=args.tile, precision=p) for p in PRECISIONS}
     ran = {p: r.precision for p, r in restorers.items()}  # bf16 falls back to fp32 where it is not native
-    mask = None
-    if restorers["fp32"].task == "inpaint":  # a centre square of a quarter of the area
-        mask = torch.zeros(1, 1, *x.shape[-2:])
-        h, w = x.shape[-2:]
-        mask[..., h // 4 : h // 4 + h // 2, w // 4 : w // 4 + w // 2] = 1
+    # inpainting: the benchmark's centre square (a quarter of the area; the generator is not used for it)
+    mask = make_mask("center", 1, *x.shape[-2:], torch.Generator()) if restorers["fp32"].task == "inpaint" else None
     outputs, times = {}, {p: [] for p in PRECISIONS}
     for p in PRECISIONS:
         outputs[p] = restorers[p](x, mask)  # warm-up: oneDNN primitive creation, allocator

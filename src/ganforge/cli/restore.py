@@ -138,7 +138,7 @@ def _eval_command(task: str) -> click.Command:
             # the work scale, the self-ensemble and the precision are MODEL_OR_METHOD's, never --compare's
             return resolve_restorer(name, task, **kw, device=device, tile=tile, overlap=overlap,
                                     work_scale=work_scale if main else 1.0, self_ensemble=self_ensemble and main,
-                                    **({"precision": precision} if main else {}))
+                                    precision=precision if main else "fp32")
 
         # A classical method needs its parameter now; a model may bring its own (trained scale/sigma).
         restorer = build(model_or_method, _DEFAULTS[task] if given is None and _is_classical(model_or_method) else given, main=True)

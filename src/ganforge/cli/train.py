@@ -20,15 +20,18 @@ def check_resume_overrides(overrides, allowed: tuple[str, ...]) -> None:
             raise UsageError(f"--set {key} cannot change when resuming; allowed: {', '.join(allowed)}")
 
 
-def _check_source_exists(source: str) -> None:
+def _check_source_exists(source: str, resumed: Path | None = None) -> None:
+    """``resumed``: the run whose own data.source this is (a dataset that moved has a way out: --data)."""
     from ganforge.data import NAMED_SOURCES
 
-    if source in NAMED_SOURCES:
+    if source in NAMED_SOURCES or Path(source).exists():
         return
-    if not Path(source).exists():
-        raise UsageError(
-            f"data source {source!r} does not exist: give an image folder, a .zip, an .npz, or one of {', '.join(NAMED_SOURCES)}"
-        )
+    if resumed is not None:
+        raise UsageError(f"data source {source!r} of {resumed} does not exist: if the dataset moved, "
+                         f"resume with --data NEW_PATH (it must hold the same images)")
+    raise UsageError(
+        f"data source {source!r} does not exist: give an image folder, a .zip, an .npz, or one of {', '.join(NAMED_SOURCES)}"
+    )
 
 
 @click.command("train")
@@ -53,7 +56,6 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
       torchrun --nproc_per_node 2 -m ganforge train --preset dcgan-mnist   (batch_size is the global batch)
     """
     from ganforge.config import read_run_config
-    from ganforge.data import NAMED_SOURCES
     from ganforge.models import check_model_config
     from ganforge.presets import get_preset
 
@@ -76,11 +78,7 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
     if not cfg.data.source:
         raise UsageError(f"preset {cfg.preset!r} has no embedded dataset: give one with --data PATH (an image folder, .zip or .npz)")
     check_model_config(cfg.model)
-    if resume_dir is None or data_source:
-        _check_source_exists(cfg.data.source)
-    elif cfg.data.source not in NAMED_SOURCES and not Path(cfg.data.source).exists():
-        raise UsageError(f"data source {cfg.data.source!r} of {resume_dir} does not exist: if the dataset moved, "
-                         f"resume with --data NEW_PATH (it must hold the same images)")
+    _check_source_exists(cfg.data.source, None if data_source else resume_dir)
     if dry_run:
         click.echo(dumps(cfg))
         where = resume_dir or out or f"{runs_root}/<next number>-{cfg.preset}"

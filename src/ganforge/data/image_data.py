@@ -55,14 +55,20 @@ class ImageData:
         return self.images.shape[-1]
 
     def content_sha256(self) -> str:
-        """sha256 of the images' shape and uint8 bytes, then the labels' int64 bytes when labelled:
-        what a resumed run checks to know it is given the images it trained on, wherever they are."""
-        h = hashlib.sha256(str(tuple(self.images.shape)).encode())
-        h.update(self.images.detach().cpu().contiguous().numpy().tobytes())
-        if self.labels is not None:
-            h.update(b"labels")
-            h.update(self.labels.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()
+        """pixels_sha256 of the images and the labels: what a resumed run checks to know it is given
+        the images it trained on, wherever they are."""
+        return pixels_sha256(self.images, self.labels)
+
+
+def pixels_sha256(images: torch.Tensor, labels: torch.Tensor | None = None) -> str:
+    """sha256 of the shape and the raw uint8 bytes of (N, C, H, W) images, then of the int64 (N,)
+    labels when given: the content identity (evaluation protocols, resumed runs)."""
+    h = hashlib.sha256(str(tuple(images.shape)).encode())
+    h.update(images.detach().cpu().contiguous().numpy().tobytes())
+    if labels is not None:
+        h.update(b"labels")
+        h.update(labels.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def to_float(images_uint8: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge import __version__
+from ganforge.data.image_data import pixels_sha256
 from ganforge.errors import UsageError
 from ganforge.metrics import cache as ref_cache
 from ganforge.metrics.distribution import (
@@ -38,7 +39,7 @@ from ganforge.metrics.distribution import (
     precision_recall,
 )
 from ganforge.metrics.extractors import FeatureExtractor, load_extractor
-from ganforge.metrics.imagesets import MAX_IMAGES, ImageSet, from_array, load_image_set, pixels_sha256
+from ganforge.metrics.imagesets import MAX_IMAGES, ImageSet, from_array, load_image_set
 
 log = logging.getLogger("ganforge.eval")
 

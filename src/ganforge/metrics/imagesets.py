@@ -13,7 +13,6 @@ expanded to RGB (lossless); alpha is composited on black, as in training.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ganforge.data.image_data import pixels_sha256
 from ganforge.errors import UsageError
 
 MAX_IMAGES = 1_000_000  # more than this in one set is almost surely a mistake (and > 3 GB at 32x32 RGB)
@@ -32,13 +32,6 @@ _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I
 class ImageSet:
     images: Tensor  # uint8 (N, C, H, W), C in {1, 3}
     identity: dict  # what the protocol records about where the images came from
-
-
-def pixels_sha256(images: Tensor) -> str:
-    """sha256 of the shape and the raw uint8 bytes of (N, C, H, W) images: the content identity."""
-    h = hashlib.sha256(str(tuple(images.shape)).encode())
-    h.update(images.contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def as_nchw_uint8(array, what: str) -> Tensor:
