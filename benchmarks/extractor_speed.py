@@ -121,7 +121,7 @@ def main(threads: int, generator: Path | None, n_fid: int, n_inception: int, bat
     assert abs(api - fid) <= 1e-6 * max(1.0, fid), (api, fid)
 
     cmd = shlex.join(["python", "benchmarks/extractor_speed.py", *sys.argv[1:]])
-    print(f"## Evaluation: extractor throughput and FID cost\n")
+    print("## Evaluation: extractor throughput and FID cost\n")
     print(f"Command: `OMP_NUM_THREADS={threads} {cmd}`  ")
     print(f"CPU: {_cpu_name()}, {threads} torch thread(s); device {device}; torch {torch.__version__}; "
           f"commit {_commit()}; {datetime.date.today().isoformat()}\n")

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from ganforge.cli import main
 
@@ -38,6 +39,24 @@ def test_usage_errors(capsys, args, needle):
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0], err
     assert "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where CUDA is missing")
+@pytest.mark.parametrize("args", [
+    ["eval", "digits", "--metrics", "fid"],
+    ["sample", "/no/such/run", "--out", "x.png"],
+    ["bench", "train", "--preset", "dcgan-mnist", "--batch", "4"],
+    ["evaluator", "fit", "cifar10-clf", "--data", "D"],
+    ["modes", "--benchmark", "stacked-mnist", "--trials", "1"],
+    ["sr", "apply", "sr-x4", "IN.png", "OUT.png"],
+    ["denoise", "eval", "nlmeans", "--data", "D"],
+])
+def test_device_cuda_without_a_gpu_is_one_line_in_every_command(capsys, args):
+    for device, needle in [("cuda", "--device 'cuda' but no CUDA device is available: use --device cpu or auto"),
+                           ("gpu", "'gpu' is not")]:  # ours, or click's choice message (bench)
+        code, out, err = run_cli(capsys, *args, "--device", device)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and needle in lines[0], err
 
 
 def test_empty_folder_and_unreadable_images(capsys, tmp_path):

@@ -13,18 +13,15 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ganforge.apps.degrade import make_mask
 from ganforge.apps.restore_config import RestoreConfig, from_dict, to_dict
+from ganforge.apps.restore_files import check_output, plan_outputs, read_image_file, read_mask, resize_alpha, write_image
 from ganforge.apps.restore_models import build_restorer
-from ganforge.data.decode import BadImage, is_image_name, open_image
-from ganforge.data.transforms import to_8bit
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes, atomic_write_json
 from ganforge.training import checkpoint as ckpt
@@ -256,73 +253,15 @@ def load_restorer(path: str | Path, *, device: str | torch.device = "cpu", tile:
                     self_ensemble=self_ensemble, precision=precision)
 
 
-# ----------------------------------------------------------------------------- files
-
-
-def read_image(path: Path) -> Tensor:
-    """An image file -> float (1, 3, H, W) in [0, 1] (grey and alpha images converted to RGB)."""
-    try:
-        with open(path, "rb") as f:
-            img = to_8bit(open_image(f), 3)
-    except BadImage as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)[None].float() / 255.0
-
-
-def read_mask(path: Path, shape: tuple[int, int]) -> Tensor:
-    """A mask image (white = missing) -> (1, 1, H, W) of 0/1; it must match the image size."""
-    try:
-        with open(path, "rb") as f:
-            img = to_8bit(open_image(f), 1)
-    except (BadImage, OSError) as exc:
-        raise UsageError(f"cannot read mask {path}: {exc}") from None
-    arr = np.asarray(img)
-    if arr.shape != shape:
-        raise UsageError(f"mask {path} is {arr.shape[1]}x{arr.shape[0]} but the image is {shape[1]}x{shape[0]}: they must match")
-    return torch.from_numpy((arr >= 128).astype(np.float32))[None, None]
-
-
-def write_image(x: Tensor, path: Path) -> None:
-    """(1, 3, H, W) in [0, 1] -> an 8-bit PNG (or whatever the suffix says), atomically."""
-    import io
-
-    arr = (x[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    buf = io.BytesIO()
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(path.suffix.lower(), "PNG")
-    Image.fromarray(arr).save(buf, format=fmt)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def plan_outputs(inp: Path, out: Path, *, force: bool) -> list[tuple[Path, Path]]:
-    """(input file, output file) pairs: a file -> a file; a folder -> the same names (.png) in ``out``.
-    Refuses, before anything is written, when an output file exists and ``force`` is not given."""
-    if not inp.exists():
-        raise UsageError(f"input {inp} does not exist: give an image file or a folder of images")
-    if inp.is_dir():
-        files = sorted(p for p in inp.rglob("*") if p.is_file() and is_image_name(p.name) and not p.name.startswith("."))
-        if not files:
-            raise UsageError(f"no images found in {inp}")
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"output {out} is a file but the input {inp} is a folder: give an output folder")
-        pairs = [(p, out / p.relative_to(inp).with_suffix(".png")) for p in files]
-    else:
-        if out.is_dir():
-            raise UsageError(f"output {out} is a folder: give an output file name (e.g. {out / (inp.stem + '.png')})")
-        pairs = [(inp, out)]
-    if not force:
-        for _, o in pairs:
-            if o.exists():
-                raise UsageError(f"output {o} already exists: choose another output or pass --force to overwrite it")
-    return pairs
+# ----------------------------------------------------------------------------- applying to files
 
 
 def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_path: str | Path | None = None,
                   mask_kind: str | None = None, seed: int = 0, force: bool = False) -> list[Path]:
     """Restore an image file or a folder of images into ``out``; returns the written files.
     Inpainting takes ``mask_path`` (white = missing; one mask for a single image) or ``mask_kind``
-    (center | boxes | strokes, drawn with ``seed``): the masked pixels are treated as missing."""
+    (center | boxes | strokes, drawn with ``seed``): the masked pixels are treated as missing.
+    Each output keeps its input's kind (grey, alpha; ganforge.apps.restore_files)."""
     pairs = plan_outputs(Path(inp), Path(out), force=force)
     if restorer.task == "inpaint":
         if (mask_path is None) == (mask_kind is None):
@@ -334,12 +273,15 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
     gen = torch.Generator().manual_seed(seed)
     written = []
     for src, dst in pairs:
-        x = read_image(src)  # (1, 3, H, W)
-        mask = None
+        img = read_image_file(src)
+        check_output(dst, src, alpha=img.alpha is not None)  # before the network runs
+        x, mask, alpha = img.rgb, None, img.alpha  # x: (1, 3, H, W); alpha: (H, W) uint8 | None
         if restorer.task == "inpaint":
             h, w = x.shape[-2:]
             mask = read_mask(Path(mask_path), (h, w)) if mask_path is not None else make_mask(mask_kind, 1, h, w, gen)
             x = x * (1 - mask)
-        write_image(restorer(x, mask), dst)
+        if alpha is not None and restorer.task == "sr":
+            alpha = resize_alpha(alpha, restorer.scale)
+        write_image(restorer(x, mask), dst, grey=img.grey, alpha=alpha)
         written.append(dst)
     return written

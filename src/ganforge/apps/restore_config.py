@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ganforge.config import DEVICES, PRECISIONS, CheckpointConfig, _choice, _positive, config_from_dict, override_config, sections_of
 from ganforge.errors import UsageError

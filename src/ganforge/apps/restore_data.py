@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ganforge.apps.degrade import add_noise, imresize, make_mask, quantize, sr_degrade
+from ganforge.apps.degrade import imresize, make_mask, quantize, sr_degrade
 from ganforge.apps.restore_config import SKIMAGE_SOURCE, RestoreConfig, mask_kinds
 from ganforge.apps.restore_models import fill_holes
 from ganforge.data.decode import DEFAULT_MAX_PIXELS

@@ -21,7 +21,7 @@ def _setup(preset_name: str, batch: int, device: str):
     cfg = get_preset(preset_name)  # unknown preset: UsageError listing the presets
     if batch < 1:
         raise UsageError(f"--batch {batch} must be >= 1")
-    dev = resolve_device(device)  # cuda without a GPU: UsageError
+    dev = resolve_device(device, "--device")  # cuda without a GPU: UsageError
     return cfg, dev, torch
 
 

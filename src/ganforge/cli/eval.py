@@ -28,13 +28,10 @@ def _json_ready(obj):
 
 
 def _device(device: str) -> str:
-    if device not in ("cpu", "cuda", "auto"):
-        raise UsageError(f"--device {device!r}: use cpu, cuda or auto")
-    if device == "auto":
-        import torch
+    """--device cpu | cuda | auto -> the device to run on; cuda without one is a UsageError."""
+    from ganforge.training.loop import resolve_device
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    return str(resolve_device(device, "--device"))
 
 
 @click.command("eval")

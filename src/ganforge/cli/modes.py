@@ -77,6 +77,10 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, 
         raise UsageError("--rescore scores one kept folder: drop --all")
     if save and rescore:
         raise UsageError("--save trains and keeps trials, --rescore scores kept ones: give one of them")
+    if device != "auto" and (run_all and with_stacked or benchmark == "stacked-mnist") and not rescore:
+        from ganforge.training.loop import resolve_device
+
+        resolve_device(device, "--device")  # cuda without a GPU: one line now, not after the 2D rows
     torch.set_num_threads(threads)
     if rescore:
         from ganforge.modes.saved import rescore_trials
@@ -104,6 +108,8 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, 
     else:
         if benchmark == "stacked-mnist":
             stacked_config(get_stacked_method(method).name, steps, seed, tuple(sets))  # validate first
+        elif benchmark not in ("ring8", "grid25"):
+            raise UsageError(f"unknown benchmark {benchmark!r}: choose one of ring8, grid25, stacked-mnist")
         else:
             get_benchmark(benchmark), get_method(method)
         pairs = [(benchmark, method)]

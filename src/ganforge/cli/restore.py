@@ -111,13 +111,16 @@ def _eval_command(task: str) -> click.Command:
     @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise / masks (per image).")
     @click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True, help="Models: tile side in input pixels (0 = whole image).")
     @click.option("--overlap", type=click.IntRange(min=0), default=None, help=f"Models: {OVERLAP_HELP[0].lower()}{OVERLAP_HELP[1:]}")
-    @click.option("--device", default="cpu", show_default=True, help="Models: cpu or cuda.")
+    @click.option("--device", default="cpu", show_default=True, help="Models: cpu, cuda or auto.")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (mean, per_image, protocol).")
     @SELF_ENSEMBLE_OPTION
     @PRECISION_OPTION
     def cmd(model_or_method, data, compare, strips, max_images, crop, seed, tile, overlap, device, as_json, self_ensemble,
             precision, **task_opt):
         work_scale = task_opt.pop("work_scale", 1.0)
+        from ganforge.training.loop import resolve_device
+
+        device = str(resolve_device(device, "--device"))  # cuda without a GPU: one line, before any work
         from ganforge.apps.restore_eval import check_task_args, evaluate_restoration, json_safe
         from ganforge.apps.testsets import load_test_images
 

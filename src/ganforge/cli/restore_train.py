@@ -126,24 +126,33 @@ def make_apply_cmd(task: str) -> click.Command:
     @click.option("--tile", type=int, default=0, show_default=True, help="Run the network on tiles of this many input pixels (0 = whole image).")
     @click.option("--overlap", type=int, default=None, help=OVERLAP_HELP)
     @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
-    @click.option("--force", is_flag=True, help="Overwrite existing output files.")
+    @click.option("--force", "--overwrite", "force", is_flag=True, help="Overwrite existing output files.")
     @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA copy.")
     @SELF_ENSEMBLE_OPTION
     @PRECISION_OPTION
     def apply_cmd(model, input_path, output_path, tile, overlap, device, force, no_ema, self_ensemble, precision, **extra) -> None:
-        from ganforge.apps.restore_apply import apply_to_path, load_restorer, plan_outputs
+        from ganforge.apps.restore_apply import apply_to_path, load_restorer
+        from ganforge.apps.restore_files import plan_outputs
         from ganforge.training.loop import resolve_device
 
-        if device not in ("cpu", "cuda", "auto"):
-            raise UsageError(f"--device {device!r}: use cpu, cuda or auto")
+        device = resolve_device(device, "--device")  # before any work: cuda without a GPU is a usage error
         if tile < 0 or (overlap is not None and overlap < 0):
             raise UsageError(f"--tile {tile} and --overlap {overlap} must be >= 0")
+        sigma = extra.get("sigma")
+        if sigma is not None and not 0 < sigma <= 255:
+            raise UsageError(f"--sigma {sigma:g} must be in (0, 255]: the noise level on the 0..255 scale")
         plan_outputs(input_path, output_path, force=force)  # refuse bad paths before loading the model
-        restorer = load_restorer(model, device=resolve_device(device), tile=tile, overlap=overlap,
-                                 sigma=extra.get("sigma"), ema=not no_ema, work_scale=extra.get("work_scale", 1.0),
+        restorer = load_restorer(model, device=device, tile=tile, overlap=overlap,
+                                 sigma=sigma, ema=not no_ema, work_scale=extra.get("work_scale", 1.0),
                                  self_ensemble=self_ensemble, precision=precision)
         if restorer.task != task:
             raise UsageError(f"{model} is a {restorer.task} model: use `ganforge {restorer.task} apply`")
+        g = restorer.config.degrade
+        if sigma is not None and not restorer.config.model.noise_map and (g.blind or sigma != g.sigma):
+            # only a noise-map net reads the level; any other would silently ignore it (its own level is accepted)
+            trained = f"blind over sigma {g.sigma_min:g}..{g.sigma:g}" if g.blind else f"for sigma {g.sigma:g}"
+            raise UsageError(f"--sigma is for a denoiser trained with a noise-level map (model.noise_map=true); "
+                             f"{model} was trained {trained} and reads no level: drop --sigma")
         written = apply_to_path(restorer, input_path, output_path, mask_path=extra.get("mask"),
                                 mask_kind=extra.get("mask_kind"), seed=extra.get("seed", 0), force=force)
         click.echo(f"wrote {len(written)} image(s): {written[0] if len(written) == 1 else output_path}")
@@ -157,7 +166,8 @@ def make_apply_cmd(task: str) -> click.Command:
                                  help="Mask image of INPUT's size: white = missing.")(apply_cmd)
     if task == "denoise":
         apply_cmd = click.option("--sigma", type=float, default=None,
-                                 help="Noise level (0..255) for a blind model trained with a noise-level map.")(apply_cmd)
+                                 help="Noise level (0..255) for a blind model trained with a noise-level map "
+                                 "(model.noise_map); other denoisers read no level.")(apply_cmd)
     return apply_cmd
 
 

@@ -120,9 +120,7 @@ def sample_cmd(source, n, out, class_index, seed, no_ema, batch_size, device, ov
 
     if batch_size <= 0:
         raise UsageError(f"--batch {batch_size} must be > 0")
-    if device not in ("cpu", "cuda", "auto"):
-        raise UsageError(f"--device {device!r}: use cpu, cuda or auto")
-    G = load_generator(source, ema=not no_ema, device=resolve_device(device))
+    G = load_generator(source, ema=not no_ema, device=resolve_device(device, "--device"))
     images, labels = generate(G, n, seed=seed, class_index=class_index, batch_size=batch_size)
     path = save_samples(images, labels, out, overwrite=overwrite)
     click.echo(f"wrote {len(images)} images to {path}")

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import random
+import re
 import signal
 import time
 from dataclasses import replace
@@ -48,11 +49,17 @@ log = logging.getLogger("ganforge.train")
 # ----------------------------------------------------------------------------- set-up helpers
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, option: str = "train.device") -> torch.device:
+    """cpu | cuda | cuda:N | auto -> a torch.device; ``option`` names the setting in the errors
+    (a config key such as train.device, or a CLI flag such as --device)."""
+    shown = f"{option}={name!r}" if not option.startswith("-") else f"{option} {name!r}"
+    use = f"{option}=cpu or auto" if not option.startswith("-") else f"{option} cpu or auto"
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("train.device='cuda' but no CUDA device is available: use train.device=cpu or auto")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(name)):
+        raise UsageError(f"{shown} is not a device: use cpu, cuda or auto")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"{shown} but no CUDA device is available: use {use}")
     return torch.device(name)
 
 

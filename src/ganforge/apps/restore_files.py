@@ -1,0 +1,159 @@
+"""Image files in and out of ``ganforge sr|denoise|inpaint apply``.
+
+The networks see RGB, but the output keeps what the input file was: a grey file is written grey
+(ITU-R 601 luma of the restored RGB, the Y that SR scores), an alpha channel is carried over
+(for super-resolution resized with the same MATLAB bicubic as the ``bicubic`` baseline), and an
+EXIF orientation is applied first, because the output is written without EXIF and a phone photo
+would otherwise come out on its side. The output format follows OUTPUT's suffix; an unknown
+suffix, or alpha for a format that cannot store it, is refused before the network runs.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, features
+from torch import Tensor
+
+from ganforge.data.decode import BadImage, is_image_name, open_image
+from ganforge.data.transforms import to_8bit, upright
+from ganforge.errors import UsageError
+from ganforge.io import atomic_write_bytes
+
+# suffix -> (PIL format, save options). JPEG at quality 95 without chroma subsampling (PIL's default,
+# 75 with 4:2:0, would blur away much of what a restoration adds); WebP lossless.
+OUTPUT_FORMATS = {
+    ".png": ("PNG", {}),
+    ".jpg": ("JPEG", {"quality": 95, "subsampling": 0}),
+    ".jpeg": ("JPEG", {"quality": 95, "subsampling": 0}),
+    ".bmp": ("BMP", {}),
+    ".tif": ("TIFF", {}),
+    ".tiff": ("TIFF", {}),
+    ".webp": ("WEBP", {"lossless": True}),
+}
+_NO_ALPHA = {"JPEG", "BMP"}  # formats that cannot store an alpha channel (PIL's BMP writer: no LA)
+_GREY_BANDS = {"1", "L", "I", "F"}  # bands of a single-channel (luminance) image, 8/16/32-bit or float
+
+
+def _suffixes() -> list[str]:
+    return [s for s, (fmt, _) in OUTPUT_FORMATS.items() if fmt != "WEBP" or features.check("webp")]
+
+
+@dataclass
+class ImageFile:
+    """A decoded input file. rgb: (1, 3, H, W) float in [0, 1], upright (EXIF applied), the colour
+    under the alpha channel unchanged (not composited); grey: the file has one colour channel;
+    alpha: (H, W) uint8, or None for an opaque format."""
+
+    rgb: Tensor
+    grey: bool
+    alpha: np.ndarray | None
+
+
+def read_image_file(path: Path) -> ImageFile:
+    """An image file -> ImageFile; an unreadable file is a UsageError naming it."""
+    try:
+        with open(path, "rb") as f:
+            img = upright(open_image(f))
+        bands = set(img.getbands())
+        has_alpha = bool(bands & {"A", "a"}) or (img.mode == "P" and "transparency" in img.info)
+        grey = bands - {"A", "a"} <= _GREY_BANDS
+        if has_alpha:
+            try:  # straight alpha: PIL un-premultiplies La / RGBa
+                rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8)  # (H, W, 4)
+            except (ValueError, OSError) as exc:
+                raise BadImage(f"cannot convert mode {img.mode} to RGBA ({exc})") from None
+            rgb, alpha = rgba[..., :3], rgba[..., 3].copy()
+        else:
+            rgb, alpha = np.asarray(to_8bit(img, 3), dtype=np.uint8), None  # (H, W, 3); 16-bit scaled to 8
+    except BadImage as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, H, W)
+    return ImageFile(x, grey, alpha)
+
+
+def read_image(path: Path) -> Tensor:
+    """An image file -> float (1, 3, H, W) in [0, 1] (grey files as three equal channels)."""
+    return read_image_file(path).rgb
+
+
+def read_mask(path: Path, shape: tuple[int, int]) -> Tensor:
+    """A mask image (white = missing) -> (1, 1, H, W) of 0/1; it must match the image size."""
+    try:
+        with open(path, "rb") as f:
+            img = to_8bit(upright(open_image(f)), 1)
+    except (BadImage, OSError) as exc:
+        raise UsageError(f"cannot read mask {path}: {exc}") from None
+    arr = np.asarray(img)
+    if arr.shape != shape:
+        raise UsageError(f"mask {path} is {arr.shape[1]}x{arr.shape[0]} but the image is {shape[1]}x{shape[0]}: they must match")
+    return torch.from_numpy((arr >= 128).astype(np.float32))[None, None]
+
+
+def resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
+    """(H, W) uint8 -> (scale H, scale W) uint8 by MATLAB bicubic (ganforge.apps.degrade.imresize)."""
+    from ganforge.apps.degrade import imresize
+
+    a = torch.from_numpy(alpha.astype(np.float64) / 255.0)[None, None]  # (1, 1, H, W)
+    return (imresize(a, scale)[0, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def check_output(out: Path, src: Path | None = None, *, alpha: bool = False) -> None:
+    """Refuse an output suffix we cannot write, or alpha (from ``src``) for a format without it."""
+    fmt = OUTPUT_FORMATS.get(out.suffix.lower(), (None,))[0]
+    if fmt is None or out.suffix.lower() not in _suffixes():
+        what = f"{out.suffix!r} is not an image type ganforge writes" if out.suffix else "a name without a suffix has no image type"
+        raise UsageError(f"output {out}: {what}; "
+                         f"end it with one of {', '.join(_suffixes())}")
+    if alpha and fmt in _NO_ALPHA:
+        raise UsageError(f"input {src} has an alpha channel, which {fmt} cannot store: write {out.with_suffix('.png')} "
+                         "(or .tif, .webp) instead")
+
+
+def write_image(x: Tensor, path: Path, *, grey: bool = False, alpha: np.ndarray | None = None) -> None:
+    """(1, 3, H, W) in [0, 1] -> an 8-bit file in the format of its suffix, atomically; ``grey``
+    writes luma, ``alpha`` ((H, W) uint8) is attached."""
+    check_output(path, alpha=alpha is not None)
+    arr = (x[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
+    img = Image.fromarray(arr)
+    if grey:
+        img = img.convert("L")  # 0.299 R + 0.587 G + 0.114 B, rounded
+    if alpha is not None:
+        if alpha.shape != arr.shape[:2]:
+            raise ValueError(f"alpha of shape {alpha.shape} for an image of {arr.shape[:2]}")
+        img.putalpha(Image.fromarray(alpha))  # L -> LA, RGB -> RGBA
+    fmt, options = OUTPUT_FORMATS[path.suffix.lower()]
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **options)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plan_outputs(inp: Path, out: Path, *, force: bool) -> list[tuple[Path, Path]]:
+    """(input file, output file) pairs: a file -> a file; a folder -> the same names (.png) in ``out``.
+    Refuses, before anything is written, when an output file exists and ``force`` is not given, or
+    when a single output's suffix is not a format we write."""
+    if not inp.exists():
+        raise UsageError(f"input {inp} does not exist: give an image file or a folder of images")
+    if inp.is_dir():
+        files = sorted(p for p in inp.rglob("*") if p.is_file() and is_image_name(p.name) and not p.name.startswith("."))
+        if not files:
+            raise UsageError(f"no images found in {inp}")
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"output {out} is a file but the input {inp} is a folder: give an output folder")
+        pairs = [(p, out / p.relative_to(inp).with_suffix(".png")) for p in files]
+    else:
+        if out.is_dir():
+            raise UsageError(f"output {out} is a folder: give an output file name (e.g. {out / (inp.stem + '.png')})")
+        check_output(out)
+        pairs = [(inp, out)]
+    if not force:
+        for _, o in pairs:
+            if o.exists():
+                raise UsageError(f"output {o} already exists: choose another output or pass --force to overwrite it")
+    return pairs

@@ -1,0 +1,153 @@
+"""`ganforge sr|denoise|inpaint apply` keeps what the input file is (ganforge.apps.restore_files):
+grey stays grey, alpha is carried (bicubic-resized for SR), EXIF orientation is applied, the
+output format follows the suffix; bad suffixes, alpha for JPEG and a --sigma the net cannot read
+are one-line usage errors with nothing written."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, JpegImagePlugin
+
+from ganforge.apps.degrade import imresize
+from ganforge.apps.restore_apply import Restorer, save_restorer
+from ganforge.apps.restore_files import read_image_file, resize_alpha
+from test_restore_models import one_thread  # noqa: F401  (autouse: one torch thread in this module too)
+from test_restore_train import _cli, perturbed_net, tiny
+
+
+def smooth(h, w, seed=0):
+    """(h, w, 3) uint8: smooth colour gradients plus a little noise."""
+    g = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / 16.0
+    img = np.stack([np.sin(x), np.cos(y), np.sin(x * y / 4)], axis=-1) * 0.35 + 0.5 + g.normal(0, 0.03, (h, w, 3))
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A saved tiny sr-x2 net and a tiny denoiser (no noise map), weights perturbed off the init."""
+    root = tmp_path_factory.mktemp("models")
+    out = {}
+    for name, preset in [("sr", "sr-x2"), ("denoise", "denoise-s25")]:
+        cfg = tiny(preset)
+        net = perturbed_net(cfg, seed=1)
+        save_restorer(root / name, cfg, net)
+        out[name] = (root / name, Restorer(net, cfg))
+    return out
+
+
+def restored(restorer, rgb_hwc):
+    """What the restorer makes of an RGB array: (H', W', 3) uint8, rounded like the files."""
+    x = torch.from_numpy(rgb_hwc.copy()).permute(2, 0, 1)[None].float() / 255
+    return (restorer(x)[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def test_grey_input_is_written_grey_as_the_luma_of_the_rgb_result(tmp_path, capsys, models):
+    grey = smooth(20, 24)[..., 0]
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    code, out, err = _cli(capsys, "sr", "apply", str(models["sr"][0]), str(tmp_path / "g.png"), str(tmp_path / "o.png"))
+    assert code == 0, err
+    result = Image.open(tmp_path / "o.png")
+    assert result.mode == "L" and result.size == (48, 40)
+    want = Image.fromarray(restored(models["sr"][1], np.repeat(grey[..., None], 3, axis=-1))).convert("L")
+    assert np.array_equal(np.asarray(result), np.asarray(want))
+
+
+@pytest.mark.parametrize("task", ["sr", "denoise"])
+def test_alpha_is_kept_and_the_colour_under_it_is_not_composited(tmp_path, capsys, models, task):
+    rgba = np.concatenate([smooth(20, 24, seed=2), np.zeros((20, 24, 1), np.uint8)], axis=-1)
+    rgba[..., 3] = np.linspace(0, 255, 24).round().astype(np.uint8)[None]  # a horizontal fade
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    code, out, err = _cli(capsys, task, "apply", str(models[task][0]), str(tmp_path / "a.png"), str(tmp_path / "o.png"))
+    assert code == 0, err
+    result = np.asarray(Image.open(tmp_path / "o.png"))
+    assert result.shape[-1] == 4
+    # the net saw the straight colour, not the colour composited on black
+    assert np.array_equal(result[..., :3], restored(models[task][1], rgba[..., :3]))
+    if task == "denoise":
+        assert np.array_equal(result[..., 3], rgba[..., 3])
+    else:
+        assert np.array_equal(result[..., 3], resize_alpha(rgba[..., 3], 2))
+        assert result.shape[:2] == (40, 48)
+
+
+def test_resize_alpha_is_matlab_bicubic_rounded():
+    alpha = np.full((6, 7), 200, np.uint8)
+    assert np.array_equal(resize_alpha(alpha, 4), np.full((24, 28), 200, np.uint8))  # flat stays flat
+    ramp = np.tile(np.arange(0, 250, 25, dtype=np.uint8), (5, 1))  # (5, 10), 0..225
+    up = imresize(torch.from_numpy(ramp.astype(np.float64) / 255)[None, None], 2)[0, 0]
+    assert np.array_equal(resize_alpha(ramp, 2), (up.clamp(0, 1) * 255).round().to(torch.uint8).numpy())
+    assert resize_alpha(np.array([[0, 255]], np.uint8), 4).min() == 0  # overshoot clamped, no wrap-around
+
+
+def test_exif_orientation_is_applied_before_restoring(tmp_path, capsys, models):
+    rgb = smooth(16, 24, seed=3)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the stored image is shown rotated 90 degrees clockwise
+    Image.fromarray(rgb).save(tmp_path / "phone.png", exif=exif)
+    assert read_image_file(tmp_path / "phone.png").rgb.shape == (1, 3, 24, 16)
+    code, out, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "phone.png"),
+                          str(tmp_path / "o.png"))
+    assert code == 0, err
+    upright = np.ascontiguousarray(np.rot90(rgb, k=-1))  # (24, 16, 3): clockwise
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o.png")), restored(models["denoise"][1], upright))
+
+
+def test_output_format_follows_the_suffix(tmp_path, capsys, models):
+    Image.fromarray(smooth(20, 24)).save(tmp_path / "in.png")
+    formats = {".jpg": "JPEG", ".tif": "TIFF", ".bmp": "BMP", ".webp": "WEBP"}
+    for suffix, fmt in formats.items():
+        code, out, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "in.png"),
+                              str(tmp_path / f"o{suffix}"))
+        assert code == 0, err
+        assert Image.open(tmp_path / f"o{suffix}").format == fmt
+    jpeg = Image.open(tmp_path / "o.jpg")
+    assert JpegImagePlugin.get_sampling(jpeg) == 0  # 4:4:4, no chroma subsampling
+    lossless = np.asarray(Image.open(tmp_path / "o.webp"))
+    assert np.array_equal(lossless, np.asarray(Image.open(tmp_path / "o.tif")))  # WebP is written lossless
+
+
+@pytest.mark.parametrize("out_name,needle", [
+    ("o.jpgx", "'.jpgx' is not an image type ganforge writes; end it with one of .png, .jpg"),
+    ("o", "a name without a suffix has no image type"),
+    ("o.jpg", "has an alpha channel, which JPEG cannot store: write"),
+])
+def test_bad_outputs_are_refused_before_anything_is_written(tmp_path, capsys, models, out_name, needle):
+    rgba = np.concatenate([smooth(20, 24), np.full((20, 24, 1), 128, np.uint8)], axis=-1)
+    Image.fromarray(rgba).save(tmp_path / "in.png")
+    code, out, err = _cli(capsys, "sr", "apply", str(models["sr"][0]), str(tmp_path / "in.png"), str(tmp_path / out_name))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and needle in lines[0], err
+    assert not (tmp_path / out_name).exists()
+
+
+@pytest.mark.parametrize("sigma,needle", [
+    ("-3", "--sigma -3 must be in (0, 255]"),
+    ("300", "--sigma 300 must be in (0, 255]"),
+    ("15", "was trained for sigma 25 and reads no level: drop --sigma"),
+])
+def test_sigma_for_a_net_that_cannot_read_it_is_refused(tmp_path, capsys, models, sigma, needle):
+    Image.fromarray(smooth(20, 24)).save(tmp_path / "in.png")
+    code, out, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "in.png"),
+                          str(tmp_path / "o.png"), "--sigma", sigma)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and needle in lines[0], err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_sigma_equal_to_the_trained_level_is_accepted(tmp_path, capsys, models):
+    Image.fromarray(smooth(20, 24)).save(tmp_path / "in.png")
+    code, out, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "in.png"),
+                          str(tmp_path / "o.png"), "--sigma", "25")
+    assert code == 0, err
+
+
+def test_overwrite_is_an_alias_of_force(tmp_path, capsys, models):
+    Image.fromarray(smooth(20, 24)).save(tmp_path / "in.png")
+    (tmp_path / "o.png").write_bytes(b"old")
+    args = ["denoise", "apply", str(models["denoise"][0]), str(tmp_path / "in.png"), str(tmp_path / "o.png")]
+    code, out, err = _cli(capsys, *args)
+    assert code == 2 and "--force" in err and (tmp_path / "o.png").read_bytes() == b"old"
+    code, out, err = _cli(capsys, *args, "--overwrite")  # the name `ganforge sample` and `train` use
+    assert code == 0, err
+    assert Image.open(tmp_path / "o.png").size == (24, 20)
