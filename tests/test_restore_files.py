@@ -151,3 +151,25 @@ def test_overwrite_is_an_alias_of_force(tmp_path, capsys, models):
     code, out, err = _cli(capsys, *args, "--overwrite")  # the name `ganforge sample` and `train` use
     assert code == 0, err
     assert Image.open(tmp_path / "o.png").size == (24, 20)
+
+
+@pytest.mark.parametrize("mode,grey,alpha", [
+    ("L", True, False), ("LA", True, True), ("I;16", True, False), ("1", True, False), ("RGB", False, False),
+    ("RGBA", False, True), ("P", False, False), ("P+transparency", False, True), ("CMYK", False, False),
+    ("LAB", False, False),  # its "A" band is colour, not alpha
+])
+def test_read_image_file_knows_grey_and_alpha_from_the_mode(tmp_path, mode, grey, alpha):
+    img = Image.fromarray(smooth(6, 8))
+    if mode == "P+transparency":
+        img = img.convert("P")
+        img.info["transparency"] = 0
+        suffix = ".png"
+    else:
+        img = img.convert(mode) if mode not in ("I;16", "LAB") else (img.convert("L").convert("I;16") if mode == "I;16"
+                                                                     else Image.new("LAB", (8, 6), (50, 10, 20)))
+        suffix = ".tif" if mode in ("CMYK", "LAB") else ".png"
+    img.save(tmp_path / f"x{suffix}", **({"transparency": 0} if mode == "P+transparency" else {}))
+    got = read_image_file(tmp_path / f"x{suffix}")
+    assert got.rgb.shape == (1, 3, 6, 8) and got.grey == grey and (got.alpha is not None) == alpha
+    if grey:
+        assert torch.equal(got.rgb[:, 0], got.rgb[:, 1]) and torch.equal(got.rgb[:, 1], got.rgb[:, 2])

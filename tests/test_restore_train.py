@@ -196,6 +196,33 @@ def test_tiled_apply_equals_untiled_for_the_sr_net():
     assert torch.equal(tiled(G, lr, tile=0, overlap=0, scale=4), G(lr))
 
 
+def test_auto_tile_runs_small_images_whole_and_tiles_large_ones(monkeypatch):
+    import ganforge.apps.restore_apply as ra
+
+    cfg = tiny("sr-x4", "model.blocks=1")
+    G = perturbed_net(cfg, seed=1)
+    r = Restorer(G, cfg, overlap=10)  # tile="auto" is the default
+    assert r.tile == "auto" and Restorer(G, cfg, tile=0).tile_for(10_000, 10_000) == 0
+    # sr x4: 2048 // 4 = 512-px cores; tiled once the input covers more than (512 + 2 * 10)^2 pixels
+    assert r.tile_for(532, 532) == 0 and r.tile_for(533, 532) == 512 and r.tile_for(2000, 100) == 0
+    unet = Restorer(perturbed_net(tiny("denoise-s25", "model.arch=unet"), seed=0), tiny("denoise-s25", "model.arch=unet"))
+    assert unet.overlap == 64 and unet.tile_for(1664, 1664) == 0 and unet.tile_for(1665, 1664) == 1536
+    # the same path at a small scale: tiles where the image is large, the untiled output all the same
+    monkeypatch.setitem(ra.AUTO_TILE, "sr", 48)  # 12-px cores
+    calls = []
+    monkeypatch.setattr(r, "_forward", lambda x, f=r._forward: calls.append(tuple(x.shape[-2:])) or f(x))
+    lr = torch.rand(1, 3, 37, 29)
+    assert r.tile_for(37, 29) == 12
+    assert torch.allclose(r(lr), Restorer(G, cfg, tile=0)(lr), atol=1e-5) and len(calls) == 12  # 4 x 3 tiles
+    calls.clear()
+    r(lr[..., :20, :20])  # 400 <= (12 + 20)^2 pixels: one call
+    assert calls == [(20, 20)]
+    with pytest.raises(UsageError, match="tile=-1 must be an integer >= 0"):
+        Restorer(G, cfg, tile=-1)
+    with pytest.raises(UsageError, match="tile='big' must be"):
+        Restorer(G, cfg, tile="big")
+
+
 @pytest.mark.parametrize("preset", ["sr-x2", "denoise-s25", "inpaint-center"])
 def test_bf16_precision_runs_channels_last_near_fp32(preset, monkeypatch, caplog):
     import copy
@@ -378,6 +405,8 @@ def test_cli_inpaint_apply_with_a_mask_file(tmp_path, capsys, photos):
     (["inpaint", "eval", "ns", "--data", "D", "--work-scale", "0.5"], "--work-scale"),
     (["sr", "eval", "bicubic", "--data", "D", "--precision", "bf16"], "classical method 'bicubic'"),
     (["sr", "apply", "MODEL", "IN", "OUT.png", "--precision", "fp16"], "'fp16' is not one of 'fp32', 'bf16', 'auto'"),
+    (["sr", "apply", "MODEL", "IN", "OUT.png", "--tile", "-5"], "'-5' is not an integer >= 0 or 'auto'"),
+    (["denoise", "eval", "nlmeans", "--data", "D", "--tile", "big"], "'big' is not an integer >= 0 or 'auto'"),
 ])
 def test_cli_usage_errors(capsys, args, needle):
     code, out, err = _cli(capsys, *args)

@@ -117,6 +117,12 @@ DEFAULT_OVERLAP = 32
 # sr-x4 and denoise-s25 on an AVX512-BF16 CPU, 8-bit outputs at most one level from fp32's; docs/BENCHMARKS.md
 # "Restoration inference on CPU"); auto (bf16 where native)
 PRECISIONS = ("fp32", "bf16", "auto")
+# tile="auto" (the default): the core tile side, in output pixels, for each task. An image whose network
+# input covers more pixels than one such tile with its context is tiled; a smaller one runs whole. Untiled
+# peaks measured on this CPU (2026-12-07, fp32): sr-x4 7.0 GiB for a 1000 x 750 input (a 12 MP phone photo
+# would need ~110 GiB), inpaint-center 10.1 GiB and denoise-s25 3.8 GiB at 2048 x 2048; these sides keep
+# one tile near 3 GiB (docs/RESTORATION.md, "Tiled inference").
+AUTO_TILE = {"sr": 2048, "denoise": 1536, "inpaint": 768}
 
 
 class Restorer:
@@ -125,7 +131,8 @@ class Restorer:
     degraded: the LR image (sr), the noisy image (denoise) or the image with holes (inpaint; then
     ``mask`` is required, 1 = missing, and the known pixels of the result are exactly the input's).
     ``tile > 0`` runs the network tile by tile (ganforge.apps.tiling) with ``overlap`` input
-    pixels of context. Attributes: task, scale (sr) and sigma (the noise level a fixed-level
+    pixels of context; ``tile=0`` runs the whole image at once; ``tile="auto"`` (the default) tiles
+    only an image too large to run whole in a few GB (``tile_for``). Attributes: task, scale (sr) and sigma (the noise level a fixed-level
     denoiser was trained for, or the one given for a noise-map model); None where not relevant.
 
     ``work_scale < 1`` (inpainting) runs the network on the image shrunk by that factor and
@@ -141,15 +148,17 @@ class Restorer:
     where it is native. bf16 where it is not native falls back to fp32 with a warning.
     """
 
-    def __init__(self, net: nn.Module, cfg: RestoreConfig, *, device: str | torch.device = "cpu", tile: int = 0,
+    def __init__(self, net: nn.Module, cfg: RestoreConfig, *, device: str | torch.device = "cpu", tile: int | str = "auto",
                  overlap: int | None = None, sigma: float | None = None, work_scale: float = 1.0, self_ensemble: bool = False,
                  precision: str = "fp32"):
         if precision not in PRECISIONS:
             raise UsageError(f"precision {precision!r} is not allowed: use one of {', '.join(PRECISIONS)}")
         if overlap is None:  # the net's own: the context at which its tiles equal the whole image (DEFAULT_OVERLAP)
             overlap = getattr(net, "tile_overlap", DEFAULT_OVERLAP)
-        if tile < 0 or overlap < 0:
-            raise UsageError(f"tile={tile} and overlap={overlap} must be >= 0")
+        if tile != "auto" and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 0):
+            raise UsageError(f"tile={tile!r} must be an integer >= 0 (0 = the whole image) or 'auto'")
+        if overlap < 0:
+            raise UsageError(f"overlap={overlap} must be >= 0")
         if not 0 < work_scale <= 1:
             raise UsageError(f"work scale {work_scale:g} must be in (0, 1]: the factor the image is shrunk by before inpainting")
         if work_scale != 1 and cfg.task != "inpaint":
@@ -190,11 +199,21 @@ class Restorer:
         sigma = torch.full((x.shape[0],), (self.sigma or 0.0) / 255.0, device=x.device)
         return run_net(self.net, self.task, x, sigma=sigma)
 
+    def tile_for(self, h: int, w: int) -> int:
+        """The core tile side (input pixels; 0 = whole) for a network input of h x w: ``tile``, or under
+        "auto" the task's AUTO_TILE side (divided by the SR scale) when the whole input covers more
+        pixels than one such tile with its context on both sides, else 0."""
+        if self.tile != "auto":
+            return self.tile
+        side = AUTO_TILE[self.task] // (self.scale or 1)
+        return side if h * w > (side + 2 * self.overlap) ** 2 else 0
+
     def _run_once(self, x: Tensor) -> Tensor:
-        if self.tile > 0:
+        tile = self.tile_for(*x.shape[-2:])
+        if tile > 0:
             from ganforge.apps.tiling import tiled
 
-            return tiled(self._forward, x, tile=self.tile, overlap=self.overlap, scale=self.scale or 1).float()
+            return tiled(self._forward, x, tile=tile, overlap=self.overlap, scale=self.scale or 1).float()
         return self._forward(x).float()
 
     def _run(self, x: Tensor) -> Tensor:
@@ -242,7 +261,7 @@ class Restorer:
         return self._run(x).to(degraded.device)
 
 
-def load_restorer(path: str | Path, *, device: str | torch.device = "cpu", tile: int = 0, overlap: int | None = None,
+def load_restorer(path: str | Path, *, device: str | torch.device = "cpu", tile: int | str = "auto", overlap: int | None = None,
                   sigma: float | None = None, ema: bool = True, work_scale: float = 1.0,
                   self_ensemble: bool = False, precision: str = "fp32") -> Restorer:
     """A Restorer from a model folder (config.json + safetensors), a run folder holding ``model/``, or

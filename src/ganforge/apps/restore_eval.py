@@ -167,6 +167,8 @@ def evaluate_restoration(
         protocol["self_ensemble"] = restorer.ensemble_size
     if hasattr(restorer, "precision"):  # a model: fp32, or bf16 (Restorer's precision, as it ran)
         protocol["precision"] = restorer.precision
+    if hasattr(restorer, "tile_for"):  # a model's tiling: "auto" (only images too large to run whole), 0, or a side
+        protocol["tile"], protocol["overlap"] = restorer.tile, restorer.overlap
     result = {"mean": _mean(per_image[method]), "per_image": per_image[method], "protocol": protocol}
     result["seconds"] = seconds[method]
     if compare is not None:

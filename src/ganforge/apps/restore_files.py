@@ -20,7 +20,7 @@ from PIL import Image, features
 from torch import Tensor
 
 from ganforge.data.decode import BadImage, is_image_name, open_image
-from ganforge.data.transforms import to_8bit, upright
+from ganforge.data.transforms import _ALPHA_MODES, to_8bit, upright
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes
 
@@ -59,9 +59,9 @@ def read_image_file(path: Path) -> ImageFile:
     try:
         with open(path, "rb") as f:
             img = upright(open_image(f))
-        bands = set(img.getbands())
-        has_alpha = bool(bands & {"A", "a"}) or (img.mode == "P" and "transparency" in img.info)
-        grey = bands - {"A", "a"} <= _GREY_BANDS
+        # LAB's "A" band is a colour channel: alpha is known by the mode, not by the band name
+        has_alpha = img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info)
+        grey = set(img.getbands()) - ({"A", "a"} if has_alpha else set()) <= _GREY_BANDS
         if has_alpha:
             try:  # straight alpha: PIL un-premultiplies La / RGBa
                 rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8)  # (H, W, 4)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ganforge.cli.restore_train import OVERLAP_HELP, PRECISION_OPTION, SELF_ENSEMBLE_OPTION, WORK_SCALE_OPTION
+from ganforge.cli.restore_train import OVERLAP_HELP, PRECISION_OPTION, SELF_ENSEMBLE_OPTION, TILE_OPTION, WORK_SCALE_OPTION
 from ganforge.errors import UsageError
 
 _TASK_HELP = {
@@ -33,7 +33,7 @@ _DEFAULTS = {"sr": 4, "denoise": 25.0, "inpaint": "center"}  # when neither opti
 _PARAM = {"sr": "scale", "denoise": "sigma", "inpaint": "mask"}
 
 
-def resolve_restorer(name: str, task: str, *, scale, sigma, device: str, tile: int, overlap: int | None, work_scale: float = 1.0,
+def resolve_restorer(name: str, task: str, *, scale, sigma, device: str, tile: int | str, overlap: int | None, work_scale: float = 1.0,
                      self_ensemble: bool = False, precision: str = "fp32"):
     """A classical method name or a model folder -> a restorer for ``task``. ``work_scale``
     (inpainting models): the factor the image is shrunk by before the network runs;
@@ -109,7 +109,7 @@ def _eval_command(task: str) -> click.Command:
     @click.option("--max-images", type=click.IntRange(min=1), default=None, help="Only the first N images (class-balanced for class folders).")
     @click.option("--crop", type=click.IntRange(min=1), default=None, help="Centre-crop every image to CROP x CROP pixels first.")
     @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise / masks (per image).")
-    @click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True, help="Models: tile side in input pixels (0 = whole image).")
+    @TILE_OPTION
     @click.option("--overlap", type=click.IntRange(min=0), default=None, help=f"Models: {OVERLAP_HELP[0].lower()}{OVERLAP_HELP[1:]}")
     @click.option("--device", default="cpu", show_default=True, help="Models: cpu, cuda or auto.")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (mean, per_image, protocol).")

@@ -101,6 +101,30 @@ WORK_SCALE_OPTION = click.option(
     "(training hole) / (your hole), e.g. 0.53 for a net trained on 64-px holes and a 120-px hole.")
 
 
+class TileType(click.ParamType):
+    """--tile: an integer >= 0 or "auto" (Restorer's tile)."""
+
+    name = "INTEGER|auto"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            return value
+        try:
+            v = int(value)
+        except (TypeError, ValueError):
+            v = -1
+        if v < 0:
+            self.fail(f"{value!r} is not an integer >= 0 or 'auto'", param, ctx)
+        return v
+
+
+TILE_OPTION = click.option(
+    "--tile", type=TileType(), default="auto", show_default=True,
+    help="Models: run the network on tiles of this many input pixels, --overlap pixels of context each (0 = the whole "
+    "image at once; auto = tile only an image too large to run whole in a few GB: 2048/scale px tiles for SR, 1536 "
+    "for denoising, 768 for inpainting).")
+
+
 # --overlap's default is the model's own tile_overlap (ganforge.apps.restore_apply.Restorer)
 OVERLAP_HELP = "Context pixels around each tile. [default: the model's own: 32; 64 for the U-Net denoiser; 160 for the inpainting nets]"
 SELF_ENSEMBLE_OPTION = click.option(
@@ -123,7 +147,7 @@ def make_apply_cmd(task: str) -> click.Command:
     @click.argument("model", type=click.Path(path_type=Path))
     @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
     @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path))
-    @click.option("--tile", type=int, default=0, show_default=True, help="Run the network on tiles of this many input pixels (0 = whole image).")
+    @TILE_OPTION
     @click.option("--overlap", type=int, default=None, help=OVERLAP_HELP)
     @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
     @click.option("--force", "--overwrite", "force", is_flag=True, help="Overwrite existing output files.")
@@ -136,8 +160,8 @@ def make_apply_cmd(task: str) -> click.Command:
         from ganforge.training.loop import resolve_device
 
         device = resolve_device(device, "--device")  # before any work: cuda without a GPU is a usage error
-        if tile < 0 or (overlap is not None and overlap < 0):
-            raise UsageError(f"--tile {tile} and --overlap {overlap} must be >= 0")
+        if overlap is not None and overlap < 0:
+            raise UsageError(f"--overlap {overlap} must be >= 0")
         sigma = extra.get("sigma")
         if sigma is not None and not 0 < sigma <= 255:
             raise UsageError(f"--sigma {sigma:g} must be in (0, 255]: the noise level on the 0..255 scale")
