@@ -112,3 +112,19 @@ def test_subprocess_exit_code_and_no_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src")}
     p = subprocess.run([sys.executable, "-m", "ganforge", "train", "--preset", "nope"], capture_output=True, text=True, env=env)
     assert p.returncode == 2 and "Traceback" not in p.stderr and "unknown preset" in p.stderr
+
+
+def test_data_without_a_preset_says_which_preset_runs(capsys, caplog, tmp_path):
+    import logging
+
+    from PIL import Image
+
+    for i in range(2):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    with caplog.at_level(logging.INFO, logger="ganforge.train"):
+        code, out, err = run_cli(capsys, "train", "--data", str(tmp_path), "--dry-run")
+        assert code == 0, err
+        assert "no --preset: training dcgan-mnist (28 x 28 grey, sized for digits)" in caplog.text
+        caplog.clear()
+        code, out, err = run_cli(capsys, "train", "--data", str(tmp_path), "--preset", "dcgan-cifar10", "--dry-run")
+        assert code == 0 and "no --preset" not in caplog.text

@@ -163,6 +163,24 @@ def test_folder_with_class_subfolders(tmp_path):
     assert load_images(str(tmp_path), resolution=4, channels=1, max_images=4).labels.tolist() == [0, 1, 0, 1]
 
 
+def test_grey_training_on_colour_files_warns(tmp_path, caplog):
+    g = np.random.default_rng(0)
+    for i in range(20):  # 19 colour photos and one grey file: the sample of 16 is mostly colour
+        arr = g.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+        save(tmp_path / "colour" / f"{i:02d}.png", arr if i else arr[..., 0])
+        grey = np.repeat(g.integers(0, 256, (12, 10, 1), dtype=np.uint8), 3, axis=-1)
+        save(tmp_path / "grey_rgb" / f"{i:02d}.jpg", grey)  # RGB JPEGs of grey content: channels within a level or two
+    with caplog.at_level(logging.WARNING, logger="ganforge.data"):
+        load_images(str(tmp_path / "colour"), resolution=8, channels=1)
+    assert "15 of 16 sampled images are in colour, but model.channels=1 trains on grey" in caplog.text
+    assert "--set model.channels=3" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ganforge.data"):
+        load_images(str(tmp_path / "colour"), resolution=8, channels=3)
+        load_images(str(tmp_path / "grey_rgb"), resolution=8, channels=1)
+    assert "in colour" not in caplog.text
+
+
 def test_flat_folder_and_single_subfolder_are_unlabelled(tmp_path):
     for i in range(3):
         save(tmp_path / "flat" / f"{i}.jpg", solid(i * 40), quality=95)

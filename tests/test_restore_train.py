@@ -223,6 +223,21 @@ def test_auto_tile_runs_small_images_whole_and_tiles_large_ones(monkeypatch):
         Restorer(G, cfg, tile="big")
 
 
+def test_net_calls_counts_every_network_call():
+    # apply's progress bar has net_calls(h, w) as its total and on_call as its tick
+    sr, inp = tiny("sr-x4", "model.blocks=1"), tiny("inpaint-center")
+    cases = [(sr, {"tile": 0}, (37, 29), 1), (sr, {"tile": 12, "overlap": 4}, (37, 29), 12),
+             (sr, {"tile": 12, "overlap": 4, "self_ensemble": True}, (37, 29), 96),
+             (inp, {"tile": 16, "overlap": 8, "work_scale": 0.5}, (64, 48), 4)]  # the net runs on 32 x 24
+    for cfg, kw, (h, w), want in cases:
+        r = Restorer(perturbed_net(cfg, seed=1), cfg, **kw)
+        ticks = []
+        r.on_call = lambda: ticks.append(1)
+        mask = make_mask("center", 1, h, w, torch.Generator()) if cfg.task == "inpaint" else None
+        r(torch.rand(1, 3, h, w), mask)
+        assert r.net_calls(h, w) == len(ticks) == want, (kw, ticks)
+
+
 @pytest.mark.parametrize("preset", ["sr-x2", "denoise-s25", "inpaint-center"])
 def test_bf16_precision_runs_channels_last_near_fp32(preset, monkeypatch, caplog):
     import copy

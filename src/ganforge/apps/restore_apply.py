@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from ganforge.apps.degrade import make_mask
 from ganforge.apps.restore_config import RestoreConfig, from_dict, to_dict
@@ -119,9 +121,9 @@ DEFAULT_OVERLAP = 32
 PRECISIONS = ("fp32", "bf16", "auto")
 # tile="auto" (the default): the core tile side, in output pixels, for each task. An image whose network
 # input covers more pixels than one such tile with its context is tiled; a smaller one runs whole. Untiled
-# peaks measured on this CPU (2026-12-07, fp32): sr-x4 7.0 GiB for a 1000 x 750 input (a 12 MP phone photo
-# would need ~110 GiB), inpaint-center 10.1 GiB and denoise-s25 3.8 GiB at 2048 x 2048; these sides keep
-# one tile near 3 GiB (docs/RESTORATION.md, "Tiled inference").
+# peaks measured on this CPU (2026-12-07, fp32): sr-x4 7.0 GiB for a 1000 x 750 input (600 bytes per output
+# pixel: ~110 GiB for a 12 MP phone photo), inpaint-center 10.1 GiB and denoise-s25 3.8 GiB at 2048 x 2048.
+# These sides kept one call at 2.4-3.6 GiB (docs/BENCHMARKS.md, "Restoration inference memory").
 AUTO_TILE = {"sr": 2048, "denoise": 1536, "inpaint": 768}
 
 
@@ -185,13 +187,27 @@ class Restorer:
         self.self_ensemble = bool(self_ensemble)
         # transforms averaged by self_ensemble: no rotations for a net that never saw any
         self.ensemble_size = 8 if cfg.data.augment and cfg.data.rotate else 2
+        self.on_call: Callable[[], object] | None = None  # called after each network call (apply's progress bar)
 
     def _forward(self, x: Tensor) -> Tensor:
         # x: (N, 3, h, w), or (N, 4, H, W) for inpainting with the mask as the 4th channel
         if self.precision == "bf16":
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                return self._call(x.contiguous(memory_format=torch.channels_last)).float()
-        return self._call(x)
+                y = self._call(x.contiguous(memory_format=torch.channels_last)).float()
+        else:
+            y = self._call(x)
+        if self.on_call is not None:
+            self.on_call()
+        return y
+
+    def net_calls(self, h: int, w: int) -> int:
+        """How many network calls restoring an h x w image makes: its tiles times the self-ensemble's
+        transforms (rotating swaps h and w, which leaves the count alone)."""
+        from ganforge.apps.tiling import tile_count
+
+        if self.task == "inpaint" and self.work_scale != 1:
+            h, w = max(1, round(h * self.work_scale)), max(1, round(w * self.work_scale))
+        return tile_count(h, w, self.tile_for(h, w)) * (self.ensemble_size if self.self_ensemble else 1)
 
     def _call(self, x: Tensor) -> Tensor:
         if self.task == "inpaint":
@@ -276,11 +292,12 @@ def load_restorer(path: str | Path, *, device: str | torch.device = "cpu", tile:
 
 
 def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_path: str | Path | None = None,
-                  mask_kind: str | None = None, seed: int = 0, force: bool = False) -> list[Path]:
+                  mask_kind: str | None = None, seed: int = 0, force: bool = False, progress: bool = False) -> list[Path]:
     """Restore an image file or a folder of images into ``out``; returns the written files.
     Inpainting takes ``mask_path`` (white = missing; one mask for a single image) or ``mask_kind``
     (center | boxes | strokes, drawn with ``seed``): the masked pixels are treated as missing.
-    Each output keeps its input's kind (grey, alpha; ganforge.apps.restore_files)."""
+    Each output keeps its input's kind (grey, alpha; ganforge.apps.restore_files). ``progress``: a
+    bar of network calls per image on stderr, where stderr is a terminal."""
     pairs = plan_outputs(Path(inp), Path(out), force=force)
     if restorer.task == "inpaint":
         if (mask_path is None) == (mask_kind is None):
@@ -301,6 +318,14 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
             x = x * (1 - mask)
         if alpha is not None and restorer.task == "sr":
             alpha = resize_alpha(alpha, restorer.scale)
-        write_image(restorer(x, mask), dst, grey=img.grey, alpha=alpha)
+        calls = restorer.net_calls(*x.shape[-2:])
+        with tqdm(total=calls, desc=f"{len(written) + 1}/{len(pairs)} {src.name}", unit="tile", leave=False,
+                  disable=None if progress else True) as bar:
+            restorer.on_call = bar.update
+            try:
+                y = restorer(x, mask)
+            finally:
+                restorer.on_call = None
+        write_image(y, dst, grey=img.grey, alpha=alpha)
         written.append(dst)
     return written

@@ -116,7 +116,8 @@ def split_photos(photos: list[Tensor], val_images: int, min_side: int) -> tuple[
     """(train, val): the last ``val_images`` photos are held out. Photos smaller than a training
     patch cannot be cropped and are refused with the count."""
     if val_images >= len(photos):
-        raise UsageError(f"data.val_images={val_images} leaves no training photos out of {len(photos)}: lower it")
+        raise UsageError(f"data.val_images={val_images} leaves no training photos out of {len(photos)}: lower it "
+                         f"(--set data.val_images=N with N < {len(photos)}; 0 = no validation)")
     train, val = photos[: len(photos) - val_images], photos[len(photos) - val_images :]
     small = [p for p in train if min(p.shape[-2:]) < min_side]
     if small:

@@ -28,6 +28,13 @@ def tile_starts(length: int, tile: int) -> list[int]:
     return list(range(0, length, tile))
 
 
+def tile_count(h: int, w: int, tile: int) -> int:
+    """How many calls ``tiled`` makes for an h x w input (1 when untiled)."""
+    if tile == 0 or (tile >= h and tile >= w):
+        return 1
+    return len(tile_starts(h, tile)) * len(tile_starts(w, tile))
+
+
 @torch.no_grad()
 def tiled(fn: Callable[[Tensor], Tensor], x: Tensor, *, tile: int, overlap: int, scale: int = 1) -> Tensor:
     """``fn(x)`` computed tile by tile; ``fn`` maps (N, C, h, w) -> (N, C', scale h, scale w).

@@ -178,7 +178,7 @@ def make_apply_cmd(task: str) -> click.Command:
             raise UsageError(f"--sigma is for a denoiser trained with a noise-level map (model.noise_map=true); "
                              f"{model} was trained {trained} and reads no level: drop --sigma")
         written = apply_to_path(restorer, input_path, output_path, mask_path=extra.get("mask"),
-                                mask_kind=extra.get("mask_kind"), seed=extra.get("seed", 0), force=force)
+                                mask_kind=extra.get("mask_kind"), seed=extra.get("seed", 0), force=force, progress=True)
         click.echo(f"wrote {len(written)} image(s): {written[0] if len(written) == 1 else output_path}")
 
     if task == "inpaint":

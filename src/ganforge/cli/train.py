@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -10,6 +11,8 @@ import click
 
 from ganforge.config import RESUMABLE_KEYS, apply_overrides, dumps
 from ganforge.errors import UsageError
+
+log = logging.getLogger("ganforge.train")
 
 
 def check_resume_overrides(overrides, allowed: tuple[str, ...]) -> None:
@@ -72,6 +75,9 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
             cfg = replace(cfg, data=replace(cfg.data, source=data_source))
     else:
         cfg = get_preset(preset_name or "dcgan-mnist")
+        if data_source and preset_name is None:
+            log.info("no --preset: training dcgan-mnist (28 x 28 grey, sized for digits) on %s; `ganforge presets` "
+                     "lists the others (dcgan-cifar10 and sngan-cifar10: 32 px colour)", data_source)
         if data_source:
             cfg = replace(cfg, data=replace(cfg.data, source=data_source))
     cfg = apply_overrides(cfg, list(overrides))

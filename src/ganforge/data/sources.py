@@ -146,6 +146,26 @@ def _from_arrays(
     )
 
 
+def _warn_if_colour(files: ImageFiles, entries: list, path: Path, max_pixels: int, n: int = 16) -> None:
+    """Warn when grey training (channels=1) would drop the colour of a colour dataset, e.g. a photo
+    folder given to the default dcgan-mnist preset. Looks at up to n files spread over the listing: a
+    file is colour when its channels differ by more than 8 levels somewhere in a 16 x 16 thumbnail
+    (RGB files of grey content, such as re-saved digits, are not)."""
+    picks = sorted({int(i) for i in np.linspace(0, len(entries) - 1, min(n, len(entries))).round()})
+    colour: dict[int, bool] = {}
+
+    def work(i: int, img: Image.Image) -> None:
+        rgb = np.asarray(to_8bit(img, 3).resize((16, 16), Image.Resampling.BOX), dtype=np.int16)  # (16, 16, 3)
+        colour[i] = bool((rgb.max(axis=-1) - rgb.min(axis=-1)).max() > 8)
+
+    decode_entries(files, [entries[i] for i in picks], work, max_pixels=max_pixels, draft=("RGB", 16), num_workers=1)
+    k = sum(colour.values())
+    if k and 2 * k >= len(colour):
+        log.warning("%s: %d of %d sampled images are in colour, but model.channels=1 trains on grey; for colour use "
+                    "--set model.channels=3 (the presets dcgan-cifar10, sngan-cifar10 and faces-lfw are colour)",
+                    path, k, len(colour))
+
+
 def _from_files(
     path: Path,
     resolution: int,
@@ -173,6 +193,8 @@ def _from_files(
         bad = decode_entries(
             files, entries, write, max_pixels=max_pixels, draft=draft, num_workers=num_workers, stop_at_first_bad=stop
         )
+        if channels == 1 and not (bad and stop):
+            _warn_if_colour(files, entries, path, max_pixels)
 
     if bad and on_bad_image == "error":
         i, reason = bad[0]

@@ -93,7 +93,8 @@ def check_data_fits(cfg: RunConfig, data: ImageData) -> None:
         if data.num_classes != m.num_classes:
             raise UsageError(f"{data.source} has {data.num_classes} classes but model.num_classes={m.num_classes}: set --set model.num_classes={data.num_classes}")
     if cfg.train.batch_size > len(data.images):
-        raise UsageError(f"train.batch_size={cfg.train.batch_size} is larger than the dataset ({len(data.images)} images)")
+        raise UsageError(f"train.batch_size={cfg.train.batch_size} is larger than the dataset ({len(data.images)} images): "
+                         f"add images, or lower it to at most {len(data.images)} with --set train.batch_size=N")
 
 
 def check_same_images(state: dict, batcher: Batcher, source: str, trained_on: str) -> None:
