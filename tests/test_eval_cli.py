@@ -79,6 +79,49 @@ def test_eval_a_run_folder_prints_values_and_protocol(capsys, files):
     assert "protocol: 60 generated vs 100 real" in err and "mnist-clf sha256" in err
 
 
+def _colour_run(root, source):
+    """A run folder as training leaves it (config.json + model/) for a 32 px RGB DCGAN on ``source``."""
+    from dataclasses import replace
+
+    from ganforge.config import dumps
+    from ganforge.models import build_generator
+    from ganforge.presets import get_preset
+    from ganforge.training.checkpoint import save_generator
+
+    cfg = get_preset("dcgan-cifar10")
+    cfg = replace(cfg, data=replace(cfg.data, source=str(source)), model=replace(cfg.model, z_dim=16, g_width=8))
+    (root / "run").mkdir(parents=True)
+    (root / "run" / "config.json").write_text(json.dumps({"run": json.loads(dumps(cfg))}))
+    torch.manual_seed(0)
+    save_generator(root / "run" / "model", cfg.model, build_generator(cfg.model))
+    return root / "run"
+
+
+def test_a_run_is_scored_with_its_own_evaluator_and_training_data(capsys, caplog, tmp_path):
+    import logging
+
+    data = _tiny_cifar_folder(tmp_path / "photos", per_class=3)
+    run = _colour_run(tmp_path, data)
+    with caplog.at_level(logging.INFO, logger="ganforge.eval"):
+        code, out, err = run_cli(capsys, "eval", run / "model", "--metrics", "fid", "--n", 40, "--json")
+    assert code == 0, err
+    p = json.loads(out)["protocol"]
+    assert p["extractor"]["name"] == "cifar10-clf" and p["n_real"] == 30 and p["reference"]["path"] == str(data)
+    assert "as the run's eval.evaluator" in caplog.text and "the run's training data" in caplog.text
+    # the run's data moved away: one line naming --ref, unless --ref is given
+    data.rename(tmp_path / "moved")
+    code, out, err = run_cli(capsys, "eval", run, "--metrics", "fid", "--n", 40)
+    assert code == 2 and err.count("\n") == 1 and f"trained on {str(data)!r}, which is not here: give" in err, err
+    code, out, err = run_cli(capsys, "eval", run, "--metrics", "fid", "--n", 40, "--ref", tmp_path / "moved", "--json")
+    assert code == 0 and json.loads(out)["protocol"]["n_real"] == 30, err
+    # 64 px: no shipped evaluator fits, and the error says what to give
+    cfg = json.loads((run / "model" / "config.json").read_text())
+    cfg["model"]["resolution"] = 64
+    (run / "model" / "config.json").write_text(json.dumps(cfg))
+    code, out, err = run_cli(capsys, "eval", run, "--ref", tmp_path / "moved")
+    assert code == 2 and "no shipped evaluator fits the images of" in err and "--evaluator" in err, err
+
+
 def test_eval_pair_json(capsys, files):
     code, out, err = run_cli(capsys, "eval-pair", files / "one.png", files / "one.png", "--metrics", "psnr,ssim", "--json")
     assert code == 0, err

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shlex
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 import click
 
 from ganforge.errors import UsageError
+
+log = logging.getLogger("ganforge.eval")
 
 _ALL = "fid,kid,is,pr,dc,classes"
 
@@ -37,8 +40,11 @@ def _device(device: str) -> str:
 @click.command("eval")
 @click.argument("target")
 @click.option("--metrics", default=_ALL, show_default=True, help="Comma-separated: fid, kid, is, pr, dc, classes.")
-@click.option("--evaluator", "evaluator", default="mnist-clf", show_default=True, help="Feature extractor (see `ganforge evaluator list`).")
-@click.option("--ref", default=None, help="Reference images: dataset name, .npz, image folder or .zip. Default: the evaluator's own set (mnist5k for mnist-clf).")
+@click.option("--evaluator", "evaluator", default=None, help="Feature extractor (see `ganforge evaluator list`). Default: for a run "
+              "or saved generator, the one its training used (eval.evaluator; auto: mnist-clf for 28 px grey, cifar10-clf for "
+              "32 px RGB); otherwise mnist-clf.")
+@click.option("--ref", default=None, help="Reference images: dataset name, .npz, image folder or .zip. Default: for a run, its "
+              "eval.ref or its training data; otherwise the evaluator's own set (mnist5k for mnist-clf).")
 @click.option("--n", "n", type=click.IntRange(min=1), default=None, help="Images: drawn from a generator (default 10000), or a random subset of a file TARGET (default: all).")
 @click.option("--n-ref", type=click.IntRange(min=1), default=None, help="Random subset of the reference (default: all of it).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Generator noise, subset draws and KID subsets.")
@@ -73,6 +79,7 @@ def eval_cmd(target, metrics, evaluator, ref, n, n_ref, seed, batch_size, device
     from ganforge.metrics.evaluation import MetricOptions, evaluate, parse_metrics
 
     parse_metrics(metrics)  # unknown names fail before anything loads
+    evaluator, ref = _defaults_for(target, evaluator, ref)
     if evaluator == "inception-v3-fid":
         if evaluator_weights is not None:
             raise UsageError("--evaluator-weights is for mnist-clf / cifar10-clf; give Inception's file with --inception-weights")
@@ -104,6 +111,28 @@ def eval_cmd(target, metrics, evaluator, ref, n, n_ref, seed, batch_size, device
         f"resize {ex['resize']}, {ex['dtype']}, ganforge {p['ganforge_version']}",
         err=True,
     )
+
+
+def _defaults_for(target: str, evaluator: str | None, ref: str | None) -> tuple[str, str | None]:
+    """--evaluator and --ref where not given: a run is scored the way its training scored it
+    (metrics.evaluation.run_eval_defaults); anything else with mnist-clf and its own reference."""
+    from ganforge.metrics.evaluation import run_eval_defaults
+
+    d = run_eval_defaults(target) if evaluator is None or ref is None else None
+    if d is None:
+        return evaluator or "mnist-clf", ref
+    if evaluator is None and d.evaluator is None:
+        raise UsageError(f"no shipped evaluator fits the images of {target}: give --evaluator (inception-v3-fid with "
+                         "--inception-weights FILE, or one fitted with `ganforge evaluator fit`)")
+    if ref is None and d.missing is not None:
+        raise UsageError(f"{target} trained on {d.missing!r}, which is not here: give the reference images with --ref PATH")
+    if evaluator is None:
+        evaluator = d.evaluator
+        log.info("evaluator %s, as the run's eval.evaluator (--evaluator to change)", evaluator)
+    if ref is None and d.ref is not None:
+        ref = d.ref
+        log.info("reference: the run's training data %s (--ref to change)", ref)
+    return evaluator, ref
 
 
 @click.command("eval-pair")

@@ -15,6 +15,7 @@ batched arithmetic depends on ``batch_size`` (tests/test_eval.py checks the valu
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -227,6 +228,51 @@ def _load(source, n: int | None, seed: int, what: str) -> ImageSet:
 
 def _is_generator_dir(path: Path) -> bool:
     return path.is_dir() and ((path / "model" / "config.json").is_file() or (path / "generator.safetensors").is_file())
+
+
+@dataclass
+class RunEvalDefaults:
+    """What a run folder or a saved generator is scored with when the caller names nothing: the
+    evaluator (None where no shipped one fits its images) and the reference (None where unknown);
+    ``missing``: the run's training data when it is not found here."""
+
+    evaluator: str | None
+    ref: str | None
+    missing: str | None = None
+
+
+def run_eval_defaults(target) -> RunEvalDefaults | None:
+    """The evaluation a generator folder's own run would use, or None for any other target.
+
+    evaluator: the run's eval.evaluator, or for "auto" (or a generator folder without its run) the
+    shipped one for the generator's resolution and channels (mnist-clf for 28 px grey, cifar10-clf for
+    32 px RGB); reference: the run's eval.ref, else its data.source, when that name or path resolves here."""
+    from ganforge.config import read_run_config
+    from ganforge.data import NAMED_SOURCES
+    from ganforge.training.checkpoint import resolve_model_dir
+    from ganforge.training.periodic_eval import auto_evaluator
+
+    if not isinstance(target, (str, Path)) or not _is_generator_dir(Path(target)):
+        return None
+    model_dir = resolve_model_dir(target)
+    try:
+        m = json.loads((model_dir / "config.json").read_text())["model"]
+        evaluator = auto_evaluator(int(m["resolution"]), int(m["channels"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    run_config = model_dir.parent / "config.json"  # RUN/model or RUN/best -> RUN/config.json
+    try:
+        cfg = read_run_config(run_config) if run_config.is_file() else None
+    except UsageError:
+        cfg = None
+    if cfg is None:
+        return RunEvalDefaults(evaluator, None)
+    if cfg.eval.evaluator != "auto":
+        evaluator = cfg.eval.evaluator
+    source = cfg.eval.ref or cfg.data.source
+    if source in NAMED_SOURCES or Path(source).exists():
+        return RunEvalDefaults(evaluator, source)
+    return RunEvalDefaults(evaluator, None, missing=source)
 
 
 def _target(target, n: int | None, seed: int, batch_size: int, device: torch.device, ema: bool) -> ImageSet:
