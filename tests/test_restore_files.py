@@ -173,3 +173,14 @@ def test_read_image_file_knows_grey_and_alpha_from_the_mode(tmp_path, mode, grey
     assert got.rgb.shape == (1, 3, 6, 8) and got.grey == grey and (got.alpha is not None) == alpha
     if grey:
         assert torch.equal(got.rgb[:, 0], got.rgb[:, 1]) and torch.equal(got.rgb[:, 1], got.rgb[:, 2])
+
+
+def test_an_output_that_is_its_input_is_refused_even_with_force(tmp_path, capsys, models):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(smooth(20, 24)).save(photos / "a.png")
+    before = (photos / "a.png").read_bytes()
+    for inp, out in [(photos / "a.png", photos / "a.png"), (photos, photos), (photos / "a.png", tmp_path / "." / "photos" / "a.png")]:
+        code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(inp), str(out), "--force")
+        assert code == 2 and "is the input itself" in err and err.count("\n") == 1, err
+    assert (photos / "a.png").read_bytes() == before

@@ -136,8 +136,9 @@ def write_image(x: Tensor, path: Path, *, grey: bool = False, alpha: np.ndarray 
 
 def plan_outputs(inp: Path, out: Path, *, force: bool) -> list[tuple[Path, Path]]:
     """(input file, output file) pairs: a file -> a file; a folder -> the same names (.png) in ``out``.
-    Refuses, before anything is written, when an output file exists and ``force`` is not given, or
-    when a single output's suffix is not a format we write."""
+    Refuses, before anything is written, when an output file exists and ``force`` is not given, when an
+    output is one of the inputs (even with ``force``), or when a single output's suffix is not a
+    format we write."""
     if not inp.exists():
         raise UsageError(f"input {inp} does not exist: give an image file or a folder of images")
     if inp.is_dir():
@@ -152,6 +153,10 @@ def plan_outputs(inp: Path, out: Path, *, force: bool) -> list[tuple[Path, Path]
             raise UsageError(f"output {out} is a folder: give an output file name (e.g. {out / (inp.stem + '.png')})")
         check_output(out)
         pairs = [(inp, out)]
+    for i, o in pairs:  # even with --force: the original would be lost
+        if o.exists() and o.resolve() == i.resolve():
+            raise UsageError(f"output {o} is the input itself: the restored image would replace the original; "
+                             "write it elsewhere")
     if not force:
         for _, o in pairs:
             if o.exists():
