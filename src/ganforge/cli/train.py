@@ -107,18 +107,21 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
 @click.option("--n", "n", type=int, default=64, show_default=True, help="Number of images.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="FILE.npz (uint8 NHWC), FILE.png (grid) or a folder of PNGs.")
 @click.option("--class", "class_index", type=int, default=None, help="Class to draw (conditional models).")
+@click.option("--per-class", type=int, default=None, help="Conditional models: this many images of every class, "
+              "labelled and interleaved 0, 1, ..., K-1, 0, ... (a balanced synthetic training set; replaces --n).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise seed (same seed, same images).")
 @click.option("--no-ema", is_flag=True, help="Use the raw generator instead of its EMA copy.")
 @click.option("--batch", "batch_size", type=int, default=256, show_default=True, help="Images per forward pass.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--overwrite", is_flag=True, help="Allow replacing an existing --out.")
-def sample_cmd(source, n, out, class_index, seed, no_ema, batch_size, device, overwrite) -> None:
+def sample_cmd(source, n, out, class_index, per_class, seed, no_ema, batch_size, device, overwrite) -> None:
     """Draw images from a run folder or a saved generator.
 
     \b
     Examples:
       ganforge sample runs/00001-dcgan-mnist --n 100 --out grid.png
       ganforge sample runs/00002-cgan-mnist --n 1000 --class 3 --out threes.npz
+      ganforge sample runs/00002-cgan-mnist --per-class 500 --out synthetic.npz   # 5000 labelled digits
     """
     from ganforge.sampling import generate, save_samples
     from ganforge.training.checkpoint import load_generator
@@ -126,7 +129,17 @@ def sample_cmd(source, n, out, class_index, seed, no_ema, batch_size, device, ov
 
     if batch_size <= 0:
         raise UsageError(f"--batch {batch_size} must be > 0")
+    if per_class is not None:
+        given = click.get_current_context().get_parameter_source("n") is click.core.ParameterSource.COMMANDLINE
+        if given or class_index is not None:
+            raise UsageError("--per-class sets the number of images of every class: drop --n and --class")
+        if per_class < 1:
+            raise UsageError(f"--per-class {per_class} must be >= 1")
     G = load_generator(source, ema=not no_ema, device=resolve_device(device, "--device"))
+    if per_class is not None:
+        if not getattr(G, "num_classes", 0):
+            raise UsageError(f"--per-class needs a conditional generator; {source} is unconditional: use --n")
+        n = per_class * G.num_classes  # generate() cycles the classes 0..K-1, so every class gets per_class
     images, labels = generate(G, n, seed=seed, class_index=class_index, batch_size=batch_size)
     path = save_samples(images, labels, out, overwrite=overwrite)
     click.echo(f"wrote {len(images)} images to {path}")

@@ -1,0 +1,99 @@
+"""Does class-conditional synthesis enlarge a small labelled dataset usefully? (ganforge.apps.augment)
+
+    OMP_NUM_THREADS=2 python benchmarks/augment_mnist.py --per-class 20 --synthetic-per-class 200 \\
+        --gan-steps 3000 --clf-steps 1000 --seeds 0 1 2 --test ../shared/data/mnist-test10k.npz --out augment-run
+
+1. ``--per-class`` digits of each class drawn (seed 0) from the 5000 mnist5k digits: the small real set.
+2. The cgan-mnist preset trained on that set alone for ``--gan-steps`` (a normal ganforge run folder
+   under ``--out``), then ``--synthetic-per-class`` labelled digits per class drawn from its EMA generator
+   (the same as ``ganforge sample RUN --per-class M``).
+3. mnist-clf's CNN trained for ``--clf-steps`` steps on real, real + synthetic and synthetic, per seed,
+   scored on the MNIST test set (10,000 digits no part of the pipeline saw). Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--per-class", type=int, default=20)
+    ap.add_argument("--synthetic-per-class", type=int, default=200)
+    ap.add_argument("--gan-steps", type=int, default=3000)
+    ap.add_argument("--clf-steps", type=int, default=1000)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--test", required=True, help="MNIST test .npz (images uint8 NHW, labels)")
+    ap.add_argument("--out", type=Path, required=True, help="new folder: the small set, the cGAN run, the result JSON")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from ganforge.apps.augment import ClassifierRecipe, augmentation_study, small_labelled_subset
+    from ganforge.config import apply_overrides
+    from ganforge.data import load_images
+    from ganforge.evaluators.mnist_clf import load_mnist_npz
+    from ganforge.presets import get_preset
+    from ganforge.sampling import generate
+    from ganforge.training import train
+    from ganforge.training.checkpoint import load_generator
+
+    if args.out.exists():
+        sys.exit(f"--out {args.out} exists: give a new folder")
+    args.out.mkdir(parents=True)
+    started = time.perf_counter()
+    data = load_images("mnist5k", resolution=28, channels=1)
+    real = small_labelled_subset(data.images, data.labels, args.per_class, seed=0)  # (K m, 1, 28, 28), (K m,)
+    np.savez(args.out / "small.npz", images=real[0][:, 0].numpy(), labels=real[1].numpy())
+
+    cfg = apply_overrides(get_preset("cgan-mnist"), [f"data.source={args.out / 'small.npz'}",
+                                                      f"train.total_steps={args.gan_steps}", "train.progress=false",
+                                                      f"train.threads={args.threads}", "checkpoint.every_steps=0"])
+    gan_start = time.perf_counter()
+    run = train(cfg, out=args.out / "cgan")
+    gan_seconds = time.perf_counter() - gan_start
+    G = load_generator(run, ema=True)
+    images, labels = generate(G, args.synthetic_per_class * G.num_classes, seed=1)  # (n, 28, 28, 1) uint8
+    synthetic = (torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels).long())
+    test = load_mnist_npz(args.test)
+
+    recipe = ClassifierRecipe(steps=args.clf_steps)
+    r = augmentation_study(real, synthetic, test, seeds=args.seeds, recipe=recipe)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip()
+    record = {"accuracy": r.accuracy, "summary": r.summary, "seeds": r.seeds, "n_real": r.n_real,
+              "n_synthetic": r.n_synthetic, "n_test": r.n_test, "recipe": asdict(r.recipe),
+              "gan_steps": args.gan_steps, "gan_seconds": round(gan_seconds, 1),
+              "total_seconds": round(time.perf_counter() - started, 1), "commit": commit,
+              "date": datetime.date.today().isoformat(), "threads": args.threads, "torch": torch.__version__}
+    (args.out / "result.json").write_text(json.dumps(record, indent=1))
+
+    print(f"| training set (test accuracy on {r.n_test} MNIST test digits) | mean ± s.e. over {len(r.seeds)} seeds | "
+          "per seed | vs real alone (paired) |")
+    print("|---|---|---|---|")
+    names = {"real": f"real: {r.n_real} digits ({args.per_class} per class)",
+             "real+synthetic": f"real + {r.n_synthetic} synthetic", "synthetic": f"synthetic only ({r.n_synthetic})"}
+    for c, s in r.summary.items():
+        diff = "-" if c == "real" else f"{100 * s['diff_vs_real']:+.2f} ± {100 * s['diff_se']:.2f} points"
+        per_seed = ", ".join(f"{100 * a:.2f}" for a in r.accuracy[c])
+        print(f"| {names[c]} | {100 * s['mean']:.2f} % ± {100 * s['se']:.2f} | {per_seed} | {diff} |")
+    cmd = shlex.join(["python", "benchmarks/augment_mnist.py", *sys.argv[1:]])
+    print(f"\nCommand: `OMP_NUM_THREADS={args.threads} {cmd}`  ")
+    print(f"cGAN: cgan-mnist, {args.gan_steps} steps on the real set ({gan_seconds:.0f} s); classifier: mnist-clf's CNN, "
+          f"{recipe.steps} steps of batch {recipe.batch_size} per condition; total {record['total_seconds']:.0f} s; "
+          f"commit {commit}; {record['date']}; torch {torch.__version__}, {args.threads} threads")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Class-conditional synthesis for data augmentation: does a conditional GAN trained on a small
+labelled set make a classifier trained on that set better?
+
+The protocol (``augmentation_study``), for MNIST-shaped data (28 x 28 grey, 10 classes):
+
+1. ``real``: a small labelled training set, uint8 (N, 1, 28, 28) and labels (N,).
+2. ``synthetic``: images drawn from a conditional generator trained on ``real`` only (never on the
+   test set), class-balanced (``ganforge sample RUN --per-class M``).
+3. For each seed, the same classifier (mnist-clf's CNN, random affine augmentation, AdamW with a
+   one-cycle schedule) is trained for the same number of optimiser steps on ``real`` alone, on
+   ``real`` + ``synthetic`` (a batch draws from the union uniformly) and on ``synthetic`` alone,
+   then scored on the test set. Same steps per condition: the comparison is data, not compute.
+4. Report each condition's mean accuracy and the per-seed paired difference against real alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from ganforge.errors import UsageError
+
+CONDITIONS = ("real", "real+synthetic", "synthetic")
+
+
+@dataclass
+class ClassifierRecipe:
+    """How each classifier of the study trains (mnist-clf's fit recipe, counted in steps)."""
+
+    steps: int = 2000  # optimiser steps, the same for every condition
+    batch_size: int = 64
+    lr_max: float = 3e-3  # one-cycle peak (AdamW)
+    weight_decay: float = 1e-4
+    shift_px: float = 2.0  # random affine augmentation of every batch, real or synthetic
+    rotate_deg: float = 12.0
+    scale: float = 0.1
+    shear_deg: float = 10.0
+
+
+@dataclass
+class StudyResult:
+    accuracy: dict[str, list[float]]  # condition -> accuracy per seed, in seed order
+    seeds: list[int]
+    n_real: int
+    n_synthetic: int
+    n_test: int
+    recipe: ClassifierRecipe
+    summary: dict[str, dict[str, float]] = field(default_factory=dict)  # condition -> mean, se, diff vs real (mean, se)
+
+
+def _check(images: Tensor, labels: Tensor, what: str) -> None:
+    if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
+        raise UsageError(f"{what}: expected uint8 images (N, 1, 28, 28), got {images.dtype} {tuple(images.shape)}")
+    if labels.shape != (len(images),) or (len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < 10)):
+        raise UsageError(f"{what}: expected one label in 0..9 per image, got shape {tuple(labels.shape)}")
+
+
+def fit_classifier(images: Tensor, labels: Tensor, *, seed: int, recipe: ClassifierRecipe | None = None,
+                   device: str | torch.device = "cpu"):
+    """Train mnist-clf's CNN on uint8 (N, 1, 28, 28) ``images`` and int ``labels`` (N,) for
+    ``recipe.steps`` steps; batches are drawn with replacement-free shuffled passes. Returns the model
+    in eval mode. Deterministic for a seed, torch version and thread count; the global RNG is forked."""
+    from ganforge.data import to_float
+    from ganforge.evaluators.mnist_clf import MnistClassifier, random_affine
+
+    r = recipe or ClassifierRecipe()
+    _check(images, labels, "classifier training set")
+    if r.steps < 1 or r.batch_size < 1:
+        raise UsageError(f"classifier steps={r.steps} and batch_size={r.batch_size} must be >= 1")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # weight init and dropout
+        gen = torch.Generator().manual_seed(seed + 1)  # batch order and augmentation
+        model = MnistClassifier().to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=r.lr_max, weight_decay=r.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r.lr_max, total_steps=r.steps)
+        model.train()
+        order, pos = torch.randperm(len(images), generator=gen), 0
+        for _ in range(r.steps):
+            if pos + r.batch_size > len(order):  # a new shuffled pass
+                order, pos = torch.randperm(len(images), generator=gen), 0
+            idx = order[pos : pos + r.batch_size]
+            pos += r.batch_size
+            x = random_affine(to_float(images[idx]), gen, shift_px=r.shift_px, rotate_deg=r.rotate_deg,
+                              scale=r.scale, shear_deg=r.shear_deg)  # (B, 1, 28, 28) in [-1, 1]
+            loss = F.cross_entropy(model.logits(x.to(device)), labels[idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+def augmentation_study(real: tuple[Tensor, Tensor], synthetic: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], *,
+                       seeds=(0, 1, 2), recipe: ClassifierRecipe | None = None, device: str | torch.device = "cpu",
+                       log=print) -> StudyResult:
+    """Test accuracy of the same classifier trained on real, real + synthetic and synthetic data
+    (each a (uint8 (N, 1, 28, 28), int64 (N,)) pair), for each seed. See the module docstring."""
+    from ganforge.evaluators.common import accuracy
+
+    r = recipe or ClassifierRecipe()
+    for (x, y), what in ((real, "real"), (synthetic, "synthetic"), (test, "test")):
+        _check(x, y, f"the {what} set")
+        if not len(x):
+            raise UsageError(f"the {what} set is empty")
+    data = {"real": real, "synthetic": synthetic,
+            "real+synthetic": (torch.cat([real[0], synthetic[0]]), torch.cat([real[1], synthetic[1]]))}
+    acc: dict[str, list[float]] = {c: [] for c in CONDITIONS}
+    log = log or (lambda *_: None)
+    for seed in seeds:
+        for c in CONDITIONS:
+            model = fit_classifier(*data[c], seed=seed, recipe=r, device=device)
+            acc[c].append(accuracy(model, *test))
+            log(f"seed {seed} {c:<15} test accuracy {acc[c][-1]:.4f}")
+    out = StudyResult(acc, list(seeds), len(real[0]), len(synthetic[0]), len(test[0]), r)
+    for c in CONDITIONS:
+        a = np.array(acc[c])
+        d = a - np.array(acc["real"])
+        out.summary[c] = {"mean": float(a.mean()), "se": _se(a), "diff_vs_real": float(d.mean()), "diff_se": _se(d)}
+    return out
+
+
+def _se(a: np.ndarray) -> float:
+    return float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else float("nan")
+
+
+def small_labelled_subset(images: Tensor, labels: Tensor, per_class: int, seed: int) -> tuple[Tensor, Tensor]:
+    """``per_class`` images of each class drawn at random (seeded) from a labelled set; the classes
+    interleaved 0, 1, ..., 9, 0, 1, ... so any prefix stays balanced."""
+    gen = torch.Generator().manual_seed(seed)
+    picks = []
+    for k in range(int(labels.max()) + 1):
+        idx = torch.nonzero(labels == k).flatten()
+        if len(idx) < per_class:
+            raise UsageError(f"class {k} has {len(idx)} images, fewer than --per-class {per_class}")
+        picks.append(idx[torch.randperm(len(idx), generator=gen)[:per_class]])
+    order = torch.stack(picks, dim=1).flatten()  # (per_class * K,) class-interleaved
+    return images[order], labels[order]
