@@ -32,6 +32,8 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=20)
     ap.add_argument("--synthetic-per-class", type=int, default=200)
     ap.add_argument("--gan-steps", type=int, default=3000)
+    ap.add_argument("--gan-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an override of the cgan-mnist run (e.g. train.augment=translation,cutout for small data)")
     ap.add_argument("--clf-steps", type=int, default=1000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--test", required=True, help="MNIST test .npz (images uint8 NHW, labels)")
@@ -59,7 +61,8 @@ def main() -> None:
 
     cfg = apply_overrides(get_preset("cgan-mnist"), [f"data.source={args.out / 'small.npz'}",
                                                       f"train.total_steps={args.gan_steps}", "train.progress=false",
-                                                      f"train.threads={args.threads}", "checkpoint.every_steps=0"])
+                                                      f"train.threads={args.threads}", "checkpoint.every_steps=0",
+                                                      *args.gan_set])
     gan_start = time.perf_counter()
     run = train(cfg, out=args.out / "cgan")
     gan_seconds = time.perf_counter() - gan_start
@@ -74,7 +77,7 @@ def main() -> None:
                             cwd=Path(__file__).parent).stdout.strip()
     record = {"accuracy": r.accuracy, "summary": r.summary, "seeds": r.seeds, "n_real": r.n_real,
               "n_synthetic": r.n_synthetic, "n_test": r.n_test, "recipe": asdict(r.recipe),
-              "gan_steps": args.gan_steps, "gan_seconds": round(gan_seconds, 1),
+              "gan_steps": args.gan_steps, "gan_set": args.gan_set, "gan_seconds": round(gan_seconds, 1),
               "total_seconds": round(time.perf_counter() - started, 1), "commit": commit,
               "date": datetime.date.today().isoformat(), "threads": args.threads, "torch": torch.__version__}
     (args.out / "result.json").write_text(json.dumps(record, indent=1))
@@ -90,7 +93,7 @@ def main() -> None:
         print(f"| {names[c]} | {100 * s['mean']:.2f} % ± {100 * s['se']:.2f} | {per_seed} | {diff} |")
     cmd = shlex.join(["python", "benchmarks/augment_mnist.py", *sys.argv[1:]])
     print(f"\nCommand: `OMP_NUM_THREADS={args.threads} {cmd}`  ")
-    print(f"cGAN: cgan-mnist, {args.gan_steps} steps on the real set ({gan_seconds:.0f} s); classifier: mnist-clf's CNN, "
+    print(f"cGAN: cgan-mnist {' '.join(args.gan_set)}, {args.gan_steps} steps on the real set ({gan_seconds:.0f} s); classifier: mnist-clf's CNN, "
           f"{recipe.steps} steps of batch {recipe.batch_size} per condition; total {record['total_seconds']:.0f} s; "
           f"commit {commit}; {record['date']}; torch {torch.__version__}, {args.threads} threads")
 
