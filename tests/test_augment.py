@@ -66,7 +66,7 @@ def test_study_pairs_each_condition_with_real_alone(digits, monkeypatch):
     real = small_labelled_subset(*digits, per_class=2, seed=0)
     synthetic = small_labelled_subset(*digits, per_class=3, seed=1)
     test = digits[0][:50], digits[1][:50]
-    scores = iter([0.5, 0.7, 0.1, 0.6, 0.65, 0.2])  # seed 0: real, real+synthetic, synthetic; then seed 1
+    scores = iter([0.5, 0.7, 0.8, 0.1, 0.6, 0.65, 0.7, 0.2])  # per seed: real, real+synthetic, 1:1, synthetic
     monkeypatch.setattr(common, "accuracy", lambda model, x, y: next(scores))
     r = augmentation_study(real, synthetic, test, seeds=(0, 1), recipe=ClassifierRecipe(steps=2, batch_size=8), log=None)
     assert list(r.accuracy) == list(CONDITIONS) and r.accuracy["real+synthetic"] == [0.7, 0.65]
@@ -74,9 +74,23 @@ def test_study_pairs_each_condition_with_real_alone(digits, monkeypatch):
     s = r.summary["real+synthetic"]
     assert s["mean"] == pytest.approx(0.675) and s["diff_vs_real"] == pytest.approx(0.125)
     assert s["diff_se"] == pytest.approx(np.std([0.2, 0.05], ddof=1) / np.sqrt(2))
+    assert r.summary["real+synthetic 1:1"]["diff_vs_real"] == pytest.approx(0.2)
     assert r.summary["real"]["diff_vs_real"] == 0.0
     with pytest.raises(UsageError, match="the synthetic set is empty"):
         augmentation_study(real, (synthetic[0][:0], synthetic[1][:0]), test, seeds=(0,), log=None)
+
+
+def test_mixing_one_to_one_draws_half_of_every_batch_from_each_set(digits, monkeypatch):
+    import ganforge.evaluators.mnist_clf as clf
+
+    real = small_labelled_subset(*digits, per_class=1, seed=0)  # 10 images, fewer than half a batch
+    synthetic = (torch.full((40, 1, 28, 28), 255, dtype=torch.uint8), torch.arange(40) % 10)  # white: x = 1
+    seen = []
+    real_affine = clf.random_affine
+    monkeypatch.setattr(clf, "random_affine", lambda x, gen, **kw: seen.append(x.clone()) or real_affine(x, gen, **kw))
+    fit_classifier(*real, seed=0, recipe=ClassifierRecipe(steps=3, batch_size=32), mix=synthetic)
+    for x in seen:  # (32, 1, 28, 28): the first 16 real digits (mostly black), the last 16 all white
+        assert x.shape[0] == 32 and bool((x[16:] == 1).all()) and not bool((x[:16] == 1).all(dim=(1, 2, 3)).any())
 
 
 def test_sample_per_class_writes_a_balanced_labelled_set(tmp_path, capsys):
@@ -93,3 +107,23 @@ def test_sample_per_class_writes_a_balanced_labelled_set(tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", str(tmp_path / "cgan"), "--per-class", "3", "--class", "2", "--out", str(tmp_path / "t.npz")]) == 2
     assert "drop --n and --class" in capsys.readouterr().err
+
+
+def test_sample_per_class_into_a_folder_writes_class_folders_that_load_as_labels(tmp_path, capsys):
+    import json
+
+    from ganforge.data import load_images
+    from ganforge.models import build_generator
+    from ganforge.models.config import ModelConfig
+    from ganforge.training.checkpoint import save_generator
+
+    cfg = ModelConfig(arch="dcgan", resolution=28, channels=1, z_dim=16, g_width=8, num_classes=3)
+    torch.manual_seed(0)
+    save_generator(tmp_path / "cgan", cfg, build_generator(cfg))
+    assert main(["sample", str(tmp_path / "cgan"), "--per-class", "2", "--out", str(tmp_path / "plain")]) == 0
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["class0", "class1", "class2"]
+    meta = json.loads((tmp_path / "cgan" / "config.json").read_text())
+    (tmp_path / "cgan" / "config.json").write_text(json.dumps({**meta, "class_names": ["cat", "dog", "owl"]}))
+    assert main(["sample", str(tmp_path / "cgan"), "--per-class", "2", "--out", str(tmp_path / "named")]) == 0
+    data = load_images(str(tmp_path / "named"), resolution=28, channels=1)
+    assert data.class_names == ["cat", "dog", "owl"] and sorted(data.labels.tolist()) == [0, 0, 1, 1, 2, 2]

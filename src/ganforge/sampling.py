@@ -42,8 +42,11 @@ def generate(
     return images, (labels.numpy() if labels is not None else None)
 
 
-def save_samples(images: np.ndarray, labels: np.ndarray | None, out: str | Path, *, overwrite: bool = False) -> Path:
-    """``out`` ending in .npz: uint8 NHWC ``images`` (+ ``labels``); .png: one grid; else a folder of PNGs."""
+def save_samples(images: np.ndarray, labels: np.ndarray | None, out: str | Path, *, overwrite: bool = False,
+                 class_dirs: list[str] | None = None) -> Path:
+    """``out`` ending in .npz: uint8 NHWC ``images`` (+ ``labels``); .png: one grid; else a folder of PNGs,
+    named ``{i}_class{k}.png``, or with ``class_dirs`` (one folder name per class) ``{class_dirs[k]}/{i}.png``:
+    the class-folder layout that ``--data`` (and torchvision's ImageFolder) read as labels."""
     out = Path(out)
     if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
         raise UsageError(f"--out {out} already exists: choose another path or pass --overwrite")
@@ -61,6 +64,10 @@ def save_samples(images: np.ndarray, labels: np.ndarray | None, out: str | Path,
         out.mkdir(parents=True, exist_ok=True)
         width = len(str(len(images) - 1))
         for i, img in enumerate(images):
+            if class_dirs is not None and labels is not None:
+                (out / class_dirs[int(labels[i])]).mkdir(exist_ok=True)
+                save_png(img, out / class_dirs[int(labels[i])] / f"{i:0{width}d}.png")
+                continue
             tag = f"_class{int(labels[i])}" if labels is not None else ""
             save_png(img, out / f"{i:0{width}d}{tag}.png")
     else:

@@ -8,8 +8,8 @@ The protocol (``augmentation_study``), for MNIST-shaped data (28 x 28 grey, 10 c
    test set), class-balanced (``ganforge sample RUN --per-class M``).
 3. For each seed, the same classifier (mnist-clf's CNN, random affine augmentation, AdamW with a
    one-cycle schedule) is trained for the same number of optimiser steps on ``real`` alone, on
-   ``real`` + ``synthetic`` (a batch draws from the union uniformly) and on ``synthetic`` alone,
-   then scored on the test set. Same steps per condition: the comparison is data, not compute.
+   ``real`` + ``synthetic`` (a batch draws from the union uniformly), on the two mixed 1:1 (half of
+   every batch from each) and on ``synthetic`` alone, then scored on the test set. Same steps per condition: the comparison is data, not compute.
 4. Report each condition's mean accuracy and the per-seed paired difference against real alone.
 """
 
@@ -25,7 +25,9 @@ from torch.nn import functional as F
 
 from ganforge.errors import UsageError
 
-CONDITIONS = ("real", "real+synthetic", "synthetic")
+# real+synthetic: batches drawn from the union (synthetic images dominate when there are more of them);
+# real+synthetic 1:1: every batch half real, half synthetic, whatever the sizes
+CONDITIONS = ("real", "real+synthetic", "real+synthetic 1:1", "synthetic")
 
 
 @dataclass
@@ -60,18 +62,39 @@ def _check(images: Tensor, labels: Tensor, what: str) -> None:
         raise UsageError(f"{what}: expected one label in 0..9 per image, got shape {tuple(labels.shape)}")
 
 
+class _Passes:
+    """Index batches of one set from successive shuffled passes (no repeats within a pass)."""
+
+    def __init__(self, n: int, gen: torch.Generator) -> None:
+        self.n, self.gen = n, gen
+        self.order, self.pos = torch.randperm(n, generator=gen), 0
+
+    def take(self, k: int) -> Tensor:
+        if self.pos + k > self.n:  # a new pass (a set smaller than k repeats within the batch)
+            self.order = torch.cat([self.order[self.pos:], torch.randperm(self.n, generator=self.gen)])
+            self.pos = 0
+            while len(self.order) < k:
+                self.order = torch.cat([self.order, torch.randperm(self.n, generator=self.gen)])
+        idx = self.order[self.pos : self.pos + k]
+        self.pos += k
+        return idx
+
+
 def fit_classifier(images: Tensor, labels: Tensor, *, seed: int, recipe: ClassifierRecipe | None = None,
-                   device: str | torch.device = "cpu"):
+                   device: str | torch.device = "cpu", mix: tuple[Tensor, Tensor] | None = None):
     """Train mnist-clf's CNN on uint8 (N, 1, 28, 28) ``images`` and int ``labels`` (N,) for
-    ``recipe.steps`` steps; batches are drawn with replacement-free shuffled passes. Returns the model
-    in eval mode. Deterministic for a seed, torch version and thread count; the global RNG is forked."""
+    ``recipe.steps`` steps, batches from shuffled passes; with ``mix`` (a second labelled set) every
+    batch is half from each. Returns the model in eval mode. Deterministic for a seed, torch version
+    and thread count; the global RNG is forked."""
     from ganforge.data import to_float
     from ganforge.evaluators.mnist_clf import MnistClassifier, random_affine
 
     r = recipe or ClassifierRecipe()
     _check(images, labels, "classifier training set")
-    if r.steps < 1 or r.batch_size < 1:
-        raise UsageError(f"classifier steps={r.steps} and batch_size={r.batch_size} must be >= 1")
+    if mix is not None:
+        _check(*mix, "classifier mixed-in set")
+    if r.steps < 1 or r.batch_size < 2:
+        raise UsageError(f"classifier steps={r.steps} must be >= 1 and batch_size={r.batch_size} >= 2")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # weight init and dropout
         gen = torch.Generator().manual_seed(seed + 1)  # batch order and augmentation
@@ -79,15 +102,19 @@ def fit_classifier(images: Tensor, labels: Tensor, *, seed: int, recipe: Classif
         opt = torch.optim.AdamW(model.parameters(), lr=r.lr_max, weight_decay=r.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r.lr_max, total_steps=r.steps)
         model.train()
-        order, pos = torch.randperm(len(images), generator=gen), 0
+        first = _Passes(len(images), gen)
+        second = _Passes(len(mix[0]), gen) if mix is not None else None
+        half = r.batch_size // 2
         for _ in range(r.steps):
-            if pos + r.batch_size > len(order):  # a new shuffled pass
-                order, pos = torch.randperm(len(images), generator=gen), 0
-            idx = order[pos : pos + r.batch_size]
-            pos += r.batch_size
-            x = random_affine(to_float(images[idx]), gen, shift_px=r.shift_px, rotate_deg=r.rotate_deg,
+            if second is None:
+                idx = first.take(r.batch_size)
+                xb, yb = images[idx], labels[idx]
+            else:
+                i, j = first.take(r.batch_size - half), second.take(half)
+                xb, yb = torch.cat([images[i], mix[0][j]]), torch.cat([labels[i], mix[1][j]])
+            x = random_affine(to_float(xb), gen, shift_px=r.shift_px, rotate_deg=r.rotate_deg,
                               scale=r.scale, shear_deg=r.shear_deg)  # (B, 1, 28, 28) in [-1, 1]
-            loss = F.cross_entropy(model.logits(x.to(device)), labels[idx].to(device))
+            loss = F.cross_entropy(model.logits(x.to(device)), yb.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -107,13 +134,14 @@ def augmentation_study(real: tuple[Tensor, Tensor], synthetic: tuple[Tensor, Ten
         _check(x, y, f"the {what} set")
         if not len(x):
             raise UsageError(f"the {what} set is empty")
-    data = {"real": real, "synthetic": synthetic,
-            "real+synthetic": (torch.cat([real[0], synthetic[0]]), torch.cat([real[1], synthetic[1]]))}
+    data = {"real": (real, None), "synthetic": (synthetic, None), "real+synthetic 1:1": (real, synthetic),
+            "real+synthetic": ((torch.cat([real[0], synthetic[0]]), torch.cat([real[1], synthetic[1]])), None)}
     acc: dict[str, list[float]] = {c: [] for c in CONDITIONS}
     log = log or (lambda *_: None)
     for seed in seeds:
         for c in CONDITIONS:
-            model = fit_classifier(*data[c], seed=seed, recipe=r, device=device)
+            train_set, mix = data[c]
+            model = fit_classifier(*train_set, seed=seed, recipe=r, device=device, mix=mix)
             acc[c].append(accuracy(model, *test))
             log(f"seed {seed} {c:<15} test accuracy {acc[c][-1]:.4f}")
     out = StudyResult(acc, list(seeds), len(real[0]), len(synthetic[0]), len(test[0]), r)

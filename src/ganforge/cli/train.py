@@ -141,8 +141,25 @@ def sample_cmd(source, n, out, class_index, per_class, seed, no_ema, batch_size,
             raise UsageError(f"--per-class needs a conditional generator; {source} is unconditional: use --n")
         n = per_class * G.num_classes  # generate() cycles the classes 0..K-1, so every class gets per_class
     images, labels = generate(G, n, seed=seed, class_index=class_index, batch_size=batch_size)
-    path = save_samples(images, labels, out, overwrite=overwrite)
+    # --per-class into a folder: one sub-folder per class, named as the run's class folders were
+    class_dirs = _class_dirs(source, G.num_classes) if per_class is not None else None
+    path = save_samples(images, labels, out, overwrite=overwrite, class_dirs=class_dirs)
     click.echo(f"wrote {len(images)} images to {path}")
+
+
+def _class_dirs(source: Path, k: int) -> list[str]:
+    """The run's class names (its data's class folders) when it kept them, else class0 .. class{k-1}."""
+    import json
+
+    from ganforge.training.checkpoint import resolve_model_dir
+
+    try:
+        names = json.loads((resolve_model_dir(source) / "config.json").read_text()).get("class_names")
+    except (OSError, ValueError):
+        names = None
+    ok = isinstance(names, list) and len(names) == k and len(set(map(str, names))) == k
+    ok = ok and all(str(s) and Path(str(s)).name == str(s) and not str(s).startswith(".") for s in names)
+    return [str(s) for s in names] if ok else [f"class{i}" for i in range(k)]
 
 
 @click.command("presets")
