@@ -36,10 +36,17 @@ def main() -> None:
                     help="an override of the cgan-mnist run (e.g. train.augment=translation,cutout for small data)")
     ap.add_argument("--clf-steps", type=int, default=1000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--test", required=True, help="MNIST test .npz (images uint8 NHW, labels)")
-    ap.add_argument("--out", type=Path, required=True, help="new folder: the small set, the cGAN run, the result JSON")
+    ap.add_argument("--test", help="MNIST test .npz (images uint8 NHW, labels)")
+    ap.add_argument("--out", type=Path, help="new folder: the small set, the cGAN run, the result JSON")
+    ap.add_argument("--table", type=Path, help="only print the table of an earlier run's result.json")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    if args.table:
+        record = json.loads(args.table.read_text())
+        print_table(record, record.get("argv", []))
+        return
+    if not args.test or not args.out:
+        ap.error("--test and --out are required (or --table RESULT.json)")
     torch.set_num_threads(args.threads)
 
     from ganforge.apps.augment import ClassifierRecipe, augmentation_study, small_labelled_subset
@@ -79,23 +86,32 @@ def main() -> None:
               "n_synthetic": r.n_synthetic, "n_test": r.n_test, "recipe": asdict(r.recipe),
               "gan_steps": args.gan_steps, "gan_set": args.gan_set, "gan_seconds": round(gan_seconds, 1),
               "total_seconds": round(time.perf_counter() - started, 1), "commit": commit,
-              "date": datetime.date.today().isoformat(), "threads": args.threads, "torch": torch.__version__}
+              "date": datetime.date.today().isoformat(), "threads": args.threads, "torch": torch.__version__,
+              "argv": sys.argv[1:]}
     (args.out / "result.json").write_text(json.dumps(record, indent=1))
 
-    print(f"| training set (test accuracy on {r.n_test} MNIST test digits) | mean ± s.e. over {len(r.seeds)} seeds | "
-          "per seed | vs real alone (paired) |")
+    print_table(record, sys.argv[1:])
+
+
+def print_table(record: dict, argv: list[str]) -> None:
+    """The markdown table of a result.json record (also: --table RESULT.json, to print it again)."""
+    n_real, n_syn, per_class = record["n_real"], record["n_synthetic"], record["n_real"] // 10
+    print(f"| training set (test accuracy on {record['n_test']} MNIST test digits) | mean ± s.e. over "
+          f"{len(record['seeds'])} seeds | per seed | vs real alone (paired) |")
     print("|---|---|---|---|")
-    names = {"real": f"real: {r.n_real} digits ({args.per_class} per class)",
-             "real+synthetic": f"real + {r.n_synthetic} synthetic", "synthetic": f"synthetic only ({r.n_synthetic})"}
-    for c, s in r.summary.items():
+    names = {"real": f"real: {n_real} digits ({per_class} per class)", "real+synthetic": f"real + {n_syn} synthetic (union)",
+             "real+synthetic 1:1": f"real + {n_syn} synthetic, 1:1 in every batch", "synthetic": f"synthetic only ({n_syn})"}
+    for c, s in record["summary"].items():
         diff = "-" if c == "real" else f"{100 * s['diff_vs_real']:+.2f} ± {100 * s['diff_se']:.2f} points"
-        per_seed = ", ".join(f"{100 * a:.2f}" for a in r.accuracy[c])
-        print(f"| {names[c]} | {100 * s['mean']:.2f} % ± {100 * s['se']:.2f} | {per_seed} | {diff} |")
-    cmd = shlex.join(["python", "benchmarks/augment_mnist.py", *sys.argv[1:]])
-    print(f"\nCommand: `OMP_NUM_THREADS={args.threads} {cmd}`  ")
-    print(f"cGAN: cgan-mnist {' '.join(args.gan_set)}, {args.gan_steps} steps on the real set ({gan_seconds:.0f} s); classifier: mnist-clf's CNN, "
-          f"{recipe.steps} steps of batch {recipe.batch_size} per condition; total {record['total_seconds']:.0f} s; "
-          f"commit {commit}; {record['date']}; torch {torch.__version__}, {args.threads} threads")
+        per_seed = ", ".join(f"{100 * a:.2f}" for a in record["accuracy"][c])
+        print(f"| {names.get(c, c)} | {100 * s['mean']:.2f} % ± {100 * s['se']:.2f} | {per_seed} | {diff} |")
+    cmd = shlex.join(["python", "benchmarks/augment_mnist.py", *argv])
+    r = record["recipe"]
+    print(f"\nCommand: `OMP_NUM_THREADS={record['threads']} {cmd}`  ")
+    print(f"cGAN: cgan-mnist{''.join(' --set ' + s for s in record['gan_set'])}, {record['gan_steps']} steps on the real set "
+          f"({record['gan_seconds']:.0f} s); classifier: mnist-clf's CNN, {r['steps']} steps of batch {r['batch_size']} "
+          f"per condition; total {record['total_seconds']:.0f} s; commit {record['commit']}; {record['date']}; "
+          f"torch {record['torch']}, {record['threads']} threads")
 
 
 if __name__ == "__main__":
