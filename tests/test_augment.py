@@ -10,6 +10,7 @@ from ganforge.apps.augment import (
     ClassifierRecipe,
     augmentation_study,
     fit_classifier,
+    label_agreement,
     small_labelled_subset,
 )
 from ganforge.cli import main
@@ -91,6 +92,12 @@ def test_mixing_one_to_one_draws_half_of_every_batch_from_each_set(digits, monke
     fit_classifier(*real, seed=0, recipe=ClassifierRecipe(steps=3, batch_size=32), mix=synthetic)
     for x in seen:  # (32, 1, 28, 28): the first 16 real digits (mostly black), the last 16 all white
         assert x.shape[0] == 32 and bool((x[16:] == 1).all()) and not bool((x[:16] == 1).all(dim=(1, 2, 3)).any())
+
+
+def test_label_agreement_is_mnist_clf_accuracy_on_the_given_labels(digits):
+    x, y = small_labelled_subset(*digits, per_class=20, seed=0)
+    assert label_agreement(x, y) > 0.98  # real digits: their true labels
+    assert label_agreement(x, (y + 1) % 10) < 0.05  # every label wrong
 
 
 def test_sample_per_class_writes_a_balanced_labelled_set(tmp_path, capsys):
