@@ -72,6 +72,9 @@ def main() -> None:
 
     if args.out.exists():
         sys.exit(f"--out {args.out} exists: give a new folder")
+    # read at the start: the code that runs is the code of this commit
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip()
     args.out.mkdir(parents=True)
     started = time.perf_counter()
     data = load_images("mnist5k", resolution=28, channels=1)
@@ -93,8 +96,6 @@ def main() -> None:
 
     recipe = ClassifierRecipe(steps=args.clf_steps)
     r = augmentation_study(real, synthetic, test, seeds=args.seeds, recipe=recipe)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
     record = {"accuracy": r.accuracy, "summary": r.summary, "seeds": r.seeds, "n_real": r.n_real,
               "n_synthetic": r.n_synthetic, "n_test": r.n_test, "recipe": asdict(r.recipe),
               "label_agreement": round(agreement, 4), "gan_steps": args.gan_steps, "gan_set": args.gan_set, "gan_seconds": round(gan_seconds, 1),
