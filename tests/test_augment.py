@@ -15,14 +15,7 @@ from ganforge.apps.augment import (
 )
 from ganforge.cli import main
 from ganforge.errors import UsageError
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from test_restore_models import one_thread  # noqa: F401  (autouse: one torch thread in this module too)
 
 
 @pytest.fixture(scope="module")
