@@ -63,9 +63,11 @@ def save_samples(images: np.ndarray, labels: np.ndarray | None, out: str | Path,
     elif suffix == "":
         out.mkdir(parents=True, exist_ok=True)
         width = len(str(len(images) - 1))
+        by_class = class_dirs is not None and labels is not None
+        for name in class_dirs if by_class else []:
+            (out / name).mkdir(exist_ok=True)
         for i, img in enumerate(images):
-            if class_dirs is not None and labels is not None:
-                (out / class_dirs[int(labels[i])]).mkdir(exist_ok=True)
+            if by_class:
                 save_png(img, out / class_dirs[int(labels[i])] / f"{i:0{width}d}.png")
                 continue
             tag = f"_class{int(labels[i])}" if labels is not None else ""

@@ -206,7 +206,7 @@ class Restorer:
         from ganforge.apps.tiling import tile_count
 
         if self.task == "inpaint" and self.work_scale != 1:
-            h, w = max(1, round(h * self.work_scale)), max(1, round(w * self.work_scale))
+            h, w = self._work_size(h, w)
         return tile_count(h, w, self.tile_for(h, w)) * (self.ensemble_size if self.self_ensemble else 1)
 
     def _call(self, x: Tensor) -> Tensor:
@@ -247,11 +247,15 @@ class Restorer:
                 total = y if total is None else total + y
         return (total / self.ensemble_size).clamp(0, 1)
 
+    def _work_size(self, h: int, w: int) -> tuple[int, int]:
+        """The size an h x w image is inpainted at (work_scale < 1)."""
+        return max(1, round(h * self.work_scale)), max(1, round(w * self.work_scale))
+
     def _inpaint_shrunk(self, x: Tensor, m: Tensor) -> Tensor:
         """Inpaint at work_scale: x (N, 3, H, W) with holes, m (N, 1, H, W) 1 = missing → (N, 3, H, W)
         whose hole pixels are the upsampled fill (the caller composites the known pixels)."""
         h, w = x.shape[-2:]
-        size = (max(1, round(h * self.work_scale)), max(1, round(w * self.work_scale)))
+        size = self._work_size(h, w)
         known = 1 - m
         # Area-average only the known pixels; a small pixel with any missing source pixel is
         # missing, so no hole value leaks into the shrunk context.

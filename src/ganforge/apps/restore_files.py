@@ -106,11 +106,11 @@ def resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
 
 def check_output(out: Path, src: Path | None = None, *, alpha: bool = False) -> None:
     """Refuse an output suffix we cannot write, or alpha (from ``src``) for a format without it."""
-    fmt = OUTPUT_FORMATS.get(out.suffix.lower(), (None,))[0]
-    if fmt is None or out.suffix.lower() not in _suffixes():
+    if out.suffix.lower() not in _suffixes():
         what = f"{out.suffix!r} is not an image type ganforge writes" if out.suffix else "a name without a suffix has no image type"
         raise UsageError(f"output {out}: {what}; "
                          f"end it with one of {', '.join(_suffixes())}")
+    fmt = OUTPUT_FORMATS[out.suffix.lower()][0]
     if alpha and fmt in _NO_ALPHA:
         raise UsageError(f"input {src} has an alpha channel, which {fmt} cannot store: write {out.with_suffix('.png')} "
                          "(or .tif, .webp) instead")

@@ -52,8 +52,8 @@ log = logging.getLogger("ganforge.train")
 def resolve_device(name: str, option: str = "train.device") -> torch.device:
     """cpu | cuda | cuda:N | auto -> a torch.device; ``option`` names the setting in the errors
     (a config key such as train.device, or a CLI flag such as --device)."""
-    shown = f"{option}={name!r}" if not option.startswith("-") else f"{option} {name!r}"
-    use = f"{option}=cpu or auto" if not option.startswith("-") else f"{option} cpu or auto"
+    sep = " " if option.startswith("-") else "="  # --device cuda, train.device=cuda
+    shown, use = f"{option}{sep}{name!r}", f"{option}{sep}cpu or auto"
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not re.fullmatch(r"cpu|cuda(:\d+)?", str(name)):
