@@ -56,6 +56,13 @@ SHIP = {
         "CIFAR-10 test (all 10,000)": ["--data", str(CIFAR), "--mask", "center"],
         "Set14 240 px crops": ["--data", str(SET14), "--crop", "240", "--mask", "center", "--work-scale", "0.1333"]}),
 }
+# since the fortieth session: the shipped inpaint-center fine-tuned on the inpaint-free preset's boxes and brush strokes
+# (inpaint-free-ft, 50 minutes on both cores), scored on those holes and on the centre one
+SHIP["inpaint-free"] = ([*SHIP["inpaint-center"][0], "inpaint-free-ft"], {
+    f"{where} {kind}": [*args, "--mask", kind]
+    for kind in ("strokes", "boxes", "center")
+    for where, args in (("CIFAR-10 test (first 1000)", ["--data", str(CIFAR), "--max-images", "1000"]),
+                        ("Set14 240 px crops", ["--data", str(SET14), "--crop", "240", "--work-scale", "0.1333"]))})
 
 
 def portable(value):
@@ -87,10 +94,13 @@ DESCRIPTION = {
                    "predicting the noise, L1 then L2 cycles.",
     "inpaint-center": "Inpainting of a centre hole (32 px CIFAR-10 images): a U-Net completion net (width 64, skips at "
                       "1/1, 1/2, 1/4, dilated convs at 1/8), L1, L2, then PSNR-loss cycles; no adversarial phase.",
+    "inpaint-free": "Free-form inpainting (random boxes and brush strokes, 32 px CIFAR-10 images): the shipped "
+                    "inpaint-center U-Net fine-tuned on those holes with the PSNR loss; no adversarial phase.",
 }
 
 MACHINE = {"sr-x4": BOTH, "denoise-s25": TWO,
-           "inpaint-center": TWO + " (the last cycle, inpaint-ft7-psnr: one training on both threads, train.threads=2)"}
+           "inpaint-center": TWO + " (the last cycle, inpaint-ft7-psnr: one training on both threads, train.threads=2)",
+           "inpaint-free": TWO + " (the last two cycles, inpaint-ft7-psnr and inpaint-free-ft: one training on both threads)"}
 
 
 def main() -> None:
@@ -111,7 +121,9 @@ def main() -> None:
         folder = DEST / name
         if folder.exists():
             sys.exit(f"ship_models: {folder} exists: delete it to ship {name} again")
-        earlier = {t["run"]: t for t in index.get(name, {}).get("trained", [])}
+        # a run's record as shipped, under this model or another grown from the same runs (inpaint-free's first seven)
+        earlier = {t["run"]: t for entry in (*[v for k, v in index.items() if k != name], index.get(name, {}))
+                   for t in entry.get("trained", [])}
         here = {r for r in runs if (OUT / r / "summary.json").exists()}  # the others were trained in an earlier session
         if missing := [r for r in runs if r not in here and r not in earlier]:
             sys.exit(f"ship_models: run(s) {', '.join(missing)} of {name} have no summary.json in {OUT} nor a record in index.json")

@@ -25,10 +25,10 @@ def smooth(h, w, seed=0):
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """A saved tiny sr-x2 net and a tiny denoiser (no noise map), weights perturbed off the init."""
+    """A saved tiny sr-x2 net, a tiny denoiser (no noise map) and a tiny inpainter, weights perturbed off the init."""
     root = tmp_path_factory.mktemp("models")
     out = {}
-    for name, preset in [("sr", "sr-x2"), ("denoise", "denoise-s25")]:
+    for name, preset in [("sr", "sr-x2"), ("denoise", "denoise-s25"), ("inpaint", "inpaint-center")]:
         cfg = tiny(preset)
         net = perturbed_net(cfg, seed=1)
         save_restorer(root / name, cfg, net)
@@ -184,3 +184,130 @@ def test_an_output_that_is_its_input_is_refused_even_with_force(tmp_path, capsys
         code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(inp), str(out), "--force")
         assert code == 2 and "is the input itself" in err and err.count("\n") == 1, err
     assert (photos / "a.png").read_bytes() == before
+
+
+def _erased(h, w, alpha_value=0, seed=3):
+    """An RGBA photo with a 6x8 block erased (alpha ``alpha_value``, colour left under it) and its hole mask."""
+    rgba = np.concatenate([smooth(h, w, seed=seed), np.full((h, w, 1), 255, np.uint8)], axis=-1)
+    hole = np.zeros((h, w), bool)
+    hole[5:11, 7:15] = True
+    rgba[hole, 3] = alpha_value
+    return rgba, hole
+
+
+@pytest.mark.parametrize("alpha_value", [0, 254])  # a hard eraser, and the faint rim a soft one leaves
+def test_mask_kind_alpha_fills_the_transparent_pixels_like_the_same_mask_file(tmp_path, capsys, models, alpha_value):
+    rgba, hole = _erased(20, 24, alpha_value)
+    Image.fromarray(rgba).save(tmp_path / "erased.png")
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "rgb.png")
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "hole.png")
+    model = str(models["inpaint"][0])
+    code, _, err = _cli(capsys, "inpaint", "apply", model, str(tmp_path / "erased.png"), str(tmp_path / "a.png"),
+                        "--mask-kind", "alpha")
+    assert code == 0, err
+    code, _, err = _cli(capsys, "inpaint", "apply", model, str(tmp_path / "rgb.png"), str(tmp_path / "m.png"),
+                        "--mask", str(tmp_path / "hole.png"))
+    assert code == 0, err
+    by_alpha, by_file = Image.open(tmp_path / "a.png"), Image.open(tmp_path / "m.png")
+    assert by_alpha.mode == "RGB"  # filled, so opaque: the alpha is not carried over
+    assert np.array_equal(np.asarray(by_alpha), np.asarray(by_file))
+    out = np.asarray(by_alpha)
+    assert np.array_equal(out[~hole], rgba[~hole][:, :3])  # known pixels bit-exact
+    assert not np.array_equal(out[hole], rgba[hole][:, :3])  # the colour left under the hole was not kept
+
+
+def test_mask_kind_alpha_keeps_grey_and_may_write_jpeg(tmp_path, capsys, models):
+    rgba, hole = _erased(20, 24)
+    la = Image.fromarray(rgba).convert("LA")
+    la.save(tmp_path / "erased.png")
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(tmp_path / "erased.png"),
+                        str(tmp_path / "o.jpg"), "--mask-kind", "alpha")
+    assert code == 0, err  # no alpha left to store, so JPEG is fine
+    assert Image.open(tmp_path / "o.jpg").mode == "L"
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda rgba: Image.fromarray(rgba[..., :3]), "has no alpha channel; erase the region to fill"),
+    (lambda rgba: Image.fromarray(np.concatenate([rgba[..., :3], np.full(rgba.shape[:2] + (1,), 255, np.uint8)], -1)),
+     "is fully opaque, so there is nothing to fill"),
+])
+def test_mask_kind_alpha_without_a_hole_is_one_line(tmp_path, capsys, models, make, needle):
+    make(_erased(20, 24)[0]).save(tmp_path / "in.png")
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(tmp_path / "in.png"),
+                        str(tmp_path / "o.png"), "--mask-kind", "alpha")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and needle in lines[0] and "in.png" in lines[0], err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_mask_kind_alpha_takes_each_image_of_a_folder_its_own_hole(tmp_path, capsys, models):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    holes = {}
+    for i, name in enumerate(["a.png", "b.png"]):
+        rgba, hole = _erased(20, 24, seed=i)
+        if i:  # b's hole is elsewhere
+            rgba[..., 3], hole = 255, np.roll(hole, (6, 5), axis=(0, 1))
+            rgba[hole, 3] = 0
+        Image.fromarray(rgba).save(photos / name)
+        holes[name] = (rgba, hole)
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(photos), str(tmp_path / "out"),
+                        "--mask-kind", "alpha")
+    assert code == 0, err
+    restorer = models["inpaint"][1]
+    for name, (rgba, hole) in holes.items():
+        m = torch.from_numpy(hole.astype(np.float32))[None, None]
+        x = torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1)[None].float() / 255 * (1 - m)
+        want = (restorer(x, m)[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / name)), want)
+
+
+@pytest.mark.parametrize("trained,kind,warns", [
+    ("center,square", "alpha", True), ("center,square", "strokes", True), ("center,square", None, True),
+    ("center,square", "center", False), ("boxes,strokes", "alpha", False), ("center,boxes", None, False),
+])
+def test_a_centre_only_net_warns_for_other_holes(tmp_path, caplog, trained, kind, warns):
+    import logging
+
+    from ganforge.apps.restore_apply import apply_to_path
+
+    cfg = tiny("inpaint-center", f"degrade.mask_kinds={trained}")
+    restorer = Restorer(perturbed_net(cfg, seed=1), cfg)
+    rgba, hole = _erased(20, 24)
+    Image.fromarray(rgba).save(tmp_path / "in.png")
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "hole.png")
+    with caplog.at_level(logging.WARNING, logger="ganforge.restore"):
+        apply_to_path(restorer, tmp_path / "in.png", tmp_path / "o.png", mask_kind=kind,
+                      mask_path=None if kind else tmp_path / "hole.png")
+    said = [r.getMessage() for r in caplog.records if "trained on centre holes only" in r.getMessage()]
+    assert len(said) == int(warns), said
+    if warns:
+        assert "use inpaint-free" in said[0]
+
+
+def test_read_mask_by_luma_or_by_what_is_painted_on_a_transparent_layer(tmp_path):
+    from ganforge.apps.restore_files import read_mask
+
+    hole = np.zeros((12, 16), bool)
+    hole[3:8, 4:11] = True
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "white.png")  # white on black
+    painted = np.zeros((12, 16, 4), np.uint8)
+    painted[hole] = (200, 0, 0, 255)  # red (luma 60) on a transparent layer
+    Image.fromarray(painted).save(tmp_path / "red.png")
+    opaque = np.full((12, 16, 4), 255, np.uint8)
+    opaque[..., :3] = hole[..., None] * 255  # white on black, alpha everywhere 255: read by luma
+    Image.fromarray(opaque).save(tmp_path / "opaque.png")
+    for name in ("white", "red", "opaque"):
+        got = read_mask(tmp_path / f"{name}.png", (12, 16))
+        assert got.shape == (1, 1, 12, 16) and torch.equal(got[0, 0].bool(), torch.from_numpy(hole)), name
+
+
+@pytest.mark.parametrize("value,needle", [(0, "marks no pixel as missing"), (255, "marks every pixel as missing")])
+def test_a_mask_with_nothing_or_everything_to_fill_is_one_line(tmp_path, capsys, models, value, needle):
+    Image.fromarray(smooth(20, 24)).save(tmp_path / "in.png")
+    Image.fromarray(np.full((20, 24), value, np.uint8)).save(tmp_path / "m.png")
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(tmp_path / "in.png"),
+                        str(tmp_path / "o.png"), "--mask", str(tmp_path / "m.png"))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and needle in lines[0] and "m.png" in lines[0], err
+    assert not (tmp_path / "o.png").exists()

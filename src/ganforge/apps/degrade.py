@@ -17,6 +17,7 @@ import math
 import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
+from torch.nn import functional as F
 
 from ganforge.errors import UsageError
 
@@ -193,6 +194,39 @@ def make_mask(kind: str, n: int, h: int, w: int, generator: torch.Generator) -> 
         else:
             masks[i, 0] = _stroke_mask(h, w, generator)
     return masks
+
+
+def hole_depth(mask: Tensor, max_side: int = 512) -> float:
+    """How deep the holes of one mask reach: the number of 3 x 3 erosions its last missing pixel
+    survives, i.e. the largest chessboard distance from a missing pixel to a known one (a 16 x 16
+    square: 8; a 5-px-wide stroke: 3; no hole: 0). The image border gives no context, so a hole
+    that touches it is eroded from inside only. mask: (H, W) or (1, H, W), 1 = missing. A mask
+    with a side over ``max_side`` is measured shrunk by f = ceil(side / max_side) (a small pixel is
+    missing when any of its f x f pixels is, as ``Restorer(work_scale=...)`` shrinks) and the depth
+    scaled back by f, so a 12 MP mask costs what a 512 px one does. No known pixel at all: the
+    longer side."""
+    hole = (mask.reshape(1, 1, *mask.shape[-2:]) > 0.5).float()  # (1, 1, H, W)
+    h, w = hole.shape[-2:]
+    f = math.ceil(max(h, w) / max_side)
+    if f > 1:
+        hole = F.max_pool2d(hole, f, ceil_mode=True)
+    if hole.min() > 0:
+        return float(max(h, w))
+    depth = 0
+    while hole.max() > 0:  # max_pool pads with -inf: outside the image is not known
+        hole = 1 - F.max_pool2d(1 - hole, 3, stride=1, padding=1)
+        depth += 1
+    return float(depth * f)
+
+
+def trained_hole_depth(kinds: tuple[str, ...], patch: int, *, n: int = 256, quantile: float = 0.9, seed: int = 0) -> float:
+    """The hole depth (``hole_depth``) a net trained on ``kinds`` masks of ``patch`` x ``patch``
+    crops has learned to fill: the ``quantile`` of the depths of ``n`` masks drawn as training
+    draws them (kinds in turn, one generator). The 0.9 quantile: the large end of the trained
+    range, so a hole shrunk to it is one the net has seen, with as little shrinking as that allows."""
+    g = torch.Generator().manual_seed(seed)
+    depths = torch.tensor([hole_depth(make_mask(kinds[i % len(kinds)], 1, patch, patch, g)[0]) for i in range(n)])
+    return float(torch.quantile(depths, quantile))
 
 
 def _stroke_mask(h: int, w: int, g: torch.Generator) -> Tensor:

@@ -21,8 +21,9 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ganforge.apps.degrade import make_mask
-from ganforge.apps.restore_config import RestoreConfig, from_dict, to_dict
-from ganforge.apps.restore_files import check_output, plan_outputs, read_image_file, read_mask, resize_alpha, write_image
+from ganforge.apps.restore_config import RestoreConfig, from_dict, mask_kinds, to_dict
+from ganforge.apps.restore_files import (check_output, mask_from_alpha, plan_outputs, read_image_file, read_mask, resize_alpha,
+                                         write_image)
 from ganforge.apps.restore_models import build_restorer
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes, atomic_write_json
@@ -140,6 +141,8 @@ class Restorer:
     ``work_scale < 1`` (inpainting) runs the network on the image shrunk by that factor and
     upsamples its fill (bicubic): a net trained on 64-px holes fills a 120-px hole at its training
     scale (0.53) instead of one twice the size it learned. Known pixels stay the input's.
+    ``work_scale="auto"`` picks the factor per call: (trained hole depth) / (the mask's hole depth),
+    at most 1 (``auto_work_scale``); ``last_work_scale`` holds the factor the last call used.
 
     ``self_ensemble``: the mean of the network's outputs on the 8 rotations / flips of the input,
     each transformed back ("geometric self-ensemble", Lim et al. 2017, EDSR+); 8x the compute.
@@ -151,8 +154,8 @@ class Restorer:
     """
 
     def __init__(self, net: nn.Module, cfg: RestoreConfig, *, device: str | torch.device = "cpu", tile: int | str = "auto",
-                 overlap: int | None = None, sigma: float | None = None, work_scale: float = 1.0, self_ensemble: bool = False,
-                 precision: str = "fp32"):
+                 overlap: int | None = None, sigma: float | None = None, work_scale: float | str = 1.0,
+                 self_ensemble: bool = False, precision: str = "fp32"):
         if precision not in PRECISIONS:
             raise UsageError(f"precision {precision!r} is not allowed: use one of {', '.join(PRECISIONS)}")
         if overlap is None:  # the net's own: the context at which its tiles equal the whole image (DEFAULT_OVERLAP)
@@ -161,8 +164,10 @@ class Restorer:
             raise UsageError(f"tile={tile!r} must be an integer >= 0 (0 = the whole image) or 'auto'")
         if overlap < 0:
             raise UsageError(f"overlap={overlap} must be >= 0")
-        if not 0 < work_scale <= 1:
-            raise UsageError(f"work scale {work_scale:g} must be in (0, 1]: the factor the image is shrunk by before inpainting")
+        if work_scale != "auto" and (isinstance(work_scale, bool) or not isinstance(work_scale, (int, float))
+                                     or not 0 < work_scale <= 1):
+            raise UsageError(f"work scale {work_scale!r} must be in (0, 1] or 'auto': the factor the image is shrunk by "
+                             "before inpainting")
         if work_scale != 1 and cfg.task != "inpaint":
             raise UsageError(f"a work scale is for inpainting models; this is a {cfg.task} model")
         self.config = cfg
@@ -184,6 +189,8 @@ class Restorer:
         if self.precision == "bf16":  # oneDNN's and cuDNN's bf16 convs are fastest on NHWC
             self.net = self.net.to(memory_format=torch.channels_last)
         self.tile, self.overlap, self.work_scale = tile, overlap, work_scale
+        self.last_work_scale: float = 1.0 if work_scale == "auto" else float(work_scale)
+        self._trained_depth: float | None = None  # trained_hole_depth(cfg), computed on first use
         self.self_ensemble = bool(self_ensemble)
         # transforms averaged by self_ensemble: no rotations for a net that never saw any
         self.ensemble_size = 8 if cfg.data.augment and cfg.data.rotate else 2
@@ -200,14 +207,32 @@ class Restorer:
             self.on_call()
         return y
 
-    def net_calls(self, h: int, w: int) -> int:
+    def net_calls(self, h: int, w: int, mask: Tensor | None = None) -> int:
         """How many network calls restoring an h x w image makes: its tiles times the self-ensemble's
-        transforms (rotating swaps h and w, which leaves the count alone)."""
+        transforms (rotating swaps h and w, which leaves the count alone). With work_scale "auto" the
+        count depends on the hole: give its ``mask`` (without one the image is taken at full size)."""
         from ganforge.apps.tiling import tile_count
 
-        if self.task == "inpaint" and self.work_scale != 1:
-            h, w = self._work_size(h, w)
+        if self.task == "inpaint":
+            scale = self.auto_work_scale(mask) if self.work_scale == "auto" and mask is not None else self.work_scale
+            if scale not in (1, "auto"):
+                h, w = self._work_size(h, w, scale)
         return tile_count(h, w, self.tile_for(h, w)) * (self.ensemble_size if self.self_ensemble else 1)
+
+    def auto_work_scale(self, mask: Tensor) -> float:
+        """The work scale "auto" picks for ``mask`` (N, 1, H, W), 1 = missing: the net's trained hole
+        depth over the mask's (the deepest of its images), but never below patch / min(H, W), since a
+        net trained on patch x patch crops has never seen less context than that, and at most 1. A
+        centre-trained CIFAR net (16 px hole in 32 px crops, depth 8) fills a 120 px centre hole
+        (depth 60) in a 240 px image at 8/60 = 0.133, the factor measured best by hand
+        (docs/RESTORATION_training.md), and a CIFAR image at full size."""
+        from ganforge.apps.degrade import hole_depth, trained_hole_depth
+
+        if self._trained_depth is None:
+            self._trained_depth = trained_hole_depth(mask_kinds(self.config), self.config.data.patch_size)
+        depth = max((hole_depth(m) for m in mask), default=0.0)  # each (1, H, W)
+        floor = self.config.data.patch_size / min(mask.shape[-2:])
+        return 1.0 if depth <= self._trained_depth else min(1.0, max(floor, self._trained_depth / depth))
 
     def _call(self, x: Tensor) -> Tensor:
         if self.task == "inpaint":
@@ -247,15 +272,16 @@ class Restorer:
                 total = y if total is None else total + y
         return (total / self.ensemble_size).clamp(0, 1)
 
-    def _work_size(self, h: int, w: int) -> tuple[int, int]:
-        """The size an h x w image is inpainted at (work_scale < 1)."""
-        return max(1, round(h * self.work_scale)), max(1, round(w * self.work_scale))
+    @staticmethod
+    def _work_size(h: int, w: int, scale: float) -> tuple[int, int]:
+        """The size an h x w image is inpainted at (work scale ``scale`` < 1)."""
+        return max(1, round(h * scale)), max(1, round(w * scale))
 
-    def _inpaint_shrunk(self, x: Tensor, m: Tensor) -> Tensor:
-        """Inpaint at work_scale: x (N, 3, H, W) with holes, m (N, 1, H, W) 1 = missing → (N, 3, H, W)
-        whose hole pixels are the upsampled fill (the caller composites the known pixels)."""
+    def _inpaint_shrunk(self, x: Tensor, m: Tensor, scale: float) -> Tensor:
+        """Inpaint at work scale ``scale``: x (N, 3, H, W) with holes, m (N, 1, H, W) 1 = missing →
+        (N, 3, H, W) whose hole pixels are the upsampled fill (the caller composites the known pixels)."""
         h, w = x.shape[-2:]
-        size = self._work_size(h, w)
+        size = self._work_size(h, w, scale)
         known = 1 - m
         # Area-average only the known pixels; a small pixel with any missing source pixel is
         # missing, so no hole value leaks into the shrunk context.
@@ -276,13 +302,15 @@ class Restorer:
                 got = None if mask is None else tuple(mask.shape)
                 raise UsageError(f"inpainting needs a mask of shape ({x.shape[0]}, 1, {x.shape[2]}, {x.shape[3]}) (1 = missing), got {got}")
             m = mask.to(self.device, torch.float32)
-            y = self._inpaint_shrunk(x, m) if self.work_scale != 1 else self._run(torch.cat([x, m], dim=1))
+            scale = self.auto_work_scale(m.cpu()) if self.work_scale == "auto" else float(self.work_scale)
+            self.last_work_scale = scale
+            y = self._inpaint_shrunk(x, m, scale) if scale != 1 else self._run(torch.cat([x, m], dim=1))
             return (m * y + (1 - m) * x).to(degraded.device)  # known pixels bit-exact (after the clamp)
         return self._run(x).to(degraded.device)
 
 
 def load_restorer(path: str | Path, *, device: str | torch.device = "cpu", tile: int | str = "auto", overlap: int | None = None,
-                  sigma: float | None = None, ema: bool = True, work_scale: float = 1.0,
+                  sigma: float | None = None, ema: bool = True, work_scale: float | str = 1.0,
                   self_ensemble: bool = False, precision: str = "fp32") -> Restorer:
     """A Restorer from a model folder (config.json + safetensors), a run folder holding ``model/``, or
     the name of a shipped model (``load_restorer("sr-x4")``; ganforge.apps.pretrained). EMA weights
@@ -295,17 +323,32 @@ def load_restorer(path: str | Path, *, device: str | torch.device = "cpu", tile:
 # ----------------------------------------------------------------------------- applying to files
 
 
+def _warn_if_centre_only(cfg: RestoreConfig, mask_kind: str | None) -> None:
+    """A net trained on centre holes alone fills other holes worse than OpenCV's Telea (the shipped
+    inpaint-center on CIFAR: 23.4 vs 30.1 dB with strokes; docs/RESTORATION.md, "Free-form holes"),
+    so any hole but a generated centre one gets a warning naming the model that does better."""
+    if mask_kind in ("center", "square") or not set(mask_kinds(cfg)) <= {"center", "square"}:
+        return
+    hole = f"--mask-kind {mask_kind}" if mask_kind else "a mask file"
+    log.warning("this model was trained on centre holes only (degrade.mask_kinds=%s): with %s, a hole that is not "
+                "a centred square comes out worse than `telea`; use inpaint-free, trained on boxes and strokes",
+                cfg.degrade.mask_kinds, hole)
+
+
 def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_path: str | Path | None = None,
                   mask_kind: str | None = None, seed: int = 0, force: bool = False, progress: bool = False) -> list[Path]:
     """Restore an image file or a folder of images into ``out``; returns the written files.
     Inpainting takes ``mask_path`` (white = missing; one mask for a single image) or ``mask_kind``
-    (center | boxes | strokes, drawn with ``seed``): the masked pixels are treated as missing.
-    Each output keeps its input's kind (grey, alpha; ganforge.apps.restore_files). ``progress``: a
+    (center | boxes | strokes | square, drawn with ``seed``; or alpha: each image's own transparent
+    pixels, the hole an image editor's eraser leaves): the masked pixels are treated as missing.
+    Each output keeps its input's kind (grey, alpha; with alpha as the mask the filled output is
+    opaque; ganforge.apps.restore_files). ``progress``: a
     bar of network calls per image on stderr, where stderr is a terminal."""
     pairs = plan_outputs(Path(inp), Path(out), force=force)
     if restorer.task == "inpaint":
         if (mask_path is None) == (mask_kind is None):
-            raise UsageError("inpainting needs exactly one of --mask MASK.png (white = missing) or --mask-kind center|boxes|strokes|square")
+            raise UsageError("inpainting needs exactly one of --mask MASK.png (white = missing) or "
+                             "--mask-kind center|boxes|strokes|square|alpha")
         if mask_path is not None and len(pairs) > 1:
             raise UsageError("--mask takes one image; for a folder use --mask-kind")
     elif mask_path is not None or mask_kind is not None:
@@ -314,15 +357,22 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
     written = []
     for src, dst in pairs:
         img = read_image_file(src)
-        check_output(dst, src, alpha=img.alpha is not None)  # before the network runs
         x, mask, alpha = img.rgb, None, img.alpha  # x: (1, 3, H, W); alpha: (H, W) uint8 | None
         if restorer.task == "inpaint":
             h, w = x.shape[-2:]
-            mask = read_mask(Path(mask_path), (h, w)) if mask_path is not None else make_mask(mask_kind, 1, h, w, gen)
+            if mask_kind == "alpha":  # the transparent pixels are the hole; once filled, the image is opaque
+                mask, alpha = mask_from_alpha(img.alpha, src), None
+            elif mask_path is not None:
+                mask = read_mask(Path(mask_path), (h, w))
+            else:
+                mask = make_mask(mask_kind, 1, h, w, gen)
             x = x * (1 - mask)
+        check_output(dst, src, alpha=alpha is not None)  # before the network runs
+        if mask is not None and not written:  # once, when the first image is ready to run
+            _warn_if_centre_only(restorer.config, mask_kind)
         if alpha is not None and restorer.task == "sr":
             alpha = resize_alpha(alpha, restorer.scale)
-        calls = restorer.net_calls(*x.shape[-2:])
+        calls = restorer.net_calls(*x.shape[-2:], mask)
         with tqdm(total=calls, desc=f"{len(written) + 1}/{len(pairs)} {src.name}", unit="tile", leave=False,
                   disable=None if progress else True) as bar:
             restorer.on_call = bar.update
@@ -330,6 +380,8 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
                 y = restorer(x, mask)
             finally:
                 restorer.on_call = None
+        if restorer.task == "inpaint" and restorer.work_scale == "auto":
+            log.info("%s: filled at work scale %.3g", src.name, restorer.last_work_scale)
         write_image(y, dst, grey=img.grey, alpha=alpha)
         written.append(dst)
     return written

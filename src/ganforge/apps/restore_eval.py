@@ -154,6 +154,8 @@ def evaluate_restoration(
             outputs[name] = out
             seconds[name] += elapsed
             row = {"name": item.name, **score_pair(out, gt, crop=crop, grey=item.grey), "seconds": elapsed}
+            if getattr(fn, "work_scale", None) == "auto":  # the factor this image's hole was filled at
+                row["work_scale"] = round(fn.last_work_scale, 4)
             per_image[name].append(row)
         if strips is not None:
             panels = [_show_input(task, degraded, gt, scale)]
@@ -163,6 +165,8 @@ def evaluate_restoration(
     protocol = _protocol(task, method, data, len(images), scale, sigma, mask, seed, crop)
     if getattr(restorer, "work_scale", 1.0) != 1.0:  # inpainted at a reduced scale (Restorer.work_scale)
         protocol["work_scale"] = restorer.work_scale
+        if restorer.work_scale == "auto":  # per image in per_image; this is the depth they are relative to
+            protocol["trained_hole_depth"] = restorer._trained_depth
     if getattr(restorer, "self_ensemble", False):  # the mean over the 8 rotations / flips (2 flips: upright nets)
         protocol["self_ensemble"] = restorer.ensemble_size
     if hasattr(restorer, "precision"):  # a model: fp32, or bf16 (Restorer's precision, as it ran)

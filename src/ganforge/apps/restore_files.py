@@ -84,16 +84,42 @@ def read_image(path: Path) -> Tensor:
 
 
 def read_mask(path: Path, shape: tuple[int, int]) -> Tensor:
-    """A mask image (white = missing) -> (1, 1, H, W) of 0/1; it must match the image size."""
+    """A mask image -> (1, 1, H, W) of 0/1 (1 = missing); it must match the image size.
+
+    White (luma >= 128) is missing. A mask with transparent pixels (alpha < 128 somewhere) is read
+    by its alpha instead: what is painted (opaque) is missing, in any colour, so a hole painted in
+    red on a transparent layer is not read as known because red is dark. A mask that marks no
+    pixel, or every pixel, is a UsageError: there would be nothing to fill, or nothing to fill from."""
     try:
         with open(path, "rb") as f:
-            img = to_8bit(upright(open_image(f)), 1)
-    except (BadImage, OSError) as exc:
+            img = upright(open_image(f))
+            has_alpha = img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info)
+            alpha = np.asarray(img.convert("RGBA"))[..., 3] if has_alpha else None  # (H, W) uint8
+            grey = np.asarray(to_8bit(img, 1))  # (H, W) uint8
+    except (BadImage, OSError, ValueError) as exc:
         raise UsageError(f"cannot read mask {path}: {exc}") from None
-    arr = np.asarray(img)
-    if arr.shape != shape:
-        raise UsageError(f"mask {path} is {arr.shape[1]}x{arr.shape[0]} but the image is {shape[1]}x{shape[0]}: they must match")
-    return torch.from_numpy((arr >= 128).astype(np.float32))[None, None]
+    if grey.shape != shape:
+        raise UsageError(f"mask {path} is {grey.shape[1]}x{grey.shape[0]} but the image is {shape[1]}x{shape[0]}: they must match")
+    hole = alpha >= 128 if alpha is not None and (alpha < 128).any() else grey >= 128
+    if not hole.any() or hole.all():
+        what = "no pixel as missing" if not hole.any() else "every pixel as missing (nothing is left to fill from)"
+        raise UsageError(f"mask {path} marks {what}: white (or, on a transparent mask, painted) = missing")
+    return torch.from_numpy(hole.astype(np.float32))[None, None]
+
+
+def mask_from_alpha(alpha: np.ndarray | None, path: Path) -> Tensor:
+    """The hole an image editor leaves: every pixel that is not fully opaque (alpha < 255) is missing.
+    alpha: (H, W) uint8 -> (1, 1, H, W) of 0/1. A soft-edged eraser leaves partial alpha at the
+    rim; those pixels are refilled too rather than kept half-erased. No alpha channel, or no pixel
+    below 255, is a UsageError naming the file (there would be nothing to fill)."""
+    if alpha is None:
+        raise UsageError(f"--mask-kind alpha: {path} has no alpha channel; erase the region to fill in an image "
+                         "editor and save it as PNG (or TIFF, WebP), or give --mask MASK.png")
+    hole = alpha < 255
+    if not hole.any():
+        raise UsageError(f"--mask-kind alpha: {path} is fully opaque, so there is nothing to fill; "
+                         "erase the region to fill (make it transparent) or give --mask MASK.png")
+    return torch.from_numpy(hole.astype(np.float32))[None, None]
 
 
 def resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:

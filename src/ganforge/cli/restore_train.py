@@ -22,7 +22,8 @@ _EXAMPLES = {
                 "ganforge denoise apply runs/00002-denoise-unet-s25 noisy/ clean/"),
     "inpaint": ("ganforge inpaint train --preset inpaint-center --data cifar10.zip --set data.patch_size=32",
                 "ganforge inpaint apply runs/00003-inpaint-center photo.png out.png --mask holes.png",
-                "ganforge inpaint apply runs/00003-inpaint-center photos/ out/ --mask-kind center"),
+                "ganforge inpaint apply runs/00003-inpaint-center photos/ out/ --mask-kind center\n"
+                "  ganforge inpaint apply inpaint-center erased.png filled.png --mask-kind alpha"),
 }
 
 
@@ -95,10 +96,34 @@ def make_train_cmd(task: str) -> click.Command:
 
 
 # Inpainting: run the network on the image shrunk by this factor (holes larger than it was trained on).
-WORK_SCALE_OPTION = click.option(
-    "--work-scale", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
-    help="Inpaint the image shrunk by this factor (0 < f <= 1), then upsample the fill: use "
-    "(training hole) / (your hole), e.g. 0.53 for a net trained on 64-px holes and a 120-px hole.")
+class WorkScaleType(click.ParamType):
+    """--work-scale: a factor in (0, 1] or "auto" (Restorer's work_scale)."""
+
+    name = "FLOAT|auto"
+
+    def convert(self, value, param, ctx):
+        if value == "auto":
+            return value
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = -1.0
+        if not 0 < v <= 1:
+            self.fail(f"{value!r} is not a factor in (0, 1] or 'auto'", param, ctx)
+        return v
+
+
+def work_scale_option(default: float | str):
+    """--work-scale: eval defaults to 1 (the protocol names any other factor), apply to auto."""
+    return click.option(
+        "--work-scale", type=WorkScaleType(), default=default, show_default=True,
+        help="Inpaint the image shrunk by this factor (0 < f <= 1), then upsample the fill: use "
+        "(training hole) / (your hole), e.g. 0.53 for a net trained on 64-px holes and a 120-px hole; "
+        "auto: that ratio per image, from the depth of its hole and of the holes the net was trained on, "
+        "never below (training patch) / (image side).")
+
+
+WORK_SCALE_OPTION = work_scale_option(1.0)
 
 
 class TileType(click.ParamType):
@@ -182,10 +207,12 @@ def make_apply_cmd(task: str) -> click.Command:
         click.echo(f"wrote {len(written)} image(s): {written[0] if len(written) == 1 else output_path}")
 
     if task == "inpaint":
-        apply_cmd = WORK_SCALE_OPTION(apply_cmd)
+        apply_cmd = work_scale_option("auto")(apply_cmd)
         apply_cmd = click.option("--seed", type=int, default=0, show_default=True, help="Seed of --mask-kind boxes|strokes.")(apply_cmd)
-        apply_cmd = click.option("--mask-kind", type=click.Choice(["center", "boxes", "strokes", "square"]), default=None,
-                                 help="Cut a generated hole of this kind out of INPUT, then fill it.")(apply_cmd)
+        apply_cmd = click.option("--mask-kind", type=click.Choice(["center", "boxes", "strokes", "square", "alpha"]),
+                                 default=None, help="Cut a generated hole of this kind out of INPUT, then fill it; "
+                                 "alpha: fill INPUT's own transparent pixels (alpha < 255: erase the region in an "
+                                 "image editor, save as PNG); the output is then opaque.")(apply_cmd)
         apply_cmd = click.option("--mask", type=click.Path(path_type=Path), default=None,
                                  help="Mask image of INPUT's size: white = missing.")(apply_cmd)
     if task == "denoise":
