@@ -62,7 +62,7 @@ SHIP["inpaint-free"] = ([*SHIP["inpaint-center"][0], "inpaint-free-ft"], {
     f"{where} {kind}": [*args, "--mask", kind]
     for kind in ("strokes", "boxes", "center")
     for where, args in (("CIFAR-10 test (first 1000)", ["--data", str(CIFAR), "--max-images", "1000"]),
-                        ("Set14 240 px crops", ["--data", str(SET14), "--crop", "240", "--work-scale", "0.1333"]))})
+                        ("Set14 240 px crops", ["--data", str(SET14), "--crop", "240", "--work-scale", "auto"]))})
 
 
 def portable(value):
