@@ -122,3 +122,16 @@ def test_shipped_sr_scores_what_the_index_records_on_set5(capsys):
     want = pretrained.shipped_index()["sr-x4"]["scores"]["Set5"]
     for key in ("psnr_y", "psnr_rgb", "ssim_y"):
         assert mean[key] == pytest.approx(want[key], abs=2e-3), key  # the index rounds to 4 decimals
+
+
+@pytest.mark.skipif("inpaint-free" not in SHIPPED, reason="no shipped inpaint-free")
+def test_shipped_inpaint_free_scores_what_the_index_records_on_set14_strokes(capsys):
+    set14 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sr" / "Set14"
+    if not set14.exists():
+        pytest.skip("../shared/data/sr/Set14 is not in this checkout's neighbourhood")
+    assert main(["inpaint", "eval", "inpaint-free", "--data", str(set14), "--crop", "240", "--work-scale", "auto",
+                 "--mask", "strokes", "--json"]) == 0
+    mean = json.loads(capsys.readouterr().out)["mean"]
+    want = pretrained.shipped_index()["inpaint-free"]["scores"]["Set14 240 px crops strokes"]
+    for key in ("psnr_rgb", "psnr_y", "ssim_rgb"):
+        assert mean[key] == pytest.approx(want[key], abs=2e-3), key
