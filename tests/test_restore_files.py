@@ -311,3 +311,56 @@ def test_a_mask_with_nothing_or_everything_to_fill_is_one_line(tmp_path, capsys,
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and needle in lines[0] and "m.png" in lines[0], err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_folder_of_masks_pairs_by_name_and_suffix_may_differ(tmp_path, capsys, models):
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    (photos / "sub").mkdir(parents=True)
+    (masks / "sub").mkdir(parents=True)
+    holes = {}
+    for i, (rel, mask_rel) in enumerate([("a.jpg", "a.png"), ("sub/b.png", "sub/b.png")]):
+        Image.fromarray(smooth(20, 24, seed=i)).save(photos / rel, quality=95)
+        hole = np.zeros((20, 24), bool)
+        hole[4 + i : 10 + i, 6:14] = True
+        Image.fromarray(hole.astype(np.uint8) * 255).save(masks / mask_rel)
+        holes[rel] = hole
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(photos), str(tmp_path / "out"),
+                        "--mask", str(masks))
+    assert code == 0, err
+    for rel, hole in holes.items():
+        src = read_image_file(photos / rel).rgb
+        m = torch.from_numpy(hole.astype(np.float32))[None, None]
+        want = (models["inpaint"][1](src * (1 - m), m)[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
+        got = np.asarray(Image.open((tmp_path / "out" / rel).with_suffix(".png")))
+        assert np.array_equal(got, want.numpy()), rel
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("missing", "no mask for b.png in"),
+    ("two", "2 masks (b.bmp, b.tif) for b.png"),
+    ("file-for-folder", "is one image but the input"),
+    ("folder-for-file", "is a folder but the input"),
+    ("absent", "does not exist"),
+])
+def test_mask_folder_problems_are_one_line_before_anything_runs(tmp_path, capsys, models, case, needle):
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(smooth(20, 24)).save(photos / name)
+    hole = np.zeros((20, 24), np.uint8)
+    hole[5:9, 5:9] = 255
+    Image.fromarray(hole).save(masks / "a.png")
+    if case == "two":  # no b.png: the stem matches two images (and one file that is not an image)
+        for name in ("b.bmp", "b.tif"):
+            Image.fromarray(hole).save(masks / name)
+        (masks / "b.txt").write_text("notes")
+    elif case != "missing":
+        Image.fromarray(hole).save(masks / "b.png")
+    inp, mask = {"file-for-folder": (photos, masks / "a.png"), "folder-for-file": (photos / "a.png", masks),
+                 "absent": (photos, tmp_path / "nope")}.get(case, (photos, masks))
+    out = tmp_path / ("o.png" if inp.is_file() else "out")
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(inp), str(out), "--mask", str(mask))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and needle in lines[0], err
+    assert not out.exists() or not any(out.iterdir())

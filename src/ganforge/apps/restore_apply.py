@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from glob import escape as glob_escape
 from pathlib import Path
 
 import torch
@@ -25,6 +26,7 @@ from ganforge.apps.restore_config import RestoreConfig, from_dict, mask_kinds, t
 from ganforge.apps.restore_files import (check_output, mask_from_alpha, plan_outputs, read_image_file, read_mask, resize_alpha,
                                          write_image)
 from ganforge.apps.restore_models import build_restorer
+from ganforge.data.decode import is_image_name
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes, atomic_write_json
 from ganforge.training import checkpoint as ckpt
@@ -335,10 +337,40 @@ def _warn_if_centre_only(cfg: RestoreConfig, mask_kind: str | None) -> None:
                 cfg.degrade.mask_kinds, hole)
 
 
+def _mask_files(mask: Path, inp: Path, sources: list[Path]) -> dict[Path, Path]:
+    """Each input image's mask file: ``mask`` itself for a single image; for a folder, the file at the
+    same relative path in the folder ``mask``, or with the same stem and another image suffix
+    (photo.jpg -> photo.png). All are found before anything runs; a missing or ambiguous one is a
+    UsageError naming the image."""
+    if not mask.exists():
+        raise UsageError(f"--mask {mask} does not exist: give a mask image (white = missing) or, for a folder of "
+                         "images, a folder of masks with the same names")
+    if not inp.is_dir():
+        if mask.is_dir():
+            raise UsageError(f"--mask {mask} is a folder but the input {inp} is one image: give its mask image")
+        return {inp: mask}
+    if not mask.is_dir():
+        raise UsageError(f"--mask {mask} is one image but the input {inp} is a folder: give a folder of masks "
+                         "with the images' names, or --mask-kind")
+    found = {}
+    for src in sources:
+        rel = src.relative_to(inp)
+        same = mask / rel
+        cands = [same] if same.is_file() else sorted(
+            p for p in (mask / rel.parent).glob(glob_escape(rel.stem) + ".*") if p.is_file() and is_image_name(p.name))
+        if len(cands) != 1:
+            what = "no mask" if not cands else f"{len(cands)} masks ({', '.join(p.name for p in cands)})"
+            raise UsageError(f"{what} for {rel} in {mask}: each image needs one mask of the same name "
+                             f"({rel.with_suffix('.png')})")
+        found[src] = cands[0]
+    return found
+
+
 def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_path: str | Path | None = None,
                   mask_kind: str | None = None, seed: int = 0, force: bool = False, progress: bool = False) -> list[Path]:
     """Restore an image file or a folder of images into ``out``; returns the written files.
-    Inpainting takes ``mask_path`` (white = missing; one mask for a single image) or ``mask_kind``
+    Inpainting takes ``mask_path`` (white = missing; a mask image for a single image, a folder of
+    masks named as the input folder's images for a folder: ``_mask_files``) or ``mask_kind``
     (center | boxes | strokes | square, drawn with ``seed``; or alpha: each image's own transparent
     pixels, the hole an image editor's eraser leaves): the masked pixels are treated as missing.
     Each output keeps its input's kind (grey, alpha; with alpha as the mask the filled output is
@@ -349,8 +381,8 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
         if (mask_path is None) == (mask_kind is None):
             raise UsageError("inpainting needs exactly one of --mask MASK.png (white = missing) or "
                              "--mask-kind center|boxes|strokes|square|alpha")
-        if mask_path is not None and len(pairs) > 1:
-            raise UsageError("--mask takes one image; for a folder use --mask-kind")
+        if mask_path is not None:
+            masks = _mask_files(Path(mask_path), Path(inp), [src for src, _ in pairs])
     elif mask_path is not None or mask_kind is not None:
         raise UsageError(f"--mask and --mask-kind are for inpainting; this is a {restorer.task} model")
     gen = torch.Generator().manual_seed(seed)
@@ -363,7 +395,7 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
             if mask_kind == "alpha":  # the transparent pixels are the hole; once filled, the image is opaque
                 mask, alpha = mask_from_alpha(img.alpha, src), None
             elif mask_path is not None:
-                mask = read_mask(Path(mask_path), (h, w))
+                mask = read_mask(masks[src], (h, w))
             else:
                 mask = make_mask(mask_kind, 1, h, w, gen)
             x = x * (1 - mask)

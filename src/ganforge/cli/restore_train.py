@@ -214,7 +214,8 @@ def make_apply_cmd(task: str) -> click.Command:
                                  "alpha: fill INPUT's own transparent pixels (alpha < 255: erase the region in an "
                                  "image editor, save as PNG); the output is then opaque.")(apply_cmd)
         apply_cmd = click.option("--mask", type=click.Path(path_type=Path), default=None,
-                                 help="Mask image of INPUT's size: white = missing.")(apply_cmd)
+                                 help="Mask image of INPUT's size: white = missing (on a transparent mask: what is painted); "
+                                 "for a folder INPUT, a folder of masks named as its images.")(apply_cmd)
     if task == "denoise":
         apply_cmd = click.option("--sigma", type=float, default=None,
                                  help="Noise level (0..255) for a blind model trained with a noise-level map "
