@@ -245,6 +245,11 @@ RUNS["inpaint-free-ft"] = ("inpaint", "inpaint-free", RUNS["inpaint-ft7-psnr"][2
                                                     "train.init_from": SHIPPED / "inpaint-center"})[3]
     if not o.startswith("degrade.mask_kinds=")])
 
+# then a second cycle, 40 minutes from the shipped inpaint-free, on all four mask kinds at once (centre, jittered square,
+# boxes, strokes), to see whether one net can keep inpaint-center's centre score and inpaint-free's free-form scores
+RUNS["inpaint-all-ft"] = _replaced(RUNS["inpaint-free-ft"], {
+    "train.max_minutes": 40, "train.seed": 8, "train.init_from": SHIPPED / "inpaint-free"}, ("degrade.mask_kinds=center,square,boxes,strokes",))
+
 
 def train(name: str, init: str | None) -> None:
     """The library calls of `ganforge TASK train --preset P --data D --out O --set ...` (printed first)."""

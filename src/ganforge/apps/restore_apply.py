@@ -192,7 +192,7 @@ class Restorer:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.tile, self.overlap, self.work_scale = tile, overlap, work_scale
         self.last_work_scale: float = 1.0 if work_scale == "auto" else float(work_scale)
-        self._trained_depth: float | None = None  # trained_hole_depth(cfg), computed on first use
+        self.trained_depth: float | None = None  # inpainting: trained_hole_depth of its masks, set on first "auto" use
         self.self_ensemble = bool(self_ensemble)
         # transforms averaged by self_ensemble: no rotations for a net that never saw any
         self.ensemble_size = 8 if cfg.data.augment and cfg.data.rotate else 2
@@ -230,11 +230,11 @@ class Restorer:
         (docs/RESTORATION_training.md), and a CIFAR image at full size."""
         from ganforge.apps.degrade import hole_depth, trained_hole_depth
 
-        if self._trained_depth is None:
-            self._trained_depth = trained_hole_depth(mask_kinds(self.config), self.config.data.patch_size)
+        if self.trained_depth is None:
+            self.trained_depth = trained_hole_depth(mask_kinds(self.config), self.config.data.patch_size)
         depth = max((hole_depth(m) for m in mask), default=0.0)  # each (1, H, W)
         floor = self.config.data.patch_size / min(mask.shape[-2:])
-        return 1.0 if depth <= self._trained_depth else min(1.0, max(floor, self._trained_depth / depth))
+        return 1.0 if depth <= self.trained_depth else min(1.0, max(floor, self.trained_depth / depth))
 
     def _call(self, x: Tensor) -> Tensor:
         if self.task == "inpaint":

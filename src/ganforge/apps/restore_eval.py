@@ -166,7 +166,7 @@ def evaluate_restoration(
     if getattr(restorer, "work_scale", 1.0) != 1.0:  # inpainted at a reduced scale (Restorer.work_scale)
         protocol["work_scale"] = restorer.work_scale
         if restorer.work_scale == "auto":  # per image in per_image; this is the depth they are relative to
-            protocol["trained_hole_depth"] = restorer._trained_depth
+            protocol["trained_hole_depth"] = restorer.trained_depth
     if getattr(restorer, "self_ensemble", False):  # the mean over the 8 rotations / flips (2 flips: upright nets)
         protocol["self_ensemble"] = restorer.ensemble_size
     if hasattr(restorer, "precision"):  # a model: fp32, or bf16 (Restorer's precision, as it ran)
