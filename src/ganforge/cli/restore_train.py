@@ -23,7 +23,7 @@ _EXAMPLES = {
     "inpaint": ("ganforge inpaint train --preset inpaint-center --data cifar10.zip --set data.patch_size=32",
                 "ganforge inpaint apply runs/00003-inpaint-center photo.png out.png --mask holes.png",
                 "ganforge inpaint apply runs/00003-inpaint-center photos/ out/ --mask-kind center\n"
-                "  ganforge inpaint apply inpaint-center erased.png filled.png --mask-kind alpha"),
+                "  ganforge inpaint apply inpaint-free erased.png filled.png --mask-kind alpha"),
 }
 
 
