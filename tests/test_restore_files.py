@@ -364,3 +364,15 @@ def test_mask_folder_problems_are_one_line_before_anything_runs(tmp_path, capsys
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and needle in lines[0], err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_mask_kind_alpha_checks_every_image_of_a_folder_before_running(tmp_path, capsys, models):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(_erased(20, 24)[0]).save(photos / "a.png")  # has a hole
+    Image.fromarray(smooth(20, 24)).save(photos / "b.png")  # no alpha: the folder stops before a.png is filled
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(photos), str(tmp_path / "out"),
+                        "--mask-kind", "alpha")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "b.png has no alpha channel" in lines[0], err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 
 from ganforge.apps.degrade import make_mask
 from ganforge.apps.restore_config import RestoreConfig, from_dict, mask_kinds, to_dict
-from ganforge.apps.restore_files import (check_output, mask_from_alpha, plan_outputs, read_image_file, read_mask, resize_alpha,
-                                         write_image)
+from ganforge.apps.restore_files import (check_alpha_holes, check_output, mask_from_alpha, plan_outputs, read_image_file,
+                                         read_mask, resize_alpha, write_image)
 from ganforge.apps.restore_models import build_restorer
 from ganforge.data.decode import is_image_name
 from ganforge.errors import UsageError
@@ -383,6 +383,8 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
                              "--mask-kind center|boxes|strokes|square|alpha")
         if mask_path is not None:
             masks = _mask_files(Path(mask_path), Path(inp), [src for src, _ in pairs])
+        if mask_kind == "alpha" and len(pairs) > 1:
+            check_alpha_holes([src for src, _ in pairs])
     elif mask_path is not None or mask_kind is not None:
         raise UsageError(f"--mask and --mask-kind are for inpainting; this is a {restorer.task} model")
     gen = torch.Generator().manual_seed(seed)

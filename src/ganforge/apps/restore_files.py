@@ -54,13 +54,17 @@ class ImageFile:
     alpha: np.ndarray | None
 
 
+def _has_alpha(img: Image.Image) -> bool:
+    # LAB's "A" band is a colour channel: alpha is known by the mode, not by the band name
+    return img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info)
+
+
 def read_image_file(path: Path) -> ImageFile:
     """An image file -> ImageFile; an unreadable file is a UsageError naming it."""
     try:
         with open(path, "rb") as f:
             img = upright(open_image(f))
-        # LAB's "A" band is a colour channel: alpha is known by the mode, not by the band name
-        has_alpha = img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info)
+        has_alpha = _has_alpha(img)
         grey = set(img.getbands()) - ({"A", "a"} if has_alpha else set()) <= _GREY_BANDS
         if has_alpha:
             try:  # straight alpha: PIL un-premultiplies La / RGBa
@@ -93,8 +97,7 @@ def read_mask(path: Path, shape: tuple[int, int]) -> Tensor:
     try:
         with open(path, "rb") as f:
             img = upright(open_image(f))
-            has_alpha = img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info)
-            alpha = np.asarray(img.convert("RGBA"))[..., 3] if has_alpha else None  # (H, W) uint8
+            alpha = np.asarray(img.convert("RGBA"))[..., 3] if _has_alpha(img) else None  # (H, W) uint8
             grey = np.asarray(to_8bit(img, 1))  # (H, W) uint8
     except (BadImage, OSError, ValueError) as exc:
         raise UsageError(f"cannot read mask {path}: {exc}") from None
@@ -105,6 +108,20 @@ def read_mask(path: Path, shape: tuple[int, int]) -> Tensor:
         what = "no pixel as missing" if not hole.any() else "every pixel as missing (nothing is left to fill from)"
         raise UsageError(f"mask {path} marks {what}: white (or, on a transparent mask, painted) = missing")
     return torch.from_numpy(hole.astype(np.float32))[None, None]
+
+
+def check_alpha_holes(paths: list[Path]) -> None:
+    """``--mask-kind alpha`` on a folder: every image must have transparent pixels, checked before
+    anything runs (so a folder does not stop half-way with some outputs written). Decodes only the
+    alpha channel; the errors are ``mask_from_alpha``'s."""
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                img = open_image(f)
+                alpha = np.asarray(img.convert("RGBA"))[..., 3] if _has_alpha(img) else None  # (H, W) uint8
+        except (BadImage, OSError, ValueError) as exc:
+            raise UsageError(f"cannot read {path}: {exc}") from None
+        mask_from_alpha(alpha, path)
 
 
 def mask_from_alpha(alpha: np.ndarray | None, path: Path) -> Tensor:
