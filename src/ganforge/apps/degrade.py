@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from ganforge.errors import UsageError
 
 MASK_KINDS = ("center", "boxes", "strokes", "square")
+APPLY_MASK_KINDS = (*MASK_KINDS, "alpha")  # `inpaint apply --mask-kind`: also the input's own transparent pixels
 TASKS = ("sr", "denoise", "inpaint")  # the restoration tasks, each with its degradation here
 SR_SCALES = (2, 3, 4, 8)  # super-resolution factors the protocol (mod-crop, border crop = scale) supports
 CENTER_MASK_AREA = 0.25  # fraction of the image the centre square covers

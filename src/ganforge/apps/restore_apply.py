@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from ganforge.apps.degrade import make_mask
+from ganforge.apps.degrade import APPLY_MASK_KINDS, make_mask
 from ganforge.apps.restore_config import RestoreConfig, from_dict, mask_kinds, to_dict
 from ganforge.apps.restore_files import (check_alpha_holes, check_output, mask_from_alpha, plan_outputs, read_image_file,
                                          read_mask, resize_alpha, write_image)
@@ -193,6 +193,7 @@ class Restorer:
         self.tile, self.overlap, self.work_scale = tile, overlap, work_scale
         self.last_work_scale: float = 1.0 if work_scale == "auto" else float(work_scale)
         self.trained_depth: float | None = None  # inpainting: trained_hole_depth of its masks, set on first "auto" use
+        self._auto_memo: tuple | None = None  # (weakref to the last mask, its _version, its scale): apply asks twice
         self.self_ensemble = bool(self_ensemble)
         # transforms averaged by self_ensemble: no rotations for a net that never saw any
         self.ensemble_size = 8 if cfg.data.augment and cfg.data.rotate else 2
@@ -228,13 +229,20 @@ class Restorer:
         centre-trained CIFAR net (16 px hole in 32 px crops, depth 8) fills a 120 px centre hole
         (depth 60) in a 240 px image at 8/60 = 0.133, the factor measured best by hand
         (docs/RESTORATION_training.md), and a CIFAR image at full size."""
+        import weakref
+
         from ganforge.apps.degrade import hole_depth, trained_hole_depth
 
+        memo = self._auto_memo
+        if memo is not None and memo[0]() is mask and memo[1] == mask._version:  # net_calls, then the call itself
+            return memo[2]
         if self.trained_depth is None:
             self.trained_depth = trained_hole_depth(mask_kinds(self.config), self.config.data.patch_size)
         depth = max((hole_depth(m) for m in mask), default=0.0)  # each (1, H, W)
         floor = self.config.data.patch_size / min(mask.shape[-2:])
-        return 1.0 if depth <= self.trained_depth else min(1.0, max(floor, self.trained_depth / depth))
+        scale = 1.0 if depth <= self.trained_depth else min(1.0, max(floor, self.trained_depth / depth))
+        self._auto_memo = (weakref.ref(mask), mask._version, scale)
+        return scale
 
     def _call(self, x: Tensor) -> Tensor:
         if self.task == "inpaint":
@@ -380,7 +388,7 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
     if restorer.task == "inpaint":
         if (mask_path is None) == (mask_kind is None):
             raise UsageError("inpainting needs exactly one of --mask MASK.png (white = missing) or "
-                             "--mask-kind center|boxes|strokes|square|alpha")
+                             f"--mask-kind {'|'.join(APPLY_MASK_KINDS)}")
         if mask_path is not None:
             masks = _mask_files(Path(mask_path), Path(inp), [src for src, _ in pairs])
         if mask_kind == "alpha" and len(pairs) > 1:

@@ -59,6 +59,11 @@ def _has_alpha(img: Image.Image) -> bool:
     return img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info)
 
 
+def _alpha_of(img: Image.Image) -> np.ndarray | None:
+    """img's alpha channel, (H, W) uint8, or None for a mode without one."""
+    return np.asarray(img.convert("RGBA"))[..., 3] if _has_alpha(img) else None
+
+
 def read_image_file(path: Path) -> ImageFile:
     """An image file -> ImageFile; an unreadable file is a UsageError naming it."""
     try:
@@ -97,7 +102,7 @@ def read_mask(path: Path, shape: tuple[int, int]) -> Tensor:
     try:
         with open(path, "rb") as f:
             img = upright(open_image(f))
-            alpha = np.asarray(img.convert("RGBA"))[..., 3] if _has_alpha(img) else None  # (H, W) uint8
+            alpha = _alpha_of(img)  # (H, W) uint8 | None
             grey = np.asarray(to_8bit(img, 1))  # (H, W) uint8
     except (BadImage, OSError, ValueError) as exc:
         raise UsageError(f"cannot read mask {path}: {exc}") from None
@@ -117,8 +122,7 @@ def check_alpha_holes(paths: list[Path]) -> None:
     for path in paths:
         try:
             with open(path, "rb") as f:
-                img = open_image(f)
-                alpha = np.asarray(img.convert("RGBA"))[..., 3] if _has_alpha(img) else None  # (H, W) uint8
+                alpha = _alpha_of(open_image(f))  # (H, W) uint8 | None
         except (BadImage, OSError, ValueError) as exc:
             raise UsageError(f"cannot read {path}: {exc}") from None
         mask_from_alpha(alpha, path)

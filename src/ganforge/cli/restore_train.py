@@ -96,27 +96,30 @@ def make_train_cmd(task: str) -> click.Command:
 
 
 # Inpainting: run the network on the image shrunk by this factor (holes larger than it was trained on).
-class WorkScaleType(click.ParamType):
-    """--work-scale: a factor in (0, 1] or "auto" (Restorer's work_scale)."""
+class AutoOr(click.ParamType):
+    """"auto", or a number of type ``kind`` that ``ok`` accepts (``what`` names the allowed values):
+    --tile (Restorer's tile) and --work-scale (its work_scale)."""
 
-    name = "FLOAT|auto"
+    def __init__(self, kind: type, ok, what: str):
+        self.kind, self.ok, self.what = kind, ok, what
+        self.name = {int: "INTEGER", float: "FLOAT"}[kind] + "|auto"
 
     def convert(self, value, param, ctx):
         if value == "auto":
             return value
         try:
-            v = float(value)
+            v = self.kind(value)
         except (TypeError, ValueError):
-            v = -1.0
-        if not 0 < v <= 1:
-            self.fail(f"{value!r} is not a factor in (0, 1] or 'auto'", param, ctx)
+            v = None
+        if v is None or isinstance(value, bool) or not self.ok(v):
+            self.fail(f"{value!r} is not {self.what} or 'auto'", param, ctx)
         return v
 
 
 def work_scale_option(default: float | str):
     """--work-scale: eval defaults to 1 (the protocol names any other factor), apply to auto."""
     return click.option(
-        "--work-scale", type=WorkScaleType(), default=default, show_default=True,
+        "--work-scale", type=AutoOr(float, lambda v: 0 < v <= 1, "a factor in (0, 1]"), default=default, show_default=True,
         help="Inpaint the image shrunk by this factor (0 < f <= 1), then upsample the fill: use "
         "(training hole) / (your hole), e.g. 0.53 for a net trained on 64-px holes and a 120-px hole; "
         "auto: that ratio per image, from the depth of its hole and of the holes the net was trained on, "
@@ -126,25 +129,8 @@ def work_scale_option(default: float | str):
 WORK_SCALE_OPTION = work_scale_option(1.0)
 
 
-class TileType(click.ParamType):
-    """--tile: an integer >= 0 or "auto" (Restorer's tile)."""
-
-    name = "INTEGER|auto"
-
-    def convert(self, value, param, ctx):
-        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-            return value
-        try:
-            v = int(value)
-        except (TypeError, ValueError):
-            v = -1
-        if v < 0:
-            self.fail(f"{value!r} is not an integer >= 0 or 'auto'", param, ctx)
-        return v
-
-
 TILE_OPTION = click.option(
-    "--tile", type=TileType(), default="auto", show_default=True,
+    "--tile", type=AutoOr(int, lambda v: v >= 0, "an integer >= 0"), default="auto", show_default=True,
     help="Models: run the network on tiles of this many input pixels, --overlap pixels of context each (0 = the whole "
     "image at once; auto = tile only an image too large to run whole in a few GB: 2048/scale px tiles for SR, 1536 "
     "for denoising, 768 for inpainting).")
@@ -165,6 +151,8 @@ PRECISION_OPTION = click.option(
 
 
 def make_apply_cmd(task: str) -> click.Command:
+    from ganforge.apps.degrade import APPLY_MASK_KINDS
+
     what = {"sr": "low-resolution", "denoise": "noisy", "inpaint": "damaged"}[task]
 
     @click.command("apply", help=f"Restore a {what} image file, or every image in a folder, with a trained {task} model."
@@ -209,7 +197,7 @@ def make_apply_cmd(task: str) -> click.Command:
     if task == "inpaint":
         apply_cmd = work_scale_option("auto")(apply_cmd)
         apply_cmd = click.option("--seed", type=int, default=0, show_default=True, help="Seed of --mask-kind boxes|strokes.")(apply_cmd)
-        apply_cmd = click.option("--mask-kind", type=click.Choice(["center", "boxes", "strokes", "square", "alpha"]),
+        apply_cmd = click.option("--mask-kind", type=click.Choice(APPLY_MASK_KINDS),
                                  default=None, help="Cut a generated hole of this kind out of INPUT, then fill it; "
                                  "alpha: fill INPUT's own transparent pixels (alpha < 255: erase the region in an "
                                  "image editor, save as PNG); the output is then opaque.")(apply_cmd)
