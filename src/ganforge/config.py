@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ganforge.errors import UsageError
-from ganforge.models.config import ModelConfig
+from ganforge.models.config import D_CONDS, ModelConfig
 
 LOSSES = ("minimax", "ns", "lsgan", "wgan", "hinge")
 SCHEDULES = ("constant", "linear", "cosine")
@@ -61,6 +61,8 @@ class LossConfig:
     clip_value: float = 0.0  # WGAN weight clipping to [-c, c] after every D step (0.01 in Arjovsky et al.)
     msgan_weight: float = 0.0  # MSGAN mode-seeking term λ in G's loss (Mao et al. 2019; 1 in their code): pairs the batch's halves
     fm_weight: float = 0.0  # feature matching λ in G's loss (Salimans et al. 2016): mean D features of the last real batch vs fake
+    # AC-GAN λ (model.d_cond ac or proj+ac): D's loss adds λ·CE(class head(real), y), G's adds λ·CE(class head(G(z, y)), y)
+    ac_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise UsageError(f"data.max_bad_fraction={d.max_bad_fraction} must be in [0, 1]")
     _positive("data.max_images", d.max_images, zero_ok=True)
     _choice("model.arch", m.arch, ARCHS)
+    _choice("model.d_cond", m.d_cond, D_CONDS)
+    if m.d_cond != "proj" and m.num_classes == 0:
+        raise UsageError(f"model.d_cond={m.d_cond!r} needs labels: set model.num_classes > 0 (or keep 'proj')")
     if m.channels not in (1, 3):
         raise UsageError(f"model.channels={m.channels} is not allowed: use 1 (grayscale) or 3 (RGB)")
     for key in ("resolution", "z_dim", "g_width", "d_width", "pack"):
@@ -331,6 +336,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         _positive(f"loss.{key}", getattr(lo, key), zero_ok=True)
     if lo.fm_weight > 0 and (t.update != "alternating" or t.unroll_steps > 0):
         raise UsageError(f"loss.fm_weight={lo.fm_weight} matches D's features of the D step's real batch: it needs "
+                         f"train.update=alternating and train.unroll_steps=0 (got {t.update!r}, {t.unroll_steps})")
+    _positive("loss.ac_weight", lo.ac_weight)
+    if "ac" in m.d_cond and (t.update != "alternating" or t.unroll_steps > 0):
+        raise UsageError(f"model.d_cond={m.d_cond!r} trains D's class head in the D step: it needs "
                          f"train.update=alternating and train.unroll_steps=0 (got {t.update!r}, {t.unroll_steps})")
     if lo.msgan_weight > 0 and cfg.train.batch_size % 2:
         raise UsageError(f"loss.msgan_weight={lo.msgan_weight} pairs the two halves of each batch: "

@@ -2,7 +2,8 @@
 
 A generator is a `LabelSequential` body: z (N, z_dim) [+ y (N,)] → images (N, C, R, R) in [-1, 1].
 A discriminator is a feature extractor x → h (N', F) plus a `ProjectionHead` h → logits (N',),
-with PacGAN packing done here once for all architectures (N' = N / pack).
+with PacGAN packing done here once for all architectures (N' = N / pack). An AC-GAN D
+(`d_cond` "ac" or "proj+ac") also has a linear class head h → class logits (N, K).
 """
 
 from __future__ import annotations
@@ -79,11 +80,20 @@ class Discriminator(nn.Module):
         self.channels = cfg.channels
         self.pack = cfg.pack
         self.features = features
-        self.head = ProjectionHead(feature_dim, cfg.num_classes)
+        # d_cond "ac": the adversarial head is unconditional and the label is learnt by the class head
+        self.head = ProjectionHead(feature_dim, cfg.num_classes if "proj" in cfg.d_cond else 0)
+        self.classifier = nn.Linear(feature_dim, cfg.num_classes) if "ac" in cfg.d_cond and cfg.num_classes else None
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor | None = None, with_classes: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """logits (N/m,); with_classes (an AC-GAN D only): (logits, class logits (N, K)) from one pass."""
         check_labels(y, self.num_classes, x.shape[0])
-        return self.head(self.embed(x), y)  # (N/m,)
+        h = self.embed(x)  # (N/m, F)
+        logits = self.head(h, y)  # (N/m,); an unconditional head ignores y
+        if not with_classes:
+            return logits
+        if self.classifier is None:
+            raise ValueError("with_classes=True needs an auxiliary class head (model.d_cond='ac' or 'proj+ac')")
+        return logits, self.classifier(h)  # (N, K): packing is off for conditional nets, so N/m = N
 
     def embed(self, x: Tensor) -> Tensor:
         """x (N, C, R, R) → the penultimate features h (N/pack, feature_dim) the head scores

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+D_CONDS = ("proj", "ac", "proj+ac")  # how a conditional D reads the label (ModelConfig.d_cond)
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -13,7 +15,10 @@ class ModelConfig:
     z_dim: int = 100  # latent vector size
     g_width: int = 64  # base width of G (units for MLP, channels for conv nets)
     d_width: int = 64  # base width of D
-    num_classes: int = 0  # 0 = unconditional; >0 = conditional BN in G, projection D
+    num_classes: int = 0  # 0 = unconditional; >0 = conditional BN in G, D conditioned as d_cond says
+    # how a conditional D uses the label: proj (projection head, Miyato & Koyama 2018) | ac (an
+    # auxiliary class head, AC-GAN, Odena et al. 2017; loss.ac_weight) | proj+ac (both heads)
+    d_cond: str = "proj"
     attention_res: int = 0  # SAGAN self-attention at this feature resolution in G and D; 0 = none
     g_spectral_norm: bool = False  # spectral norm on G's layers (SAGAN uses it in both nets)
     d_spectral_norm: bool = False  # spectral norm on D's layers (SNGAN, Miyato et al. 2018)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganforge.config import RunConfig
@@ -28,6 +29,10 @@ class Objective:
     pack: int = 1  # PacGAN degree, for the per-packed-sample gradient penalty
     msgan_weight: float = 0.0  # MSGAN λ: G's loss adds λ / (r + eps), r = mean|ΔG(z)| / mean|Δz| over batch halves
     fm_weight: float = 0.0  # feature matching λ: G's loss adds λ · mean((E h(real) − E h(fake))²), h = D.embed
+    # AC-GAN λ (0 = D has no class head): D's loss adds λ·CE(D's class logits of real, y_real), G's
+    # λ·CE(of fake, y_fake). D's head learns from real images only, as in StudioGAN: Odena et al.
+    # also train it on G's samples, which rewards D for reading G's early blobs as the asked class.
+    ac_weight: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> "Objective":
@@ -42,6 +47,7 @@ class Objective:
             pack=cfg.model.pack,
             msgan_weight=lo.msgan_weight,
             fm_weight=lo.fm_weight,
+            ac_weight=lo.ac_weight if "ac" in cfg.model.d_cond else 0.0,
         )
 
     def _aug(self, x: Tensor) -> Tensor:
@@ -60,13 +66,19 @@ class Objective:
         real_a, fake_a = self._aug(real), self._aug(fake)
         if concat:
             y_both = torch.cat([y_real, y_fake]) if y_real is not None else None
-            real_logits, fake_logits = D(torch.cat([real_a, fake_a]), y_both).float().chunk(2)  # 2 x (B/pack,)
+            both, both_cls = self._judge(D, torch.cat([real_a, fake_a]), y_both)
+            real_logits, fake_logits = both.chunk(2)  # 2 x (B/pack,)
+            real_cls = None if both_cls is None else both_cls[: real.shape[0]]  # (B, K)
         else:
-            real_logits = D(real_a, y_real).float()  # (B/pack,)
-            fake_logits = D(fake_a, y_fake).float()
+            real_logits, real_cls = self._judge(D, real_a, y_real)  # (B/pack,), (B, K) | None
+            fake_logits = self._judge(D, fake_a, y_fake)[0]
         loss = self.loss.d_loss(real_logits, fake_logits)
         D = D_eager if D_eager is not None else D
         stats = {"d_adv": loss.detach(), **self.d_outputs(real_logits, fake_logits)}
+        if real_cls is not None:
+            ac = F.cross_entropy(real_cls, y_real)
+            loss = loss + self.ac_weight * ac
+            stats["ac_real"] = ac.detach()
         lazy = d_step % self.reg_every == 0
         if self.gp_weight > 0 and lazy:
             with torch.autocast(real.device.type, enabled=False):
@@ -79,6 +91,14 @@ class Objective:
             loss = loss + 0.5 * self.r1_gamma * self.reg_every * r1
             stats["r1"] = r1.detach()
         return loss, stats
+
+    def _judge(self, D: nn.Module, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """x (N, C, H, W) -> D's logits (N/pack,) in fp32 and, with AC-GAN, its class logits (N, K)
+        in fp32 from the same forward (else None)."""
+        if not self.ac_weight:
+            return D(x, y).float(), None
+        logits, classes = D(x, y, with_classes=True)
+        return logits.float(), classes.float()
 
     def d_outputs(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
         """Mean D(x) and D(G(z)) for the log: probabilities for BCE losses, raw scores otherwise."""
@@ -94,15 +114,26 @@ class Objective:
         batch means global (see feature_matching_loss)."""
         fake_a = self._aug(fake)
         if self.fm_weight == 0:
-            loss = self.loss.g_loss(D(fake_a, y_fake).float())
-            return self.add_diversity(loss, {"g_adv": loss.detach()}, fake, z)
+            logits, classes = self._judge(D, fake_a, y_fake)
+            loss = self.loss.g_loss(logits)
+            return self.add_diversity(*self._add_ac(loss, {"g_adv": loss.detach()}, classes, y_fake), fake, z)
         D = D_eager if D_eager is not None else D
         with torch.no_grad():
             h_real = D.embed(self._aug(real))  # (B/pack, F); D is frozen in G's step
         h_fake = D.embed(fake_a)  # (B/pack, F), with gradient to G
         adv = self.loss.g_loss(D.head(h_fake, y_fake).float())
         fm = feature_matching_loss(h_fake, h_real, mean_over_ranks)
-        return self.add_diversity(adv + self.fm_weight * fm, {"g_adv": adv.detach(), "fm": fm.detach()}, fake, z)
+        classes = D.classifier(h_fake).float() if self.ac_weight else None  # (B, K)
+        loss, stats = self._add_ac(adv + self.fm_weight * fm, {"g_adv": adv.detach(), "fm": fm.detach()}, classes, y_fake)
+        return self.add_diversity(loss, stats, fake, z)
+
+    def _add_ac(self, loss: Tensor, stats: dict[str, Tensor], classes: Tensor | None,
+                y_fake: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        """G's loss plus λ·CE(D's class logits of the fakes (B, K), the asked labels), for AC-GAN."""
+        if classes is None:
+            return loss, stats
+        ac = F.cross_entropy(classes, y_fake)
+        return loss + self.ac_weight * ac, {**stats, "ac_fake": ac.detach()}
 
     def add_diversity(self, loss: Tensor, stats: dict[str, Tensor], fake: Tensor,
                       z: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
