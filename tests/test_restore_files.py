@@ -366,6 +366,22 @@ def test_mask_folder_problems_are_one_line_before_anything_runs(tmp_path, capsys
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_a_mask_folder_inside_the_input_folder_is_not_filled(tmp_path, capsys, models):
+    photos = tmp_path / "photos"
+    (photos / "masks").mkdir(parents=True)
+    Image.fromarray(smooth(20, 24)).save(photos / "a.png")
+    hole = np.zeros((20, 24), np.uint8)
+    hole[5:9, 5:9] = 255
+    Image.fromarray(hole).save(photos / "masks" / "a.png")
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(photos), str(tmp_path / "out"),
+                        "--mask", str(photos / "masks"))
+    assert code == 0, err
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png")) == ["a.png"]
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(photos), str(tmp_path / "out2"),
+                        "--mask", str(photos))
+    assert code == 2 and "is the input folder itself" in err and len(err.strip().splitlines()) == 1
+
+
 def test_mask_kind_alpha_checks_every_image_of_a_folder_before_running(tmp_path, capsys, models):
     photos = tmp_path / "photos"
     photos.mkdir()

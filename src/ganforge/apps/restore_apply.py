@@ -374,6 +374,21 @@ def _mask_files(mask: Path, inp: Path, sources: list[Path]) -> dict[Path, Path]:
     return found
 
 
+def _without_mask_folder(pairs: list[tuple[Path, Path]], mask: Path, inp: Path) -> list[tuple[Path, Path]]:
+    """A folder of masks kept inside the input folder (photos/masks/) holds images too: they are
+    masks, not photos to fill, so they are left out (and said so) instead of each wanting a mask."""
+    if not (inp.is_dir() and mask.is_dir()):
+        return pairs
+    mdir = mask.resolve()
+    if mdir == inp.resolve():
+        raise UsageError(f"--mask {mask} is the input folder itself: keep the masks in a folder of their own "
+                         "(the same names as the images)")
+    kept = [(src, dst) for src, dst in pairs if not src.resolve().is_relative_to(mdir)]
+    if len(kept) < len(pairs):
+        log.info("left out %d image(s) inside the mask folder %s: they are masks, not photos", len(pairs) - len(kept), mask)
+    return kept
+
+
 def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_path: str | Path | None = None,
                   mask_kind: str | None = None, seed: int = 0, force: bool = False, progress: bool = False) -> list[Path]:
     """Restore an image file or a folder of images into ``out``; returns the written files.
@@ -390,6 +405,7 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
             raise UsageError("inpainting needs exactly one of --mask MASK.png (white = missing) or "
                              f"--mask-kind {'|'.join(APPLY_MASK_KINDS)}")
         if mask_path is not None:
+            pairs = _without_mask_folder(pairs, Path(mask_path), Path(inp))
             masks = _mask_files(Path(mask_path), Path(inp), [src for src, _ in pairs])
         if mask_kind == "alpha" and len(pairs) > 1:
             check_alpha_holes([src for src, _ in pairs])
