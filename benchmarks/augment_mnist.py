@@ -41,6 +41,10 @@ def main() -> None:
     ap.add_argument("--table", type=Path, help="only print the table of an earlier run's result.json")
     ap.add_argument("--agreement", type=Path, metavar="RUN", help="only print the label agreement of a cGAN run's "
                     "synthetic set (the same draw: --synthetic-per-class per class, seed 1)")
+    ap.add_argument("--truncation", type=float, default=None, help="draw the synthetic digits with the truncation trick "
+                    "(ganforge sample --truncation): noise entries beyond it are redrawn")
+    ap.add_argument("--gan-run", type=Path, help="use this finished cGAN run (trained on the same real set: its "
+                    "small.npz) instead of training one; --gan-set and --gan-steps are then read from it")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     if args.table:
@@ -53,9 +57,10 @@ def main() -> None:
         from ganforge.training.checkpoint import load_generator
 
         G = load_generator(args.agreement, ema=True)
-        images, labels = generate(G, args.synthetic_per_class * G.num_classes, seed=1)
+        images, labels = generate(G, args.synthetic_per_class * G.num_classes, seed=1, truncation=args.truncation)
         a = label_agreement(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels).long())
-        print(f"{args.agreement}: mnist-clf reads the conditioning label on {100 * a:.1f} % of {len(labels)} synthetic digits")
+        trunc = f" (truncation {args.truncation})" if args.truncation else ""
+        print(f"{args.agreement}: mnist-clf reads the conditioning label on {100 * a:.1f} % of {len(labels)} synthetic digits{trunc}")
         return
     if not args.test or not args.out:
         ap.error("--test and --out are required (or --table RESULT.json)")
@@ -81,15 +86,23 @@ def main() -> None:
     real = small_labelled_subset(data.images, data.labels, args.per_class, seed=0)  # (K m, 1, 28, 28), (K m,)
     np.savez(args.out / "small.npz", images=real[0][:, 0].numpy(), labels=real[1].numpy())
 
-    cfg = apply_overrides(get_preset("cgan-mnist"), [f"data.source={args.out / 'small.npz'}",
-                                                      f"train.total_steps={args.gan_steps}", "train.progress=false",
-                                                      f"train.threads={args.threads}", "checkpoint.every_steps=0",
-                                                      *args.gan_set])
     gan_start = time.perf_counter()
-    run = train(cfg, out=args.out / "cgan")
-    gan_seconds = time.perf_counter() - gan_start
+    if args.gan_run:  # a finished cGAN run: it must have trained on this very real set
+        run_cfg = json.loads((args.gan_run / "config.json").read_text())["run"]
+        if not np.array_equal(np.load(run_cfg["data"]["source"])["images"], real[0][:, 0].numpy()):
+            sys.exit(f"--gan-run {args.gan_run} was trained on another real set than --per-class {args.per_class}")
+        run, args.gan_steps = args.gan_run, run_cfg["train"]["total_steps"]
+        args.gan_set = [f"(as {args.gan_run}/config.json)"]
+        gan_seconds = [json.loads(line) for line in (args.gan_run / "metrics.jsonl").open()][-1]["elapsed_s"]
+    else:
+        cfg = apply_overrides(get_preset("cgan-mnist"), [f"data.source={args.out / 'small.npz'}",
+                                                          f"train.total_steps={args.gan_steps}", "train.progress=false",
+                                                          f"train.threads={args.threads}", "checkpoint.every_steps=0",
+                                                          *args.gan_set])
+        run = train(cfg, out=args.out / "cgan")
+        gan_seconds = time.perf_counter() - gan_start
     G = load_generator(run, ema=True)
-    images, labels = generate(G, args.synthetic_per_class * G.num_classes, seed=1)  # (n, 28, 28, 1) uint8
+    images, labels = generate(G, args.synthetic_per_class * G.num_classes, seed=1, truncation=args.truncation)  # (n, 28, 28, 1) uint8
     synthetic = (torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels).long())
     agreement = label_agreement(*synthetic)  # how often mnist-clf reads the class the cGAN was asked for
     test = load_mnist_npz(args.test)
@@ -98,7 +111,8 @@ def main() -> None:
     r = augmentation_study(real, synthetic, test, seeds=args.seeds, recipe=recipe)
     record = {"accuracy": r.accuracy, "summary": r.summary, "seeds": r.seeds, "n_real": r.n_real,
               "n_synthetic": r.n_synthetic, "n_test": r.n_test, "recipe": asdict(r.recipe),
-              "label_agreement": round(agreement, 4), "gan_steps": args.gan_steps, "gan_set": args.gan_set, "gan_seconds": round(gan_seconds, 1),
+              "label_agreement": round(agreement, 4), "truncation": args.truncation,
+              "gan_run": str(args.gan_run) if args.gan_run else None, "gan_steps": args.gan_steps, "gan_set": args.gan_set, "gan_seconds": round(gan_seconds, 1),
               "total_seconds": round(time.perf_counter() - started, 1), "commit": commit,
               "date": datetime.date.today().isoformat(), "threads": args.threads, "torch": torch.__version__,
               "argv": sys.argv[1:]}
@@ -122,8 +136,10 @@ def print_table(record: dict, argv: list[str]) -> None:
     cmd = shlex.join(["python", "benchmarks/augment_mnist.py", *argv])
     r = record["recipe"]
     print(f"\nCommand: `OMP_NUM_THREADS={record['threads']} {cmd}`  ")
+    reused = f" (the cGAN of {record['gan_run']})" if record.get("gan_run") else ""
+    trunc = f"; synthetic digits drawn with --truncation {record['truncation']}" if record.get("truncation") else ""
     print(f"cGAN: cgan-mnist{''.join(' --set ' + s for s in record['gan_set'])}, {record['gan_steps']} steps on the real set "
-          f"({record['gan_seconds']:.0f} s); classifier: mnist-clf's CNN, {r['steps']} steps of batch {r['batch_size']} "
+          f"({record['gan_seconds']:.0f} s){reused}{trunc}; classifier: mnist-clf's CNN, {r['steps']} steps of batch {r['batch_size']} "
           f"per condition; total {record['total_seconds']:.0f} s; commit {record['commit']}; {record['date']}; "
           f"torch {record['torch']}, {record['threads']} threads")
     if "label_agreement" in record:

@@ -77,6 +77,22 @@ def test_discriminator_loss_adds_weighted_cross_entropy_of_real_only(concat):
     torch.testing.assert_close(D.classifier.weight.grad, g)
 
 
+@pytest.mark.parametrize("concat", [False, True])
+def test_ac_on_fake_adds_the_fakes_cross_entropy_to_d(concat):
+    torch.manual_seed(0)
+    cfg = acgan_config("proj+ac", "loss.ac_weight=0.5", "loss.ac_on_fake=true", "model.d_batchnorm=false")
+    D = build_discriminator(cfg.model)
+    real, fake = torch.randn(6, 1, 4, 4), torch.randn(6, 1, 4, 4)
+    y_real, y_fake = torch.tensor([0, 1, 2, 2, 1, 0]), torch.tensor([1, 1, 1, 0, 0, 0])
+    obj = Objective.from_config(cfg)
+    loss, stats = obj.discriminator_loss(D, real, fake, y_real, y_fake, 0, concat=concat)
+    ce_real = cross_entropy_by_hand(D.classifier(D.embed(real)), y_real)
+    ce_fake = cross_entropy_by_hand(D.classifier(D.embed(fake)), y_fake)
+    adv = obj.loss.d_loss(D(real, y_real), D(fake, y_fake)).item()
+    assert stats["ac_fake_d"].item() == pytest.approx(ce_fake, rel=1e-5)
+    assert loss.item() == pytest.approx(adv + 0.5 * (ce_real + ce_fake), rel=1e-5)
+
+
 @pytest.mark.parametrize("fm", [False, True])
 def test_generator_loss_adds_weighted_cross_entropy_of_the_asked_labels(fm):
     torch.manual_seed(0)

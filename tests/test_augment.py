@@ -127,3 +127,40 @@ def test_sample_per_class_into_a_folder_writes_class_folders_that_load_as_labels
     assert main(["sample", str(tmp_path / "cgan"), "--per-class", "2", "--out", str(tmp_path / "named")]) == 0
     data = load_images(str(tmp_path / "named"), resolution=28, channels=1)
     assert data.class_names == ["cat", "dog", "owl"] and sorted(data.labels.tolist()) == [0, 0, 1, 1, 2, 2]
+
+
+def test_truncated_noise_matches_scipys_truncated_normal():
+    from scipy.stats import truncnorm
+
+    from ganforge.sampling import truncated_noise
+
+    plain = truncated_noise(4000, 64, None, torch.Generator().manual_seed(3))
+    assert torch.equal(plain, torch.randn(4000, 64, generator=torch.Generator().manual_seed(3)))  # None: plain N(0, 1)
+    for psi in (0.5, 1.0, 2.0):
+        z = truncated_noise(4000, 64, psi, torch.Generator().manual_seed(3))  # 256,000 draws
+        again = truncated_noise(4000, 64, psi, torch.Generator().manual_seed(3))
+        assert torch.equal(z, again) and z.abs().max() <= psi
+        ref = truncnorm(-psi, psi)
+        assert z.var().item() == pytest.approx(ref.var(), rel=0.01)  # redrawing = sampling the truncated normal
+        assert (z.abs() <= psi / 2).float().mean().item() == pytest.approx(ref.cdf(psi / 2) - ref.cdf(-psi / 2), abs=0.005)
+
+
+def test_sample_truncation_draws_other_images_and_bad_values_are_one_line(tmp_path, capsys):
+    from ganforge.models import build_generator
+    from ganforge.models.config import ModelConfig
+    from ganforge.training.checkpoint import save_generator
+
+    cfg = ModelConfig(arch="dcgan", resolution=28, channels=1, z_dim=16, g_width=8, num_classes=10)
+    torch.manual_seed(0)
+    save_generator(tmp_path / "cgan", cfg, build_generator(cfg))
+    for name, extra in (("plain", []), ("t", ["--truncation", "0.5"]), ("t2", ["--truncation", "0.5"])):
+        assert main(["sample", str(tmp_path / "cgan"), "--per-class", "2", "--out", str(tmp_path / f"{name}.npz"), *extra]) == 0
+    load = lambda name: np.load(tmp_path / f"{name}.npz")  # noqa: E731
+    assert np.array_equal(load("t")["images"], load("t2")["images"])  # same seed, same images
+    assert not np.array_equal(load("t")["images"], load("plain")["images"])
+    assert load("t")["labels"].tolist() == load("plain")["labels"].tolist()
+    for bad in ("0", "-1", "nan", "inf"):
+        capsys.readouterr()
+        assert main(["sample", str(tmp_path / "cgan"), "--n", "4", "--truncation", bad, "--out", str(tmp_path / "x.npz")]) == 2
+        err = capsys.readouterr().err
+        assert f"--truncation {float(bad)}" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "x.npz").exists()

@@ -63,6 +63,10 @@ class LossConfig:
     fm_weight: float = 0.0  # feature matching λ in G's loss (Salimans et al. 2016): mean D features of the last real batch vs fake
     # AC-GAN λ (model.d_cond ac or proj+ac): D's loss adds λ·CE(class head(real), y), G's adds λ·CE(class head(G(z, y)), y)
     ac_weight: float = 1.0
+    # AC-GAN: D's class head also learns G's samples as their asked labels (Odena et al.'s original;
+    # off = real images only, as StudioGAN). A D with batch norm needs it: its head otherwise never
+    # sees features normalised with a fake batch's statistics, and G gets no class signal from it.
+    ac_on_fake: bool = False
 
 
 @dataclass(frozen=True)

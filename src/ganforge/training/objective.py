@@ -30,9 +30,9 @@ class Objective:
     msgan_weight: float = 0.0  # MSGAN λ: G's loss adds λ / (r + eps), r = mean|ΔG(z)| / mean|Δz| over batch halves
     fm_weight: float = 0.0  # feature matching λ: G's loss adds λ · mean((E h(real) − E h(fake))²), h = D.embed
     # AC-GAN λ (0 = D has no class head): D's loss adds λ·CE(D's class logits of real, y_real), G's
-    # λ·CE(of fake, y_fake). D's head learns from real images only, as in StudioGAN: Odena et al.
-    # also train it on G's samples, which rewards D for reading G's early blobs as the asked class.
+    # λ·CE(of fake, y_fake). ac_on_fake: D's also adds λ·CE(of fake, y_fake) (Odena et al.).
     ac_weight: float = 0.0
+    ac_on_fake: bool = False
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> "Objective":
@@ -48,6 +48,7 @@ class Objective:
             msgan_weight=lo.msgan_weight,
             fm_weight=lo.fm_weight,
             ac_weight=lo.ac_weight if "ac" in cfg.model.d_cond else 0.0,
+            ac_on_fake=lo.ac_on_fake,
         )
 
     def _aug(self, x: Tensor) -> Tensor:
@@ -68,17 +69,21 @@ class Objective:
             y_both = torch.cat([y_real, y_fake]) if y_real is not None else None
             both, both_cls = self._judge(D, torch.cat([real_a, fake_a]), y_both)
             real_logits, fake_logits = both.chunk(2)  # 2 x (B/pack,)
-            real_cls = None if both_cls is None else both_cls[: real.shape[0]]  # (B, K)
+            real_cls, fake_cls = (None, None) if both_cls is None else both_cls.chunk(2)  # 2 x (B, K)
         else:
             real_logits, real_cls = self._judge(D, real_a, y_real)  # (B/pack,), (B, K) | None
-            fake_logits = self._judge(D, fake_a, y_fake)[0]
+            fake_logits, fake_cls = self._judge(D, fake_a, y_fake)
         loss = self.loss.d_loss(real_logits, fake_logits)
         D = D_eager if D_eager is not None else D
         stats = {"d_adv": loss.detach(), **self.d_outputs(real_logits, fake_logits)}
         if real_cls is not None:
             ac = F.cross_entropy(real_cls, y_real)
-            loss = loss + self.ac_weight * ac
             stats["ac_real"] = ac.detach()
+            if self.ac_on_fake:
+                ac_fake = F.cross_entropy(fake_cls, y_fake)
+                stats["ac_fake_d"] = ac_fake.detach()
+                ac = ac + ac_fake
+            loss = loss + self.ac_weight * ac
         lazy = d_step % self.reg_every == 0
         if self.gp_weight > 0 and lazy:
             with torch.autocast(real.device.type, enabled=False):
