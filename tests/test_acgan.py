@@ -150,3 +150,20 @@ def test_training_logs_both_terms_and_resumes(tmp_path):
     assert read_run_config(run / "config.json").model.d_cond == "ac"
     train(apply_overrides(RunConfig(), sets[:9] + ["train.total_steps=6"] + sets[10:]), data=data, resume=run)
     assert [r["step"] for r in read_metrics(run / "metrics.jsonl") if "g_loss" in r][-2:] == [5, 6]
+
+
+@pytest.mark.parametrize("sets,warns", [
+    (["model.d_cond=ac"], True), (["model.d_cond=ac", "loss.ac_on_fake=true"], False),
+    (["model.d_cond=ac", "model.d_batchnorm=false"], False), (["model.d_cond=proj"], False),
+])
+def test_a_batch_norm_d_with_real_only_class_loss_warns(tmp_path, caplog, sets, warns):
+    import logging
+
+    data = load_images("digits", resolution=16, channels=1)
+    base = ["data.source=digits", "model.arch=dcgan", "model.resolution=16", "model.channels=1", "model.z_dim=8",
+            "model.g_width=8", "model.d_width=8", "model.num_classes=10", "train.total_steps=1", "train.batch_size=10",
+            "train.progress=false", "train.sample_every=0", "checkpoint.every_steps=0", "train.sample_grid=10",
+            "train.threads=1"]
+    with caplog.at_level(logging.WARNING, logger="ganforge"):
+        train(apply_overrides(RunConfig(), base + sets), data=data, out=tmp_path / "r")
+    assert any("gives G no usable class signal" in r.getMessage() for r in caplog.records) == warns

@@ -9,6 +9,7 @@ apart from the hooks for multi-process runs, ``shard``, ``sync_grads`` and featu
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 import torch
@@ -28,6 +29,7 @@ from ganforge.training.stats import Accumulator, grad_norm
 from ganforge.training.unroll import unrolled_discriminator
 
 BATCH_STAT_LAYERS = (nn.modules.batchnorm._BatchNorm,)
+log = logging.getLogger("ganforge.train")
 
 
 def has_batch_statistics(D: nn.Module) -> bool:
@@ -165,6 +167,11 @@ def make_iteration(
     # --- the fast-path switches (perf.*): each keeps the arithmetic of the plain path
     if perf.d_concat and has_batch_statistics(D):
         raise UsageError("perf.d_concat=true: this D has batch statistics (batch norm or minibatch stddev)")
+    if objective.ac_weight and not objective.ac_on_fake and any(isinstance(mod, BATCH_STAT_LAYERS) for mod in D.modules()):
+        # Measured (docs/AUGMENTATION.md): cgan-mnist with d_cond=ac on 5000 digits kept G's class loss
+        # at chance (≈ ln 10) for 1,200 steps; the class head only ever sees real-batch statistics.
+        log.warning("model.d_cond=%r with batch norm in D: D's class head learns from real batches only, so it gives G "
+                    "no usable class signal; set model.d_batchnorm=false", m.d_cond)
     if perf.fast_dropout:
         set_fast_dropout(G, True)
         set_fast_dropout(D, True)
