@@ -93,8 +93,11 @@ PRESETS: dict[str, RunConfig] = {
         data=MNIST,
         model=_dcgan28(num_classes=10),
         loss=LossConfig(kind="ns"),
-        optim=OptimConfig(lr_g=2e-4, lr_d=2e-4, beta1_g=0.5, beta1_d=0.5),
-        train=TrainConfig(total_steps=3000, batch_size=64, ema_decay=0.999),
+        # dcgan-mnist's schedule. Measured on the 5000 digits (docs/AUGMENTATION.md): mnist-clf reads
+        # the asked class on 99.2 % of the samples; the earlier 2e-4 for 3000 steps reached 31 %.
+        optim=OptimConfig(lr_g=1e-3, lr_d=1e-3, beta1_g=0.5, beta1_d=0.5, schedule="linear", decay_start_step=4000),
+        train=TrainConfig(total_steps=8000, batch_size=64, ema_decay=0.999, sample_every=1000, log_every=100),
+        eval=EvalConfig(every=2000),
     ),
     "dcgan-cifar10": RunConfig(
         description="Radford et al. DCGAN at 32 px RGB; give CIFAR-10 (a folder or zip of images) with --data.",
