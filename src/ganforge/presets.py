@@ -89,7 +89,7 @@ PRESETS: dict[str, RunConfig] = {
         train=TrainConfig(total_steps=3000, batch_size=64, n_critic=5),
     ),
     "cgan-mnist": RunConfig(
-        description="Class-conditional DCGAN: conditional batch norm in G, projection D (Miyato & Koyama 2018).",
+        description="Class-conditional DCGAN: conditional batch norm in G, projection D (Miyato & Koyama 2018); dcgan-mnist's schedule.",
         data=MNIST,
         model=_dcgan28(num_classes=10),
         loss=LossConfig(kind="ns"),

@@ -39,7 +39,8 @@ def _device(device: str) -> str:
 
 @click.command("eval")
 @click.argument("target")
-@click.option("--metrics", default=_ALL, show_default=True, help="Comma-separated: fid, kid, is, pr, dc, classes.")
+@click.option("--metrics", default=None, help=f"Comma-separated: fid, kid, is, pr, dc, classes, labels. Default: {_ALL}, "
+              "and labels (label agreement) for a class-conditional generator whose classes the evaluator reads.")
 @click.option("--evaluator", "evaluator", default=None, help="Feature extractor (see `ganforge evaluator list`). Default: for a run "
               "or saved generator, the one its training used (eval.evaluator; auto: mnist-clf for 28 px grey, cifar10-clf for "
               "32 px RGB); otherwise mnist-clf.")
@@ -78,8 +79,11 @@ def eval_cmd(target, metrics, evaluator, ref, n, n_ref, seed, batch_size, device
     """
     from ganforge.metrics.evaluation import MetricOptions, evaluate, parse_metrics
 
-    parse_metrics(metrics)  # unknown names fail before anything loads
+    if metrics is not None:
+        parse_metrics(metrics)  # unknown names fail before anything loads
     evaluator, ref = _defaults_for(target, evaluator, ref)
+    if metrics is None:
+        metrics = _ALL + (",labels" if _labels_apply(target, evaluator) else "")
     if evaluator == "inception-v3-fid":
         if evaluator_weights is not None:
             raise UsageError("--evaluator-weights is for mnist-clf / cifar10-clf; give Inception's file with --inception-weights")
@@ -111,6 +115,25 @@ def eval_cmd(target, metrics, evaluator, ref, n, n_ref, seed, batch_size, device
         f"resize {ex['resize']}, {ex['dtype']}, ganforge {p['ganforge_version']}",
         err=True,
     )
+
+
+def _labels_apply(target: str, evaluator: str) -> bool:
+    """True when TARGET is a class-conditional generator whose classes ``evaluator`` (a shipped
+    classifier) reads: label agreement is then among the default metrics."""
+    from ganforge.metrics.evaluation import EVALUATOR_CLASSES, _is_generator_dir, check_class_map
+    from ganforge.training.checkpoint import resolve_model_dir
+
+    if evaluator not in EVALUATOR_CLASSES or not _is_generator_dir(Path(target)):
+        return False
+    try:
+        meta = json.loads((resolve_model_dir(target) / "config.json").read_text())
+        k = int(meta["model"].get("num_classes", 0))
+        if k:
+            check_class_map(k, meta.get("class_names"), evaluator, len(EVALUATOR_CLASSES[evaluator]))
+        return k > 0
+    except (OSError, ValueError, KeyError, TypeError, UsageError) as e:
+        log.info("label agreement left out of the default metrics: %s", e)
+        return False
 
 
 def _defaults_for(target: str, evaluator: str | None, ref: str | None) -> tuple[str, str | None]:

@@ -52,9 +52,13 @@ METRICS: dict[str, tuple[str, ...]] = {
     "pr": ("precision", "recall"),
     "dc": ("density", "coverage"),
     "classes": ("classes_covered", "class_kl"),
+    "labels": ("label_agreement",),  # conditional generators: share of images the evaluator reads as the asked class
 }
 NEED_REF_FEATS = frozenset({"kid", "pr", "dc"})  # need the raw reference features, not only their statistics
-NEED_PROBS = frozenset({"is", "classes"})  # need a classifier head
+NEED_PROBS = frozenset({"is", "classes", "labels"})  # need a classifier head
+# The class names of the shipped classifiers, in their output order (label agreement compares indices)
+EVALUATOR_CLASSES = {"mnist-clf": tuple(str(i) for i in range(10)),
+                     "cifar10-clf": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")}
 DEFAULT_N = 10_000  # images drawn from a generator when n is not given
 
 
@@ -196,6 +200,13 @@ def evaluate(
     if "dc" in metrics:
         dc = density_coverage(ref_entry.feats, feats, k=opts.dc_k, device=ex.device)
         values["density"], values["coverage"] = dc.density, dc.coverage
+    class_map = None
+    if "labels" in metrics:
+        if tgt.labels is None:
+            raise UsageError("labels (label agreement) needs a class-conditional generator as TARGET: image files carry "
+                             "no asked-for class; drop it from --metrics")
+        class_map = check_class_map(tgt.identity["num_classes"], tgt.class_names, ex.name, ex.num_classes)
+        values["label_agreement"] = float((probs.argmax(axis=1) == tgt.labels.numpy()).mean())
     values = {k: values[k] for m in metrics for k in METRICS[m]}  # in the order asked for
 
     protocol = {
@@ -207,13 +218,30 @@ def evaluate(
         "reference": {**ref_set.identity, "cache": cache_state},
         "extractor": ex.info(),
         "options": {**asdict(opts), "class_min_count": class_min_count, "kid_seed": seed,
-                    "class_kl_reference": "predicted classes of the reference set"},
+                    "class_kl_reference": "predicted classes of the reference set",
+                    **({"label_class_map": class_map} if class_map else {})},
         "device": str(ex.device),
         "ganforge_version": __version__,
         "torch_version": torch.__version__,
         "seconds": round(time.perf_counter() - started, 2),
     }
     return EvalResult(values, protocol, class_hist)
+
+
+def check_class_map(num_classes: int, class_names: list | None, evaluator: str, evaluator_classes: int) -> str:
+    """Label agreement reads generator class i as evaluator class i: a UsageError unless the
+    generator's ``num_classes`` equals the evaluator's and, where both sets of names are known, they
+    are the same names in the same order. Returns how the classes were matched (for the protocol)."""
+    names = EVALUATOR_CLASSES.get(evaluator)
+    if num_classes != evaluator_classes:
+        raise UsageError(f"labels: the generator has {num_classes} classes but {evaluator} reads {evaluator_classes}: "
+                         "label agreement needs an evaluator trained on the generator's classes")
+    if class_names is not None and names is not None:
+        if tuple(map(str, class_names)) != names:
+            raise UsageError(f"labels: the generator's classes ({', '.join(map(str, class_names[:4]))}, ...) are not "
+                             f"{evaluator}'s ({', '.join(names[:4])}, ...) in the same order: label agreement is undefined")
+        return "same class names"
+    return "by index (generator class i = evaluator class i; the names are not known to match)"
 
 
 def _describe(source) -> str:
@@ -279,6 +307,7 @@ def _target(target, n: int | None, seed: int, batch_size: int, device: torch.dev
     """The images to score: drawn from a generator (n, default 10000, with noise seed ``seed``) or loaded."""
     from ganforge.sampling import generate
 
+    class_names = None
     if isinstance(target, nn.Module):
         ident = {"kind": "generator", "module": type(target).__name__}
         G = target
@@ -291,14 +320,18 @@ def _target(target, n: int | None, seed: int, batch_size: int, device: torch.dev
         file = weights_file(model_dir, ema)  # the file load_generator read
         ident = {"kind": "generator", "path": str(model_dir.resolve()), "weights": file.name,
                  "weights_sha256": sha256_file(file)}
+        class_names = json.loads((model_dir / "config.json").read_text()).get("class_names")
     else:
         return _load(target, n, seed, "TARGET")
     count = DEFAULT_N if n is None else n
     log.info("generating %d images (seed %d)", count, seed)
-    images, _ = generate(G, count, seed=seed, batch_size=batch_size, device=device)  # uint8 (n, H, W, C)
+    images, labels = generate(G, count, seed=seed, batch_size=batch_size, device=device)  # uint8 (n, H, W, C), (n,) | None
     images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (n, C, H, W)
+    if labels is not None:
+        ident.update(labels="classes cycling 0..K-1", num_classes=G.num_classes)
     return ImageSet(images, {**ident, "noise_seed": seed, "n": len(images), "image_shape": list(images.shape[1:]),
-                             "pixels_sha256": pixels_sha256(images)})
+                             "pixels_sha256": pixels_sha256(images)},
+                    labels=None if labels is None else torch.from_numpy(labels).long(), class_names=class_names)
 
 
 def _reference(ex: FeatureExtractor, ref_set: ImageSet, *, need_feats: bool, batch_size: int,

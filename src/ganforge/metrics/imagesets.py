@@ -32,6 +32,8 @@ _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I
 class ImageSet:
     images: Tensor  # uint8 (N, C, H, W), C in {1, 3}
     identity: dict  # what the protocol records about where the images came from
+    labels: Tensor | None = None  # int64 (N,): the class a conditional generator was asked for
+    class_names: list[str] | None = None  # the generator's class names, where its run kept them
 
 
 def as_nchw_uint8(array, what: str) -> Tensor:

@@ -32,7 +32,7 @@ from ganforge.training import checkpoint as ckpt
 log = logging.getLogger("ganforge.train")
 
 BEST_DIR = "best"
-WATCHED = ("recall", "classes_covered")  # values whose sharp fall signals collapse
+WATCHED = ("recall", "classes_covered", "label_agreement")  # values whose sharp fall signals collapse (or lost conditioning)
 
 
 def auto_evaluator(resolution: int, channels: int) -> str | None:
@@ -78,6 +78,8 @@ class PeriodicEval:
             wanted -= {"is", "classes"}  # a feature-only extractor (Inception for FID) has no class head
             log.warning("eval: %s has no classifier head; dropping is/classes from eval.metrics", name)
         self.metrics = ",".join(x for x in ("fid", "kid", "is", "pr", "dc", "classes") if x in wanted)
+        if m.num_classes and self._reads_the_labels(name, data):
+            self.metrics += ",labels"  # label agreement: does G draw the class it was asked for?
         # The reference: eval.ref, or (default) at most eval.n of the training images, uint8 (N, C, H, W)
         self.ref = e.ref or data.images[: e.n].cpu()
         # Fail before training, not at the first evaluation: the generated images have the data's shape.
@@ -86,6 +88,18 @@ class PeriodicEval:
         self.best: dict | None = None
         self.peaks: dict[str, float] = {}
         self.run_dir = Path(".")
+
+    def _reads_the_labels(self, name: str, data: ImageData) -> bool:
+        """True when the evaluator's classes are the training labels (same count and, where both are
+        known, the same names in order), so label agreement means something."""
+        from ganforge.metrics.evaluation import check_class_map
+
+        try:
+            check_class_map(self.cfg.model.num_classes, data.class_names, name, self.extractor.num_classes)
+        except UsageError as e:
+            log.info("eval: no label agreement (%s)", e)
+            return False
+        return True
 
     def attach(self, run_dir: Path) -> "PeriodicEval":
         self.run_dir = Path(run_dir)
