@@ -55,15 +55,18 @@ def test_projection_plus_ac_keeps_the_projection():
     assert D(x, y, with_classes=True)[1].shape == (6, 3)
 
 
+def d_step(d_cond: str, concat: bool, *sets: str):
+    """One D loss of a batch-norm-free AC-GAN D on fixed random batches: (D, objective, batches, (loss, stats))."""
+    torch.manual_seed(0)
+    cfg = acgan_config(d_cond, "model.d_batchnorm=false", *sets)
+    D, obj = build_discriminator(cfg.model), Objective.from_config(cfg)
+    batches = (torch.randn(6, 1, 4, 4), torch.randn(6, 1, 4, 4), torch.tensor([0, 1, 2, 2, 1, 0]), torch.tensor([1, 1, 1, 0, 0, 0]))
+    return D, obj, batches, obj.discriminator_loss(D, *batches, 0, concat=concat)
+
+
 @pytest.mark.parametrize("concat", [False, True])
 def test_discriminator_loss_adds_weighted_cross_entropy_of_real_only(concat):
-    torch.manual_seed(0)
-    cfg = acgan_config("ac", "loss.ac_weight=0.7", "model.d_batchnorm=false")
-    D = build_discriminator(cfg.model)
-    real, fake = torch.randn(6, 1, 4, 4), torch.randn(6, 1, 4, 4)
-    y_real, y_fake = torch.tensor([0, 1, 2, 2, 1, 0]), torch.tensor([1, 1, 1, 0, 0, 0])
-    obj = Objective.from_config(cfg)
-    loss, stats = obj.discriminator_loss(D, real, fake, y_real, y_fake, 0, concat=concat)
+    D, obj, (real, fake, y_real, y_fake), (loss, stats) = d_step("ac", concat, "loss.ac_weight=0.7")
     ce = cross_entropy_by_hand(D.classifier(D.embed(real)), y_real)
     adv = obj.loss.d_loss(D(real, y_real), D(fake, y_fake)).item()
     assert stats["ac_real"].item() == pytest.approx(ce, rel=1e-5)
@@ -79,13 +82,7 @@ def test_discriminator_loss_adds_weighted_cross_entropy_of_real_only(concat):
 
 @pytest.mark.parametrize("concat", [False, True])
 def test_ac_on_fake_adds_the_fakes_cross_entropy_to_d(concat):
-    torch.manual_seed(0)
-    cfg = acgan_config("proj+ac", "loss.ac_weight=0.5", "loss.ac_on_fake=true", "model.d_batchnorm=false")
-    D = build_discriminator(cfg.model)
-    real, fake = torch.randn(6, 1, 4, 4), torch.randn(6, 1, 4, 4)
-    y_real, y_fake = torch.tensor([0, 1, 2, 2, 1, 0]), torch.tensor([1, 1, 1, 0, 0, 0])
-    obj = Objective.from_config(cfg)
-    loss, stats = obj.discriminator_loss(D, real, fake, y_real, y_fake, 0, concat=concat)
+    D, obj, (real, fake, y_real, y_fake), (loss, stats) = d_step("proj+ac", concat, "loss.ac_weight=0.5", "loss.ac_on_fake=true")
     ce_real = cross_entropy_by_hand(D.classifier(D.embed(real)), y_real)
     ce_fake = cross_entropy_by_hand(D.classifier(D.embed(fake)), y_fake)
     adv = obj.loss.d_loss(D(real, y_real), D(fake, y_fake)).item()
