@@ -90,6 +90,23 @@ def test_cli_adds_labels_for_a_conditional_run_and_refuses_image_files(tmp_path,
     assert "needs a class-conditional generator" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_labelled_npz_is_scored_on_its_own_labels_and_subsets_keep_the_pairs(tmp_path, capsys, mnist):
+    images, labels = mnist[0][:300, 0].numpy(), mnist[1][:300].numpy()
+    np.savez(tmp_path / "real.npz", images=images, labels=labels)
+    np.savez(tmp_path / "wrong.npz", images=images, labels=(labels + 1) % 10)
+    np.savez(tmp_path / "big.npz", images=images, labels=labels + 10)
+    x = torch.from_numpy(images)[:, None]
+    want = label_agreement(x, torch.from_numpy(labels).long())
+    r = evaluate(str(tmp_path / "real.npz"), metrics="labels", evaluator="mnist-clf")
+    assert r.values["label_agreement"] == pytest.approx(want, abs=1e-9) and want > 0.97
+    sub = evaluate(str(tmp_path / "real.npz"), metrics="labels", evaluator="mnist-clf", n=100, seed=4)
+    idx = np.sort(np.random.RandomState(4).choice(300, 100, replace=False))  # imagesets.subset's draw
+    assert sub.values["label_agreement"] == pytest.approx(label_agreement(x[idx], torch.from_numpy(labels[idx]).long()))
+    assert evaluate(str(tmp_path / "wrong.npz"), metrics="labels", evaluator="mnist-clf").values["label_agreement"] < 0.03
+    assert main(["eval", str(tmp_path / "big.npz"), "--metrics", "labels"]) == 2
+    assert "labels go up to" in capsys.readouterr().err
+
+
 def test_periodic_eval_of_a_conditional_run_logs_label_agreement(tmp_path):
     data = load_images("mnist5k", resolution=28, channels=1, max_images=500)
     sets = ["model.arch=dcgan", "model.resolution=28", "model.channels=1", "model.z_dim=8", "model.g_width=8",

@@ -203,9 +203,10 @@ def evaluate(
     class_map = None
     if "labels" in metrics:
         if tgt.labels is None:
-            raise UsageError("labels (label agreement) needs a class-conditional generator as TARGET: image files carry "
-                             "no asked-for class; drop it from --metrics")
-        class_map = check_class_map(tgt.identity["num_classes"], tgt.class_names, ex.name, ex.num_classes)
+            raise UsageError("labels (label agreement) needs a class-conditional generator, or an .npz with `labels`, "
+                             "as TARGET: these images carry no asked-for class; drop it from --metrics")
+        class_map = check_class_map(tgt.identity.get("num_classes"), tgt.class_names, ex.name, ex.num_classes,
+                                    max_label=int(tgt.labels.max()) if len(tgt.labels) else None)
         values["label_agreement"] = float((probs.argmax(axis=1) == tgt.labels.numpy()).mean())
     values = {k: values[k] for m in metrics for k in METRICS[m]}  # in the order asked for
 
@@ -228,11 +229,18 @@ def evaluate(
     return EvalResult(values, protocol, class_hist)
 
 
-def check_class_map(num_classes: int, class_names: list | None, evaluator: str, evaluator_classes: int) -> str:
+def check_class_map(num_classes: int | None, class_names: list | None, evaluator: str, evaluator_classes: int,
+                    *, max_label: int | None = None) -> str:
     """Label agreement reads generator class i as evaluator class i: a UsageError unless the
     generator's ``num_classes`` equals the evaluator's and, where both sets of names are known, they
-    are the same names in the same order. Returns how the classes were matched (for the protocol)."""
+    are the same names in the same order. A labelled file (``num_classes`` None) needs only its
+    ``max_label`` to be an evaluator class. Returns how the classes were matched (for the protocol)."""
     names = EVALUATOR_CLASSES.get(evaluator)
+    if num_classes is None:
+        if max_label is None or not 0 <= max_label < evaluator_classes:
+            raise UsageError(f"labels: the file's labels go up to {max_label} but {evaluator} reads classes "
+                             f"0..{evaluator_classes - 1}")
+        return "by index (file label i = evaluator class i; the names are not known to match)"
     if num_classes != evaluator_classes:
         raise UsageError(f"labels: the generator has {num_classes} classes but {evaluator} reads {evaluator_classes}: "
                          "label agreement needs an evaluator trained on the generator's classes")

@@ -98,9 +98,14 @@ def load_image_set(source: str | Path, *, n: int | None = None, seed: int = 0, w
         if path.is_file() and path.suffix.lower() == ".npz":
             from ganforge.data.npz import load_npz
 
-            raw, _, _ = load_npz(path)
+            raw, labels, _ = load_npz(path)
             images = as_nchw_uint8(_drop_alpha(raw, str(path)), str(path))
             ident = {"kind": "npz", "path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+            if labels is not None:  # e.g. `ganforge sample --per-class`: the class each image was drawn for
+                idx, how = subset(torch.arange(len(images)), n, seed, f"{what} {source}")
+                images = images[idx]
+                return ImageSet(images, {**ident, "labels": "the file's labels", "subset": how, **_content(images)},
+                                labels=torch.from_numpy(np.asarray(labels)).long()[idx])
         elif path.is_dir() or path.suffix.lower() == ".zip":
             images, ident = _decode_files(path)
         else:
