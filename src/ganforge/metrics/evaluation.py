@@ -39,6 +39,7 @@ from ganforge.metrics.distribution import (
     kid,
     precision_recall,
 )
+from ganforge.evaluators.cifar10_clf import CIFAR10_CLASSES
 from ganforge.metrics.extractors import FeatureExtractor, load_extractor
 from ganforge.metrics.imagesets import MAX_IMAGES, ImageSet, from_array, load_image_set
 
@@ -57,8 +58,7 @@ METRICS: dict[str, tuple[str, ...]] = {
 NEED_REF_FEATS = frozenset({"kid", "pr", "dc"})  # need the raw reference features, not only their statistics
 NEED_PROBS = frozenset({"is", "classes", "labels"})  # need a classifier head
 # The class names of the shipped classifiers, in their output order (label agreement compares indices)
-EVALUATOR_CLASSES = {"mnist-clf": tuple(str(i) for i in range(10)),
-                     "cifar10-clf": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")}
+EVALUATOR_CLASSES = {"mnist-clf": tuple(str(i) for i in range(10)), "cifar10-clf": CIFAR10_CLASSES}
 DEFAULT_N = 10_000  # images drawn from a generator when n is not given
 
 
