@@ -82,6 +82,7 @@ def load_image_set(source: str | Path, *, n: int | None = None, seed: int = 0, w
     from ganforge.data import NAMED_SOURCES
 
     source = str(source)
+    labels = None  # only an .npz brings its labels along (label agreement of a labelled sample file)
     if source in NAMED_SOURCES:
         named = NAMED_SOURCES[source]
         raw, _, _ = named.load()  # uint8 (N, H, W, C)
@@ -98,20 +99,19 @@ def load_image_set(source: str | Path, *, n: int | None = None, seed: int = 0, w
         if path.is_file() and path.suffix.lower() == ".npz":
             from ganforge.data.npz import load_npz
 
-            raw, labels, _ = load_npz(path)
+            raw, labels, _ = load_npz(path)  # labels: e.g. `ganforge sample --per-class`, the class each image was drawn for
             images = as_nchw_uint8(_drop_alpha(raw, str(path)), str(path))
             ident = {"kind": "npz", "path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-            if labels is not None:  # e.g. `ganforge sample --per-class`: the class each image was drawn for
-                idx, how = subset(torch.arange(len(images)), n, seed, f"{what} {source}")
-                images = images[idx]
-                return ImageSet(images, {**ident, "labels": "the file's labels", "subset": how, **_content(images)},
-                                labels=torch.from_numpy(np.asarray(labels)).long()[idx])
+            if labels is not None:
+                ident["labels"] = "the file's labels"
         elif path.is_dir() or path.suffix.lower() == ".zip":
             images, ident = _decode_files(path)
         else:
             raise UsageError(f"{what} {path} is not an .npz, an image folder or a .zip")
     images, how = subset(images, n, seed, f"{what} {source}")
-    return ImageSet(images, {**ident, "subset": how, **_content(images)})
+    if labels is not None:  # the same draw (subset depends only on the count, n and seed): pairs stay together
+        labels, _ = subset(torch.from_numpy(np.asarray(labels)).long(), n, seed, f"{what} {source}")
+    return ImageSet(images, {**ident, "subset": how, **_content(images)}, labels=labels)
 
 
 def _content(images: Tensor) -> dict:
