@@ -392,3 +392,37 @@ def test_mask_kind_alpha_checks_every_image_of_a_folder_before_running(tmp_path,
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "b.png has no alpha channel" in lines[0], err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("task,case,needle", [
+    ("denoise", "truncated", "cannot read"),
+    ("sr", "not-an-image", "cannot read"),
+    ("inpaint", "mask-size", "is 24x20 but the image is 20x16"),
+])
+def test_a_folder_is_read_whole_before_the_first_output(tmp_path, capsys, models, task, case, needle):
+    """A damaged photo (or a mask of the wrong size) late in a folder stops the command before the
+    first output is written, with one line naming it (restore_apply._check_folder)."""
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    hole = np.zeros((20, 24), np.uint8)
+    hole[5:9, 5:9] = 255
+    for name in ("a.png", "b.png"):
+        Image.fromarray(smooth(20, 24)).save(photos / name)
+        Image.fromarray(hole).save(masks / name)
+    bad = photos / "z.png"  # sorted last: the folder would have written a.png and b.png first
+    if case == "truncated":
+        Image.fromarray(smooth(20, 24)).save(photos / "full.png")
+        bad.write_bytes((photos / "full.png").read_bytes()[:200])
+        (photos / "full.png").unlink()
+    elif case == "not-an-image":
+        bad.write_bytes(b"this is a text file named like an image\n")
+    else:
+        Image.fromarray(smooth(16, 20)).save(bad)
+        Image.fromarray(hole).save(masks / "z.png")
+    extra = ["--mask", str(masks)] if task == "inpaint" else []
+    out = tmp_path / "out"
+    code, _, err = _cli(capsys, task, "apply", str(models[task][0]), str(photos), str(out), *extra)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and needle in lines[0] and "z.png" in lines[0], err
+    assert not out.exists() or not any(out.iterdir())

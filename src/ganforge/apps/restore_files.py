@@ -115,19 +115,6 @@ def read_mask(path: Path, shape: tuple[int, int]) -> Tensor:
     return torch.from_numpy(hole.astype(np.float32))[None, None]
 
 
-def check_alpha_holes(paths: list[Path]) -> None:
-    """``--mask-kind alpha`` on a folder: every image must have transparent pixels, checked before
-    anything runs (so a folder does not stop half-way with some outputs written). Decodes only the
-    alpha channel; the errors are ``mask_from_alpha``'s."""
-    for path in paths:
-        try:
-            with open(path, "rb") as f:
-                alpha = _alpha_of(open_image(f))  # (H, W) uint8 | None
-        except (BadImage, OSError, ValueError) as exc:
-            raise UsageError(f"cannot read {path}: {exc}") from None
-        mask_from_alpha(alpha, path)
-
-
 def mask_from_alpha(alpha: np.ndarray | None, path: Path) -> Tensor:
     """The hole an image editor leaves: every pixel that is not fully opaque (alpha < 255) is missing.
     alpha: (H, W) uint8 -> (1, 1, H, W) of 0/1. A soft-edged eraser leaves partial alpha at the
