@@ -162,6 +162,17 @@ def test_real_digits_beat_blurred_which_beat_noise(shared_data, digits):
     assert r["fid"] < 5 and r["precision"] > 0.75 and r["is"] > 8.5  # two samples of the same distribution
 
 
+def test_kid_subset_size_defaults_to_1000_or_the_smaller_set(digits, mnist_clf):
+    """Without a subset size KID uses 1000 images per subset, or every image of the smaller set
+    (StyleGAN2-ADA's rule), and records the size it used; a given size is used as given."""
+    r = evaluate(digits[:50], metrics="kid", evaluator=mnist_clf, ref=digits[50:250])
+    assert r.protocol["options"]["kid_subset_size"] == 50
+    given = evaluate(digits[:50], metrics="kid", evaluator=mnist_clf, ref=digits[50:250],
+                     options=MetricOptions(kid_subset_size=50))
+    assert given.values == r.values
+    assert evaluate(digits[:50], metrics="kid", evaluator=mnist_clf, ref=digits[50:90]).protocol["options"]["kid_subset_size"] == 40
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input
 
@@ -175,7 +186,9 @@ def test_bad_input_is_a_usage_error(tmp_path, digits, mnist_clf):
     cases = [
         (dict(target=str(mixed)), "mixed sizes.*a.png is 28x28 but .*b.png is 32x32"),
         (dict(target=rgb), "3-channel images but mnist-clf expects 1-channel"),
-        (dict(target=digits[:50], metrics="kid"), "subset size 1000 is larger than the 50 images"),
+        (dict(target=digits[:50], metrics="kid", options=MetricOptions(kid_subset_size=60)),
+         "subset size 60 is larger than the 50 images"),
+        (dict(target=digits[:1], metrics="kid"), "kid needs at least 2 images"),
         (dict(target=digits[:3], metrics="pr"), "k=3 needs more than 3 images"),
         (dict(target=digits[:50], metrics="fid,bleu"), "unknown metric 'bleu'; allowed: fid, kid, is, pr, dc, classes"),
         (dict(target=str(tmp_path / "nope")), "does not exist"),

@@ -138,7 +138,7 @@ def test_eval_pair_json(capsys, files):
         (["eval", "{d}/digits.npz", "--metrics", "fid,lpips"], "unknown metric 'lpips'; allowed: fid, kid, is, pr, dc, classes"),
         (["eval", "{d}/mixed", "--metrics", "fid"], "mixed sizes"),
         (["eval", "{d}/rgb.npz", "--metrics", "fid"], "3-channel images but mnist-clf expects 1-channel"),
-        (["eval", "{d}/digits.npz", "--metrics", "kid"], "subset size 1000 is larger than the 120 images"),
+        (["eval", "{d}/digits.npz", "--metrics", "kid", "--kid-subset-size", "1000"], "subset size 1000 is larger than the 120 images"),
         (["eval", "{d}/digits.npz", "--metrics", "pr", "--pr-k", "200", "--n-ref", "150"], "k=200 needs more than 200 images"),
         (["eval", "{d}/nothing.npz"], "does not exist"),
         (["eval", "{d}/digits.npz", "--evaluator", "inception-v3-fid"], "--inception-weights PATH"),

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ganforge import __version__
+from ganforge.provenance import provenance
 from ganforge.apps.degrade import MASK_KINDS, SR_SCALES, TASKS, add_noise, make_mask, mod_crop, quantize, sr_degrade
 from ganforge.apps.testsets import TestImage
 from ganforge.errors import UsageError
@@ -211,7 +211,7 @@ def _protocol(task, method, data, n, scale, sigma, mask, seed, crop) -> dict:
         quantized="outputs rounded to 8 bits before scoring",
         y_channel="BT.601 rgb2ycbcr (16..235); single-channel sources scored on their grey values",
         seed=seed,
-        ganforge_version=__version__,
+        **provenance(),
     )
     return p
 

@@ -53,7 +53,7 @@ def _device(device: str) -> str:
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True, help="Extractor arithmetic.")
 @click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True, help="KID: random subsets.")
-@click.option("--kid-subset-size", type=click.IntRange(min=2), default=1000, show_default=True, help="KID: images per subset (at most the size of either set).")
+@click.option("--kid-subset-size", type=click.IntRange(min=2), default=None, help="KID: images per subset (at most the size of either set)  [default: 1000, or the smaller set's size]")
 @click.option("--pr-k", type=click.IntRange(min=1), default=3, show_default=True, help="Precision/recall: k-th neighbour.")
 @click.option("--dc-k", type=click.IntRange(min=1), default=5, show_default=True, help="Density/coverage: k-th neighbour.")
 @click.option("--is-splits", type=click.IntRange(min=1), default=10, show_default=True, help="IS: splits.")
@@ -112,7 +112,9 @@ def eval_cmd(target, metrics, evaluator, ref, n, n_ref, seed, batch_size, device
     click.echo(
         f"protocol: {p['n_generated']} generated vs {p['n_real']} real ({p['reference'].get('name') or p['reference'].get('path', '')}, "
         f"reference cache {p['reference']['cache']}), seed {p['seed']}, {ex['name']} sha256 {ex['weights_sha256'][:12]}, "
-        f"resize {ex['resize']}, {ex['dtype']}, ganforge {p['ganforge_version']}",
+        f"resize {ex['resize']}, {ex['dtype']}, ganforge {p['ganforge_version']}"
+        + (f" at {p['ganforge_commit'][:12]}" + ("+dirty" if p["ganforge_commit"].endswith("+dirty") else "")
+           if p.get("ganforge_commit") else ""),
         err=True,
     )
 

@@ -19,14 +19,13 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ganforge import __version__
 from ganforge.data.image_data import pixels_sha256
 from ganforge.errors import UsageError
 from ganforge.metrics import cache as ref_cache
@@ -42,6 +41,7 @@ from ganforge.metrics.distribution import (
 from ganforge.evaluators.cifar10_clf import CIFAR10_CLASSES
 from ganforge.metrics.extractors import FeatureExtractor, load_extractor
 from ganforge.metrics.imagesets import MAX_IMAGES, ImageSet, from_array, load_image_set
+from ganforge.provenance import provenance
 
 log = logging.getLogger("ganforge.eval")
 
@@ -60,6 +60,7 @@ NEED_PROBS = frozenset({"is", "classes", "labels"})  # need a classifier head
 # The class names of the shipped classifiers, in their output order (label agreement compares indices)
 EVALUATOR_CLASSES = {"mnist-clf": tuple(str(i) for i in range(10)), "cifar10-clf": CIFAR10_CLASSES}
 DEFAULT_N = 10_000  # images drawn from a generator when n is not given
+KID_SUBSET_SIZE = 1000  # KID's images per subset unless a set is smaller (MetricOptions)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,10 @@ class MetricOptions:
     """Settings of the metrics themselves; all of them are recorded in the protocol."""
 
     kid_subsets: int = 100  # KID: random subsets averaged (Bińkowski et al. 2018)
-    kid_subset_size: int = 1000  # KID: images per subset from each set; must not exceed either set
+    # KID: images per subset from each set. None: KID_SUBSET_SIZE, lowered to the smaller set (as
+    # StyleGAN2-ADA does; the unbiased MMD estimate's expectation does not depend on it, only its
+    # spread). A number is taken as given and must not exceed either set.
+    kid_subset_size: int | None = None
     pr_k: int = 3  # precision/recall: k-th nearest-neighbour radius (Kynkäänniemi et al. 2019)
     dc_k: int = 5  # density/coverage: k-th nearest-neighbour radius (Naeem et al. 2020)
     is_splits: int = 10  # IS: the generated set is split into this many chunks (Salimans et al. 2016)
@@ -78,7 +82,7 @@ class MetricOptions:
         for name in ("kid_subsets", "pr_k", "dc_k", "is_splits"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.kid_subset_size < 2:
+        if self.kid_subset_size is not None and self.kid_subset_size < 2:
             raise UsageError(f"kid_subset_size must be >= 2, got {self.kid_subset_size}")
         if not 0.0 <= self.class_min_fraction <= 1.0:
             raise UsageError(f"class_min_fraction must be between 0 and 1, got {self.class_min_fraction}")
@@ -87,10 +91,11 @@ class MetricOptions:
         """UsageError when ``count`` images are too few for one of ``metrics`` (checked before any work)."""
         if "fid" in metrics and count < 2:
             raise UsageError(f"fid needs at least 2 images, but {what} has {count}")
-        if "kid" in metrics and count < self.kid_subset_size:
+        if "kid" in metrics and count < (self.kid_subset_size or 2):
             raise UsageError(
                 f"kid: the subset size {self.kid_subset_size} is larger than the {count} images of {what}; "
-                f"use more images or lower --kid-subset-size to at most {count}"
+                f"use more images or lower --kid-subset-size to at most {count}" if self.kid_subset_size
+                else f"kid needs at least 2 images, but {what} has {count}"
             )
         for name, k in (("pr", self.pr_k), ("dc", self.dc_k)):
             if name in metrics and count <= k:
@@ -175,6 +180,8 @@ def evaluate(
     ex.check_images(tgt.images, f"target {_describe(target)}")
     opts.check_count(len(tgt.images), metrics, f"target {_describe(target)}", generated=True)
 
+    if opts.kid_subset_size is None:  # the effective size, recorded in the protocol's options
+        opts = replace(opts, kid_subset_size=min(KID_SUBSET_SIZE, len(tgt.images), len(ref_set.images)))
     ref_entry, cache_state = _reference(ex, ref_set, need_feats=bool(NEED_REF_FEATS & set(metrics)),
                                         batch_size=batch_size, use_cache=cache)
     feats, probs = ex.extract(tgt.images, batch_size=batch_size, what=f"target {_describe(target)}")
@@ -222,7 +229,7 @@ def evaluate(
                     "class_kl_reference": "predicted classes of the reference set",
                     **({"label_class_map": class_map} if class_map else {})},
         "device": str(ex.device),
-        "ganforge_version": __version__,
+        **provenance(),
         "torch_version": torch.__version__,
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ganforge import __version__
+from ganforge.provenance import provenance
 from ganforge.errors import UsageError
 from ganforge.metrics.evaluation import parse_names
 from ganforge.metrics.fullref import ms_ssim, psnr, ssim
@@ -65,7 +65,7 @@ def evaluate_pairs(
         "metrics": list(metrics), "n_pairs": len(per_image), "pairing": kind, "y_channel": y_channel,
         "crop": crop, "data_range": data_range, "averaging": "mean of per-image values",
         "ssim_window": "11x11 Gaussian, sigma 1.5, K1 0.01, K2 0.03, valid convolution",
-        "pred": _ident(pred), "gt": _ident(gt), "ganforge_version": __version__,
+        "pred": _ident(pred), "gt": _ident(gt), **provenance(),
     }
     return PairResult(per_image, mean, protocol)
 

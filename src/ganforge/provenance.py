@@ -1,0 +1,41 @@
+"""Which ganforge made a file: the version, and the git commit when it runs from a source checkout.
+
+Run folders (config.json) and evaluation protocols record both, so a number can be traced to the
+code that produced it; the version alone is 0.1.0 for every commit of a checkout."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+
+from ganforge import __version__
+
+
+@functools.cache
+def source_commit() -> str | None:
+    """The commit of the checkout this ganforge was imported from (``commit_of``); None for an
+    installed wheel, whose package has no ``.git`` two levels above it (checkout/src/ganforge).
+    Cached: git runs once per process (~20 ms)."""
+    return commit_of(Path(__file__).resolve().parent.parent.parent)
+
+
+def commit_of(root: Path) -> str | None:
+    """HEAD of the git checkout at ``root`` (40 hex digits), with "+dirty" when tracked files differ
+    from it; None when ``root`` holds no ``.git``, ``git`` is missing or it fails."""
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=20)
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode or status.returncode:
+        return None
+    return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
+
+
+def provenance() -> dict:
+    """{"ganforge_version": ..., "ganforge_commit": ... or None}, to merge into a record."""
+    return {"ganforge_version": __version__, "ganforge_commit": source_commit()}
