@@ -106,7 +106,8 @@ def test_a_run_is_scored_with_its_own_evaluator_and_training_data(capsys, caplog
         code, out, err = run_cli(capsys, "eval", run / "model", "--metrics", "fid", "--n", 40, "--json")
     assert code == 0, err
     p = json.loads(out)["protocol"]
-    assert p["extractor"]["name"] == "cifar10-clf" and p["n_real"] == 30 and p["reference"]["path"] == str(data)
+    assert p["extractor"]["name"] == "cifar10-clf" and p["n_real"] == 30 and p["reference"]["source"] == str(data.resolve())
+    assert p["reference"]["kind"] == "training data" and p["reference"]["image_shape"] == [3, 32, 32]
     assert "as the run's eval.evaluator" in caplog.text and "the run's training data" in caplog.text
     # the run's data moved away: one line naming --ref, unless --ref is given
     data.rename(tmp_path / "moved")
@@ -172,6 +173,29 @@ def test_evaluator_list(capsys):
 
 # ---------------------------------------------------------------------------------------------
 # cifar10-clf: shipped weights (86.0% on the CIFAR-10 test set); the fit function runs (tiny here)
+
+
+def test_the_default_reference_is_the_training_data_as_the_run_loaded_it(capsys, tmp_path):
+    """A folder of photos of mixed sizes trains a 32 px generator (each photo centre-cropped and
+    resized); `ganforge eval RUN` compares against those 32 px images, the pixels training saw,
+    while the same folder given as --ref is refused as a set of mixed sizes."""
+    from ganforge.data import load_images
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(40, 52), (64, 48), (33, 33)] * 4):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(photos / f"{i}.png")
+    run = _colour_run(tmp_path, photos)
+    code, out, err = run_cli(capsys, "eval", run, "--metrics", "fid", "--n", 20, "--json")
+    assert code == 0, err
+    ref = json.loads(out)["protocol"]["reference"]
+    from ganforge.data.image_data import pixels_sha256
+
+    assert ref["pixels_sha256"] == pixels_sha256(load_images(str(photos), resolution=32, channels=3).images)
+    assert ref["image_shape"] == [3, 32, 32] and ref["n"] == 12 and "centre-cropped and resized" in ref["loaded_as"]
+    code, out, err = run_cli(capsys, "eval", run, "--metrics", "fid", "--n", 20, "--ref", photos)
+    assert code == 2 and "mixed sizes" in err and err.strip().count("\n") == 0, err
 
 
 def _tiny_cifar_folder(root, per_class: int = 12):

@@ -110,13 +110,20 @@ def eval_cmd(target, metrics, evaluator, ref, n, n_ref, seed, batch_size, device
     p = result.protocol
     ex = p["extractor"]
     click.echo(
-        f"protocol: {p['n_generated']} generated vs {p['n_real']} real ({p['reference'].get('name') or p['reference'].get('path', '')}, "
+        f"protocol: {p['n_generated']} generated vs {p['n_real']} real ({_ref_name(p['reference'])}, "
         f"reference cache {p['reference']['cache']}), seed {p['seed']}, {ex['name']} sha256 {ex['weights_sha256'][:12]}, "
         f"resize {ex['resize']}, {ex['dtype']}, ganforge {p['ganforge_version']}"
         + (f" at {p['ganforge_commit'][:12]}" + ("+dirty" if p["ganforge_commit"].endswith("+dirty") else "")
            if p.get("ganforge_commit") else ""),
         err=True,
     )
+
+
+def _ref_name(ident: dict) -> str:
+    """The reference's name for the protocol line: a built-in name, a path, or the run's training data."""
+    if ident.get("kind") == "training data":
+        return f"the run's training data {ident['source']} at {'x'.join(map(str, ident['image_shape'][1:]))}"
+    return ident.get("name") or ident.get("path") or ident.get("kind", "")
 
 
 def _labels_apply(target: str, evaluator: str) -> bool:
@@ -138,7 +145,7 @@ def _labels_apply(target: str, evaluator: str) -> bool:
         return False
 
 
-def _defaults_for(target: str, evaluator: str | None, ref: str | None) -> tuple[str, str | None]:
+def _defaults_for(target: str, evaluator: str | None, ref: str | None) -> tuple[str, object]:
     """--evaluator and --ref where not given: a run is scored the way its training scored it
     (metrics.evaluation.run_eval_defaults); anything else with mnist-clf and its own reference."""
     from ganforge.metrics.evaluation import run_eval_defaults
@@ -156,7 +163,7 @@ def _defaults_for(target: str, evaluator: str | None, ref: str | None) -> tuple[
         log.info("evaluator %s, as the run's eval.evaluator (--evaluator to change)", evaluator)
     if ref is None and d.ref is not None:
         ref = d.ref
-        log.info("reference: the run's training data %s (--ref to change)", ref)
+        log.info("reference: the run's training data %s, as it trained on it (--ref to change)", ref)
     return evaluator, ref
 
 

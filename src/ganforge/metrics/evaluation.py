@@ -263,9 +263,42 @@ def _describe(source) -> str:
     return type(source).__name__ if isinstance(source, (np.ndarray, Tensor, nn.Module)) else str(source)
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """A run's training images as its training loaded them: centre-cropped and resized to the
+    generator's resolution and channels (ganforge.data.load_images). The default reference of a
+    run (run_eval_defaults), so a folder of mixed sizes, or of photos larger than the generator
+    draws, is compared in the form G learned it; any other reference is decoded as it is."""
+
+    source: str  # data.source: a built-in name, folder, .zip or .npz
+    resolution: int
+    channels: int
+    max_images: int | None = None  # data.max_images: the first N, as in training
+    on_bad_image: str = "error"
+    max_bad_fraction: float = 0.01
+
+    def __str__(self) -> str:
+        return self.source
+
+    def load(self, n: int | None, seed: int, what: str) -> ImageSet:
+        from ganforge.data import NAMED_SOURCES, load_images
+
+        data = load_images(self.source, resolution=self.resolution, channels=self.channels, max_images=self.max_images,
+                           on_bad_image=self.on_bad_image, max_bad_fraction=self.max_bad_fraction)
+        s = from_array(data.images, f"{what} {self.source}", n=n, seed=seed)  # uint8 (N, C, R, R)
+        where = self.source if self.source in NAMED_SOURCES else str(Path(self.source).expanduser().resolve())
+        ident = {"kind": "training data", "source": where,
+                 "loaded_as": f"{self.resolution}x{self.resolution}, {self.channels} channel(s), centre-cropped and "
+                               "resized as the run's training loaded it"
+                               + (f", first {self.max_images}" if self.max_images else "")}
+        return ImageSet(s.images, {**ident, **{k: v for k, v in s.identity.items() if k != "kind"}})
+
+
 def _load(source, n: int | None, seed: int, what: str) -> ImageSet:
     if isinstance(source, (np.ndarray, Tensor)):
         return from_array(source, what, n=n, seed=seed)
+    if isinstance(source, TrainingData):
+        return source.load(n, seed, what)
     return load_image_set(source, n=n, seed=seed, what=what)
 
 
@@ -280,7 +313,7 @@ class RunEvalDefaults:
     ``missing``: the run's training data when it is not found here."""
 
     evaluator: str | None
-    ref: str | None
+    ref: str | TrainingData | None
     missing: str | None = None
 
 
@@ -289,7 +322,8 @@ def run_eval_defaults(target) -> RunEvalDefaults | None:
 
     evaluator: the run's eval.evaluator, or for "auto" (or a generator folder without its run) the
     shipped one for the generator's resolution and channels (mnist-clf for 28 px grey, cifar10-clf for
-    32 px RGB); reference: the run's eval.ref, else its data.source, when that name or path resolves here."""
+    32 px RGB); reference: the run's eval.ref, else its data.source as its training loaded it
+    (TrainingData), when that name or path resolves here."""
     from ganforge.config import read_run_config
     from ganforge.data import NAMED_SOURCES
     from ganforge.training.checkpoint import resolve_model_dir
@@ -313,9 +347,13 @@ def run_eval_defaults(target) -> RunEvalDefaults | None:
     if cfg.eval.evaluator != "auto":
         evaluator = cfg.eval.evaluator
     source = cfg.eval.ref or cfg.data.source
-    if source in NAMED_SOURCES or Path(source).exists():
+    if not (source in NAMED_SOURCES or Path(source).exists()):
+        return RunEvalDefaults(evaluator, None, missing=source)
+    if cfg.eval.ref:  # given as a reference: scored as it is, as the periodic evaluation did
         return RunEvalDefaults(evaluator, source)
-    return RunEvalDefaults(evaluator, None, missing=source)
+    d = cfg.data
+    return RunEvalDefaults(evaluator, TrainingData(source, int(m["resolution"]), int(m["channels"]), d.max_images or None,
+                                                   d.on_bad_image, d.max_bad_fraction))
 
 
 def _target(target, n: int | None, seed: int, batch_size: int, device: torch.device, ema: bool) -> ImageSet:
