@@ -79,8 +79,8 @@ def test_eval_a_run_folder_prints_values_and_protocol(capsys, files):
     assert "protocol: 60 generated vs 100 real" in err and "mnist-clf sha256" in err
 
 
-def _colour_run(root, source):
-    """A run folder as training leaves it (config.json + model/) for a 32 px RGB DCGAN on ``source``."""
+def _colour_run(root, source, resolution=32, name="run"):
+    """A run folder as training leaves it (config.json + model/) for a ``resolution`` px RGB DCGAN on ``source``."""
     from dataclasses import replace
 
     from ganforge.config import dumps
@@ -89,12 +89,13 @@ def _colour_run(root, source):
     from ganforge.training.checkpoint import save_generator
 
     cfg = get_preset("dcgan-cifar10")
-    cfg = replace(cfg, data=replace(cfg.data, source=str(source)), model=replace(cfg.model, z_dim=16, g_width=8))
-    (root / "run").mkdir(parents=True)
-    (root / "run" / "config.json").write_text(json.dumps({"run": json.loads(dumps(cfg))}))
+    cfg = replace(cfg, data=replace(cfg.data, source=str(source)),
+                  model=replace(cfg.model, z_dim=16, g_width=8, resolution=resolution))
+    (root / name).mkdir(parents=True)
+    (root / name / "config.json").write_text(json.dumps({"run": json.loads(dumps(cfg))}))
     torch.manual_seed(0)
-    save_generator(root / "run" / "model", cfg.model, build_generator(cfg.model))
-    return root / "run"
+    save_generator(root / name / "model", cfg.model, build_generator(cfg.model))
+    return root / name
 
 
 def test_a_run_is_scored_with_its_own_evaluator_and_training_data(capsys, caplog, tmp_path):
@@ -115,12 +116,13 @@ def test_a_run_is_scored_with_its_own_evaluator_and_training_data(capsys, caplog
     assert code == 2 and err.count("\n") == 1 and f"trained on {str(data)!r}, which is not here: give" in err, err
     code, out, err = run_cli(capsys, "eval", run, "--metrics", "fid", "--n", 40, "--ref", tmp_path / "moved", "--json")
     assert code == 0 and json.loads(out)["protocol"]["n_real"] == 30, err
-    # 64 px: no shipped evaluator fits, and the error says what to give
-    cfg = json.loads((run / "model" / "config.json").read_text())
-    cfg["model"]["resolution"] = 64
-    (run / "model" / "config.json").write_text(json.dumps(cfg))
-    code, out, err = run_cli(capsys, "eval", run, "--ref", tmp_path / "moved")
-    assert code == 2 and "no shipped evaluator fits the images of" in err and "--evaluator" in err, err
+    # 64 px: cifar10-clf reads the images shrunk to 32 px, and a warning says so and names Inception
+    run64 = _colour_run(tmp_path, tmp_path / "moved", resolution=64, name="run64")
+    with caplog.at_level(logging.INFO, logger="ganforge.eval"):
+        code, out, err = run_cli(capsys, "eval", run64, "--metrics", "fid", "--n", 40, "--json")
+    p = json.loads(out)["protocol"]
+    assert code == 0 and p["extractor"]["name"] == "cifar10-clf" and p["reference"]["image_shape"] == [3, 64, 64], err
+    assert "shrunk to 32 px" in caplog.text and "--inception-weights" in caplog.text
 
 
 def test_eval_pair_json(capsys, files):

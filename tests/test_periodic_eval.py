@@ -12,7 +12,7 @@ from ganforge.errors import UsageError
 from ganforge.metrics.evaluation import evaluate
 from ganforge.training import train
 from ganforge.training.logger import read_metrics
-from ganforge.training.periodic_eval import PeriodicEval, auto_evaluator
+from ganforge.training.periodic_eval import PeriodicEval, auto_evaluator, auto_evaluator_note
 
 
 @pytest.fixture(autouse=True)
@@ -96,18 +96,21 @@ def test_eval_config_is_checked():
         cfg28(1, "eval.every=5", "eval.metrics=fid", "eval.best_metric=recall")
     with pytest.raises(UsageError, match="eval.n"):
         cfg28(1, "eval.n=3")
-    assert auto_evaluator(64, 3) is None
     assert auto_evaluator(28, 1) == "mnist-clf" and auto_evaluator(32, 3) == "cifar10-clf"
+    assert auto_evaluator(64, 3) == "cifar10-clf" and auto_evaluator(16, 1) == "mnist-clf"
+    assert auto_evaluator_note(28, 1) is None and auto_evaluator_note(32, 3) is None
+    assert "64 px images shrunk to 32 px" in auto_evaluator_note(64, 3)
 
 
-def test_auto_evaluator_off_with_a_warning_for_other_shapes(tmp_path, caplog):
+def test_auto_evaluator_reads_other_sizes_resized_with_a_warning(tmp_path, caplog):
     data = load_images("digits", resolution=16, channels=1)
     cfg = apply_overrides(RunConfig(preset="t"), [
         "data.source=digits", "model.arch=mlp", "model.resolution=16", "model.channels=1", "model.z_dim=8",
         "model.g_width=16", "model.d_width=16", "train.total_steps=2", "train.batch_size=16", "train.progress=false",
         "train.sample_every=0", "checkpoint.every_steps=0", "train.sample_grid=4", "eval.every=1"])
     run = train(cfg, data=data, out=tmp_path / "run")
-    assert "eval.every=1 is off" in caplog.text and not (run / "best").exists()
+    assert "mnist-clf reads these 16 px images enlarged to 28 px" in caplog.text and (run / "best").exists()
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl") if r.get("event") == "eval"] == [1, 2]
     explicit = apply_overrides(cfg, ["eval.evaluator=cifar10-clf"])  # named explicitly: it must fit the data
     with pytest.raises(UsageError, match="cifar10-clf"):
         train(explicit, data=data, out=tmp_path / "run2")

@@ -153,14 +153,13 @@ def _defaults_for(target: str, evaluator: str | None, ref: str | None) -> tuple[
     d = run_eval_defaults(target) if evaluator is None or ref is None else None
     if d is None:
         return evaluator or "mnist-clf", ref
-    if evaluator is None and d.evaluator is None:
-        raise UsageError(f"no shipped evaluator fits the images of {target}: give --evaluator (inception-v3-fid with "
-                         "--inception-weights FILE, or one fitted with `ganforge evaluator fit`)")
     if ref is None and d.missing is not None:
         raise UsageError(f"{target} trained on {d.missing!r}, which is not here: give the reference images with --ref PATH")
     if evaluator is None:
         evaluator = d.evaluator
         log.info("evaluator %s, as the run's eval.evaluator (--evaluator to change)", evaluator)
+        if d.note:
+            log.warning("%s (--evaluator inception-v3-fid --inception-weights FILE)", d.note)
     if ref is None and d.ref is not None:
         ref = d.ref
         log.info("reference: the run's training data %s, as it trained on it (--ref to change)", ref)

@@ -309,51 +309,53 @@ def _is_generator_dir(path: Path) -> bool:
 @dataclass
 class RunEvalDefaults:
     """What a run folder or a saved generator is scored with when the caller names nothing: the
-    evaluator (None where no shipped one fits its images) and the reference (None where unknown);
-    ``missing``: the run's training data when it is not found here."""
+    evaluator, the reference (None where unknown), ``missing``: the run's training data when it is
+    not found here, and ``note``: a warning when the auto-chosen evaluator resizes the images."""
 
-    evaluator: str | None
+    evaluator: str
     ref: str | TrainingData | None
     missing: str | None = None
+    note: str | None = None
 
 
 def run_eval_defaults(target) -> RunEvalDefaults | None:
     """The evaluation a generator folder's own run would use, or None for any other target.
 
     evaluator: the run's eval.evaluator, or for "auto" (or a generator folder without its run) the
-    shipped one for the generator's resolution and channels (mnist-clf for 28 px grey, cifar10-clf for
-    32 px RGB); reference: the run's eval.ref, else its data.source as its training loaded it
+    shipped one for the generator's channels (mnist-clf for grey, cifar10-clf for RGB, reading other
+    sizes resized: ``note``); reference: the run's eval.ref, else its data.source as its training loaded it
     (TrainingData), when that name or path resolves here."""
     from ganforge.config import read_run_config
     from ganforge.data import NAMED_SOURCES
     from ganforge.training.checkpoint import resolve_model_dir
-    from ganforge.training.periodic_eval import auto_evaluator
+    from ganforge.training.periodic_eval import auto_evaluator, auto_evaluator_note
 
     if not isinstance(target, (str, Path)) or not _is_generator_dir(Path(target)):
         return None
     model_dir = resolve_model_dir(target)
     try:
         m = json.loads((model_dir / "config.json").read_text())["model"]
-        evaluator = auto_evaluator(int(m["resolution"]), int(m["channels"]))
+        shape = int(m["resolution"]), int(m["channels"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    evaluator, note = auto_evaluator(*shape), auto_evaluator_note(*shape)
     run_config = model_dir.parent / "config.json"  # RUN/model or RUN/best -> RUN/config.json
     try:
         cfg = read_run_config(run_config) if run_config.is_file() else None
     except UsageError:
         cfg = None
     if cfg is None:
-        return RunEvalDefaults(evaluator, None)
+        return RunEvalDefaults(evaluator, None, note=note)
     if cfg.eval.evaluator != "auto":
-        evaluator = cfg.eval.evaluator
+        evaluator, note = cfg.eval.evaluator, None
     source = cfg.eval.ref or cfg.data.source
     if not (source in NAMED_SOURCES or Path(source).exists()):
-        return RunEvalDefaults(evaluator, None, missing=source)
+        return RunEvalDefaults(evaluator, None, missing=source, note=note)
     if cfg.eval.ref:  # given as a reference: scored as it is, as the periodic evaluation did
-        return RunEvalDefaults(evaluator, source)
+        return RunEvalDefaults(evaluator, source, note=note)
     d = cfg.data
-    return RunEvalDefaults(evaluator, TrainingData(source, int(m["resolution"]), int(m["channels"]), d.max_images or None,
-                                                   d.on_bad_image, d.max_bad_fraction))
+    return RunEvalDefaults(evaluator, TrainingData(source, *shape, d.max_images or None, d.on_bad_image, d.max_bad_fraction),
+                           note=note)
 
 
 def _target(target, n: int | None, seed: int, batch_size: int, device: torch.device, ema: bool) -> ImageSet:

@@ -35,23 +35,39 @@ BEST_DIR = "best"
 WATCHED = ("recall", "classes_covered", "label_agreement")  # values whose sharp fall signals collapse (or lost conditioning)
 
 
-def auto_evaluator(resolution: int, channels: int) -> str | None:
-    """The shipped evaluator for a data shape: mnist-clf for 28 px grey, cifar10-clf for 32 px RGB, else None."""
-    return {(28, 1): "mnist-clf", (32, 3): "cifar10-clf"}.get((resolution, channels))
+NATIVE_SIDE = {"mnist-clf": 28, "cifar10-clf": 32}  # the side each shipped classifier reads
+
+
+def auto_evaluator(resolution: int, channels: int) -> str:
+    """The shipped evaluator for a data shape: mnist-clf for grey, cifar10-clf for RGB. At another
+    size than theirs (28 / 32 px) the extractor resizes the images (antialiased bilinear), and
+    ``auto_evaluator_note`` says what that costs."""
+    return "mnist-clf" if channels == 1 else "cifar10-clf"
+
+
+def auto_evaluator_note(resolution: int, channels: int) -> str | None:
+    """A warning for an auto-chosen evaluator that reads the images at another size, else None.
+    Measured on 64 px photo crops (docs/EVALUATION.md, "Other sizes"): cifar10-clf at 32 px sees
+    blur and lost detail, but not faint pixel noise."""
+    name = auto_evaluator(resolution, channels)
+    side = NATIVE_SIDE[name]
+    if resolution == side:
+        return None
+    how = "shrunk" if resolution > side else "enlarged"
+    return (f"{name} reads these {resolution} px images {how} to {side} px: detail finer than {side} px is not "
+            f"fully measured, and its FID is on its own scale; for the standard FID set the evaluator to "
+            f"inception-v3-fid with its weights file")
 
 
 def make_periodic_eval(cfg: RunConfig, data: ImageData, device: torch.device) -> "PeriodicEval | None":
-    """The evaluator of ``eval.every``, or None when it is off. With ``eval.evaluator=auto`` and
-    no shipped evaluator for the data's shape (e.g. a preset moved to 64 px), the evaluation is
-    turned off with one warning naming the setting; an evaluator named explicitly must load."""
+    """The evaluator of ``eval.every``, or None when it is off. ``eval.evaluator=auto`` is the
+    shipped classifier for the channel count (``auto_evaluator``, warned once when it resizes);
+    an evaluator named explicitly must load."""
     e, m = cfg.eval, cfg.model
     if not e.every:
         return None
-    if e.evaluator == "auto" and auto_evaluator(m.resolution, m.channels) is None:
-        log.warning("eval.every=%d is off: eval.evaluator=auto has no evaluator for %d px, %d-channel images; set "
-                    "eval.evaluator=inception-v3-fid (with $GANFORGE_INCEPTION_WEIGHTS) or another from "
-                    "`ganforge evaluator list`", e.every, m.resolution, m.channels)
-        return None
+    if e.evaluator == "auto" and (note := auto_evaluator_note(m.resolution, m.channels)):
+        log.warning("eval.evaluator=auto: %s", note)
     return PeriodicEval(cfg, data, device)
 
 
@@ -67,9 +83,6 @@ class PeriodicEval:
         e, m = cfg.eval, cfg.model
         self.cfg, self.device = cfg, device
         name = auto_evaluator(m.resolution, m.channels) if e.evaluator == "auto" else e.evaluator
-        if name is None:
-            raise UsageError(f"eval.evaluator=auto has no evaluator for {m.resolution} px, {m.channels}-channel images: "
-                             f"name one with eval.evaluator (see `ganforge evaluator list`)")
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # building the network draws init weights: keep the run's RNG untouched
             self.extractor = load_extractor(name, device=device)
