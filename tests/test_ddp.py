@@ -70,13 +70,16 @@ class TinyD(nn.Module):
 def case_config(name: str):
     """Tiny configs: 'ns-bn' (DCGAN, BN in G and D), 'wgan-gp' (double backward, 2 critic steps),
     'ns-nobn' / 'keras-nobn' (alternating / simultaneous updates for the TinyG/TinyD nets), 'fm-nobn'
-    (ns-nobn with feature matching)."""
+    (ns-nobn with feature matching), 'ac-gan' (cgan-mnist with an AC-GAN class head on D)."""
     tiny = ["model.resolution=16", "model.g_width=8", "model.d_width=8", "model.z_dim=8", "train.batch_size=16",
             "optim.lr_g=1e-3", "optim.lr_d=1e-3"]
     if name == "ns-bn":
         return apply_overrides(get_preset("dcgan-mnist"), tiny)
     if name == "wgan-gp":
         return apply_overrides(get_preset("wgan-gp-mnist"), [*tiny, "train.n_critic=2"])
+    if name == "ac-gan":  # class-conditional, projection + class head on D (no BN in D), G and D class losses
+        return apply_overrides(get_preset("cgan-mnist"), [*tiny, "model.d_cond=proj+ac", "model.d_batchnorm=false",
+                                                           "loss.ac_on_fake=true"])
     base = apply_overrides(get_preset("dcgan-mnist"), [*tiny, "train.ema_decay=0"])
     if name == "keras-nobn":
         return apply_overrides(base, ["train.update=simultaneous"])
@@ -106,7 +109,7 @@ def params_after(name: str, parallel) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in [*G.parameters(), *D.parameters()]])
 
 
-CASES = ("ns-bn", "wgan-gp", "ns-nobn", "keras-nobn", "fm-nobn")
+CASES = ("ns-bn", "wgan-gp", "ns-nobn", "keras-nobn", "fm-nobn", "ac-gan")
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
