@@ -140,7 +140,8 @@ def test_eval_pair_json(capsys, files):
     [
         (["eval", "{d}/digits.npz", "--metrics", "fid,lpips"], "unknown metric 'lpips'; allowed: fid, kid, is, pr, dc, classes"),
         (["eval", "{d}/mixed", "--metrics", "fid"], "mixed sizes"),
-        (["eval", "{d}/rgb.npz", "--metrics", "fid"], "3-channel images but mnist-clf expects 1-channel"),
+        (["eval", "{d}/rgb.npz", "--metrics", "fid"], "cifar10-clf has no default reference set: give one with --ref"),
+        (["eval", "{d}/rgb.npz", "--metrics", "fid", "--ref", "{d}/digits.npz"], "3-channel images but mnist-clf expects 1-channel"),
         (["eval", "{d}/digits.npz", "--metrics", "kid", "--kid-subset-size", "1000"], "subset size 1000 is larger than the 120 images"),
         (["eval", "{d}/digits.npz", "--metrics", "pr", "--pr-k", "200", "--n-ref", "150"], "k=200 needs more than 200 images"),
         (["eval", "{d}/nothing.npz"], "does not exist"),
@@ -198,6 +199,27 @@ def test_the_default_reference_is_the_training_data_as_the_run_loaded_it(capsys,
     assert ref["image_shape"] == [3, 32, 32] and ref["n"] == 12 and "centre-cropped and resized" in ref["loaded_as"]
     code, out, err = run_cli(capsys, "eval", run, "--metrics", "fid", "--n", 20, "--ref", photos)
     assert code == 2 and "mixed sizes" in err and err.strip().count("\n") == 0, err
+
+
+def test_files_are_scored_by_the_classifier_for_their_channels(capsys, caplog, tmp_path):
+    """Not a run: without --evaluator, grey images go to mnist-clf and RGB ones to cifar10-clf, read
+    from --ref (else TARGET); a size the classifier resizes is warned about."""
+    import logging
+
+    g = np.random.default_rng(0)
+    np.savez(tmp_path / "a.npz", images=g.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8))
+    np.savez(tmp_path / "b.npz", images=g.integers(0, 256, (40, 64, 64, 3), dtype=np.uint8))
+    np.savez(tmp_path / "g.npz", images=g.integers(0, 256, (40, 28, 28), dtype=np.uint8))
+    for target, ref, want, warns in [("a", "a", "cifar10-clf", False), ("b", "b", "cifar10-clf", True),
+                                     ("g", "g", "mnist-clf", False), ("g", None, "mnist-clf", False)]:
+        caplog.clear()
+        args = ["eval", tmp_path / f"{target}.npz", "--metrics", "fid", "--json", "--no-cache"]
+        args += ["--ref", tmp_path / f"{ref}.npz"] if ref else []
+        with caplog.at_level(logging.INFO, logger="ganforge.eval"):
+            code, out, err = run_cli(capsys, *args)
+        assert code == 0, err
+        assert json.loads(out)["protocol"]["extractor"]["name"] == want
+        assert f"evaluator {want}, for the" in caplog.text and ("shrunk to 32 px" in caplog.text) == warns
 
 
 def _tiny_cifar_folder(root, per_class: int = 12):

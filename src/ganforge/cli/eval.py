@@ -42,8 +42,8 @@ def _device(device: str) -> str:
 @click.option("--metrics", default=None, help=f"Comma-separated: fid, kid, is, pr, dc, classes, labels. Default: {_ALL}, "
               "and labels (label agreement) for a class-conditional generator whose classes the evaluator reads.")
 @click.option("--evaluator", "evaluator", default=None, help="Feature extractor (see `ganforge evaluator list`). Default: for a run "
-              "or saved generator, the one its training used (eval.evaluator; auto: mnist-clf for 28 px grey, cifar10-clf for "
-              "32 px RGB); otherwise mnist-clf.")
+              "or saved generator, the one its training used (eval.evaluator); otherwise auto: mnist-clf for grey images, "
+              "cifar10-clf for RGB (read from --ref, else TARGET; other sizes are resized, with a warning).")
 @click.option("--ref", default=None, help="Reference images: dataset name, .npz, image folder or .zip. Default: for a run, its "
               "eval.ref or its training data; otherwise the evaluator's own set (mnist5k for mnist-clf).")
 @click.option("--n", "n", type=click.IntRange(min=1), default=None, help="Images: drawn from a generator (default 10000), or a random subset of a file TARGET (default: all).")
@@ -147,12 +147,13 @@ def _labels_apply(target: str, evaluator: str) -> bool:
 
 def _defaults_for(target: str, evaluator: str | None, ref: str | None) -> tuple[str, object]:
     """--evaluator and --ref where not given: a run is scored the way its training scored it
-    (metrics.evaluation.run_eval_defaults); anything else with mnist-clf and its own reference."""
+    (metrics.evaluation.run_eval_defaults); anything else with evaluate's "auto" (the shipped
+    classifier for the images' channels) and, without --ref, that classifier's own reference."""
     from ganforge.metrics.evaluation import run_eval_defaults
 
     d = run_eval_defaults(target) if evaluator is None or ref is None else None
-    if d is None:
-        return evaluator or "mnist-clf", ref
+    if d is None:  # not a run: the classifier for the images' channels (evaluate's "auto")
+        return evaluator or "auto", ref
     if ref is None and d.missing is not None:
         raise UsageError(f"{target} trained on {d.missing!r}, which is not here: give the reference images with --ref PATH")
     if evaluator is None:

@@ -136,7 +136,7 @@ def evaluate(
     target,
     *,
     metrics="fid",  # names from METRICS, as "fid,kid" or a list
-    evaluator: str | FeatureExtractor = "mnist-clf",  # registry name or a loaded extractor
+    evaluator: str | FeatureExtractor = "mnist-clf",  # registry name, "auto" (by the images' channels) or a loaded extractor
     ref=None,  # reference images: name / .npz / folder / .zip / uint8 array; default: the evaluator's domain set
     n: int | None = None,  # generated images (default 10000), or a random subset of a file target (default: all)
     n_ref: int | None = None,  # random subset of the reference (default: all of it)
@@ -161,6 +161,9 @@ def evaluate(
     for what, count in (("n", n), ("n_ref", n_ref)):
         if count is not None and not 1 <= count <= MAX_IMAGES:
             raise UsageError(f"{what} must be between 1 and {MAX_IMAGES}, got {count}")
+    ref_set = tgt = None  # loaded early only to choose an "auto" evaluator
+    if isinstance(evaluator, str) and evaluator == "auto":
+        evaluator, ref_set, tgt = _auto(target, ref, n, n_ref, seed, batch_size, device, ema)
     ex = evaluator if isinstance(evaluator, FeatureExtractor) else load_extractor(
         evaluator, device=device, dtype=dtype, weights=weights, sha256=sha256)
     if NEED_PROBS & set(metrics) and ex.num_classes == 0:
@@ -173,10 +176,10 @@ def evaluate(
     if ref is None:
         raise UsageError(f"{ex.name} has no default reference set: give one with --ref (an .npz, image folder or .zip)")
     # seed + 1: a reference subset never copies the target's draw when both come from one file.
-    ref_set = _load(ref, n_ref, seed + 1, "--ref")
+    ref_set = ref_set if ref_set is not None else _load(ref, n_ref, seed + 1, "--ref")
     ex.check_images(ref_set.images, f"--ref {_describe(ref)}")
     opts.check_count(len(ref_set.images), metrics, f"the reference {_describe(ref)}", generated=False)
-    tgt = _target(target, n, seed, batch_size, ex.device, ema)
+    tgt = tgt if tgt is not None else _target(target, n, seed, batch_size, ex.device, ema)
     ex.check_images(tgt.images, f"target {_describe(target)}")
     opts.check_count(len(tgt.images), metrics, f"target {_describe(target)}", generated=True)
 
@@ -257,6 +260,27 @@ def check_class_map(num_classes: int | None, class_names: list | None, evaluator
                              f"{evaluator}'s ({', '.join(names[:4])}, ...) in the same order: label agreement is undefined")
         return "same class names"
     return "by index (generator class i = evaluator class i; the names are not known to match)"
+
+
+def _auto(target, ref, n, n_ref, seed, batch_size, device, ema) -> tuple[str, ImageSet | None, ImageSet | None]:
+    """``evaluator="auto"``: the shipped classifier for the images' channels (mnist-clf for grey,
+    cifar10-clf for RGB; periodic_eval.auto_evaluator), read from the reference when one is given,
+    else from the target. Returns (name, the reference set, the target set), whichever was loaded
+    to decide, so neither is loaded twice; a size the classifier resizes is warned about."""
+    from ganforge.training.periodic_eval import auto_evaluator, auto_evaluator_note
+
+    ref_set = tgt = None
+    if ref is not None:
+        ref_set = _load(ref, n_ref, seed + 1, "--ref")
+        shape, what = ref_set.images.shape, "the reference's"
+    else:
+        tgt = _target(target, n, seed, batch_size, torch.device(device), ema)
+        shape, what = tgt.images.shape, "the target's"
+    name = auto_evaluator(shape[-1], shape[1])
+    log.info("evaluator %s, for %s %d-channel images (--evaluator to change)", name, what, shape[1])
+    if note := auto_evaluator_note(shape[-1], shape[1]):
+        log.warning("%s (--evaluator inception-v3-fid --inception-weights FILE)", note)
+    return name, ref_set, tgt
 
 
 def _describe(source) -> str:
