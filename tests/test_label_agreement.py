@@ -2,6 +2,7 @@
 runs): the share of a conditional generator's images that the evaluator reads as the asked class."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -116,3 +117,24 @@ def test_periodic_eval_of_a_conditional_run_logs_label_agreement(tmp_path):
     run = train(apply_overrides(RunConfig(), sets), data=data, out=tmp_path / "r")
     rows = [r for r in read_metrics(run / "metrics.jsonl") if r.get("event") == "eval"]
     assert len(rows) == 1 and 0 <= rows[0]["label_agreement"] <= 1
+
+
+def test_best_is_kept_by_label_agreement_when_asked(tmp_path):
+    """eval.best_metric=label_agreement: best/ follows the share of asked-for digits (higher is
+    better); it is refused for an unconditional run, and for classes the evaluator does not read."""
+    data = load_images("mnist5k", resolution=28, channels=1, max_images=500)
+    sets = ["model.arch=dcgan", "model.resolution=28", "model.channels=1", "model.z_dim=8", "model.g_width=8",
+            "model.d_width=8", "model.num_classes=10", "train.total_steps=2", "train.batch_size=10", "train.progress=false",
+            "train.sample_every=0", "checkpoint.every_steps=0", "train.sample_grid=10", "train.threads=1",
+            "eval.every=1", "eval.n=100", "eval.metrics=fid", "eval.best_metric=label_agreement"]
+    run = train(apply_overrides(RunConfig(), sets), data=data, out=tmp_path / "r")
+    rows = [r for r in read_metrics(run / "metrics.jsonl") if r.get("event") == "eval"]
+    score = json.loads((run / "best" / "score.json").read_text())
+    top = max(rows, key=lambda r: (r["label_agreement"], -r["step"]))  # the first of the highest
+    assert score["metric"] == "label_agreement" and score["value"] == top["label_agreement"] and score["step"] == top["step"]
+    with pytest.raises(UsageError, match="for class-conditional runs"):
+        apply_overrides(RunConfig(), [s for s in sets if s != "model.num_classes=10"])
+    three = apply_overrides(RunConfig(), [s.replace("num_classes=10", "num_classes=3") for s in sets])
+    few = replace(data, labels=data.labels % 3, class_names=["a", "b", "c"])
+    with pytest.raises(UsageError, match="needs an evaluator that reads this run's classes"):
+        train(three, data=few, out=tmp_path / "r3")

@@ -30,7 +30,7 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 DEVICES = ("auto", "cpu", "cuda")
 # eval.best_metric -> True when higher is better (keys of metrics/evaluation.py METRICS' values)
 EVAL_DIRECTIONS = {"fid": False, "kid": False, "class_kl": False, "is": True, "precision": True, "recall": True,
-                   "density": True, "coverage": True, "classes_covered": True}
+                   "density": True, "coverage": True, "classes_covered": True, "label_agreement": True}
 # keys that may change when a run is resumed (train.total_steps: a run can be extended; data.source: a moved
 # dataset, which must hold the same images: training/loop.py check_same_images)
 RESUMABLE_KEYS = ("train.total_steps", "train.progress", "train.log_every", "train.sample_every",
@@ -401,11 +401,11 @@ def validate(cfg: RunConfig) -> RunConfig:
                          "and model.mbstd_group=0 (real and fake images would otherwise share batch statistics)")
     if p.sn_once and not m.d_spectral_norm:
         raise UsageError("perf.sn_once=true needs model.d_spectral_norm=true (it changes when D's power iteration runs)")
-    _validate_eval(cfg.eval)
+    _validate_eval(cfg.eval, conditional=cfg.model.num_classes > 0)
     return cfg
 
 
-def _validate_eval(e: EvalConfig) -> None:
+def _validate_eval(e: EvalConfig, *, conditional: bool) -> None:
     _positive("eval.every", e.every, zero_ok=True)
     names = [x.strip() for x in e.metrics.split(",") if x.strip()]
     if not names:
@@ -415,6 +415,11 @@ def _validate_eval(e: EvalConfig) -> None:
     _choice("eval.best_metric", e.best_metric, tuple(EVAL_DIRECTIONS))
     provided = {"pr": ("precision", "recall"), "dc": ("density", "coverage"), "classes": ("classes_covered", "class_kl")}
     produced = {k for n in names for k in provided.get(n, (n,))}
+    if conditional:  # label agreement is added for a class-conditional run (periodic_eval, where its evaluator reads the classes)
+        produced.add("label_agreement")
+    if e.best_metric == "label_agreement" and not conditional:
+        raise UsageError("eval.best_metric='label_agreement' is for class-conditional runs (model.num_classes > 0): "
+                         "an unconditional generator is asked for no class")
     if e.every and e.best_metric not in produced:
         raise UsageError(f"eval.best_metric={e.best_metric!r} is not among the values of eval.metrics={e.metrics!r}: "
                          f"add its metric to eval.metrics or choose one of {', '.join(sorted(produced))}")

@@ -93,6 +93,9 @@ class PeriodicEval:
         self.metrics = ",".join(x for x in ("fid", "kid", "is", "pr", "dc", "classes") if x in wanted)
         if m.num_classes and self._reads_the_labels(name, data):
             self.metrics += ",labels"  # label agreement: does G draw the class it was asked for?
+        elif e.best_metric == "label_agreement":
+            raise UsageError(f"eval.best_metric='label_agreement' needs an evaluator that reads this run's classes; "
+                             f"{name} does not (its classes are not the training labels): choose another eval.best_metric")
         # The reference: eval.ref, or (default) at most eval.n of the training images, uint8 (N, C, H, W)
         self.ref = e.ref or data.images[: e.n].cpu()
         # Fail before training, not at the first evaluation: the generated images have the data's shape.
