@@ -9,6 +9,7 @@ import pytest
 
 from ganforge import __version__
 from ganforge.provenance import commit_of, provenance, source_commit
+from ganforge.provenance import starts as prov_starts
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -58,3 +59,26 @@ def test_a_run_folder_and_an_evaluation_record_the_commit(tmp_path):
     fake, real = (g.integers(0, 256, (64, 1, 28, 28), dtype=np.uint8) for _ in range(2))
     result = evaluate(fake, metrics="fid", evaluator="mnist-clf", ref=real)
     assert result.protocol["ganforge_commit"] == source_commit()
+
+
+def test_a_resumed_run_keeps_each_start_and_its_code(tmp_path, monkeypatch):
+    """config.json is rewritten at a resume; its "starts" keeps the first start's commit beside the
+    resume's (here a stand-in commit, as if the code had changed in between)."""
+    import ganforge.provenance as prov
+    from ganforge.config import apply_overrides
+    from ganforge.training import train
+    from test_train import tiny_cfg
+
+    run = train(tiny_cfg(2, **{"checkpoint.every_steps": 2}), out=tmp_path / "run")
+    monkeypatch.setattr(prov, "source_commit", lambda: "f" * 40 + "+dirty")
+    train(apply_overrides(tiny_cfg(2), ["train.total_steps=4"]), resume=run)
+    written = json.loads((run / "config.json").read_text())
+    assert [(s["step"], s["ganforge_commit"]) for s in written["starts"]] == [(0, source_commit()), (2, "f" * 40 + "+dirty")]
+    assert written["ganforge_commit"] == "f" * 40 + "+dirty"  # the latest start's, at the top
+
+
+def test_starts_reads_a_config_from_before_the_record(tmp_path):
+    old = tmp_path / "config.json"
+    old.write_text(json.dumps({"ganforge_version": "0.1.0", "run": {}}))
+    assert [(s["step"], s["ganforge_commit"]) for s in prov_starts(old, 7)] == [(0, None), (7, source_commit())]
+    assert [s["step"] for s in prov_starts(tmp_path / "none.json", 0)] == [0]

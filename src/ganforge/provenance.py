@@ -6,6 +6,7 @@ code that produced it; the version alone is 0.1.0 for every commit of a checkout
 from __future__ import annotations
 
 import functools
+import json
 import subprocess
 from pathlib import Path
 
@@ -39,3 +40,19 @@ def commit_of(root: Path) -> str | None:
 def provenance() -> dict:
     """{"ganforge_version": ..., "ganforge_commit": ... or None}, to merge into a record."""
     return {"ganforge_version": __version__, "ganforge_commit": source_commit()}
+
+
+def starts(config_json: Path, step: int) -> list[dict]:
+    """A run's starts: those its ``config_json`` already records, then this one, each
+    ``{"step", "ganforge_version", "ganforge_commit"}``. config.json is rewritten at every (re)start
+    with the code of that start, so a run resumed under other code keeps here what began it.
+    A config.json from before this record counts as one start at step 0."""
+    try:
+        old = json.loads(Path(config_json).read_text())
+    except (OSError, ValueError):
+        old = {}
+    before = old.get("starts") if isinstance(old, dict) else None
+    if not isinstance(before, list):
+        before = [{"step": 0, "ganforge_version": old.get("ganforge_version"), "ganforge_commit": old.get("ganforge_commit")}
+                  ] if isinstance(old, dict) and "ganforge_version" in old else []
+    return [*before, {"step": int(step), **provenance()}]

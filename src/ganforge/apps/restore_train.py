@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge import __version__
-from ganforge.provenance import provenance
+from ganforge.provenance import provenance, starts
 from ganforge.apps.restore_apply import Restorer, load_restorer, load_restorer_net, run_net, save_restorer
 from ganforge.apps.restore_config import RESUMABLE_KEYS, RestoreConfig, dumps, from_dict, validate
 from ganforge.apps.restore_data import Batch, PatchSampler, load_photos, shrink_photos, split_photos, validation_set
@@ -315,7 +315,8 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
     ckpt_dir = run_dir / ckpt.STATE_DIR
     resolved = {"device": str(device), "precision": precision, "torch": torch.__version__, "threads": torch.get_num_threads(),
                 "train_photos": len(train_photos), "val_photos": len(val_photos)}
-    atomic_write_json(run_dir / "config.json", {**provenance(), "restore": json.loads(dumps(cfg)), "resolved": resolved})
+    atomic_write_json(run_dir / "config.json", {**provenance(), "starts": starts(run_dir / "config.json", found[0]["step"] if found else 0),
+                                                "restore": json.loads(dumps(cfg)), "resolved": resolved})
     metrics = MetricsLog(run_dir / "metrics.jsonl")  # appends
     G_val = lambda: ema.model if ema is not None else G  # noqa: E731  (what validation and the model folder use)
 

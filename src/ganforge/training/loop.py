@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ganforge import __version__
-from ganforge.provenance import provenance
+from ganforge.provenance import provenance, starts
 from ganforge.config import RESUMABLE_KEYS, RunConfig, config_for_resume, dumps, read_run_config, validate
 from ganforge.data import Batcher, ImageData, load_images
 from ganforge.errors import UsageError
@@ -271,7 +271,7 @@ def train(
         (run_dir / "samples").mkdir(exist_ok=True)
         split = {"world_size": parallel.world_size, "per_process_batch": t.batch_size // parallel.world_size} if parallel else {}
         atomic_write_bytes(run_dir / "config.json", json.dumps({
-            **provenance(), "run": json.loads(dumps(cfg)),
+            **provenance(), "starts": starts(run_dir / "config.json", start_step), "run": json.loads(dumps(cfg)),
             "resolved": {"device": str(device), "precision": precision, "torch": torch.__version__, **split},  # what actually ran
         }, indent=2).encode())
     metrics = MetricsLog(run_dir / "metrics.jsonl") if main else distributed.NullLog()  # appends
