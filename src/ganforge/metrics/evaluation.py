@@ -161,6 +161,8 @@ def evaluate(
     for what, count in (("n", n), ("n_ref", n_ref)):
         if count is not None and not 1 <= count <= MAX_IMAGES:
             raise UsageError(f"{what} must be between 1 and {MAX_IMAGES}, got {count}")
+    if n is not None:
+        opts.check_count(n, metrics, "the generated set", generated=True)
     ref_set = tgt = None  # loaded early only to choose an "auto" evaluator
     if isinstance(evaluator, str) and evaluator == "auto":
         evaluator, ref_set, tgt = _auto(target, ref, n, n_ref, seed, batch_size, device, ema)
@@ -168,8 +170,6 @@ def evaluate(
         evaluator, device=device, dtype=dtype, weights=weights, sha256=sha256)
     if NEED_PROBS & set(metrics) and ex.num_classes == 0:
         raise UsageError(f"{', '.join(sorted(NEED_PROBS & set(metrics)))} need a classifier; {ex.name} has none")
-    if n is not None:
-        opts.check_count(n, metrics, "the generated set", generated=True)
 
     # Load and check both image sets before any feature is computed: a bad --ref or TARGET fails fast.
     ref = ref if ref is not None else ex.default_reference

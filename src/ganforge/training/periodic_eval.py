@@ -53,10 +53,10 @@ def auto_evaluator_note(resolution: int, channels: int) -> str | None:
     side = NATIVE_SIDE[name]
     if resolution == side:
         return None
+    lost = f"detail finer than {side} px is not fully measured, and " if resolution > side else ""
     how = "shrunk" if resolution > side else "enlarged"
-    return (f"{name} reads these {resolution} px images {how} to {side} px: detail finer than {side} px is not "
-            f"fully measured, and its FID is on its own scale; for the standard FID set the evaluator to "
-            f"inception-v3-fid with its weights file")
+    return (f"{name} reads these {resolution} px images {how} to {side} px: {lost}its FID is on its own scale; "
+            "for the standard FID set the evaluator to inception-v3-fid with its weights file")
 
 
 def make_periodic_eval(cfg: RunConfig, data: ImageData, device: torch.device) -> "PeriodicEval | None":
