@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from ganforge.apps.degrade import imresize, mod_crop, quantize, sr_degrade
 from ganforge.apps.restore_apply import load_restorer
 from ganforge.apps.testsets import load_test_images
-from ganforge.metrics.fullref import psnr, rgb_to_y
+from ganforge.apps.restore_eval import score_pair
+from ganforge.metrics.fullref import rgb_to_y
 
 
 def high_pass_energy(y: torch.Tensor, sigma: float = 1.0) -> float:
@@ -47,7 +48,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     s = a.scale
     nets = {m: None if m == "bicubic" else load_restorer(m) for m in a.models}
-    print(f"| model | test set | Y-PSNR | detail ratio (mean ± se) | images with ratio < 1 |")
+    print("| model | test set | Y-PSNR | detail ratio (mean ± se) | images with ratio < 1 |")
     print("|---|---|---|---|---|")
     for data in a.data:
         images = load_test_images(data)
@@ -59,7 +60,7 @@ def main() -> None:
                 with torch.no_grad():
                     out = quantize(imresize(lr, s) if net is None else net(lr))
                 y_out, y_hr = (rgb_to_y(v)[..., s:-s, s:-s] * 255 for v in (out, hr))  # (1, 1, H, W), 16..235
-                psnrs.append(float(psnr(out, hr, data_range=1.0, y_channel=True, crop=s)))  # the tables' Y-PSNR
+                psnrs.append(score_pair(out, hr, crop=s, grey=t.grey)["psnr_y"])  # the tables' Y-PSNR (grey files: luma)
                 ratios.append(high_pass_energy(y_out) / high_pass_energy(y_hr))
             n = len(ratios)
             mean = sum(ratios) / n
