@@ -109,7 +109,7 @@ def test_a_run_is_scored_with_its_own_evaluator_and_training_data(capsys, caplog
     p = json.loads(out)["protocol"]
     assert p["extractor"]["name"] == "cifar10-clf" and p["n_real"] == 30 and p["reference"]["source"] == str(data.resolve())
     assert p["reference"]["kind"] == "training data" and p["reference"]["image_shape"] == [3, 32, 32]
-    assert "as the run's eval.evaluator" in caplog.text and "the run's training data" in caplog.text
+    assert "evaluator cifar10-clf: the run's eval.evaluator is auto" in caplog.text and "the run's training data" in caplog.text
     # the run's data moved away: one line naming --ref, unless --ref is given
     data.rename(tmp_path / "moved")
     code, out, err = run_cli(capsys, "eval", run, "--metrics", "fid", "--n", 40)

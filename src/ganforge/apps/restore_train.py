@@ -31,7 +31,6 @@ import torch
 from torch import Tensor, nn
 
 from ganforge import __version__
-from ganforge.provenance import provenance, starts
 from ganforge.apps.restore_apply import Restorer, load_restorer, load_restorer_net, run_net, save_restorer
 from ganforge.apps.restore_config import RESUMABLE_KEYS, RestoreConfig, dumps, from_dict, validate
 from ganforge.apps.restore_data import Batch, PatchSampler, load_photos, shrink_photos, split_photos, validation_set
@@ -42,6 +41,7 @@ from ganforge.errors import GanforgeError, UsageError
 from ganforge.io import atomic_write_json
 from ganforge.losses import LOSSES
 from ganforge.metrics import psnr
+from ganforge.provenance import provenance, starts
 from ganforge.training import checkpoint as ckpt
 from ganforge.training.checkpoint import mismatch
 from ganforge.training.ema import EMA

@@ -158,7 +158,8 @@ def _defaults_for(target: str, evaluator: str | None, ref: str | None) -> tuple[
         raise UsageError(f"{target} trained on {d.missing!r}, which is not here: give the reference images with --ref PATH")
     if evaluator is None:
         evaluator = d.evaluator
-        log.info("evaluator %s, as the run's eval.evaluator (--evaluator to change)", evaluator)
+        how = "the run's eval.evaluator is auto, which picks it for these images" if d.auto else "the run's eval.evaluator"
+        log.info("evaluator %s: %s (--evaluator to change)", evaluator, how)
         if d.note:
             log.warning("%s (--evaluator inception-v3-fid --inception-weights FILE)", d.note)
     if ref is None and d.ref is not None:

@@ -340,6 +340,7 @@ class RunEvalDefaults:
     ref: str | TrainingData | None
     missing: str | None = None
     note: str | None = None
+    auto: bool = True  # the evaluator was chosen for the images (eval.evaluator=auto, or no run config)
 
 
 def run_eval_defaults(target) -> RunEvalDefaults | None:
@@ -370,16 +371,17 @@ def run_eval_defaults(target) -> RunEvalDefaults | None:
         cfg = None
     if cfg is None:
         return RunEvalDefaults(evaluator, None, note=note)
-    if cfg.eval.evaluator != "auto":
+    auto = cfg.eval.evaluator == "auto"
+    if not auto:
         evaluator, note = cfg.eval.evaluator, None
     source = cfg.eval.ref or cfg.data.source
     if not (source in NAMED_SOURCES or Path(source).exists()):
-        return RunEvalDefaults(evaluator, None, missing=source, note=note)
+        return RunEvalDefaults(evaluator, None, missing=source, note=note, auto=auto)
     if cfg.eval.ref:  # given as a reference: scored as it is, as the periodic evaluation did
-        return RunEvalDefaults(evaluator, source, note=note)
+        return RunEvalDefaults(evaluator, source, note=note, auto=auto)
     d = cfg.data
     return RunEvalDefaults(evaluator, TrainingData(source, *shape, d.max_images or None, d.on_bad_image, d.max_bad_fraction),
-                           note=note)
+                           note=note, auto=auto)
 
 
 def _target(target, n: int | None, seed: int, batch_size: int, device: torch.device, ema: bool) -> ImageSet:

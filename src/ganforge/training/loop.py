@@ -26,12 +26,12 @@ import numpy as np
 import torch
 
 from ganforge import __version__
-from ganforge.provenance import provenance, starts
 from ganforge.config import RESUMABLE_KEYS, RunConfig, config_for_resume, dumps, read_run_config, validate
 from ganforge.data import Batcher, ImageData, load_images
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes, image_grid, save_png
 from ganforge.models import build_discriminator, build_generator, check_model_config
+from ganforge.provenance import provenance, starts
 from ganforge.training import checkpoint as ckpt
 from ganforge.training import distributed
 from ganforge.training.ema import EMA
