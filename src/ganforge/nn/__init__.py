@@ -19,6 +19,7 @@ from ganforge.nn.layers import (
 from ganforge.nn.weights import (
     WEIGHT_LAYERS,
     apply_spectral_norm,
+    has_batch_norm,
     init_weights,
     set_spectral_norm_auto_update,
     spectral_norm,
@@ -33,6 +34,7 @@ __all__ = [
     "Dropout",
     "Flatten",
     "GlobalSumPool",
+    "has_batch_norm",
     "LabelConcat",
     "LabelSequential",
     "MinibatchStdDev",

@@ -18,6 +18,11 @@ from torch.nn.utils.parametrizations import _SpectralNorm
 WEIGHT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)
 
 
+def has_batch_norm(*nets: nn.Module) -> bool:
+    """True when any of ``nets`` holds a batch-norm layer (any ``_BatchNorm``, conditional BN's too)."""
+    return any(isinstance(mod, nn.modules.batchnorm._BatchNorm) for net in nets for mod in net.modules())
+
+
 def weight_layers(net: nn.Module) -> Iterator[tuple[str, nn.Module]]:
     """(qualified name, module) for every conv / transposed conv / linear / embedding in `net`."""
     for name, module in net.named_modules():

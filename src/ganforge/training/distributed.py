@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from ganforge.config import check_batch_split
 from ganforge.errors import GanforgeError, UsageError
+from ganforge.nn.weights import has_batch_norm
 
 T = TypeVar("T")
 
@@ -148,7 +149,7 @@ class DataParallel:
         """SyncBatchNorm where it exists (CUDA), then rank 0's weights and buffers on every rank."""
         if self.device.type == "cuda":
             G, D = (nn.SyncBatchNorm.convert_sync_batchnorm(net) for net in (G, D))
-        elif self.is_main and any(isinstance(mod, nn.modules.batchnorm._BatchNorm) for net in (G, D) for mod in net.modules()):
+        elif self.is_main and has_batch_norm(G, D):
             log.warning("batch norm on CPU normalises each process's own shard of the batch (PyTorch's "
                         "SyncBatchNorm needs CUDA): results differ from a single-process run")
         for net in (G, D):

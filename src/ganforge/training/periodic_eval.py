@@ -35,7 +35,11 @@ BEST_DIR = "best"
 WATCHED = ("recall", "classes_covered", "label_agreement")  # values whose sharp fall signals collapse (or lost conditioning)
 
 
-NATIVE_SIDE = {"mnist-clf": 28, "cifar10-clf": 32}  # the side each shipped classifier reads
+def _native_side(name: str) -> int:
+    """The side the shipped classifier ``name`` reads (its module's RESOLUTION)."""
+    from ganforge.evaluators import cifar10_clf, mnist_clf
+
+    return {"mnist-clf": mnist_clf.RESOLUTION, "cifar10-clf": cifar10_clf.RESOLUTION}[name]
 
 
 def auto_evaluator(resolution: int, channels: int) -> str:
@@ -50,7 +54,7 @@ def auto_evaluator_note(resolution: int, channels: int) -> str | None:
     Measured on 64 px photo crops (docs/EVALUATION.md, "Other sizes"): cifar10-clf at 32 px sees
     blur and lost detail, but not faint pixel noise."""
     name = auto_evaluator(resolution, channels)
-    side = NATIVE_SIDE[name]
+    side = _native_side(name)
     if resolution == side:
         return None
     lost = f"detail finer than {side} px is not fully measured, and " if resolution > side else ""

@@ -24,7 +24,7 @@ from ganforge.training.guard import NonFiniteGuard
 from ganforge.training.objective import Objective
 from ganforge.training.perf import resolve_compile
 from ganforge.training.schedule import lr_factor
-from ganforge.nn import set_fast_dropout, set_spectral_norm_auto_update, spectral_norm_power_step
+from ganforge.nn import has_batch_norm, set_fast_dropout, set_spectral_norm_auto_update, spectral_norm_power_step
 from ganforge.training.stats import Accumulator, grad_norm
 from ganforge.training.unroll import unrolled_discriminator
 
@@ -167,7 +167,7 @@ def make_iteration(
     # --- the fast-path switches (perf.*): each keeps the arithmetic of the plain path
     if perf.d_concat and has_batch_statistics(D):
         raise UsageError("perf.d_concat=true: this D has batch statistics (batch norm or minibatch stddev)")
-    if objective.ac_weight and not objective.ac_on_fake and any(isinstance(mod, BATCH_STAT_LAYERS) for mod in D.modules()):
+    if objective.ac_weight and not objective.ac_on_fake and has_batch_norm(D):
         # Measured (docs/AUGMENTATION.md): cgan-mnist with d_cond=ac on 5000 digits kept G's class loss
         # at chance (≈ ln 10) for 1,200 steps; the class head only ever sees real-batch statistics.
         log.warning("model.d_cond=%r with batch norm in D: D's class head learns from real batches only, so it gives G "
