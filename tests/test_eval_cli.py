@@ -201,6 +201,30 @@ def test_the_default_reference_is_the_training_data_as_the_run_loaded_it(capsys,
     assert code == 2 and "mixed sizes" in err and err.strip().count("\n") == 0, err
 
 
+def test_the_library_has_the_cli_defaults(capsys, tmp_path):
+    """evaluate(RUN) without evaluator or ref is `ganforge eval RUN`: the run's evaluator and its
+    training data as loaded, the same value; an RGB .npz gets cifar10-clf (it was mnist-clf, which
+    refused 3 channels); the default metrics add labels only for a conditional run."""
+    from ganforge.metrics import evaluate
+    from ganforge.metrics.run_defaults import ALL_METRICS, default_metrics
+
+    data = _tiny_cifar_folder(tmp_path / "photos", per_class=3)
+    run = _colour_run(tmp_path, data)
+    r = evaluate(run, metrics="fid", n=40)
+    code, out, err = run_cli(capsys, "eval", run, "--metrics", "fid", "--n", 40, "--json")
+    assert code == 0, err
+    cli = json.loads(out)
+    assert r.values["fid"] == cli["fid"] and r.protocol["extractor"]["name"] == "cifar10-clf"
+    assert r.protocol["reference"]["kind"] == "training data"
+    assert r.protocol["reference"]["pixels_sha256"] == cli["protocol"]["reference"]["pixels_sha256"]
+    images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    assert evaluate(images, metrics="fid", ref=images).protocol["extractor"]["name"] == "cifar10-clf"
+    data.rename(tmp_path / "moved")
+    with pytest.raises(UsageError, match="which is not here: give the reference images with --ref"):
+        evaluate(run, metrics="fid", n=40)
+    assert default_metrics(run, "cifar10-clf") == ALL_METRICS and default_metrics(images, "mnist-clf") == ALL_METRICS
+
+
 def test_files_are_scored_by_the_classifier_for_their_channels(capsys, caplog, tmp_path):
     """Not a run: without --evaluator, grey images go to mnist-clf and RGB ones to cifar10-clf, read
     from --ref (else TARGET); a size the classifier resizes is warned about."""

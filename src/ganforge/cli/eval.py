@@ -16,9 +16,6 @@ from ganforge.errors import UsageError
 
 log = logging.getLogger("ganforge.eval")
 
-_ALL = "fid,kid,is,pr,dc,classes"
-
-
 def _json_ready(obj):
     """Non-finite floats (PSNR of identical images) as strings, so the output is strict JSON."""
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -39,7 +36,7 @@ def _device(device: str) -> str:
 
 @click.command("eval")
 @click.argument("target")
-@click.option("--metrics", default=None, help=f"Comma-separated: fid, kid, is, pr, dc, classes, labels. Default: {_ALL}, "
+@click.option("--metrics", default=None, help="Comma-separated: fid, kid, is, pr, dc, classes, labels. Default: fid,kid,is,pr,dc,classes, "
               "and labels (label agreement) for a class-conditional generator whose classes the evaluator reads.")
 @click.option("--evaluator", "evaluator", default=None, help="Feature extractor (see `ganforge evaluator list`). Default: for a run "
               "or saved generator, the one its training used (eval.evaluator); otherwise auto: mnist-clf for grey images, "
@@ -78,12 +75,13 @@ def eval_cmd(target, metrics, evaluator, ref, n, n_ref, seed, batch_size, device
           --inception-weights pt_inception-2015-12-05-6726825d.pth --ref cifar10-test10k.zip --n 50000
     """
     from ganforge.metrics.evaluation import MetricOptions, evaluate, parse_metrics
+    from ganforge.metrics.run_defaults import default_metrics, resolve_defaults
 
     if metrics is not None:
         parse_metrics(metrics)  # unknown names fail before anything loads
-    evaluator, ref = _defaults_for(target, evaluator, ref)
+    evaluator, ref = resolve_defaults(target, evaluator, ref)  # here, not in evaluate: the weights options need the name
     if metrics is None:
-        metrics = _ALL + (",labels" if _labels_apply(target, evaluator) else "")
+        metrics = default_metrics(target, evaluator)
     if evaluator == "inception-v3-fid":
         if evaluator_weights is not None:
             raise UsageError("--evaluator-weights is for mnist-clf / cifar10-clf; give Inception's file with --inception-weights")
@@ -124,48 +122,6 @@ def _ref_name(ident: dict) -> str:
     if ident.get("kind") == "training data":
         return f"the run's training data {ident['source']} at {'x'.join(map(str, ident['image_shape'][1:]))}"
     return ident.get("name") or ident.get("path") or ident.get("kind", "")
-
-
-def _labels_apply(target: str, evaluator: str) -> bool:
-    """True when TARGET is a class-conditional generator whose classes ``evaluator`` (a shipped
-    classifier) reads: label agreement is then among the default metrics."""
-    from ganforge.metrics.evaluation import EVALUATOR_CLASSES, _is_generator_dir, check_class_map
-    from ganforge.training.checkpoint import resolve_model_dir
-
-    if evaluator not in EVALUATOR_CLASSES or not _is_generator_dir(Path(target)):
-        return False
-    try:
-        meta = json.loads((resolve_model_dir(target) / "config.json").read_text())
-        k = int(meta["model"].get("num_classes", 0))
-        if k:
-            check_class_map(k, meta.get("class_names"), evaluator, len(EVALUATOR_CLASSES[evaluator]))
-        return k > 0
-    except (OSError, ValueError, KeyError, TypeError, UsageError) as e:
-        log.info("label agreement left out of the default metrics: %s", e)
-        return False
-
-
-def _defaults_for(target: str, evaluator: str | None, ref: str | None) -> tuple[str, object]:
-    """--evaluator and --ref where not given: a run is scored the way its training scored it
-    (metrics.evaluation.run_eval_defaults); anything else with evaluate's "auto" (the shipped
-    classifier for the images' channels) and, without --ref, that classifier's own reference."""
-    from ganforge.metrics.evaluation import run_eval_defaults
-
-    d = run_eval_defaults(target) if evaluator is None or ref is None else None
-    if d is None:  # not a run: the classifier for the images' channels (evaluate's "auto")
-        return evaluator or "auto", ref
-    if ref is None and d.missing is not None:
-        raise UsageError(f"{target} trained on {d.missing!r}, which is not here: give the reference images with --ref PATH")
-    if evaluator is None:
-        evaluator = d.evaluator
-        how = "the run's eval.evaluator is auto, which picks it for these images" if d.auto else "the run's eval.evaluator"
-        log.info("evaluator %s: %s (--evaluator to change)", evaluator, how)
-        if d.note:
-            log.warning("%s (--evaluator inception-v3-fid --inception-weights FILE)", d.note)
-    if ref is None and d.ref is not None:
-        ref = d.ref
-        log.info("reference: the run's training data %s, as it trained on it (--ref to change)", ref)
-    return evaluator, ref
 
 
 @click.command("eval-pair")

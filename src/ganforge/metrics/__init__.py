@@ -1,7 +1,7 @@
 """Image-quality metrics: full-reference (PSNR, SSIM, MS-SSIM) and distribution metrics
 (FID, KID, IS, precision/recall, density/coverage, class coverage) computed from features.
 
-    evaluate(target, metrics="fid,kid", evaluator="mnist-clf")   # images -> features -> stats -> values + protocol
+    evaluate(target, metrics="fid,kid")   # images -> features -> stats -> values + protocol (a run: its own evaluator and data)
     evaluate_pairs(pred, gt, metrics="psnr,ssim")                # per-image and mean full-reference metrics
     load_extractor("inception-v3-fid", weights=PATH)             # the feature-extractor registry
 

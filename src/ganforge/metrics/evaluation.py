@@ -1,7 +1,7 @@
 """``evaluate``: score a generator, an .npz or an image folder against a reference set with the
 distribution metrics, and return the numbers together with the protocol that produced them.
 
-    r = evaluate("runs/00001-dcgan-mnist", metrics="fid,kid,is,pr,dc,classes", evaluator="mnist-clf")
+    r = evaluate("runs/00001-dcgan-mnist", metrics="fid,kid,is,pr,dc,classes")  # the run's evaluator and data
     r.values    # {"fid": ..., "kid": ..., "kid_std": ..., "is": ..., "precision": ..., "classes_covered": ...}
     r.protocol  # image counts, seed, target and reference identity (pixel sha256), extractor + weights
                 # sha256, resize, dtype, metric options, ganforge/torch versions, reference-cache hit or miss
@@ -41,6 +41,7 @@ from ganforge.metrics.distribution import (
 from ganforge.evaluators.cifar10_clf import CIFAR10_CLASSES
 from ganforge.metrics.extractors import FeatureExtractor, load_extractor
 from ganforge.metrics.imagesets import MAX_IMAGES, ImageSet, from_array, load_image_set
+from ganforge.metrics.run_defaults import TrainingData, is_generator_dir, resolve_defaults, warn_resized
 from ganforge.provenance import provenance
 
 log = logging.getLogger("ganforge.eval")
@@ -136,8 +137,10 @@ def evaluate(
     target,
     *,
     metrics="fid",  # names from METRICS, as "fid,kid" or a list
-    evaluator: str | FeatureExtractor = "mnist-clf",  # registry name, "auto" (by the images' channels) or a loaded extractor
-    ref=None,  # reference images: name / .npz / folder / .zip / uint8 array; default: the evaluator's domain set
+    evaluator: str | FeatureExtractor | None = None,  # registry name, "auto" (by the images' channels), a loaded
+    #   extractor, or None: a run's own eval.evaluator, else "auto" (run_defaults.resolve_defaults)
+    ref=None,  # reference images: name / .npz / folder / .zip / uint8 array; None: a run's eval.ref or its
+    #   training data as it trained on it, else the evaluator's domain set
     n: int | None = None,  # generated images (default 10000), or a random subset of a file target (default: all)
     n_ref: int | None = None,  # random subset of the reference (default: all of it)
     seed: int = 0,  # generator noise, KID subsets, target subset draw (the reference's uses seed + 1)
@@ -151,7 +154,8 @@ def evaluate(
     sha256: str | None = None,  # the sha256 those weights must have
 ) -> EvalResult:
     """Score ``target`` (a run folder / saved generator, an nn.Module generator, an .npz, an image
-    folder or .zip, or a uint8 image array) against ``ref`` in ``evaluator``'s feature space."""
+    folder or .zip, or a uint8 image array) against ``ref`` in ``evaluator``'s feature space.
+    ``ganforge eval`` is this function with the same defaults."""
     started = time.perf_counter()
     metrics = parse_metrics(metrics)
     opts = options or MetricOptions()
@@ -163,6 +167,7 @@ def evaluate(
             raise UsageError(f"{what} must be between 1 and {MAX_IMAGES}, got {count}")
     if n is not None:
         opts.check_count(n, metrics, "the generated set", generated=True)
+    evaluator, ref = resolve_defaults(target, evaluator, ref)
     ref_set = tgt = None  # loaded early only to choose an "auto" evaluator
     if isinstance(evaluator, str) and evaluator == "auto":
         evaluator, ref_set, tgt = _auto(target, ref, n, n_ref, seed, batch_size, device, ema)
@@ -278,44 +283,12 @@ def _auto(target, ref, n, n_ref, seed, batch_size, device, ema) -> tuple[str, Im
         shape, what = tgt.images.shape, "the target's"
     name = auto_evaluator(shape[-1], shape[1])
     log.info("evaluator %s, for %s %d-channel images (--evaluator to change)", name, what, shape[1])
-    if note := auto_evaluator_note(shape[-1], shape[1]):
-        log.warning("%s (--evaluator inception-v3-fid --inception-weights FILE)", note)
+    warn_resized(auto_evaluator_note(shape[-1], shape[1]))
     return name, ref_set, tgt
 
 
 def _describe(source) -> str:
     return type(source).__name__ if isinstance(source, (np.ndarray, Tensor, nn.Module)) else str(source)
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """A run's training images as its training loaded them: centre-cropped and resized to the
-    generator's resolution and channels (ganforge.data.load_images). The default reference of a
-    run (run_eval_defaults), so a folder of mixed sizes, or of photos larger than the generator
-    draws, is compared in the form G learned it; any other reference is decoded as it is."""
-
-    source: str  # data.source: a built-in name, folder, .zip or .npz
-    resolution: int
-    channels: int
-    max_images: int | None = None  # data.max_images: the first N, as in training
-    on_bad_image: str = "error"
-    max_bad_fraction: float = 0.01
-
-    def __str__(self) -> str:
-        return self.source
-
-    def load(self, n: int | None, seed: int, what: str) -> ImageSet:
-        from ganforge.data import NAMED_SOURCES, load_images
-
-        data = load_images(self.source, resolution=self.resolution, channels=self.channels, max_images=self.max_images,
-                           on_bad_image=self.on_bad_image, max_bad_fraction=self.max_bad_fraction)
-        s = from_array(data.images, f"{what} {self.source}", n=n, seed=seed)  # uint8 (N, C, R, R)
-        where = self.source if self.source in NAMED_SOURCES else str(Path(self.source).expanduser().resolve())
-        ident = {"kind": "training data", "source": where,
-                 "loaded_as": f"{self.resolution}x{self.resolution}, {self.channels} channel(s), centre-cropped and "
-                               "resized as the run's training loaded it"
-                               + (f", first {self.max_images}" if self.max_images else "")}
-        return ImageSet(s.images, {**ident, **{k: v for k, v in s.identity.items() if k != "kind"}})
 
 
 def _load(source, n: int | None, seed: int, what: str) -> ImageSet:
@@ -326,64 +299,6 @@ def _load(source, n: int | None, seed: int, what: str) -> ImageSet:
     return load_image_set(source, n=n, seed=seed, what=what)
 
 
-def _is_generator_dir(path: Path) -> bool:
-    return path.is_dir() and ((path / "model" / "config.json").is_file() or (path / "generator.safetensors").is_file())
-
-
-@dataclass
-class RunEvalDefaults:
-    """What a run folder or a saved generator is scored with when the caller names nothing: the
-    evaluator, the reference (None where unknown), ``missing``: the run's training data when it is
-    not found here, and ``note``: a warning when the auto-chosen evaluator resizes the images."""
-
-    evaluator: str
-    ref: str | TrainingData | None
-    missing: str | None = None
-    note: str | None = None
-    auto: bool = True  # the evaluator was chosen for the images (eval.evaluator=auto, or no run config)
-
-
-def run_eval_defaults(target) -> RunEvalDefaults | None:
-    """The evaluation a generator folder's own run would use, or None for any other target.
-
-    evaluator: the run's eval.evaluator, or for "auto" (or a generator folder without its run) the
-    shipped one for the generator's channels (mnist-clf for grey, cifar10-clf for RGB, reading other
-    sizes resized: ``note``); reference: the run's eval.ref, else its data.source as its training loaded it
-    (TrainingData), when that name or path resolves here."""
-    from ganforge.config import read_run_config
-    from ganforge.data import NAMED_SOURCES
-    from ganforge.training.checkpoint import resolve_model_dir
-    from ganforge.training.periodic_eval import auto_evaluator, auto_evaluator_note
-
-    if not isinstance(target, (str, Path)) or not _is_generator_dir(Path(target)):
-        return None
-    model_dir = resolve_model_dir(target)
-    try:
-        m = json.loads((model_dir / "config.json").read_text())["model"]
-        shape = int(m["resolution"]), int(m["channels"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    evaluator, note = auto_evaluator(*shape), auto_evaluator_note(*shape)
-    run_config = model_dir.parent / "config.json"  # RUN/model or RUN/best -> RUN/config.json
-    try:
-        cfg = read_run_config(run_config) if run_config.is_file() else None
-    except UsageError:
-        cfg = None
-    if cfg is None:
-        return RunEvalDefaults(evaluator, None, note=note)
-    auto = cfg.eval.evaluator == "auto"
-    if not auto:
-        evaluator, note = cfg.eval.evaluator, None
-    source = cfg.eval.ref or cfg.data.source
-    if not (source in NAMED_SOURCES or Path(source).exists()):
-        return RunEvalDefaults(evaluator, None, missing=source, note=note, auto=auto)
-    if cfg.eval.ref:  # given as a reference: scored as it is, as the periodic evaluation did
-        return RunEvalDefaults(evaluator, source, note=note, auto=auto)
-    d = cfg.data
-    return RunEvalDefaults(evaluator, TrainingData(source, *shape, d.max_images or None, d.on_bad_image, d.max_bad_fraction),
-                           note=note, auto=auto)
-
-
 def _target(target, n: int | None, seed: int, batch_size: int, device: torch.device, ema: bool) -> ImageSet:
     """The images to score: drawn from a generator (n, default 10000, with noise seed ``seed``) or loaded."""
     from ganforge.sampling import generate
@@ -392,7 +307,7 @@ def _target(target, n: int | None, seed: int, batch_size: int, device: torch.dev
     if isinstance(target, nn.Module):
         ident = {"kind": "generator", "module": type(target).__name__}
         G = target
-    elif not isinstance(target, (np.ndarray, Tensor)) and _is_generator_dir(Path(target)):
+    elif not isinstance(target, (np.ndarray, Tensor)) and is_generator_dir(Path(target)):
         from ganforge.io import sha256_file
         from ganforge.training.checkpoint import load_generator, resolve_model_dir, weights_file
 
