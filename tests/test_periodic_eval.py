@@ -33,10 +33,14 @@ def cfg28(steps, *extra):
     return apply_overrides(RunConfig(preset="test-eval"), sets + list(extra))
 
 
-def test_eval_rows_best_snapshot_and_unchanged_trajectory(tmp_path, mnist):
+def test_eval_rows_best_snapshot_and_unchanged_trajectory(tmp_path, mnist, caplog):
+    import logging
+
     plain = train(cfg28(12), data=mnist, out=tmp_path / "plain")
-    evald = train(cfg28(12, "eval.every=5", "eval.n=200", "eval.metrics=fid,pr,classes", "eval.best_metric=fid"),
-                  data=mnist, out=tmp_path / "evald")
+    with caplog.at_level(logging.INFO, logger="ganforge"):
+        evald = train(cfg28(12, "eval.every=5", "eval.n=200", "eval.metrics=fid,pr,classes", "eval.best_metric=fid"),
+                      data=mnist, out=tmp_path / "evald")
+    assert "the reference is the first 200 of the 600 training images" in caplog.text
     # Same seed, same steps: evaluating must not move the training RNG streams or weights.
     a = load_file(plain / "model" / "generator.safetensors")
     b = load_file(evald / "model" / "generator.safetensors")
@@ -46,11 +50,12 @@ def test_eval_rows_best_snapshot_and_unchanged_trajectory(tmp_path, mnist):
     assert [r["step"] for r in rows] == [5, 10, 12]  # every 5 steps and at the end
     for r in rows:
         assert {"fid", "precision", "recall", "classes_covered", "class_kl"} <= set(r)
-        assert r["evaluator"] == "mnist-clf" and r["n"] == 200
+        assert r["evaluator"] == "mnist-clf" and r["n"] == 200 and r["n_real"] == 200  # the first eval.n of the data
         assert len(r["class_hist"]) == 10 and sum(r["class_hist"]) == 200
     best = json.loads((evald / "best" / "score.json").read_text())
     fids = {r["step"]: r["fid"] for r in rows}
     assert best["metric"] == "fid" and best["value"] == min(fids.values()) and fids[best["step"]] == best["value"]
+    assert best["n_real"] == 200
     # best/ is a loadable generator snapshot, and it scores the logged value again
     r = evaluate(evald / "best", metrics="fid", evaluator="mnist-clf", ref=mnist.images[:200], n=200, seed=0)
     assert r.values["fid"] == pytest.approx(best["value"], rel=1e-4)

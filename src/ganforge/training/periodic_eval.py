@@ -102,6 +102,9 @@ class PeriodicEval:
                              f"{name} does not (its classes are not the training labels): choose another eval.best_metric")
         # The reference: eval.ref, or (default) at most eval.n of the training images, uint8 (N, C, H, W)
         self.ref = e.ref or data.images[: e.n].cpu()
+        if not e.ref and len(data.images) > e.n:  # `ganforge eval RUN` compares with all of them: say so once
+            log.info("eval: the reference is the first %d of the %d training images (eval.n); `ganforge eval RUN` "
+                     "compares with all %d, so its values differ", e.n, len(data.images), len(data.images))
         # Fail before training, not at the first evaluation: the generated images have the data's shape.
         self.extractor.check_images(data.images[:1].cpu(), f"eval.evaluator={name} on the training images")
         self.higher_better = EVAL_DIRECTIONS[e.best_metric]
@@ -149,7 +152,7 @@ class PeriodicEval:
         G.train(was_training)
         values = {k: round(float(v), 6) for k, v in r.values.items()}
         row = {"step": step, "event": "eval", **values, "eval_seconds": round(time.perf_counter() - started, 2),
-               "evaluator": self.extractor.name, "n": e.n}
+               "evaluator": self.extractor.name, "n": e.n, "n_real": r.protocol["n_real"]}
         if r.class_hist is not None:
             row["class_hist"] = r.class_hist
         rows = [row]
@@ -157,7 +160,8 @@ class PeriodicEval:
         value = values.get(e.best_metric)
         if value is not None and self._better(value):
             self.best = {"step": step, "metric": e.best_metric, "value": value, "values": values,
-                         "evaluator": r.protocol["extractor"], "n_generated": e.n, "seed": e.seed}
+                         "evaluator": r.protocol["extractor"], "n_generated": e.n, "n_real": r.protocol["n_real"],
+                         "seed": e.seed}
             best_dir = self.run_dir / BEST_DIR
             ckpt.save_generator(best_dir, self.cfg.model, G_train, G_ema,
                                 meta={"preset": self.cfg.preset, "steps": step, "best": {k: self.best[k] for k in ("metric", "value")}})
