@@ -12,7 +12,7 @@ import click
 from ganforge import __version__
 from ganforge.cli.bench import bench_cmd
 from ganforge.cli.data import data_cmd
-from ganforge.cli.eval import eval_cmd, eval_pair_cmd, evaluator_cmd
+from ganforge.cli.eval import compare_cmd, eval_cmd, eval_pair_cmd, evaluator_cmd
 from ganforge.cli.modes import modes_cmd
 from ganforge.cli.restore import RESTORE_GROUPS
 from ganforge.cli.train import presets_cmd, sample_cmd, train_cmd
@@ -39,6 +39,7 @@ cli.add_command(presets_cmd)
 cli.add_command(data_cmd)
 cli.add_command(eval_cmd)
 cli.add_command(eval_pair_cmd)
+cli.add_command(compare_cmd)
 cli.add_command(evaluator_cmd)
 cli.add_command(modes_cmd)
 cli.add_command(bench_cmd)

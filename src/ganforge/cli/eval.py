@@ -124,6 +124,73 @@ def _ref_name(ident: dict) -> str:
     return ident.get("name") or ident.get("path") or ident.get("kind", "")
 
 
+def _seeds(ctx, param, value: str) -> list[int]:
+    try:
+        return [int(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers (e.g. 0,1,2)") from None
+
+
+@click.command("compare")
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--metrics", default=None, help="Comma-separated, as for eval. Default: eval's, with labels only if every target has it.")
+@click.option("--evaluator", default=None, help="Feature extractor. Default: the targets' own (as for eval), which must agree.")
+@click.option("--ref", default=None, help="Reference images. Default: the targets' own (a run's training data), which must be the same images.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=None, help="Images per target: drawn from a generator (default 10000), or a random subset of a file (default: all).")
+@click.option("--n-ref", type=click.IntRange(min=1), default=None, help="Random subset of the reference (default: all of it).")
+@click.option("--seeds", default="0", show_default=True, callback=_seeds, help="Evaluation seeds, comma-separated: each target is scored once per seed, and the table shows mean ± standard error.")
+@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=256, show_default=True, help="Images per forward pass.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--inception-weights", type=click.Path(path_type=Path), default=None, help="inception-v3-fid: the weights file (or $GANFORGE_INCEPTION_WEIGHTS).")
+@click.option("--no-ema", is_flag=True, help="Generator targets: use the raw generator instead of its EMA copy.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write cached reference statistics.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: rows (per target and metric: mean, se, values, diff_mean, diff_se), seeds, protocol.")
+def compare_cmd(targets, metrics, evaluator, ref, n, n_ref, seeds, batch_size, device, inception_weights, no_ema,
+                no_cache, as_json) -> None:
+    """Score several run folders, generators or image sets under one protocol: the same evaluator,
+    reference, image count and seeds. Each row after the first also shows its difference from the
+    first, seed by seed (the same seed draws the same noise for every generator of one z size).
+
+    The ± over --seeds is the evaluation's noise (which images were drawn), not training noise: to
+    see that, compare runs trained with different train.seed.
+
+    \b
+    Examples:
+      ganforge compare runs/00001-dcgan-mnist runs/00002-wgan-gp-mnist --seeds 0,1,2
+      ganforge compare runs/00001-dcgan-mnist runs/00001-dcgan-mnist/best --metrics fid,pr --json
+    """
+    from ganforge.metrics.compare import compare
+
+    if metrics is not None:
+        from ganforge.metrics.evaluation import parse_metrics
+
+        parse_metrics(metrics)  # unknown names fail before anything loads
+    if inception_weights is not None and evaluator != "inception-v3-fid":
+        raise UsageError("--inception-weights needs --evaluator inception-v3-fid")
+    c = compare(list(targets), metrics=metrics, evaluator=evaluator, ref=ref, n=n, n_ref=n_ref, seeds=seeds,
+                batch_size=batch_size, device=_device(device), cache=not no_cache, ema=not no_ema,
+                weights=inception_weights)
+    if as_json:
+        click.echo(json.dumps(_json_ready(c.to_dict()), indent=2))
+        return
+    rows = c.rows()
+
+    def cell(v: dict, diff: bool) -> str:
+        text = f"{v['mean']:.4g}" + (f" ± {v['se']:.2g}" if v["se"] is not None else "")
+        if diff:
+            text += f" ({v['diff_mean']:+.3g}" + (f" ± {v['diff_se']:.2g}" if v["diff_se"] is not None else "") + ")"
+        return text
+
+    table = [["target", *c.keys]] + [[r["target"], *(cell(r[k], i > 0) for k in c.keys)] for i, r in enumerate(rows)]
+    widths = [max(len(line[j]) for line in table) for j in range(len(table[0]))]
+    for line in table:
+        click.echo("  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip())
+    p = c.protocol
+    click.echo(f"protocol: {p['n_generated']} images per target vs {p['n_real']} real ({_ref_name(p['reference'])}), "
+               f"seeds {','.join(map(str, c.seeds))}, {p['extractor']['name']} sha256 {p['extractor']['weights_sha256'][:12]}; "
+               "(+d ± se): the difference from the first target, seed by seed", err=True)
+
+
 @click.command("eval-pair")
 @click.argument("pred")
 @click.argument("gt")

@@ -1,0 +1,125 @@
+"""ganforge compare / metrics.compare: several targets under one protocol, checked against
+evaluate() target by target, the statistics by hand, and the refusals of unlike protocols."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ganforge.cli import main
+from ganforge.errors import UsageError
+from ganforge.metrics import evaluate
+from ganforge.metrics.compare import compare
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def gens(tmp_path):
+    """Two saved 28 px grey DCGANs of different random weights, and digit .npz files of 100 and 120."""
+    from ganforge.data import load_images
+    from ganforge.models import build_generator
+    from ganforge.models.config import ModelConfig
+    from ganforge.training.checkpoint import save_generator
+
+    cfg = ModelConfig(arch="dcgan", resolution=28, channels=1, z_dim=16, g_width=8)
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        save_generator(tmp_path / f"g{seed}", cfg, build_generator(cfg))
+    digits = load_images("mnist5k", resolution=28, channels=1).images[:220, 0].numpy()  # (220, 28, 28)
+    np.savez(tmp_path / "a.npz", images=digits[:100])
+    np.savez(tmp_path / "b.npz", images=digits[100:220])
+    np.savez(tmp_path / "rgb.npz", images=np.zeros((100, 28, 28, 3), np.uint8))
+    return tmp_path
+
+
+def _run(root, evaluator):
+    """A dcgan-mnist run folder (config.json + model/) trained on a.npz, with eval.evaluator=``evaluator``."""
+    from dataclasses import replace
+
+    from ganforge.config import dumps
+    from ganforge.models import build_generator
+    from ganforge.presets import get_preset
+    from ganforge.training.checkpoint import save_generator
+
+    cfg = get_preset("dcgan-mnist")
+    cfg = replace(cfg, data=replace(cfg.data, source=str(root / "a.npz")), eval=replace(cfg.eval, evaluator=evaluator),
+                  model=replace(cfg.model, z_dim=16, g_width=8))
+    run = root / f"run-{evaluator}"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"run": json.loads(dumps(cfg))}))
+    save_generator(run / "model", cfg.model, build_generator(cfg.model))
+    return run
+
+
+def test_compare_is_evaluate_per_target_and_seed(gens):
+    targets = [str(gens / "g0"), str(gens / "g1")]
+    c = compare(targets, metrics="fid,pr", n=60, n_ref=300, seeds=[0, 5])
+    assert c.keys == ["fid", "precision", "recall"] and c.seeds == [0, 5]
+    for t in targets:
+        for i, seed in enumerate((0, 5)):
+            r = evaluate(t, metrics="fid,pr", n=60, n_ref=300, seed=seed)
+            assert c.values[t]["fid"][i] == r.values["fid"] and c.values[t]["recall"][i] == r.values["recall"]
+    rows = c.rows()
+    a, b = (np.asarray(c.values[t]["fid"]) for t in targets)
+    assert rows[0]["fid"]["mean"] == pytest.approx(a.mean()) and "diff_mean" not in rows[0]["fid"]
+    assert rows[0]["fid"]["se"] == pytest.approx(a.std(ddof=1) / np.sqrt(2))
+    assert rows[1]["fid"]["diff_mean"] == pytest.approx((b - a).mean())
+    assert rows[1]["fid"]["diff_se"] == pytest.approx((b - a).std(ddof=1) / np.sqrt(2))
+    p = c.protocol
+    assert p["extractor"]["name"] == "mnist-clf" and p["n_generated"] == 60 and p["n_real"] == 300
+    assert set(p["targets"]) == set(targets) and "subset" in p["reference"]
+    one = compare(targets, metrics="fid", n=60, n_ref=300).rows()
+    assert one[0]["fid"]["se"] is None and one[1]["fid"]["diff_se"] is None
+
+
+def test_unlike_protocols_and_bad_targets_are_refused(gens):
+    with pytest.raises(UsageError, match="different image counts"):
+        compare([gens / "a.npz", gens / "b.npz"], metrics="fid")  # 100 vs 120 images
+    assert compare([gens / "a.npz", gens / "b.npz"], metrics="fid", n=100).protocol["n_generated"] == 100
+    # a file (evaluator auto) beside a generator takes the generator's evaluator, mnist-clf
+    c = compare([gens / "g0", gens / "a.npz"], metrics="fid", n=100)
+    assert c.protocol["extractor"]["name"] == "mnist-clf" and c.protocol["reference"]["name"] == "mnist5k"
+    with pytest.raises(UsageError, match="3-channel images but mnist-clf expects 1"):
+        compare([gens / "g0", gens / "rgb.npz"], metrics="fid", n=100)
+    with pytest.raises(UsageError, match="different evaluators .*give one with --evaluator"):
+        compare([gens / "g0", _run(gens, "cifar10-clf")], metrics="fid")
+    with pytest.raises(UsageError, match="different reference images .*give one with --ref"):
+        compare([gens / "g0", _run(gens, "mnist-clf")], metrics="fid")  # the run's training data vs mnist5k
+    with pytest.raises(UsageError, match="at least two targets"):
+        compare([gens / "g0"])
+    with pytest.raises(UsageError, match="given twice"):
+        compare([gens / "g0", f"{gens}/./g0"])
+    with pytest.raises(UsageError, match="no such run folder"):
+        compare([gens / "g0", gens / "nope"])
+    with pytest.raises(UsageError, match="distinct"):
+        compare([gens / "g0", gens / "g1"], seeds=[1, 1])
+
+
+def test_compare_cli(gens, capsys):
+    code = main(["compare", str(gens / "g0"), str(gens / "g1"), "--metrics", "fid", "--n", "60", "--n-ref", "300",
+                 "--seeds", "0,1"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["target", "fid"] and len(lines) == 3 and "±" in lines[2] and "(" in lines[2]
+    assert "protocol: 60 images per target vs 300 real" in err and "seeds 0,1" in err
+    code = main(["compare", str(gens / "g0"), str(gens / "g1"), "--metrics", "fid", "--n", "60", "--json"])
+    obj = json.loads(capsys.readouterr().out)
+    assert code == 0 and [r["target"] for r in obj["rows"]] == [str(gens / "g0"), str(gens / "g1")]
+    for args, needle in [(["--seeds", "0,x"], "comma-separated list of integers"),
+                         (["--metrics", "fidd"], "unknown metric 'fidd'"),
+                         (["--inception-weights", str(gens / "a.npz")], "needs --evaluator inception-v3-fid")]:
+        code = main(["compare", str(gens / "g0"), str(gens / "g1"), *args])
+        err = capsys.readouterr().err
+        assert code == 2 and needle in err and err.strip().count("\n") == 0, err
