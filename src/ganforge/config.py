@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ganforge.errors import UsageError
-from ganforge.models.config import D_CONDS, ModelConfig
+from ganforge.models.config import ModelConfig, check_d_cond
 
 LOSSES = ("minimax", "ns", "lsgan", "wgan", "hinge")
 SCHEDULES = ("constant", "linear", "cosine")
@@ -324,9 +324,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise UsageError(f"data.max_bad_fraction={d.max_bad_fraction} must be in [0, 1]")
     _positive("data.max_images", d.max_images, zero_ok=True)
     _choice("model.arch", m.arch, ARCHS)
-    _choice("model.d_cond", m.d_cond, D_CONDS)
-    if m.d_cond != "proj" and m.num_classes == 0:
-        raise UsageError(f"model.d_cond={m.d_cond!r} needs labels: set model.num_classes > 0 (or keep 'proj')")
+    check_d_cond(m)
     if m.channels not in (1, 3):
         raise UsageError(f"model.channels={m.channels} is not allowed: use 1 (grayscale) or 3 (RGB)")
     for key in ("resolution", "z_dim", "g_width", "d_width", "pack"):

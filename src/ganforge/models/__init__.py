@@ -14,7 +14,7 @@ from torch import nn
 
 from ganforge.errors import UsageError
 from ganforge.models.base import Arch, Discriminator, Generator
-from ganforge.models.config import D_CONDS, ModelConfig
+from ganforge.models.config import ModelConfig, check_d_cond
 from ganforge.models.dcgan import KERAS_DCGAN, RADFORD_DCGAN
 from ganforge.models.mlp import MLP
 from ganforge.models.resnet import SNGAN_RESNET
@@ -65,10 +65,7 @@ def check_model_config(cfg: ModelConfig) -> None:
             f"model.attention_res={cfg.attention_res} is not a feature-map size of arch "
             f"{cfg.arch!r} at resolution {cfg.resolution}: use {allowed}"
         )
-    if cfg.d_cond not in D_CONDS:
-        raise UsageError(f"model.d_cond={cfg.d_cond!r} is unknown: use one of {', '.join(map(repr, D_CONDS))}")
-    if cfg.d_cond != "proj" and cfg.num_classes == 0:
-        raise UsageError(f"model.d_cond={cfg.d_cond!r} needs labels: set model.num_classes > 0 (or keep 'proj')")
+    check_d_cond(cfg)
     if cfg.pack > 1 and cfg.num_classes > 0:
         raise UsageError(
             f"model.pack={cfg.pack} cannot be combined with model.num_classes={cfg.num_classes} "

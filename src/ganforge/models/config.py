@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ganforge.errors import UsageError
+
 D_CONDS = ("proj", "ac", "proj+ac")  # how a conditional D reads the label (ModelConfig.d_cond)
 
 
@@ -26,3 +28,11 @@ class ModelConfig:
     d_dropout: float = 0.0  # dropout after D's activations (the Keras tutorial uses 0.3)
     mbstd_group: int = 0  # minibatch standard deviation layer before D's head; group size, 0 = off
     pack: int = 1  # PacGAN packing degree: D judges `pack` samples concatenated on channels
+
+
+def check_d_cond(cfg: ModelConfig) -> None:
+    """model.d_cond is one of D_CONDS, and anything but "proj" comes with labels (config.validate too)."""
+    if cfg.d_cond not in D_CONDS:
+        raise UsageError(f"model.d_cond={cfg.d_cond!r} is not allowed: use one of {', '.join(D_CONDS)}")
+    if cfg.d_cond != "proj" and cfg.num_classes == 0:
+        raise UsageError(f"model.d_cond={cfg.d_cond!r} needs labels: set model.num_classes > 0 (or keep 'proj')")
