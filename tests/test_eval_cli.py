@@ -246,6 +246,26 @@ def test_files_are_scored_by_the_classifier_for_their_channels(capsys, caplog, t
         assert f"evaluator {want}, for the" in caplog.text and ("shrunk to 32 px" in caplog.text) == warns
 
 
+def test_non_square_and_unequal_sizes_are_warned_about(caplog):
+    """Extractors read a square: a 48 x 64 set changes its aspect ratio, and sets of two sizes are
+    compared after resizing; each is one warning. Equal square sets give none."""
+    import logging
+
+    from ganforge.metrics import evaluate
+
+    g = np.random.default_rng(0)
+    wide = g.integers(0, 256, (40, 48, 64, 3), dtype=np.uint8)
+    square = g.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    with caplog.at_level(logging.WARNING, logger="ganforge.eval"):
+        evaluate(wide, metrics="fid", ref=square, evaluator="cifar10-clf", cache=False)
+    assert "the target's 48 x 64 images are resized to cifar10-clf's 32 x 32 square" in caplog.text
+    assert "the target's images are 48 x 64 and the reference's 32 x 32" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ganforge.eval"):
+        evaluate(square, metrics="fid", ref=square[::-1].copy(), evaluator="cifar10-clf", cache=False)
+    assert caplog.text == ""
+
+
 def _tiny_cifar_folder(root, per_class: int = 12):
     """10 class folders of 32x32 RGB images whose colour depends on the class (learnable in 1 epoch)."""
     rng = np.random.default_rng(0)

@@ -188,6 +188,7 @@ def evaluate(
     ex.check_images(tgt.images, f"target {_describe(target)}")
     opts.check_count(len(tgt.images), metrics, f"target {_describe(target)}", generated=True)
 
+    _warn_shapes(ex, ref_set, tgt)
     if opts.kid_subset_size is None:  # the effective size, recorded in the protocol's options
         opts = replace(opts, kid_subset_size=min(KID_SUBSET_SIZE, len(tgt.images), len(ref_set.images)))
     ref_entry, cache_state = _reference(ex, ref_set, need_feats=bool(NEED_REF_FEATS & set(metrics)),
@@ -285,6 +286,22 @@ def _auto(target, ref, n, n_ref, seed, batch_size, device, ema) -> tuple[str, Im
     log.info("evaluator %s, for %s %d-channel images (--evaluator to change)", name, what, shape[1])
     warn_resized(auto_evaluator_note(shape[-1], shape[1]))
     return name, ref_set, tgt
+
+
+def _warn_shapes(ex: FeatureExtractor, ref_set: ImageSet, tgt: ImageSet) -> None:
+    """The extractor resizes every image to its square side: say so where that changes what is
+    compared, a non-square set (its aspect ratio changes) or two sets of different sizes (the score
+    then also measures the resizing of one of them)."""
+    side = ex.resolution
+    shapes = {"the reference": tuple(ref_set.images.shape[-2:]), "the target": tuple(tgt.images.shape[-2:])}
+    for what, (h, w) in shapes.items():
+        if h != w:
+            log.warning("%s's %d x %d images are resized to %s's %d x %d square: their aspect ratio changes",
+                        what, h, w, ex.name, side, side)
+    if len(set(shapes.values())) > 1:
+        (rh, rw), (th, tw) = shapes.values()
+        log.warning("the target's images are %d x %d and the reference's %d x %d: %s reads both at %d x %d, and "
+                    "the score also measures the difference of their sizes", th, tw, rh, rw, ex.name, side, side)
 
 
 def _describe(source) -> str:
