@@ -83,6 +83,39 @@ def test_compare_is_evaluate_per_target_and_seed(gens):
     assert one[0]["fid"]["se"] is None and one[1]["fid"]["diff_se"] is None
 
 
+def test_a_group_is_the_mean_over_its_runs_with_their_spread(gens, capsys):
+    """A group's value is the mean of its runs' seed means, its se their spread over the runs, and
+    a difference involving a group is unpaired: sqrt(se^2 + se_first^2)."""
+    from ganforge.models import build_generator
+    from ganforge.models.config import ModelConfig
+    from ganforge.training.checkpoint import save_generator
+
+    cfg = ModelConfig(arch="dcgan", resolution=28, channels=1, z_dim=16, g_width=8)
+    for seed in (2, 3):
+        torch.manual_seed(seed)
+        save_generator(gens / f"g{seed}", cfg, build_generator(cfg))
+    a, b = [str(gens / "g0"), str(gens / "g1")], [str(gens / "g2"), str(gens / "g3")]
+    c = compare([a, b], metrics="fid", n=60, n_ref=300, seeds=[0, 1])
+    rows = c.rows()
+    means = {t: np.mean(c.values[t]["fid"]) for t in a + b}
+    ga, gb = np.array([means[t] for t in a]), np.array([means[t] for t in b])
+    assert rows[0]["target"] == ",".join(a) and rows[0]["runs"] == 2 and rows[0]["fid"]["se_over"] == "runs"
+    assert rows[0]["fid"]["mean"] == pytest.approx(ga.mean()) and rows[0]["fid"]["values"] == pytest.approx(ga.tolist())
+    se_a, se_b = ga.std(ddof=1) / np.sqrt(2), gb.std(ddof=1) / np.sqrt(2)
+    assert rows[0]["fid"]["se"] == pytest.approx(se_a) and rows[1]["fid"]["se"] == pytest.approx(se_b)
+    assert rows[1]["fid"]["diff_mean"] == pytest.approx(gb.mean() - ga.mean())
+    assert rows[1]["fid"]["diff_se"] == pytest.approx(np.hypot(se_a, se_b))
+    assert c.values[a[0]]["fid"] == compare([a[0], b[0]], metrics="fid", n=60, n_ref=300, seeds=[0, 1]).values[a[0]]["fid"]
+    # on the command line a comma-separated TARGET is a group, and the table gets a runs column
+    code = main(["compare", ",".join(a), b[0], "--metrics", "fid", "--n", "60", "--n-ref", "300", "--seeds", "0,1"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.splitlines()[0].split() == ["target", "runs", "fid"] and out.splitlines()[1].split()[:2] == [",".join(a), "2"]
+    assert "for a group of runs over its runs" in err
+    with pytest.raises(UsageError, match="given twice"):
+        compare([a, [a[0], b[0]]], metrics="fid", n=60)
+
+
 def test_unlike_protocols_and_bad_targets_are_refused(gens):
     with pytest.raises(UsageError, match="different image counts"):
         compare([gens / "a.npz", gens / "b.npz"], metrics="fid")  # 100 vs 120 images
@@ -96,7 +129,7 @@ def test_unlike_protocols_and_bad_targets_are_refused(gens):
         compare([gens / "g0", _run(gens, "cifar10-clf")], metrics="fid")
     with pytest.raises(UsageError, match="different reference images .*give one with --ref"):
         compare([gens / "g0", _run(gens, "mnist-clf")], metrics="fid")  # the run's training data vs mnist5k
-    with pytest.raises(UsageError, match="at least two targets"):
+    with pytest.raises(UsageError, match="at least two different targets or groups"):
         compare([gens / "g0"])
     with pytest.raises(UsageError, match="given twice"):
         compare([gens / "g0", f"{gens}/./g0"])

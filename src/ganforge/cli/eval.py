@@ -151,13 +151,16 @@ def compare_cmd(targets, metrics, evaluator, ref, n, n_ref, seeds, batch_size, d
     reference, image count and seeds. Each row after the first also shows its difference from the
     first, seed by seed (the same seed draws the same noise for every generator of one z size).
 
-    The ± over --seeds is the evaluation's noise (which images were drawn), not training noise: to
-    see that, compare runs trained with different train.seed.
+    The ± over --seeds is the evaluation's noise (which images were drawn), not training noise. A
+    TARGET of comma-separated runs is a group, the runs of one recipe with different train.seed: its
+    value is the mean over its runs, its ± the spread over the runs (training noise), and its
+    difference from the first row is unpaired.
 
     \b
     Examples:
       ganforge compare runs/00001-dcgan-mnist runs/00002-wgan-gp-mnist --seeds 0,1,2
       ganforge compare runs/00001-dcgan-mnist runs/00001-dcgan-mnist/best --metrics fid,pr --json
+      ganforge compare runs/dcgan-s0,runs/dcgan-s1,runs/dcgan-s2 runs/lsgan-s0,runs/lsgan-s1,runs/lsgan-s2
     """
     from ganforge.metrics.compare import compare
 
@@ -167,7 +170,8 @@ def compare_cmd(targets, metrics, evaluator, ref, n, n_ref, seeds, batch_size, d
         parse_metrics(metrics)  # unknown names fail before anything loads
     if inception_weights is not None and evaluator != "inception-v3-fid":
         raise UsageError("--inception-weights needs --evaluator inception-v3-fid")
-    c = compare(list(targets), metrics=metrics, evaluator=evaluator, ref=ref, n=n, n_ref=n_ref, seeds=seeds,
+    entries = [t.split(",") if "," in t and not Path(t).exists() else t for t in targets]  # "a,b": a group
+    c = compare(entries, metrics=metrics, evaluator=evaluator, ref=ref, n=n, n_ref=n_ref, seeds=seeds,
                 batch_size=batch_size, device=_device(device), cache=not no_cache, ema=not no_ema,
                 weights=inception_weights)
     if as_json:
@@ -181,14 +185,19 @@ def compare_cmd(targets, metrics, evaluator, ref, n, n_ref, seeds, batch_size, d
             text += f" ({v['diff_mean']:+.3g}" + (f" ± {v['diff_se']:.2g}" if v["diff_se"] is not None else "") + ")"
         return text
 
-    table = [["target", *c.keys]] + [[r["target"], *(cell(r[k], i > 0) for k in c.keys)] for i, r in enumerate(rows)]
+    grouped = any(r["runs"] > 1 for r in rows)
+    table = [["target", *(["runs"] if grouped else []), *c.keys]]
+    table += [[r["target"], *([str(r["runs"])] if grouped else []), *(cell(r[k], i > 0) for k in c.keys)]
+              for i, r in enumerate(rows)]
     widths = [max(len(line[j]) for line in table) for j in range(len(table[0]))]
     for line in table:
         click.echo("  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip())
     p = c.protocol
     click.echo(f"protocol: {p['n_generated']} images per target vs {p['n_real']} real ({_ref_name(p['reference'])}), "
                f"seeds {','.join(map(str, c.seeds))}, {p['extractor']['name']} sha256 {p['extractor']['weights_sha256'][:12]}; "
-               "(+d ± se): the difference from the first target, seed by seed", err=True)
+               "± and (+d ± se): over the seeds, the difference from the first target seed by seed"
+               + ("; for a group of runs over its runs, the difference unpaired" if grouped else ""),
+               err=True)
 
 
 @click.command("eval-pair")

@@ -7,7 +7,12 @@ reference images, image count and noise seeds, so that their differences mean so
     c.protocol    # the shared protocol (evaluator, reference pixels, counts) and each target's identity
 
 The spread over ``seeds`` is the evaluation's own noise: which images were drawn. It says nothing
-of training noise; for that, train each variant with several ``train.seed`` and compare those runs.
+of training noise. For that, give a *group* in place of a target, the runs of one recipe trained
+with different ``train.seed`` (a list, or on the command line one argument "runA,runB,runC"): its
+value is the mean over its runs, its standard error the spread of the run means over the runs, and
+its difference from the first entry is unpaired (the runs are independent).
+
+    compare([["dcgan-s0", "dcgan-s1", "dcgan-s2"], ["lsgan-s0", "lsgan-s1", "lsgan-s2"]], metrics="fid")
 """
 
 from __future__ import annotations
@@ -36,28 +41,46 @@ _MUST_AGREE = {
 
 @dataclass
 class Comparison:
-    targets: list[str]
+    entries: dict[str, list[str]]  # entry name (a target, or a group's "a,b,c") -> its targets, in order
     keys: list[str]  # value keys in order ("fid", "precision", ...; no *_std)
     seeds: list[int]
     values: dict[str, dict[str, list[float]]]  # target -> key -> one value per seed
     protocol: dict = field(default_factory=dict)
 
+    @property
+    def targets(self) -> list[str]:
+        return list(self.entries)
+
     def rows(self) -> list[dict]:
-        """Per target: {"target", KEY: {"mean", "se", "values", and for all but the first target
-        "diff_mean", "diff_se": the per-seed difference from the first target}}; "se" is None for one seed."""
-        first = self.values[self.targets[0]]
+        """Per entry: {"target", "runs", KEY: {"mean", "se", "se_over", "values", and for all but the
+        first entry "diff_mean", "diff_se"}}. A single target: mean and se over the seeds ("values":
+        one per seed), and the difference from the first entry seed by seed when that is a single
+        target too. A group: mean and se over its runs ("values": each run's mean over the seeds), and
+        an unpaired difference, se sqrt(se^2 + se_first^2). "se" is None for one seed or one run."""
+        cells = {name: {k: self._cell(members, k) for k in self.keys} for name, members in self.entries.items()}
+        first_name = self.targets[0]
         out = []
-        for i, t in enumerate(self.targets):
-            row: dict = {"target": t}
+        for i, (name, members) in enumerate(self.entries.items()):
+            row: dict = {"target": name, "runs": len(members)}
             for k in self.keys:
-                v = np.asarray(self.values[t][k], dtype=np.float64)  # (seeds,)
-                cell = {"mean": float(v.mean()), "se": _se(v), "values": v.tolist()}
-                if i:
-                    d = v - np.asarray(first[k], dtype=np.float64)
+                cell, base = dict(cells[name][k]), cells[first_name][k]
+                if i and len(members) == 1 and len(self.entries[first_name]) == 1:  # paired by seed
+                    d = np.asarray(self.values[members[0]][k]) - np.asarray(self.values[self.entries[first_name][0]][k])
                     cell.update(diff_mean=float(d.mean()), diff_se=_se(d))
+                elif i:
+                    both = cell["se"] is not None and base["se"] is not None
+                    cell.update(diff_mean=cell["mean"] - base["mean"],
+                                diff_se=math.hypot(cell["se"], base["se"]) if both else None)
                 row[k] = cell
             out.append(row)
         return out
+
+    def _cell(self, members: list[str], key: str) -> dict:
+        if len(members) == 1:
+            v = np.asarray(self.values[members[0]][key], dtype=np.float64)  # (seeds,)
+            return {"mean": float(v.mean()), "se": _se(v), "se_over": "evaluation seeds", "values": v.tolist()}
+        v = np.asarray([np.mean(self.values[m][key]) for m in members], dtype=np.float64)  # (runs,) seed means
+        return {"mean": float(v.mean()), "se": _se(v), "se_over": "runs", "values": v.tolist()}
 
     def to_dict(self) -> dict:
         return {"rows": self.rows(), "seeds": self.seeds, "protocol": self.protocol}
@@ -98,10 +121,18 @@ def compare(
     weights=None,
     sha256: str | None = None,
 ) -> Comparison:
-    """Score every target with ``evaluate`` under one protocol; see the module docstring."""
-    targets = [str(t) for t in targets]
-    if len(targets) < 2:
-        raise UsageError(f"compare needs at least two targets, got {len(targets)}")
+    """Score every target with ``evaluate`` under one protocol; see the module docstring. An entry of
+    ``targets`` that is a list or tuple is a group (the runs of one recipe)."""
+    entries = {}
+    for entry in targets:
+        members = [str(t) for t in entry] if isinstance(entry, (list, tuple)) else [str(entry)]
+        if not members:
+            raise UsageError("an empty group: a group names at least one target")
+        entries[",".join(members)] = members
+    if len(entries) < 2 or len(entries) < len(targets):
+        raise UsageError(f"compare needs at least two different targets or groups, got {len(targets)}: "
+                         + ", ".join(map(str, targets)))
+    targets = [t for members in entries.values() for t in members]  # every run, each scored once per seed
     from ganforge.data import NAMED_SOURCES
 
     seen: dict[str, str] = {}
@@ -160,4 +191,4 @@ def compare(
     protocol = {**first_seed, "seeds": seeds, "targets": identities}
     if n_ref is not None and len(seeds) > 1:
         protocol["reference"]["subset"] = f"{n_ref} images drawn per seed (seed + 1); the pixels above are seed {seeds[0]}'s"
-    return Comparison(targets, keys, seeds, values, protocol)
+    return Comparison(entries, keys, seeds, values, protocol)
