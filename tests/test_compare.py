@@ -1,4 +1,4 @@
-"""ganforge compare / metrics.compare: several targets under one protocol, checked against
+"""ganforge compare / metrics.comparison.compare: several targets under one protocol, checked against
 evaluate() target by target, the statistics by hand, and the refusals of unlike protocols."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from ganforge.cli import main
 from ganforge.errors import UsageError
 from ganforge.metrics import evaluate
-from ganforge.metrics.compare import compare
+from ganforge.metrics.comparison import compare
 
 
 @pytest.fixture(autouse=True)

@@ -162,7 +162,7 @@ def compare_cmd(targets, metrics, evaluator, ref, n, n_ref, seeds, batch_size, d
       ganforge compare runs/00001-dcgan-mnist runs/00001-dcgan-mnist/best --metrics fid,pr --json
       ganforge compare runs/dcgan-s0,runs/dcgan-s1,runs/dcgan-s2 runs/lsgan-s0,runs/lsgan-s1,runs/lsgan-s2
     """
-    from ganforge.metrics.compare import compare
+    from ganforge.metrics.comparison import compare
 
     if metrics is not None:
         from ganforge.metrics.evaluation import parse_metrics

@@ -2,6 +2,7 @@
 (FID, KID, IS, precision/recall, density/coverage, class coverage) computed from features.
 
     evaluate(target, metrics="fid,kid")   # images -> features -> stats -> values + protocol (a run: its own evaluator and data)
+    compare([run_a, run_b], metrics="fid", seeds=[0, 1, 2])   # several targets under one protocol
     evaluate_pairs(pred, gt, metrics="psnr,ssim")                # per-image and mean full-reference metrics
     load_extractor("inception-v3-fid", weights=PATH)             # the feature-extractor registry
 
@@ -30,6 +31,8 @@ _LAZY = {
     "evaluate": "ganforge.metrics.evaluation",
     "EvalResult": "ganforge.metrics.evaluation",
     "MetricOptions": "ganforge.metrics.evaluation",
+    "compare": "ganforge.metrics.comparison",
+    "Comparison": "ganforge.metrics.comparison",
     "evaluate_pairs": "ganforge.metrics.pairs",
     "PairResult": "ganforge.metrics.pairs",
     "EXTRACTORS": "ganforge.metrics.extractors",
