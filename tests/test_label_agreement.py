@@ -132,6 +132,16 @@ def test_best_is_kept_by_label_agreement_when_asked(tmp_path):
     score = json.loads((run / "best" / "score.json").read_text())
     top = max(rows, key=lambda r: (r["label_agreement"], -r["step"]))  # the first of the highest
     assert score["metric"] == "label_agreement" and score["value"] == top["label_agreement"] and score["step"] == top["step"]
+    # best/ names the classes as model/ does, so it is scored by the same class map (not "by index")
+    names = json.loads((run / "model" / "config.json").read_text())["class_names"]
+    assert names and json.loads((run / "best" / "config.json").read_text())["class_names"] == names
+    # compare: a best/ written before it named its classes (matched by index) is still scored alike
+    from ganforge.metrics import compare
+
+    meta = json.loads((run / "best" / "config.json").read_text())
+    (run / "best" / "config.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "class_names"}))
+    c = compare([run, run / "best"], metrics="fid,labels", n=100)
+    assert [c.protocol["targets"][str(t)]["label_class_map"][:7] for t in (run, run / "best")] == ["same cl", "by inde"]
     with pytest.raises(UsageError, match="for class-conditional runs"):
         apply_overrides(RunConfig(), [s for s in sets if s != "model.num_classes=10"])
     three = apply_overrides(RunConfig(), [s.replace("num_classes=10", "num_classes=3") for s in sets])

@@ -181,6 +181,11 @@ def compare(
             identities[t] = r.protocol["target"]
             p = {k: v for k, v in r.protocol.items() if k not in _PER_EVALUATION}
             p["reference"] = {k: v for k, v in p["reference"].items() if k != "cache"}
+            # how a generator's classes were matched to the evaluator's is the target's own (best/ of older
+            # runs has no class names): kept per target, not required to agree
+            p["options"] = {k: v for k, v in p["options"].items() if k != "label_class_map"}
+            if "label_class_map" in r.protocol["options"]:
+                identities[t] = {**identities[t], "label_class_map": r.protocol["options"]["label_class_map"]}
             if same is None:
                 same = p
                 continue

@@ -86,6 +86,7 @@ class PeriodicEval:
 
         e, m = cfg.eval, cfg.model
         self.cfg, self.device = cfg, device
+        self.class_names = data.class_names if cfg.model.num_classes else None  # best/ records them as model/ does
         name = auto_evaluator(m.resolution, m.channels) if e.evaluator == "auto" else e.evaluator
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # building the network draws init weights: keep the run's RNG untouched
@@ -164,7 +165,8 @@ class PeriodicEval:
                          "seed": e.seed}
             best_dir = self.run_dir / BEST_DIR
             ckpt.save_generator(best_dir, self.cfg.model, G_train, G_ema,
-                                meta={"preset": self.cfg.preset, "steps": step, "best": {k: self.best[k] for k in ("metric", "value")}})
+                                meta={"preset": self.cfg.preset, "steps": step, "class_names": self.class_names,
+                                      "best": {k: self.best[k] for k in ("metric", "value")}})
             atomic_write_json(best_dir / "score.json", self.best)
             row["best"] = True
 
