@@ -123,6 +123,8 @@ def compare(
 ) -> Comparison:
     """Score every target with ``evaluate`` under one protocol; see the module docstring. An entry of
     ``targets`` that is a list or tuple is a group (the runs of one recipe)."""
+    from ganforge.data import NAMED_SOURCES
+
     entries = {}
     for entry in targets:
         members = [str(t) for t in entry] if isinstance(entry, (list, tuple)) else [str(entry)]
@@ -133,8 +135,6 @@ def compare(
         raise UsageError(f"compare needs at least two different targets or groups, got {len(targets)}: "
                          + ", ".join(map(str, targets)))
     targets = [t for members in entries.values() for t in members]  # every run, each scored once per seed
-    from ganforge.data import NAMED_SOURCES
-
     seen: dict[str, str] = {}
     for t in targets:
         if t not in NAMED_SOURCES and not Path(t).expanduser().exists():
