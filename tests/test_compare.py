@@ -4,6 +4,7 @@ evaluate() target by target, the statistics by hand, and the refusals of unlike 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,8 +44,8 @@ def gens(tmp_path):
     return tmp_path
 
 
-def _run(root, evaluator):
-    """A dcgan-mnist run folder (config.json + model/) trained on a.npz, with eval.evaluator=``evaluator``."""
+def _run(root, evaluator, data="a.npz"):
+    """A dcgan-mnist run folder (config.json + model/) trained on ``data``, with eval.evaluator=``evaluator``."""
     from dataclasses import replace
 
     from ganforge.config import dumps
@@ -53,9 +54,9 @@ def _run(root, evaluator):
     from ganforge.training.checkpoint import save_generator
 
     cfg = get_preset("dcgan-mnist")
-    cfg = replace(cfg, data=replace(cfg.data, source=str(root / "a.npz")), eval=replace(cfg.eval, evaluator=evaluator),
+    cfg = replace(cfg, data=replace(cfg.data, source=str(root / data)), eval=replace(cfg.eval, evaluator=evaluator),
                   model=replace(cfg.model, z_dim=16, g_width=8))
-    run = root / f"run-{evaluator}"
+    run = root / f"run-{evaluator}-{Path(data).stem}"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"run": json.loads(dumps(cfg))}))
     save_generator(run / "model", cfg.model, build_generator(cfg.model))
@@ -127,8 +128,12 @@ def test_unlike_protocols_and_bad_targets_are_refused(gens):
         compare([gens / "g0", gens / "rgb.npz"], metrics="fid", n=100)
     with pytest.raises(UsageError, match="different evaluators .*give one with --evaluator"):
         compare([gens / "g0", _run(gens, "cifar10-clf")], metrics="fid")
+    # a generator without its run, or a file, beside a run is compared with the run's training data
+    run_a = _run(gens, "mnist-clf")
+    c = compare([gens / "g0", run_a, gens / "b.npz"], metrics="fid", n=100)
+    assert c.protocol["reference"]["kind"] == "training data" and c.protocol["n_real"] == 100
     with pytest.raises(UsageError, match="different reference images .*give one with --ref"):
-        compare([gens / "g0", _run(gens, "mnist-clf")], metrics="fid")  # the run's training data vs mnist5k
+        compare([run_a, _run(gens, "mnist-clf", "b.npz")], metrics="fid")  # two runs, two training sets
     with pytest.raises(UsageError, match="at least two different targets or groups"):
         compare([gens / "g0"])
     with pytest.raises(UsageError, match="given twice"):

@@ -152,11 +152,11 @@ def compare(
     if len(named) > 1:
         raise UsageError("the targets are scored with different evaluators ("
                          + ", ".join(f"{t}: {e}" for t, e in names.items()) + "): give one with --evaluator")
-    refs = {t: r for t, (_, r) in zip(targets, resolved) if r is not None}  # None: the evaluator's own set
-    if len({_ref_key(r) for r in refs.values()}) > 1 or (refs and len(refs) < len(targets)):
+    # None (a file, a generator without its run): the runs' reference if any, else the evaluator's own set
+    refs = {t: r for t, (_, r) in zip(targets, resolved) if r is not None}
+    if len({_ref_key(r) for r in refs.values()}) > 1:
         raise UsageError("the targets have different reference images ("
-                         + ", ".join(f"{t}: {refs.get(t, 'the evaluator default')}" for t in targets)
-                         + "): give one with --ref")
+                         + ", ".join(f"{t}: {r}" for t, r in refs.items()) + "): give one with --ref")
     ev = next((e for e, _ in resolved if e != "auto"), "auto")
     the_ref = next(iter(refs.values()), None)
     if isinstance(ev, str) and ev != "auto":  # load once, not per evaluation
