@@ -164,10 +164,6 @@ def compare_cmd(targets, metrics, evaluator, ref, n, n_ref, seeds, batch_size, d
     """
     from ganforge.metrics.comparison import compare
 
-    if metrics is not None:
-        from ganforge.metrics.evaluation import parse_metrics
-
-        parse_metrics(metrics)  # unknown names fail before anything loads
     if inception_weights is not None and evaluator != "inception-v3-fid":
         raise UsageError("--inception-weights needs --evaluator inception-v3-fid")
     entries = [t.split(",") if "," in t and not Path(t).exists() else t for t in targets]  # "a,b": a group

@@ -125,6 +125,8 @@ def compare(
     ``targets`` that is a list or tuple is a group (the runs of one recipe)."""
     from ganforge.data import NAMED_SOURCES
 
+    if metrics is not None:
+        metrics = parse_metrics(metrics)  # unknown names fail before anything loads
     entries = {}
     for entry in targets:
         members = [str(t) for t in entry] if isinstance(entry, (list, tuple)) else [str(entry)]
