@@ -119,3 +119,23 @@ def test_auto_evaluator_reads_other_sizes_resized_with_a_warning(tmp_path, caplo
     explicit = apply_overrides(cfg, ["eval.evaluator=cifar10-clf"])  # named explicitly: it must fit the data
     with pytest.raises(UsageError, match="cifar10-clf"):
         train(explicit, data=data, out=tmp_path / "run2")
+
+
+def test_a_warning_about_the_inputs_is_given_once_not_at_every_evaluation(tmp_path, caplog):
+    import logging
+
+    import numpy as np
+
+    ref = tmp_path / "ref28.npz"  # another size than the run's 16 px: evaluate warns that both are resized
+    np.savez(ref, images=load_images("digits", resolution=28, channels=1).images[:64, 0].numpy())
+    data = load_images("digits", resolution=16, channels=1)
+    cfg = apply_overrides(RunConfig(preset="t"), [
+        "data.source=digits", "model.arch=mlp", "model.resolution=16", "model.channels=1", "model.z_dim=8",
+        "model.g_width=16", "model.d_width=16", "train.total_steps=3", "train.batch_size=16", "train.progress=false",
+        "train.sample_every=0", "checkpoint.every_steps=0", "train.sample_grid=4", "eval.every=1", "eval.n=64",
+        "eval.metrics=fid", "eval.best_metric=fid", f"eval.ref={ref}"])
+    with caplog.at_level(logging.INFO, logger="ganforge"):
+        run = train(cfg, data=data, out=tmp_path / "run")
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl") if r.get("event") == "eval"] == [1, 2, 3]
+    assert caplog.text.count("the target's images are 16 x 16 and the reference's 28 x 28") == 1
+    assert not logging.getLogger("ganforge.eval").filters  # the filter is the periodic evaluation's only

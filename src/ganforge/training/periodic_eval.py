@@ -75,6 +75,24 @@ def make_periodic_eval(cfg: RunConfig, data: ImageData, device: torch.device) ->
     return PeriodicEval(cfg, data, device)
 
 
+class _Once(logging.Filter):
+    """Lets each distinct warning through once. Periodic evaluation repeats one call, so a warning
+    about its inputs (an ``eval.ref`` of another size, say) would otherwise repeat at every evaluation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
 class PeriodicEval:
     """``PeriodicEval(cfg, data, device)``, then ``.attach(run_dir)``, then ``(step, G, ...) -> rows``.
     The extractor loads at construction, before a run folder exists, so a missing evaluator fails
@@ -112,6 +130,7 @@ class PeriodicEval:
         self.best: dict | None = None
         self.peaks: dict[str, float] = {}
         self.run_dir = Path(".")
+        self._once = _Once()
 
     def _reads_the_labels(self, name: str, data: ImageData) -> bool:
         """True when the evaluator's classes are the training labels (same count and, where both are
@@ -147,9 +166,14 @@ class PeriodicEval:
         was_training = G.training
         G.eval()
         devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            r = evaluate(G, metrics=self.metrics, evaluator=self.extractor, ref=self.ref, n=e.n, n_ref=None,
-                         seed=e.seed, device=self.device)
+        eval_log = logging.getLogger("ganforge.eval")
+        eval_log.addFilter(self._once)
+        try:
+            with torch.random.fork_rng(devices=devices):
+                r = evaluate(G, metrics=self.metrics, evaluator=self.extractor, ref=self.ref, n=e.n, n_ref=None,
+                             seed=e.seed, device=self.device)
+        finally:
+            eval_log.removeFilter(self._once)
         G.train(was_training)
         values = {k: round(float(v), 6) for k, v in r.values.items()}
         row = {"step": step, "event": "eval", **values, "eval_seconds": round(time.perf_counter() - started, 2),
