@@ -139,3 +139,28 @@ def test_a_warning_about_the_inputs_is_given_once_not_at_every_evaluation(tmp_pa
     assert [r["step"] for r in read_metrics(run / "metrics.jsonl") if r.get("event") == "eval"] == [1, 2, 3]
     assert caplog.text.count("the target's images are 16 x 16 and the reference's 28 x 28") == 1
     assert not logging.getLogger("ganforge.eval").filters  # the filter is the periodic evaluation's only
+
+
+def test_eval_n_ref_sets_the_reference_size_apart_from_eval_n(tmp_path, mnist, caplog):
+    import logging
+
+    import numpy as np
+
+    with caplog.at_level(logging.INFO, logger="ganforge"):
+        run = train(cfg28(4, "eval.every=4", "eval.n=100", "eval.n_ref=600", "eval.metrics=fid"),
+                    data=mnist, out=tmp_path / "all")
+    assert "the reference is the first" not in caplog.text  # all 600 training images, as `ganforge eval RUN` uses
+    rows = [r for r in read_metrics(run / "metrics.jsonl") if r.get("event") == "eval"]
+    assert [(r["n"], r["n_real"]) for r in rows] == [(100, 600)]
+    assert json.loads((run / "best" / "score.json").read_text())["n_real"] == 600
+
+    ref = tmp_path / "ref.npz"
+    np.savez(ref, images=mnist.images[:50, 0].numpy())
+    with pytest.raises(UsageError, match="100 images requested but it holds only 50"):  # before any step
+        train(cfg28(4, "eval.every=4", "eval.n=100", "eval.n_ref=100", f"eval.ref={ref}"), data=mnist, out=tmp_path / "x")
+    assert not (tmp_path / "x" / "model").exists()
+    run = train(cfg28(4, "eval.every=4", "eval.n=100", "eval.n_ref=40", f"eval.ref={ref}", "eval.metrics=fid"),
+                data=mnist, out=tmp_path / "sub")
+    assert [r["n_real"] for r in read_metrics(run / "metrics.jsonl") if r.get("event") == "eval"] == [40]
+    with pytest.raises(UsageError, match=r"eval.n_ref=5 must be 0 \(the default reference size\) or >= 10"):
+        train(cfg28(4, "eval.every=4", "eval.n_ref=5"), data=mnist, out=tmp_path / "y")

@@ -133,7 +133,8 @@ class EvalConfig:
     metrics: str = "fid,pr,classes"  # comma list of fid, kid, is, pr, dc, classes (is/classes need a classifier evaluator)
     evaluator: str = "auto"  # feature extractor (`ganforge evaluator list`); auto = mnist-clf for 28 px grey, cifar10-clf for 32 px RGB
     ref: str = ""  # reference images (name / .npz / folder / .zip); empty = the training images
-    n: int = 5000  # generated images per evaluation (and at most this many reference images)
+    n: int = 5000  # generated images per evaluation (and, with n_ref 0, at most this many reference images)
+    n_ref: int = 0  # reference images: 0 = the first eval.n training images, or all of eval.ref; N = the first N training images, or N drawn from eval.ref
     seed: int = 0  # noise seed of the evaluation samples: the same images-to-be at every evaluation
     best_metric: str = "fid"  # keep best/ (a generator snapshot) by this value: fid, kid, is, precision, recall, ...
     warn_drop: float = 0.25  # warn (and log an event) when recall or classes covered falls this fraction below its best so far
@@ -423,6 +424,8 @@ def _validate_eval(e: EvalConfig, *, conditional: bool) -> None:
                          f"add its metric to eval.metrics or choose one of {', '.join(sorted(produced))}")
     if e.n < 10:
         raise UsageError(f"eval.n={e.n} must be >= 10 images")
+    if e.n_ref and e.n_ref < 10:
+        raise UsageError(f"eval.n_ref={e.n_ref} must be 0 (the default reference size) or >= 10 images")
     if not 0.0 < e.warn_drop <= 1.0:
         raise UsageError(f"eval.warn_drop={e.warn_drop} must be in (0, 1]")
 

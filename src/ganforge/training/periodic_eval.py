@@ -120,10 +120,18 @@ class PeriodicEval:
             raise UsageError(f"eval.best_metric='label_agreement' needs an evaluator that reads this run's classes; "
                              f"{name} does not (its classes are not the training labels): choose another eval.best_metric")
         # The reference: eval.ref, or (default) at most eval.n of the training images, uint8 (N, C, H, W)
-        self.ref = e.ref or data.images[: e.n].cpu()
-        if not e.ref and len(data.images) > e.n:  # `ganforge eval RUN` compares with all of them: say so once
-            log.info("eval: the reference is the first %d of the %d training images (eval.n); `ganforge eval RUN` "
-                     "compares with all %d, so its values differ", e.n, len(data.images), len(data.images))
+        # (eval.n_ref: the first n_ref of them, or n_ref drawn from eval.ref).
+        n_ref = e.n_ref or e.n
+        self.ref = e.ref or data.images[:n_ref].cpu()
+        if e.ref and e.n_ref:  # drawn once, here, so that an eval.ref smaller than n_ref fails before training
+            from ganforge.metrics.imagesets import load_image_set
+
+            # seed + 1, as evaluate draws a reference subset
+            self.ref = load_image_set(e.ref, n=e.n_ref, seed=e.seed + 1, what="eval.ref").images
+        if not e.ref and len(data.images) > n_ref:  # `ganforge eval RUN` compares with all of them: say so once
+            log.info("eval: the reference is the first %d of the %d training images (%s); `ganforge eval RUN` "
+                     "compares with all %d, so its values differ (eval.n_ref=%d to use them all)", n_ref,
+                     len(data.images), "eval.n_ref" if e.n_ref else "eval.n", len(data.images), len(data.images))
         # Fail before training, not at the first evaluation: the generated images have the data's shape.
         self.extractor.check_images(data.images[:1].cpu(), f"eval.evaluator={name} on the training images")
         self.higher_better = EVAL_DIRECTIONS[e.best_metric]
