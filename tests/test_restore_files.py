@@ -53,6 +53,35 @@ def test_grey_input_is_written_grey_as_the_luma_of_the_rgb_result(tmp_path, caps
     assert np.array_equal(np.asarray(result), np.asarray(want))
 
 
+def test_a_16_bit_grey_file_is_restored_and_written_with_16_bits(tmp_path, capsys, caplog, models):
+    levels = (smooth(20, 24)[..., 0].astype(np.uint16) * 257 + np.arange(24, dtype=np.uint16)[None] * 7)  # (20, 24)
+    Image.fromarray(levels).save(tmp_path / "g16.png")  # mode I;16: levels between the 8-bit ones
+    x = torch.from_numpy(levels.astype(np.float32) / 65535)[None, None].expand(1, 3, -1, -1)
+    for task in ("sr", "denoise"):
+        out = tmp_path / f"{task}.png"
+        code, _, err = _cli(capsys, task, "apply", str(models[task][0]), str(tmp_path / "g16.png"), str(out))
+        assert code == 0, err
+        got = np.asarray(Image.open(out)).astype(np.int64)
+        y = models[task][1](x)[0].double().clamp(0, 1)  # (3, H', W'): luma in float, rounded once
+        want = ((0.299 * y[0] + 0.587 * y[1] + 0.114 * y[2]) * 65535).round().numpy().astype(np.int64)
+        assert got.shape == want.shape and np.abs(got - want).max() <= 1  # float32 vs the CLI's tiling order
+        assert len(np.unique(got % 257)) > 10  # not 8-bit levels scaled up
+
+    mask = np.zeros((20, 24), np.uint8)
+    mask[6:14, 8:16] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(tmp_path / "g16.png"),
+                        str(tmp_path / "i.tif"), "--mask", str(tmp_path / "m.png"))
+    assert code == 0, err
+    got = np.asarray(Image.open(tmp_path / "i.tif"))
+    assert got.dtype == np.uint16 and np.array_equal(got[mask == 0], levels[mask == 0])  # known pixels bit-exact
+
+    code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "g16.png"),
+                        str(tmp_path / "d.jpg"))
+    assert code == 0 and "16-bit grey but .jpg stores 8 bits" in caplog.text
+    assert Image.open(tmp_path / "d.jpg").mode == "L"
+
+
 @pytest.mark.parametrize("task", ["sr", "denoise"])
 def test_alpha_is_kept_and_the_colour_under_it_is_not_composited(tmp_path, capsys, models, task):
     rgba = np.concatenate([smooth(20, 24, seed=2), np.zeros((20, 24, 1), np.uint8)], axis=-1)

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ganforge.apps.degrade import APPLY_MASK_KINDS, make_mask
 from ganforge.apps.restore_config import RestoreConfig, from_dict, mask_kinds, to_dict
 from ganforge.apps.restore_files import (check_output, mask_from_alpha, plan_outputs, read_image_file,
-                                         read_mask, resize_alpha, write_image)
+                                         read_mask, resize_alpha, sixteen_bits_kept, write_image)
 from ganforge.apps.restore_models import build_restorer
 from ganforge.data.decode import is_image_name
 from ganforge.errors import UsageError
@@ -455,6 +455,8 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
                 restorer.on_call = None
         if restorer.task == "inpaint" and restorer.work_scale == "auto":
             log.info("%s: filled at work scale %.3g", src.name, restorer.last_work_scale)
-        write_image(y, dst, grey=img.grey, alpha=alpha)
+        if img.bits == 16 and not sixteen_bits_kept(dst):
+            log.warning("%s is 16-bit grey but %s stores 8 bits: write .png or .tif to keep 16", src.name, dst.suffix)
+        write_image(y, dst, grey=img.grey, alpha=alpha, bits=img.bits)
         written.append(dst)
     return written

@@ -1,7 +1,9 @@
 """Image files in and out of ``ganforge sr|denoise|inpaint apply``.
 
 The networks see RGB, but the output keeps what the input file was: a grey file is written grey
-(ITU-R 601 luma of the restored RGB, the Y that SR scores), an alpha channel is carried over
+(ITU-R 601 luma of the restored RGB, the Y that SR scores), a 16-bit grey file is read and written
+with 16 bits (PNG, TIFF; the networks were trained on 8-bit photos, but 8 bits would throw away
+levels the file holds), an alpha channel is carried over
 (for super-resolution resized with the same MATLAB bicubic as the ``bicubic`` baseline), and an
 EXIF orientation is applied first, because the output is written without EXIF and a phone photo
 would otherwise come out on its side. The output format follows OUTPUT's suffix; an unknown
@@ -20,7 +22,7 @@ from PIL import Image, features
 from torch import Tensor
 
 from ganforge.data.decode import BadImage, is_image_name, open_image
-from ganforge.data.transforms import _ALPHA_MODES, to_8bit, upright
+from ganforge.data.transforms import _ALPHA_MODES, _SIXTEEN_BIT_MODES, to_8bit, upright
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes
 
@@ -37,6 +39,7 @@ OUTPUT_FORMATS = {
 }
 _NO_ALPHA = {"JPEG", "BMP"}  # formats that cannot store an alpha channel (PIL's BMP writer: no LA)
 _GREY_BANDS = {"1", "L", "I", "F"}  # bands of a single-channel (luminance) image, 8/16/32-bit or float
+_SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}  # formats PIL writes 16-bit grey ("I;16") to
 
 
 def _suffixes() -> list[str]:
@@ -47,11 +50,13 @@ def _suffixes() -> list[str]:
 class ImageFile:
     """A decoded input file. rgb: (1, 3, H, W) float in [0, 1], upright (EXIF applied), the colour
     under the alpha channel unchanged (not composited); grey: the file has one colour channel;
-    alpha: (H, W) uint8, or None for an opaque format."""
+    alpha: (H, W) uint8, or None for an opaque format; bits: 16 for a 16-bit grey file (its levels
+    kept in ``rgb``, v / 65535), else 8."""
 
     rgb: Tensor
     grey: bool
     alpha: np.ndarray | None
+    bits: int = 8
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -77,8 +82,12 @@ def read_image_file(path: Path) -> ImageFile:
             except (ValueError, OSError) as exc:
                 raise BadImage(f"cannot convert mode {img.mode} to RGBA ({exc})") from None
             rgb, alpha = rgba[..., :3], rgba[..., 3].copy()
+        elif grey and img.mode in _SIXTEEN_BIT_MODES:  # 16-bit grey ("I" is how PIL opens 16-bit PNG/TIFF)
+            levels = np.clip(np.asarray(img, dtype=np.float64), 0, 65535) / 65535.0  # (H, W)
+            x = torch.from_numpy(levels.astype(np.float32))[None, None].expand(1, 3, -1, -1).contiguous()
+            return ImageFile(x, True, None, bits=16)  # (1, 3, H, W)
         else:
-            rgb, alpha = np.asarray(to_8bit(img, 3), dtype=np.uint8), None  # (H, W, 3); 16-bit scaled to 8
+            rgb, alpha = np.asarray(to_8bit(img, 3), dtype=np.uint8), None  # (H, W, 3)
     except BadImage as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
     except OSError as exc:
@@ -150,10 +159,26 @@ def check_output(out: Path, src: Path | None = None, *, alpha: bool = False) -> 
                          "(or .tif, .webp) instead")
 
 
-def write_image(x: Tensor, path: Path, *, grey: bool = False, alpha: np.ndarray | None = None) -> None:
-    """(1, 3, H, W) in [0, 1] -> an 8-bit file in the format of its suffix, atomically; ``grey``
-    writes luma, ``alpha`` ((H, W) uint8) is attached."""
+def sixteen_bits_kept(path: Path) -> bool:
+    """Whether a 16-bit grey image written to ``path`` keeps its 16 bits (PNG, TIFF)."""
+    return OUTPUT_FORMATS[path.suffix.lower()][0] in _SIXTEEN_BIT_FORMATS
+
+
+def write_image(x: Tensor, path: Path, *, grey: bool = False, alpha: np.ndarray | None = None,
+                bits: int = 8) -> None:
+    """(1, 3, H, W) in [0, 1] -> a file in the format of its suffix, atomically; ``grey`` writes
+    luma, ``alpha`` ((H, W) uint8) is attached; ``bits=16`` with ``grey`` writes 16-bit levels
+    where the format has them (``sixteen_bits_kept``), 8-bit otherwise."""
     check_output(path, alpha=alpha is not None)
+    if grey and bits == 16 and alpha is None and sixteen_bits_kept(path):
+        r, g, b = x[0].double().clamp(0, 1)  # (H, W) each; luma in float, then rounded once to 16 bits
+        luma = ((0.299 * r + 0.587 * g + 0.114 * b) * 65535).round().clamp(0, 65535)
+        img = Image.fromarray(luma.to(torch.int32).cpu().numpy().astype(np.uint16))  # mode I;16
+        fmt, options = OUTPUT_FORMATS[path.suffix.lower()]
+        buf = io.BytesIO()
+        img.save(buf, format=fmt, **options)
+        atomic_write_bytes(path, buf.getvalue())
+        return
     arr = (x[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
     img = Image.fromarray(arr)
     if grey:
