@@ -113,8 +113,14 @@ def test_a_group_is_the_mean_over_its_runs_with_their_spread(gens, capsys):
     assert code == 0, err
     assert out.splitlines()[0].split() == ["target", "runs", "fid"] and out.splitlines()[1].split()[:2] == [",".join(a), "2"]
     assert "for a group of runs over its runs" in err
-    with pytest.raises(UsageError, match="given twice"):
-        compare([a, [a[0], b[0]]], metrics="fid", n=60)
+    # a run alone and in its group (or in two groups) is scored once and shared
+    both = compare([a[0], a, [a[0], b[0]]], metrics="fid", n=60, n_ref=300, seeds=[0, 1])
+    assert both.values[a[0]]["fid"] == c.values[a[0]]["fid"] and len(both.values) == 3
+    assert both.rows()[1]["fid"]["mean"] == pytest.approx(ga.mean())
+    with pytest.raises(UsageError, match="given twice in"):
+        compare([a, [a[0], f"{gens}/./g0"]], metrics="fid", n=60)
+    with pytest.raises(UsageError, match=r"given twice \(as"):
+        compare([a, list(reversed(a))], metrics="fid", n=60)
 
 
 def test_unlike_protocols_and_bad_targets_are_refused(gens):

@@ -136,14 +136,24 @@ def compare(
     if len(entries) < 2 or len(entries) < len(targets):
         raise UsageError(f"compare needs at least two different targets or groups, got {len(targets)}: "
                          + ", ".join(map(str, targets)))
-    targets = [t for members in entries.values() for t in members]  # every run, each scored once per seed
-    seen: dict[str, str] = {}
-    for t in targets:
-        if t not in NAMED_SOURCES and not Path(t).expanduser().exists():
-            raise UsageError(f"{t}: no such run folder, saved generator, image file or folder, or dataset name")
-        if (key := _path_key(t)) in seen:
-            raise UsageError(f"{t} is given twice (as {seen[key]}): each target once")
-        seen[key] = t
+    # A run may stand alone and in a group (or in two groups): it is scored once and shared. Within an
+    # entry each run once, and no two entries alike (the same runs, however their paths are spelled).
+    spelling: dict[str, str] = {}  # resolved path -> the first spelling given, the key of its values
+    for name, members in list(entries.items()):
+        for t in members:
+            if t not in NAMED_SOURCES and not Path(t).expanduser().exists():
+                raise UsageError(f"{t}: no such run folder, saved generator, image file or folder, or dataset name")
+        canon = [spelling.setdefault(_path_key(t), t) for t in members]
+        if len(set(canon)) < len(canon):
+            twice = next(t for t, c in zip(members, canon) if canon.count(c) > 1)
+            raise UsageError(f"{twice} is given twice in {name}: each run once in a group")
+        entries[name] = canon
+    alike = [sorted(m) for m in entries.values()]
+    for i, m in enumerate(alike):
+        if m in alike[:i]:
+            first = list(entries)[alike.index(m)]
+            raise UsageError(f"{list(entries)[i]} is given twice (as {first}): each target or group once")
+    targets = list(dict.fromkeys(t for members in entries.values() for t in members))  # each scored once per seed
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise UsageError(f"seeds must be distinct and at least one, got {seeds}")
