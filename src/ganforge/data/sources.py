@@ -162,7 +162,7 @@ def _warn_if_colour(files: ImageFiles, entries: list, path: Path, max_pixels: in
     k = sum(colour.values())
     if k and 2 * k >= len(colour):
         log.warning("%s: %d of %d sampled images are in colour, but model.channels=1 trains on grey; for colour use "
-                    "--set model.channels=3 (the presets dcgan-cifar10, sngan-cifar10 and faces-lfw are colour)",
+                    "--set model.channels=3 (the presets dcgan-cifar10 and sngan-cifar10 are colour)",
                     path, k, len(colour))
 
 
