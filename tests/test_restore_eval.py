@@ -421,3 +421,21 @@ def test_cli_strips_written_and_never_overwritten(capsys, folder, tmp_path):
     assert code == 0, err
     with Image.open(strips2 / "0000-img0.png") as im:
         assert im.size == (4 * 48 + 3 * 4, 40)
+
+
+@pytest.mark.parametrize("task,kwargs,side,need", [
+    ("denoise", {"sigma": 25.0}, 8, 11),  # BM3D segfaults at 8 px: the size check runs before any method
+    ("sr", {"scale": 4}, 19, 20),  # 11 + 2 x 4 border, a multiple of 4
+    ("sr", {"scale": 2}, 14, 16),
+    ("inpaint", {"mask": "center"}, 10, 11),
+])
+def test_an_image_too_small_to_score_is_one_line_naming_it_before_any_method_runs(task, kwargs, side, need):
+    calls = []
+    images = [TestImage("ok.png", torch.rand(1, 3, 32, 32), False), TestImage("tiny.png", torch.rand(1, 3, side, side + 5), False)]
+    with pytest.raises(UsageError, match=rf"test image tiny.png is {side + 5}x{side} pixels: {task} evaluation needs "
+                                         rf"at least {need}x{need}"):
+        evaluate_restoration(task, lambda x, m=None: calls.append(1) or x, images, **kwargs)
+    assert not calls
+    fine = [TestImage("edge.png", torch.rand(1, 3, need, need), False)]
+    assert evaluate_restoration(task, lambda x, m=None: x if task != "sr" else imresize(x, 4.0 if kwargs.get("scale") == 4 else 2.0),
+                                fine, **kwargs)["mean"]

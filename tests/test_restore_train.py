@@ -509,3 +509,12 @@ def test_export_usage_errors(tmp_path, capsys, args, needle):
     assert (tmp_path / "taken" / "keep.txt").read_text() == "keep me" and not (tmp_path / "new").exists()
     code, _, err = _cli(capsys, "sr", "export", str(tmp_path / "model"), str(tmp_path / "new2"))
     assert code == 2 and "is a denoise model" in err
+
+
+def test_export_takes_a_shipped_name_and_a_refused_export_leaves_nothing(tmp_path, capsys):
+    code, _, err = _cli(capsys, "denoise", "export", "denoise-s25", str(tmp_path / "shipped"))
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == ["config.json", "generator.safetensors"]
+    code, _, err = _cli(capsys, "sr", "export", "denoise-s25", str(tmp_path / "wrong"))
+    assert code == 2 and "is a denoise model" in err and not (tmp_path / "wrong").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shipped"]  # no hidden temporary folder either

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 from collections.abc import Callable
 from glob import escape as glob_escape
 from pathlib import Path
@@ -104,13 +106,25 @@ def export_restorer(path: str | Path, out: str | Path, *, dtype: str = "fp16", e
             raise UsageError(f"{k} does not fit {dtype} (values beyond its range): export with --dtype fp32")
     from safetensors.torch import save
 
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "generator.safetensors", save(state))
-    source = ckpt.resolve_model_dir(path)
+    from ganforge.apps.pretrained import resolve_model_path
+
+    source = ckpt.resolve_model_dir(resolve_model_path(path))  # a shipped model's name -> its folder
     weights = ckpt.weights_file(source, ema)
     info = {**meta, "exported_from": str(source.resolve()), "weights": "ema" if weights.name.startswith("generator_ema") else "raw",
             "weights_dtype": dtype}
-    atomic_write_json(out / "config.json", info)  # last: its presence means the folder is whole
+    # Written into a hidden sibling, then renamed: a failure leaves no half-written OUT to block a retry.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.export-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        atomic_write_bytes(tmp / "generator.safetensors", save(state))
+        atomic_write_json(tmp / "config.json", info)
+        if out.is_dir():
+            out.rmdir()  # empty (checked above)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

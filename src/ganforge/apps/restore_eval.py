@@ -36,7 +36,7 @@ from ganforge.apps.degrade import MASK_KINDS, SR_SCALES, TASKS, add_noise, make_
 from ganforge.apps.testsets import TestImage
 from ganforge.errors import UsageError
 from ganforge.io import save_png
-from ganforge.metrics.fullref import psnr, rgb_to_y, ssim
+from ganforge.metrics.fullref import SSIM_WIN_SIZE, psnr, rgb_to_y, ssim
 
 RestoreFn = Callable[..., Tensor]  # restore(degraded, mask=None) -> (1, 3, H, W) in [0, 1]
 
@@ -134,6 +134,7 @@ def evaluate_restoration(
     method = method or getattr(restorer, "name", None) or "restorer"
     strips = _strips_folder(strips_dir) if strips_dir is not None else None
     crop = scale if task == "sr" else 0
+    _check_sizes(images, task, scale, crop)
     if compare is not None and compare[0] == method:
         raise UsageError(f"--compare {compare[0]} is the method being evaluated; compare with another one")
     runs = [(method, restorer)] + ([compare] if compare is not None else [])
@@ -181,6 +182,21 @@ def evaluate_restoration(
         result["compare"] = {"method": name, "mean": _mean(per_image[name]), "per_image": per_image[name]}
         result["compare"]["seconds"] = seconds[name]
     return result
+
+
+def _check_sizes(images: list[TestImage], task: str, scale: int | None, crop: int) -> None:
+    """Every image large enough to be scored, checked before any method runs (a classical method may
+    fail on a tiny image in its own way, BM3D even with a segfault at 8 px): SSIM's window must fit
+    what is left after SR's mod-crop to a multiple of the scale and its border crop."""
+    step = scale if task == "sr" else 1
+    need = -(-(SSIM_WIN_SIZE + 2 * crop) // step) * step  # the smallest side that leaves a whole window
+    for item in images:
+        h, w = item.image.shape[-2:]
+        if min(h - h % step, w - w % step) - 2 * crop < SSIM_WIN_SIZE:
+            why = f" (SSIM's {SSIM_WIN_SIZE} px window after the x{scale} mod-crop and {crop} px border crop)" if crop else \
+                  f" (SSIM's {SSIM_WIN_SIZE} px window)"
+            raise UsageError(f"test image {item.name} is {w}x{h} pixels: {task} evaluation needs at least {need}x{need}"
+                             f"{why}; leave it out of --data or raise --crop")
 
 
 def json_safe(obj):
