@@ -255,3 +255,23 @@ def test_evaluate_pairs_errors(tmp_path):
     with pytest.raises(UsageError, match="ms_ssim needs images of at least 161x161"):
         evaluate_pairs(tmp_path / "a.png", tmp_path / "a.png", metrics="ms_ssim")
     assert evaluate_pairs(tmp_path / "a.png", tmp_path / "a.png", metrics="psnr").mean["psnr"] == float("inf")
+
+
+def test_a_run_stopped_before_its_generator_is_refused_not_scored_as_its_sample_grids(tmp_path):
+    run = tmp_path / "run"
+    (run / "samples").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    (run / "config.json").write_text(json.dumps({"preset": "dcgan-mnist"}))
+    (run / "metrics.jsonl").write_text("")
+    for step in (10, 20, 30):  # what Ctrl-C leaves: sample grids and checkpoints, no model/
+        Image.fromarray(np.zeros((62, 62), np.uint8)).save(run / "samples" / f"step-{step:06d}.png")
+    (run / "checkpoints" / "state-00000035.pt").write_bytes(b"")
+    with pytest.raises(UsageError, match=r"TARGET .*run is a training run that has no generator yet \(its last "
+                                         r"checkpoint is step 35\): finish it with `ganforge train --resume"):
+        evaluate(run, metrics="fid", evaluator="mnist-clf")
+    with pytest.raises(UsageError, match="--ref .* no generator yet"):
+        evaluate(np.zeros((20, 28, 28), np.uint8), metrics="fid", evaluator="mnist-clf", ref=run)
+    (run / "best").mkdir()
+    (run / "best" / "config.json").write_text("{}")
+    with pytest.raises(UsageError, match="or score its best snapshot"):
+        evaluate(run, metrics="fid", evaluator="mnist-clf")

@@ -74,6 +74,19 @@ def from_array(array, what: str, *, n: int | None = None, seed: int = 0) -> Imag
     return ImageSet(images, {"kind": "array", "subset": how, **_content(images)})
 
 
+def _refuse_unfinished_run(path: Path, what: str) -> None:
+    """A run folder without its model/ (stopped before the end) is not an image folder: its images are
+    the sample grids, and scoring them would print a meaningless number with exit code 0."""
+    if not (path.is_dir() and (path / "config.json").is_file()
+            and ((path / "metrics.jsonl").is_file() or (path / "checkpoints").is_dir())):
+        return
+    steps = sorted(p.stem.split("-")[-1] for p in (path / "checkpoints").glob("state-*.pt"))
+    at = f" (its last checkpoint is step {int(steps[-1])})" if steps and steps[-1].isdigit() else ""
+    best = f", or score its best snapshot {path / 'best'}" if (path / "best" / "config.json").is_file() else ""
+    raise UsageError(f"{what} {path} is a training run that has no generator yet{at}: finish it with "
+                     f"`ganforge train --resume {path}`{best}")
+
+
 def load_image_set(source: str | Path, *, n: int | None = None, seed: int = 0, what: str = "images") -> ImageSet:
     """Decode a built-in dataset name, an .npz (``images`` uint8 NHW/NHWC), an image folder or a .zip, as is.
 
@@ -105,6 +118,7 @@ def load_image_set(source: str | Path, *, n: int | None = None, seed: int = 0, w
             if labels is not None:
                 ident["labels"] = "the file's labels"
         elif path.is_dir() or path.suffix.lower() == ".zip":
+            _refuse_unfinished_run(path, what)
             images, ident = _decode_files(path)
         else:
             raise UsageError(f"{what} {path} is not an .npz, an image folder or a .zip")
