@@ -167,3 +167,33 @@ def test_compare_cli(gens, capsys):
         code = main(["compare", str(gens / "g0"), str(gens / "g1"), *args])
         err = capsys.readouterr().err
         assert code == 2 and needle in err and err.strip().count("\n") == 0, err
+
+
+def test_a_group_must_be_runs_of_one_recipe_with_different_seeds(tmp_path):
+    import json
+
+    from ganforge.config import apply_overrides, to_dict
+    from ganforge.presets import get_preset
+    from ganforge.metrics.comparison import _check_group
+
+    def run(name, *sets):  # what _check_group reads: the run's config.json and that model/ exists
+        cfg = apply_overrides(get_preset("dcgan-mnist"), list(sets))
+        (tmp_path / name / "model").mkdir(parents=True)
+        (tmp_path / name / "model" / "config.json").write_text("{}")
+        (tmp_path / name / "config.json").write_text(json.dumps({"run": to_dict(cfg)}))
+        return str(tmp_path / name)
+
+    s0, s1 = run("s0", "train.seed=0"), run("s1", "train.seed=1", "train.threads=2", "perf.channels_last=true")
+    _check_group("g", [s0, s1])  # the seed, threads and perf may differ
+    same = run("copy", "train.seed=0")
+    with pytest.raises(UsageError, match="both trained with train.seed=0"):
+        _check_group("g", [s0, same])
+    ls = run("ls", "train.seed=2", "loss.kind=lsgan")
+    with pytest.raises(UsageError, match=r"is not the recipe of .*s0 in group g: loss.kind='lsgan' \(vs 'ns'\)"):
+        _check_group("g", [s0, ls])
+    np.savez(tmp_path / "x.npz", images=np.zeros((4, 28, 28), np.uint8))
+    with pytest.raises(UsageError, match="is not a run folder or saved generator"):
+        compare([[s0, str(tmp_path / "x.npz")], s1])
+    for bad in ([s0, ""], ["", ""]):
+        with pytest.raises(UsageError, match="an empty name in"):
+            compare([bad, s1])

@@ -17,6 +17,8 @@ its difference from the first entry is unpaired (the runs are independent).
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,9 @@ import numpy as np
 from ganforge.errors import UsageError
 from ganforge.metrics.evaluation import METRICS, MetricOptions, evaluate, parse_metrics
 from ganforge.metrics.extractors import FeatureExtractor, load_extractor
-from ganforge.metrics.run_defaults import TrainingData, default_metrics, resolve_defaults
+from ganforge.metrics.run_defaults import TrainingData, default_metrics, is_generator_dir, resolve_defaults
+
+log = logging.getLogger("ganforge.eval")
 
 # protocol keys that differ between the evaluations of one comparison by design
 _PER_EVALUATION = ("target", "seed", "seconds")
@@ -103,6 +107,51 @@ def _path_key(source) -> str:
     return str(p.resolve()) if p.exists() else str(source)
 
 
+# run config keys in which the runs of one recipe may differ: the seed, where and how they ran and
+# were logged, and their periodic evaluation (which does not move training: periodic_eval.py)
+_NOT_RECIPE = ("preset", "description", "train.seed", "train.progress", "train.log_every", "train.sample_every",
+               "train.device", "train.threads", "data.source", "checkpoint", "perf", "eval")
+
+
+def _check_group(name: str, members: list[str]) -> None:
+    """A group is the runs of one recipe under different train.seed (its ± is training noise): refuse a
+    member that is not a generator, runs of different recipes and two runs of one seed. A saved
+    generator without its run cannot be checked, and is taken as the user says (with a warning)."""
+    from ganforge.config import read_run_config, to_dict
+
+    configs = {}
+    for t in members:
+        path = Path(t).expanduser()
+        if not is_generator_dir(path):
+            raise UsageError(f"{t} in group {name} is not a run folder or saved generator: a group is the runs of one "
+                             "recipe trained with different train.seed")
+        if (path / "config.json").is_file() and "run" in json.loads((path / "config.json").read_text()):
+            configs[t] = read_run_config(path / "config.json")
+        else:
+            log.warning("%s in group %s is a generator without its run: that it is the group's recipe with another "
+                        "train.seed cannot be checked", t, name)
+    seeds: dict[int, str] = {}
+    first = next(iter(configs), None)
+    for t, cfg in configs.items():
+        if cfg.train.seed in seeds:
+            raise UsageError(f"{seeds[cfg.train.seed]} and {t} in group {name} were both trained with "
+                             f"train.seed={cfg.train.seed}: the runs of a group differ in train.seed")
+        seeds[cfg.train.seed] = t
+        a, b = _flat(to_dict(configs[first])), _flat(to_dict(cfg))
+        diff = [f"{k}={b.get(k)!r} (vs {a.get(k)!r})" for k in sorted(set(a) | set(b))
+                if a.get(k) != b.get(k) and not any(k == x or k.startswith(x + ".") for x in _NOT_RECIPE)]
+        if diff:
+            raise UsageError(f"{t} is not the recipe of {first} in group {name}: {'; '.join(diff[:4])}"
+                             f"{' ...' if len(diff) > 4 else ''}; the runs of a group may differ only in train.seed")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def compare(
     targets,
     *,
@@ -132,6 +181,8 @@ def compare(
         members = [str(t) for t in entry] if isinstance(entry, (list, tuple)) else [str(entry)]
         if not members:
             raise UsageError("an empty group: a group names at least one target")
+        if any(not t.strip() for t in members):  # "runA," would otherwise be "" -> the current folder
+            raise UsageError(f"an empty name in {','.join(members)!r}: a group is runs separated by commas, none empty")
         entries[",".join(members)] = members
     if len(entries) < 2 or len(entries) < len(targets):
         raise UsageError(f"compare needs at least two different targets or groups, got {len(targets)}: "
@@ -153,6 +204,9 @@ def compare(
         if m in alike[:i]:
             first = list(entries)[alike.index(m)]
             raise UsageError(f"{list(entries)[i]} is given twice (as {first}): each target or group once")
+    for name, members in entries.items():
+        if len(members) > 1:
+            _check_group(name, members)
     targets = list(dict.fromkeys(t for members in entries.values() for t in members))  # each scored once per seed
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
