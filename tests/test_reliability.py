@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from ganforge.cli import main
-from ganforge.config import apply_overrides
+from ganforge.config import apply_overrides, read_run_config
 from ganforge.data import load_images
 from ganforge.errors import UsageError
 from ganforge.presets import get_preset
@@ -189,7 +189,10 @@ def test_corrupt_newest_state_is_detected_and_skipped(run_with_three_states, cap
         state, path = ckpt.load_latest_state(newest.parent)
     assert path.name == "state-00000008.pt" and state["step"] == 8
     assert any("state-00000012.pt is corrupt" in r.getMessage() and "falling back" in r.getMessage() for r in caplog.records)
-    for p in ckpt.list_states(newest.parent)[:-1]:
+    # set aside, so that it no longer counts toward keep_last and cannot push out state 8
+    assert [p.name for p in ckpt.list_states(newest.parent)] == ["state-00000004.pt", "state-00000008.pt"]
+    assert (newest.parent / "state-00000012.pt.corrupt").is_file() and "state-00000012.pt" not in ckpt.read_manifest(newest.parent)
+    for p in ckpt.list_states(newest.parent):
         p.write_bytes(p.read_bytes()[:-1])
     with pytest.raises(UsageError, match=r"no valid training state .* all corrupt"):
         ckpt.load_latest_state(newest.parent)
@@ -210,6 +213,19 @@ def test_resume_falls_back_says_so_on_stderr_and_recomputes_the_same_state(run_w
     resumed = ckpt.load_state_file(newest)  # rewritten by the resumed run: bit-identical to the lost one
     a, b = dict(ckpt._tensors(original)), dict(ckpt._tensors(resumed))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_corrupt_state_set_aside_does_not_push_out_the_valid_one(run_with_three_states):
+    """keep_last=2 with a corrupt newest state: resuming from state 8 and checkpointing only at the end
+    used to keep the corrupt 12 and delete 8, leaving no valid fallback."""
+    run = run_with_three_states
+    newest = run / "checkpoints" / "state-00000012.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    cfg = apply_overrides(read_run_config(run / "config.json"), ["train.total_steps=16", "checkpoint.every_steps=0",
+                                                                 "checkpoint.keep_last=2"])
+    train(cfg, resume=run)
+    assert [p.name for p in ckpt.list_states(run / "checkpoints")] == ["state-00000008.pt", "state-00000016.pt"]
+    assert ckpt.load_latest_state(run / "checkpoints")[0]["step"] == 16
 
 
 # ----------------------------------------------------------------------------- untrusted files

@@ -297,3 +297,24 @@ def test_signal_finishes_step_checkpoints_and_exits(tmp_path, digits_npz, sig, c
         rc, _, err = finish(cli("train", "--resume", str(run), "--set", f"train.total_steps={step + 3}"))
         assert rc == 0, err
         assert ckpt.load_latest_state(run / ckpt.STATE_DIR)[0]["step"] == step + 3
+
+
+def test_resume_without_a_checkpoint_never_replaces_a_finished_generator_or_drops_checkpoints(tmp_path):
+    import shutil
+
+    from ganforge.errors import UsageError
+
+    data = load_images("digits", resolution=8, channels=1)
+    run = train(tiny_cfg(20), out=tmp_path / "run", data=data)
+    model = (run / "model" / "generator.safetensors").read_bytes()
+    rows = (run / "metrics.jsonl").read_text()
+    for state in (run / "checkpoints").glob("state-*.pt"):
+        state.write_bytes(b"not a checkpoint")  # every state unreadable
+    with pytest.raises(UsageError, match=r"no valid training state in .*\(2 file\(s\), all corrupt\)"):
+        train(tiny_cfg(30), resume=run, data=data)
+    shutil.rmtree(run / "checkpoints")  # none at all, and a finished model/
+    with pytest.raises(UsageError, match=r"has a finished generator \(model/\) but no checkpoint to resume from"):
+        train(tiny_cfg(30), resume=run, data=data)
+    assert (run / "model" / "generator.safetensors").read_bytes() == model and (run / "metrics.jsonl").read_text() == rows
+    shutil.rmtree(run / "model")  # stopped before its first checkpoint: starting again is right
+    assert train(tiny_cfg(30), resume=run, data=data) == run and (run / "model").is_dir()

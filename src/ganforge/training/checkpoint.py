@@ -334,20 +334,38 @@ def load_latest_state(ckpt_dir: str | Path, map_location="cpu") -> tuple[dict, P
     ckpt_dir = Path(ckpt_dir)
     manifest = read_manifest(ckpt_dir)
     candidates = list_states(ckpt_dir)
+    skipped: list[Path] = []
     for path in reversed(candidates):
         problem = verify_state(path, manifest.get(path.name))
         if problem is None:
             try:
-                return load_state_file(path, map_location), path
+                state = load_state_file(path, map_location)
             except UnsafeCheckpoint:
                 raise
             except Exception as exc:  # e.g. a zip that torch cannot read despite the checksum
                 problem = str(exc).splitlines()[0]
+            else:
+                _set_aside(ckpt_dir, skipped, manifest)
+                return state, path
         older = "falling back to the previous checkpoint" if path != candidates[0] else "no older checkpoint left"
         log.warning("checkpoint %s is corrupt: %s; %s", path, problem, older)
+        skipped.append(path)
     if candidates:
         raise UsageError(f"no valid training state in {ckpt_dir} ({len(candidates)} file(s), all corrupt); cannot resume")
     return None
+
+
+def _set_aside(ckpt_dir: Path, corrupt: list[Path], manifest: dict) -> None:
+    """Rename corrupt states passed over on the way to a valid one to ``*.corrupt`` (kept for a look,
+    no longer states): left as states, they would count toward ``keep_last`` and push out the valid
+    one the run went on from."""
+    if not corrupt:
+        return
+    for path in corrupt:
+        path.rename(path.with_name(path.name + ".corrupt"))
+        manifest.pop(path.name, None)
+        log.warning("set %s aside as %s.corrupt", path.name, path.name)
+    atomic_write_json(ckpt_dir / MANIFEST, manifest)
 
 
 # ----------------------------------------------------------------------------- resuming a run

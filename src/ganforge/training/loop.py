@@ -121,6 +121,16 @@ def check_same_images(state: dict, batcher: Batcher, source: str, trained_on: st
                 "Pillow decoding them; resuming anyway", source, batcher.num_images, which)
 
 
+def _refuse_restart_over_work(run_dir: Path) -> None:
+    """A resumed run without a checkpoint starts again from step 0, which is right for a run stopped
+    before its first checkpoint, but would replace a finished generator (model/): refuse that.
+    (Checkpoints that all fail to load are refused by ckpt.load_latest_state.)"""
+    if (run_dir / ckpt.MODEL_DIR / "config.json").is_file():
+        raise UsageError(f"{run_dir} has a finished generator ({ckpt.MODEL_DIR}/) but no checkpoint to resume from, so "
+                         f"resuming would train it again from step 0 and replace it: start a new run with --out, or move "
+                         f"{run_dir / ckpt.MODEL_DIR} away to retrain it here")
+
+
 def label_sampler(num_classes: int, batch: int, device: torch.device):
     """Labels for fake images: uniform over classes (None for unconditional models)."""
     if num_classes == 0:
@@ -252,6 +262,7 @@ def train(
     if run_dir is not None:
         found = ckpt.load_latest_state(run_dir / ckpt.STATE_DIR)
         if found is None:
+            _refuse_restart_over_work(run_dir)
             log.warning("%s has no checkpoint yet: starting it again from step 0", run_dir)
         else:
             check_same_images(found[0]["batcher"], batcher, cfg.data.source, trained_on)
