@@ -164,3 +164,14 @@ def test_eval_n_ref_sets_the_reference_size_apart_from_eval_n(tmp_path, mnist, c
     assert [r["n_real"] for r in read_metrics(run / "metrics.jsonl") if r.get("event") == "eval"] == [40]
     with pytest.raises(UsageError, match=r"eval.n_ref=5 must be 0 \(the default reference size\) or >= 10"):
         train(cfg28(4, "eval.every=4", "eval.n_ref=5"), data=mnist, out=tmp_path / "y")
+
+
+def test_a_bad_eval_ref_fails_before_the_run_folder_exists(tmp_path, mnist):
+    import numpy as np
+
+    rgb = tmp_path / "rgb.npz"
+    np.savez(rgb, images=np.zeros((20, 28, 28, 3), np.uint8))
+    for ref, needle in [(tmp_path / "nope.npz", "does not exist"), (rgb, "eval.ref=")]:
+        with pytest.raises(UsageError, match=needle):
+            train(cfg28(4, "eval.every=4", f"eval.ref={ref}"), data=mnist, out=tmp_path / "run")
+        assert not (tmp_path / "run").exists()
