@@ -455,3 +455,146 @@ def test_a_folder_is_read_whole_before_the_first_output(tmp_path, capsys, models
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and needle in lines[0] and "z.png" in lines[0], err
     assert not out.exists() or not any(out.iterdir())
+
+
+def _one_line(code, err, needle):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and needle in lines[0], err
+    return lines[0]
+
+
+def test_two_images_that_would_write_one_output_are_refused_before_any_work(tmp_path, capsys, models):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(smooth(20, 24)).save(photos / "rgb.png")
+    Image.fromarray(smooth(20, 24, seed=1)).save(photos / "rgb.jpg")
+    code, _, err = _cli(capsys, "sr", "apply", str(models["sr"][0]), str(photos), str(tmp_path / "out"))
+    line = _one_line(code, err, "would both be written to")
+    assert "rgb.jpg" in line and "rgb.png" in line
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_mask_is_never_an_output_even_with_force(tmp_path, capsys, models):
+    model = str(models["inpaint"][0])
+    Image.fromarray(smooth(20, 24)).save(tmp_path / "in.png")
+    hole = np.zeros((20, 24), np.uint8)
+    hole[5:9, 5:9] = 255
+    Image.fromarray(hole).save(tmp_path / "m.png")
+    mask_bytes = (tmp_path / "m.png").read_bytes()
+    for extra in ([], ["--force"]):  # without --force it must not suggest --force
+        code, _, err = _cli(capsys, "inpaint", "apply", model, str(tmp_path / "in.png"), str(tmp_path / "m.png"),
+                            "--mask", str(tmp_path / "m.png"), *extra)
+        assert "--force" not in _one_line(code, err, "is a mask (--mask")
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    Image.fromarray(smooth(20, 24)).save(photos / "a.png")
+    Image.fromarray(hole).save(masks / "a.png")
+    code, _, err = _cli(capsys, "inpaint", "apply", model, str(photos), str(masks), "--mask", str(masks), "--force")
+    _one_line(code, err, "is the --mask folder")
+    assert (tmp_path / "m.png").read_bytes() == mask_bytes and (masks / "a.png").read_bytes() == mask_bytes
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_restored_again(tmp_path, capsys, caplog, models):
+    import logging
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(smooth(20, 24)).save(photos / "a.png")
+    args = ["sr", "apply", str(models["sr"][0]), str(photos), str(photos / "x2")]
+    code, _, err = _cli(capsys, *args)
+    assert code == 0, err
+    first = (photos / "x2" / "a.png").read_bytes()
+    with caplog.at_level(logging.INFO, logger="ganforge.restore"):
+        code, out, err = _cli(capsys, *args, "--force")
+    assert code == 0 and "wrote 1 image(s)" in out, err
+    said = [r.getMessage() for r in caplog.records if "inside the output folder" in r.getMessage()]
+    assert len(said) == 1 and "left out 1 image(s)" in said[0], said  # said once, not by the CLI's early check too
+    assert sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*.png")) == ["a.png", "x2/a.png"]
+    assert (photos / "x2" / "a.png").read_bytes() == first  # a.png again, not its own result upscaled
+
+
+@pytest.mark.parametrize("tile,overlap,minimum", [("1", None, 8), ("7", "4", 8), ("9", "40", 10)])
+def test_a_tile_far_below_the_overlap_is_refused(tmp_path, capsys, models, tile, overlap, minimum):
+    Image.fromarray(smooth(20, 24)).save(tmp_path / "in.png")
+    extra = ["--overlap", overlap] if overlap else []
+    code, _, err = _cli(capsys, "sr", "apply", str(models["sr"][0]), str(tmp_path / "in.png"), str(tmp_path / "o.png"),
+                        "--tile", tile, *extra)
+    line = _one_line(code, err, f"--tile {tile} is below the minimum {minimum} for an overlap of {overlap or 32} px")
+    assert "0 (the whole image) or auto" in line
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("tile", ["0", "8", "AUTO", "Auto"])
+def test_tile_zero_a_tile_at_the_minimum_and_auto_in_any_case_are_valid(tmp_path, capsys, models, tile):
+    Image.fromarray(smooth(20, 24)).save(tmp_path / "in.png")
+    code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "in.png"),
+                        str(tmp_path / "o.png"), "--tile", tile, "--overlap", "16")
+    assert code == 0, err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o.png")), restored(models["denoise"][1], smooth(20, 24)))
+
+
+def test_compare_at_another_scale_names_compare_not_scale(tmp_path, capsys, models):
+    data = tmp_path / "set"
+    data.mkdir()
+    Image.fromarray(smooth(32, 32)).save(data / "a.png")
+    code, _, err = _cli(capsys, "sr", "eval", str(models["sr"][0]), "--data", str(data), "--compare", "sr-x4")
+    line = _one_line(code, err, "--compare sr-x4 is an x4 model but the evaluated")
+    assert "is x2" in line and "--scale" not in line
+    code, _, err = _cli(capsys, "sr", "eval", "bicubic", "--data", str(data), "--scale", "2", "--compare", "sr-x4")
+    _one_line(code, err, "--compare sr-x4 is an x4 model but the evaluation (--scale 2) is x2")
+
+
+@pytest.mark.parametrize("kind,size,needle", [
+    ("center", (1, 1), "--mask-kind center on"), ("strokes", (1, 3), "--mask-kind strokes on"),
+])
+def test_a_generated_hole_with_nothing_or_everything_to_fill_is_one_line(tmp_path, capsys, models, kind, size, needle):
+    h, w = size
+    Image.fromarray(smooth(h, w)).save(tmp_path / "tiny.png")
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(tmp_path / "tiny.png"),
+                        str(tmp_path / "o.png"), "--mask-kind", kind)
+    line = _one_line(code, err, needle)
+    assert f"tiny.png ({w}x{h}) marks" in line and ("no pixel" in line if kind == "center" else "every pixel" in line)
+    assert not (tmp_path / "o.png").exists()
+    if kind != "center":  # strokes are random: which image of a folder draws which depends on the order
+        return
+    photos = tmp_path / "photos"  # in a folder, before the first output is written
+    photos.mkdir()
+    Image.fromarray(smooth(20, 24)).save(photos / "a.png")
+    Image.fromarray(smooth(h, w)).save(photos / "z.png")
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(photos), str(tmp_path / "out"),
+                        "--mask-kind", kind)
+    assert "z.png" in _one_line(code, err, needle)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_generated_hole_in_a_folder_is_the_one_apply_draws(tmp_path, capsys, models):
+    """_check_folder draws the folder's holes from the same seed, so checking does not change them."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, name in enumerate(["a.png", "b.png"]):
+        Image.fromarray(smooth(20, 24, seed=i)).save(photos / name)
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(photos), str(tmp_path / "out"),
+                        "--mask-kind", "boxes", "--seed", "3")
+    assert code == 0, err
+    from ganforge.apps.degrade import make_mask
+
+    gen = torch.Generator().manual_seed(3)
+    for i, name in enumerate(["a.png", "b.png"]):
+        m = make_mask("boxes", 1, 20, 24, gen)
+        x = torch.from_numpy(smooth(20, 24, seed=i)).permute(2, 0, 1)[None].float() / 255 * (1 - m)
+        want = (models["inpaint"][1](x, m)[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / name)), want), name
+
+
+def test_an_input_file_that_is_not_an_image_is_named_before_the_output(tmp_path, capsys, models):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w") as z:
+        z.writestr("a.png", b"")
+    for out in ("o/z", "o.png"):
+        code, _, err = _cli(capsys, "sr", "apply", str(models["sr"][0]), str(tmp_path / "photos.zip"), str(tmp_path / out))
+        _one_line(code, err, "photos.zip is a .zip file, which apply does not read: give an image file")
+    Image.fromarray(smooth(20, 24)).save(tmp_path / "scan", format="PNG")  # an image without a suffix still works
+    code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "scan"), str(tmp_path / "s.png"))
+    assert code == 0, err

@@ -99,6 +99,28 @@ def test_bad_arguments_and_bad_networks():
         tiled(lambda t: t, x[0], tile=4, overlap=0)
 
 
+@pytest.mark.parametrize("overlap,minimum", [(0, 8), (10, 8), (32, 8), (33, 9), (48, 12), (160, 40)])
+def test_min_tile_is_a_quarter_of_the_overlap_and_at_least_8(overlap, minimum):
+    from ganforge.apps.tiling import min_tile
+
+    assert min_tile(overlap) == minimum
+
+
+def test_restorer_refuses_a_tile_below_the_minimum_but_not_0_or_auto():
+    from ganforge.apps.restore_apply import Restorer
+    from ganforge.apps.restore_config import get_preset
+
+    net, cfg = conv_net(scale=2).float(), get_preset("sr-x2")
+    with pytest.raises(UsageError, match=r"--tile 1 is below the minimum 8 for an overlap of 32 px"):
+        Restorer(net, cfg, tile=1)
+    with pytest.raises(UsageError, match=r"--tile 9 is below the minimum 10 for an overlap of 40 px"):
+        Restorer(net, cfg, tile=9, overlap=40)
+    x = image(20, 30).float()
+    whole = Restorer(net, cfg, tile=0)(x)
+    for tile in (8, "auto"):  # the minimum itself is run, and exact (overlap 32 covers the 3 convs)
+        assert torch.allclose(Restorer(net, cfg, tile=tile)(x), whole, atol=1e-6)
+
+
 def _measure(mode: str, tile: int, overlap: int) -> None:  # pragma: no cover - a measuring script
     import resource
     import time

@@ -28,6 +28,7 @@ from ganforge.apps.restore_config import RestoreConfig, from_dict, mask_kinds, t
 from ganforge.apps.restore_files import (check_output, mask_from_alpha, plan_outputs, read_image_file,
                                          read_mask, resize_alpha, sixteen_bits_kept, write_image)
 from ganforge.apps.restore_models import build_restorer
+from ganforge.apps.tiling import check_tile
 from ganforge.data.decode import is_image_name
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes, atomic_write_json
@@ -180,6 +181,7 @@ class Restorer:
             raise UsageError(f"tile={tile!r} must be an integer >= 0 (0 = the whole image) or 'auto'")
         if overlap < 0:
             raise UsageError(f"overlap={overlap} must be >= 0")
+        check_tile(tile, overlap)  # before any image: a tile far below the overlap only multiplies the work
         if work_scale != "auto" and (isinstance(work_scale, bool) or not isinstance(work_scale, (int, float))
                                      or not 0 < work_scale <= 1):
             raise UsageError(f"work scale {work_scale!r} must be in (0, 1] or 'auto': the factor the image is shrunk by "
@@ -403,15 +405,32 @@ def _without_mask_folder(pairs: list[tuple[Path, Path]], mask: Path, inp: Path) 
     return kept
 
 
-def _check_folder(pairs: list[tuple[Path, Path]], masks: dict[Path, Path] | None, mask_kind: str | None) -> None:
-    """Every image of a folder is read (and its mask, or its alpha hole) before the first output is
-    written, so a damaged photo or a mask of the wrong size is a UsageError naming it, not a stop
-    half-way through with some outputs written. The images are decoded twice; a decode is a small
-    share of a network pass (tens of ms against seconds for a photo on the CPU)."""
+def generated_mask(kind: str, src: Path, h: int, w: int, gen: torch.Generator) -> Tensor:
+    """make_mask's (1, 1, h, w) hole of ``kind`` for the image ``src``, refused like a mask file
+    (read_mask) when it marks no pixel or every pixel: on a tiny image a centre hole rounds to
+    nothing (1x1) and strokes cover it all (3x1), and either output would be no inpainting."""
+    mask = make_mask(kind, 1, h, w, gen)
+    if not mask.any() or mask.all():
+        what = "no pixel as missing" if not mask.any() else "every pixel as missing (nothing is left to fill from)"
+        raise UsageError(f"--mask-kind {kind} on {src} ({w}x{h}) marks {what}: the image is too small for a "
+                         "generated hole; give --mask MASK.png (white = missing)")
+    return mask
+
+
+def _check_folder(pairs: list[tuple[Path, Path]], masks: dict[Path, Path] | None, mask_kind: str | None,
+                  seed: int = 0) -> None:
+    """Every image of a folder is read (and its mask, or its alpha hole, or its generated hole drawn
+    as apply will draw it, from ``seed``) before the first output is written, so a damaged photo or a
+    mask of the wrong size is a UsageError naming it, not a stop half-way through with some outputs
+    written. The images are decoded twice; a decode is a small share of a network pass (tens of ms
+    against seconds for a photo on the CPU)."""
+    gen = torch.Generator().manual_seed(seed)
     for src, dst in pairs:
         img = read_image_file(src)  # (1, 3, H, W) or UsageError "cannot read SRC: ..."
         if mask_kind == "alpha":
             mask_from_alpha(img.alpha, src)
+        elif mask_kind is not None:
+            generated_mask(mask_kind, src, *img.rgb.shape[-2:], gen)
         elif masks is not None:
             read_mask(masks[src], tuple(img.rgb.shape[-2:]))
         check_output(dst, src, alpha=img.alpha is not None and mask_kind != "alpha")
@@ -428,7 +447,7 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
     Each output keeps its input's kind (grey, alpha; with alpha as the mask the filled output is
     opaque; ganforge.apps.restore_files). ``progress``: a
     bar of network calls per image on stderr, where stderr is a terminal."""
-    pairs = plan_outputs(Path(inp), Path(out), force=force)
+    pairs = plan_outputs(Path(inp), Path(out), force=force, mask=None if mask_path is None else Path(mask_path))
     if restorer.task == "inpaint":
         if (mask_path is None) == (mask_kind is None):
             raise UsageError("inpainting needs exactly one of --mask MASK.png (white = missing) or "
@@ -439,7 +458,7 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
     elif mask_path is not None or mask_kind is not None:
         raise UsageError(f"--mask and --mask-kind are for inpainting; this is a {restorer.task} model")
     if len(pairs) > 1:
-        _check_folder(pairs, masks if mask_path is not None else None, mask_kind)
+        _check_folder(pairs, masks if mask_path is not None else None, mask_kind, seed)
     gen = torch.Generator().manual_seed(seed)
     written = []
     for src, dst in pairs:
@@ -452,7 +471,7 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
             elif mask_path is not None:
                 mask = read_mask(masks[src], (h, w))
             else:
-                mask = make_mask(mask_kind, 1, h, w, gen)
+                mask = generated_mask(mask_kind, src, h, w, gen)
             x = x * (1 - mask)
         check_output(dst, src, alpha=alpha is not None)  # before the network runs
         if mask is not None and not written:  # once, when the first image is ready to run

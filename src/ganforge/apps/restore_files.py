@@ -13,6 +13,7 @@ suffix, or alpha for a format that cannot store it, is refused before the networ
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +22,12 @@ import torch
 from PIL import Image, features
 from torch import Tensor
 
-from ganforge.data.decode import BadImage, is_image_name, open_image
+from ganforge.data.decode import IMAGE_EXTENSIONS, BadImage, is_image_name, open_image
 from ganforge.data.transforms import _ALPHA_MODES, _SIXTEEN_BIT_MODES, to_8bit, upright
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes
+
+log = logging.getLogger("ganforge.restore")
 
 # suffix -> (PIL format, save options). JPEG at quality 95 without chroma subsampling (PIL's default,
 # 75 with 4:2:0, would blur away much of what a restoration adds); WebP lossless.
@@ -127,8 +130,8 @@ def read_mask(path: Path, shape: tuple[int, int]) -> Tensor:
 def mask_from_alpha(alpha: np.ndarray | None, path: Path) -> Tensor:
     """The hole an image editor leaves: every pixel that is not fully opaque (alpha < 255) is missing.
     alpha: (H, W) uint8 -> (1, 1, H, W) of 0/1. A soft-edged eraser leaves partial alpha at the
-    rim; those pixels are refilled too rather than kept half-erased. No alpha channel, or no pixel
-    below 255, is a UsageError naming the file (there would be nothing to fill)."""
+    rim; those pixels are refilled too rather than kept half-erased. No alpha channel, no pixel below
+    255 or none at 255 is a UsageError naming the file (nothing to fill, or nothing to fill from)."""
     if alpha is None:
         raise UsageError(f"--mask-kind alpha: {path} has no alpha channel; erase the region to fill in an image "
                          "editor and save it as PNG (or TIFF, WebP), or give --mask MASK.png")
@@ -136,6 +139,9 @@ def mask_from_alpha(alpha: np.ndarray | None, path: Path) -> Tensor:
     if not hole.any():
         raise UsageError(f"--mask-kind alpha: {path} is fully opaque, so there is nothing to fill; "
                          "erase the region to fill (make it transparent) or give --mask MASK.png")
+    if hole.all():  # as read_mask: no known pixel is left to fill from
+        raise UsageError(f"--mask-kind alpha: {path} has no fully opaque pixel, so nothing is left to fill from; "
+                         "erase only the region to fill, or give --mask MASK.png")
     return torch.from_numpy(hole.astype(np.float32))[None, None]
 
 
@@ -193,21 +199,74 @@ def write_image(x: Tensor, path: Path, *, grey: bool = False, alpha: np.ndarray 
     atomic_write_bytes(path, buf.getvalue())
 
 
-def plan_outputs(inp: Path, out: Path, *, force: bool) -> list[tuple[Path, Path]]:
-    """(input file, output file) pairs: a file -> a file; a folder -> the same names (.png) in ``out``.
-    Refuses, before anything is written, when an output file exists and ``force`` is not given, when an
-    output is one of the inputs (even with ``force``), or when a single output's suffix is not a
-    format we write."""
+def _check_input_file(inp: Path) -> None:
+    """A single INPUT must be an image: a file without an image suffix (a .zip of photos, notes.txt) is
+    refused by what it is, before OUTPUT's name is judged, so the error names the real problem. A file
+    with no image suffix that PIL still recognises (a PNG saved as "scan") is accepted."""
+    if is_image_name(inp.name):
+        return
+    try:
+        with Image.open(inp):  # reads the header only
+            return
+    except (OSError, ValueError):
+        pass
+    kind = f"a {inp.suffix} file" if inp.suffix else "a file without an image suffix"
+    raise UsageError(f"input {inp} is {kind}, which apply does not read: give an image file "
+                     f"({', '.join(IMAGE_EXTENSIONS)}) or a folder of images")
+
+
+def _folder_pairs(inp: Path, out: Path, *, say: bool) -> list[tuple[Path, Path]]:
+    """(image, output) pairs of a folder INPUT: the same relative names with .png in ``out``. An ``out``
+    inside ``inp`` (photos/restored) is left out of the inputs, so a second run does not restore its
+    own earlier results; two inputs that would write one output (rgb.png, rgb.jpg) are refused."""
+    files = sorted(p for p in inp.rglob("*") if p.is_file() and is_image_name(p.name) and not p.name.startswith("."))
+    odir, idir = out.resolve(), inp.resolve()
+    nested = odir != idir and odir.is_relative_to(idir)
+    if nested:
+        kept = [p for p in files if not p.resolve().is_relative_to(odir)]
+        if len(kept) < len(files) and say:
+            log.info("left out %d image(s) inside the output folder %s: they are earlier results, not inputs",
+                     len(files) - len(kept), out)
+        files = kept
+    if not files:
+        raise UsageError(f"no images found in {inp}" + (f" outside the output folder {out}" if nested else ""))
+    pairs = [(p, out / p.relative_to(inp).with_suffix(".png")) for p in files]
+    first: dict[Path, Path] = {}
+    for src, dst in pairs:
+        if dst in first:  # the second would silently replace the first
+            raise UsageError(f"inputs {first[dst]} and {src} would both be written to {dst}: rename one of them "
+                             "(outputs are named by the input's name with .png)")
+        first[dst] = src
+    return pairs
+
+
+def _check_not_mask(pairs: list[tuple[Path, Path]], out: Path, mask: Path) -> None:
+    """A mask is an input too: no output may replace it, even with --force (inpainting's --mask)."""
+    if mask.is_dir() and out.exists() and out.resolve() == mask.resolve():
+        raise UsageError(f"output {out} is the --mask folder: the filled images would replace or mix with the masks; "
+                         "write them elsewhere")
+    masks = {mask.resolve()} if mask.is_file() else set()
+    for _, o in pairs:
+        if o.exists() and (o.resolve() in masks or (mask.is_dir() and o.resolve().is_relative_to(mask.resolve()))):
+            raise UsageError(f"output {o} is a mask (--mask {mask}): the filled image would replace it; "
+                             "write it elsewhere")
+
+
+def plan_outputs(inp: Path, out: Path, *, force: bool, mask: Path | None = None, say: bool = True) -> list[tuple[Path, Path]]:
+    """(input file, output file) pairs: a file -> a file; a folder -> the same names (.png) in ``out``
+    (an ``out`` inside the folder is left out of the inputs: ``_folder_pairs``). Refuses, before
+    anything is written, when an output file exists and ``force`` is not given, when an output is one
+    of the inputs or the ``mask`` (inpainting's --mask file or folder; even with ``force``), when two
+    inputs would write one output, or when a single output's suffix is not a format we write.
+    ``say``: log what is left out (the CLI's early check passes False, so it is said once)."""
     if not inp.exists():
         raise UsageError(f"input {inp} does not exist: give an image file or a folder of images")
     if inp.is_dir():
-        files = sorted(p for p in inp.rglob("*") if p.is_file() and is_image_name(p.name) and not p.name.startswith("."))
-        if not files:
-            raise UsageError(f"no images found in {inp}")
         if out.exists() and not out.is_dir():
             raise UsageError(f"output {out} is a file but the input {inp} is a folder: give an output folder")
-        pairs = [(p, out / p.relative_to(inp).with_suffix(".png")) for p in files]
+        pairs = _folder_pairs(inp, out, say=say)
     else:
+        _check_input_file(inp)
         if out.is_dir():
             raise UsageError(f"output {out} is a folder: give an output file name (e.g. {out / (inp.stem + '.png')})")
         check_output(out)
@@ -216,6 +275,8 @@ def plan_outputs(inp: Path, out: Path, *, force: bool) -> list[tuple[Path, Path]
         if o.exists() and o.resolve() == i.resolve():
             raise UsageError(f"output {o} is the input itself: the restored image would replace the original; "
                              "write it elsewhere")
+    if mask is not None and mask.exists():  # a missing mask is _mask_files' error
+        _check_not_mask(pairs, out, mask)
     if not force:
         for _, o in pairs:
             if o.exists():

@@ -34,10 +34,11 @@ _PARAM = {"sr": "scale", "denoise": "sigma", "inpaint": "mask"}
 
 
 def resolve_restorer(name: str, task: str, *, scale, sigma, device: str, tile: int | str, overlap: int | None, work_scale: float = 1.0,
-                     self_ensemble: bool = False, precision: str = "fp32"):
+                     self_ensemble: bool = False, precision: str = "fp32", compared_with: str | None = None):
     """A classical method name or a model folder -> a restorer for ``task``. ``work_scale``
     (inpainting models): the factor the image is shrunk by before the network runs;
-    ``self_ensemble`` (models): the mean over the 8 rotations / flips of the input (the 2 flips for a net trained with data.rotate=false)."""
+    ``self_ensemble`` (models): the mean over the 8 rotations / flips of the input (the 2 flips for a net trained with data.rotate=false).
+    ``compared_with``: ``name`` is --compare's, and this says where ``scale`` came from (for the error)."""
     from ganforge.apps.classical import CLASSICAL, make_classical
 
     from ganforge.apps.pretrained import resolve_model_path, shipped_names
@@ -62,6 +63,9 @@ def resolve_restorer(name: str, task: str, *, scale, sigma, device: str, tile: i
     if model_task != task:
         raise UsageError(f"model {name} is a {model_task} model; use `ganforge {model_task} eval`")
     if task == "sr" and scale is not None and getattr(restorer, "scale", scale) != scale:
+        if compared_with is not None:  # the user may never have typed --scale: name the two models
+            raise UsageError(f"--compare {name} is an x{restorer.scale} model but {compared_with} is x{scale}: both "
+                             f"must work at one scale; compare with an x{scale} model or a classical method")
         raise UsageError(f"model {name} upscales x{restorer.scale}, not x{scale}; drop --scale or use {restorer.scale}")
     return restorer
 
@@ -138,10 +142,13 @@ def _eval_command(task: str) -> click.Command:
 
         def build(name: str, value, main: bool = False):
             kw = {"scale": value if task == "sr" else None, "sigma": value if task == "denoise" else None}
+            # the scale --compare must match: --scale when given, else the evaluated model's own
+            against = None if main else (f"the evaluation (--scale {given})" if given is not None
+                                         else f"the evaluated {model_or_method}")
             # the work scale, the self-ensemble and the precision are MODEL_OR_METHOD's, never --compare's
             return resolve_restorer(name, task, **kw, device=device, tile=tile, overlap=overlap,
                                     work_scale=work_scale if main else 1.0, self_ensemble=self_ensemble and main,
-                                    precision=precision if main else "fp32")
+                                    precision=precision if main else "fp32", compared_with=against)
 
         # A classical method needs its parameter now; a model may bring its own (trained scale/sigma).
         restorer = build(model_or_method, _DEFAULTS[task] if given is None and _is_classical(model_or_method) else given, main=True)

@@ -105,8 +105,8 @@ class AutoOr(click.ParamType):
         self.name = {int: "INTEGER", float: "FLOAT"}[kind] + "|auto"
 
     def convert(self, value, param, ctx):
-        if value == "auto":
-            return value
+        if isinstance(value, str) and value.strip().lower() == "auto":  # the help shows AUTO: any case
+            return "auto"
         try:
             v = self.kind(value)
         except (TypeError, ValueError):
@@ -131,8 +131,8 @@ WORK_SCALE_OPTION = work_scale_option(1.0)
 
 TILE_OPTION = click.option(
     "--tile", type=AutoOr(int, lambda v: v >= 0, "an integer >= 0"), default="auto", show_default=True,
-    help="Models: run the network on tiles of this many input pixels, --overlap pixels of context each (0 = the whole "
-    "image at once; auto = tile only an image too large to run whole in a few GB: 2048/scale px tiles for SR, 1536 "
+    help="Models: run the network on tiles of this many input pixels, --overlap pixels of context each, at least "
+    "max(8, overlap / 4) (0 = the whole image at once; auto = tile only an image too large to run whole in a few GB: 2048/scale px tiles for SR, 1536 "
     "for denoising, 768 for inpainting).")
 
 
@@ -178,7 +178,8 @@ def make_apply_cmd(task: str) -> click.Command:
         sigma = extra.get("sigma")
         if sigma is not None and not 0 < sigma <= 255:
             raise UsageError(f"--sigma {sigma:g} must be in (0, 255]: the noise level on the 0..255 scale")
-        plan_outputs(input_path, output_path, force=force)  # refuse bad paths before loading the model
+        # refuse bad paths before loading the model (said once: apply_to_path logs what it leaves out)
+        plan_outputs(input_path, output_path, force=force, mask=extra.get("mask"), say=False)
         restorer = load_restorer(model, device=device, tile=tile, overlap=overlap,
                                  sigma=sigma, ema=not no_ema, work_scale=extra.get("work_scale", 1.0),
                                  self_ensemble=self_ensemble, precision=precision)
