@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from ganforge.config import apply_overrides
+from ganforge.config import apply_overrides, read_run_config
+from ganforge.errors import UsageError
 from ganforge.data import load_images
 from ganforge.presets import get_preset
 from ganforge.training import checkpoint as ckpt
@@ -318,3 +319,24 @@ def test_resume_without_a_checkpoint_never_replaces_a_finished_generator_or_drop
     assert (run / "model" / "generator.safetensors").read_bytes() == model and (run / "metrics.jsonl").read_text() == rows
     shutil.rmtree(run / "model")  # stopped before its first checkpoint: starting again is right
     assert train(tiny_cfg(30), resume=run, data=data) == run and (run / "model").is_dir()
+
+
+def test_a_relative_data_source_is_kept_absolute_so_other_folders_find_the_same_data(tmp_path, digits_npz, monkeypatch):
+    import shutil
+
+    from ganforge.metrics.run_defaults import run_eval_defaults
+
+    (tmp_path / "a").mkdir()
+    shutil.copy(digits_npz, tmp_path / "a" / "digits.npz")
+    monkeypatch.chdir(tmp_path / "a")
+    run = train(tiny_cfg(10, "digits.npz"), out=tmp_path / "run")
+    want = str((tmp_path / "a" / "digits.npz").resolve())
+    assert json.loads((run / "config.json").read_text())["run"]["data"]["source"] == want
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "b")  # a "digits.npz" here would be other images
+    np.savez(tmp_path / "b" / "digits.npz", images=np.zeros((40, 8, 8), np.uint8))
+    assert run_eval_defaults(run).ref.source == want
+    with pytest.raises(UsageError, match="trained on 1797 images but the dataset has 40"):  # b's file, named here
+        train(tiny_cfg(20, "digits.npz"), resume=run)
+    saved = apply_overrides(read_run_config(run / "config.json"), ["train.total_steps=20"])
+    assert train(saved, resume=run) == run  # resumed from b: the stored path, not b's file

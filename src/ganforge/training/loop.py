@@ -121,6 +121,20 @@ def check_same_images(state: dict, batcher: Batcher, source: str, trained_on: st
                 "Pillow decoding them; resuming anyway", source, batcher.num_images, which)
 
 
+def _absolute_paths(cfg: RunConfig) -> RunConfig:
+    """data.source and eval.ref as absolute paths when they are relative paths that exist: the run's
+    config.json is read later from other working directories (`ganforge eval RUN`, --resume), where
+    a relative "photos" would name another folder, or none."""
+    from ganforge.data import NAMED_SOURCES
+
+    def absolute(path: str) -> str:
+        p = Path(path).expanduser()
+        return str(p.resolve()) if path and path not in NAMED_SOURCES and not p.is_absolute() and p.exists() else path
+
+    return replace(cfg, data=replace(cfg.data, source=absolute(cfg.data.source)),
+                   eval=replace(cfg.eval, ref=absolute(cfg.eval.ref)))
+
+
 def _refuse_restart_over_work(run_dir: Path) -> None:
     """A resumed run without a checkpoint starts again from step 0, which is right for a run stopped
     before its first checkpoint, but would replace a finished generator (model/): refuse that.
@@ -164,6 +178,7 @@ def train(
         cfg = config_for_resume(run_dir, saved, cfg, RESUMABLE_KEYS)
     assert cfg is not None
     cfg = validate(cfg)  # every value is checked before any data is loaded or device touched
+    cfg = _absolute_paths(cfg)
     check_model_config(cfg.model)
     t, m = cfg.train, cfg.model
     device = resolve_device(t.device)
