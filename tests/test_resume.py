@@ -340,3 +340,14 @@ def test_a_relative_data_source_is_kept_absolute_so_other_folders_find_the_same_
         train(tiny_cfg(20, "digits.npz"), resume=run)
     saved = apply_overrides(read_run_config(run / "config.json"), ["train.total_steps=20"])
     assert train(saved, resume=run) == run  # resumed from b: the stored path, not b's file
+
+
+def test_a_missing_ema_file_is_refused_not_replaced_by_the_raw_weights(tmp_path):
+    from ganforge.training.checkpoint import load_generator
+
+    run = train(tiny_cfg(10), out=tmp_path / "run", data=load_images("digits", resolution=8, channels=1))
+    assert json.loads((run / "model" / "config.json").read_text())["has_ema"] is True
+    (run / "model" / "generator_ema.safetensors").unlink()
+    with pytest.raises(UsageError, match="generator_ema.safetensors is missing, though this generator was saved with EMA"):
+        load_generator(run)
+    load_generator(run, ema=False)  # the raw weights, asked for

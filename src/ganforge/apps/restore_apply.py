@@ -112,7 +112,7 @@ def export_restorer(path: str | Path, out: str | Path, *, dtype: str = "fp16", e
     source = ckpt.resolve_model_dir(resolve_model_path(path))  # a shipped model's name -> its folder
     weights = ckpt.weights_file(source, ema)
     info = {**meta, "exported_from": str(source.resolve()), "weights": "ema" if weights.name.startswith("generator_ema") else "raw",
-            "weights_dtype": dtype}
+            "weights_dtype": dtype, "has_ema": False}  # one weight set, whichever it was
     # Written into a hidden sibling, then renamed: a failure leaves no half-written OUT to block a retry.
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.export-{os.getpid()}"

@@ -78,9 +78,21 @@ def _state_bytes(module: torch.nn.Module) -> bytes:
 
 
 def weights_file(model_dir: Path, ema: bool) -> Path:
-    """The weights a model folder is loaded from: the EMA copy when asked for and present."""
+    """The weights a model folder is loaded from: the EMA copy when asked for and present. A folder
+    whose config.json says it was saved with EMA weights (``has_ema``, written since 2026-12-07) but
+    lacks the file is refused rather than silently served with the raw weights."""
     ema_file = model_dir / "generator_ema.safetensors"
+    if ema and not ema_file.is_file() and _saved_with_ema(model_dir):
+        raise UsageError(f"{ema_file} is missing, though this generator was saved with EMA weights: restore the "
+                         "file, or use the raw weights (--no-ema)")
     return ema_file if ema and ema_file.is_file() else model_dir / "generator.safetensors"
+
+
+def _saved_with_ema(model_dir: Path) -> bool:
+    try:
+        return json.loads((model_dir / "config.json").read_text()).get("has_ema") is True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def save_generator(model_dir: str | Path, model_cfg: ModelConfig, G: torch.nn.Module, G_ema=None, meta=None) -> Path:
@@ -89,7 +101,7 @@ def save_generator(model_dir: str | Path, model_cfg: ModelConfig, G: torch.nn.Mo
     atomic_write_bytes(model_dir / "generator.safetensors", _state_bytes(G))
     if G_ema is not None:
         atomic_write_bytes(model_dir / "generator_ema.safetensors", _state_bytes(G_ema))
-    cfg = {"ganforge_version": __version__, "model": dict(model_cfg.__dict__), **(meta or {})}
+    cfg = {"ganforge_version": __version__, "model": dict(model_cfg.__dict__), **(meta or {}), "has_ema": G_ema is not None}
     atomic_write_json(model_dir / "config.json", cfg)  # written last: its presence means the snapshot is whole
     return model_dir
 
