@@ -41,6 +41,13 @@ BAD = [
     ("train.ema_decay=1.0", "train.ema_decay=1.0 must be in [0, 1)"),
     ("model.pack=3", "train.batch_size=64 must be divisible by model.pack=3"),
     ("train.device=tpu", "train.device='tpu' is not allowed"),
+    ("train.seed=99999999999999999999999", "train.seed=99999999999999999999999 is out of range: use an integer from 0 to 9223372036854775807"),
+    ("train.seed=-1", "train.seed=-1 is out of range"),
+    ("eval.seed=9223372036854775808", "eval.seed=9223372036854775808 is out of range"),
+    ("model.z_dim=100000000", "model.z_dim=100000000 is too large: use at most 4096"),
+    ("model.g_width=100000", "model.g_width=100000 is too large: use at most 4096"),
+    ("model.d_width=4097", "model.d_width=4097 is too large: use at most 4096"),
+    ("model.mbstd_group=3", "model.mbstd_group=3 does not divide the 64 samples D sees per forward (train.batch_size=64)"),
 ]
 
 
@@ -82,3 +89,43 @@ def test_lr_schedules(schedule, step, expected):
 def test_lr_decay_start():
     assert lr_factor("linear", 40, 100, decay_start_step=50) == 1.0
     assert lr_factor("linear", 75, 100, decay_start_step=50) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("sets,ok", [
+    (["model.mbstd_group=3", "train.batch_size=8"], False),  # the QA case: 8 % 3
+    (["model.mbstd_group=4", "train.batch_size=8"], True),
+    (["model.mbstd_group=16", "train.batch_size=8"], True),  # the layer takes min(group, batch): the whole batch
+    (["model.mbstd_group=4", "model.pack=2", "train.batch_size=12"], False),  # D sees 12 / 2 = 6 packed samples
+    (["model.mbstd_group=3", "model.pack=2", "train.batch_size=12"], True),
+])
+def test_mbstd_group_must_divide_the_batch_d_sees(sets, ok):
+    """Checked against nn.MinibatchStdDev itself: the config is accepted exactly when D's forward works."""
+    import torch
+
+    from ganforge.nn import MinibatchStdDev
+
+    cfg = RunConfig()
+    try:
+        cfg = apply_overrides(cfg, sets)
+        accepted = True
+    except UsageError as exc:
+        accepted = False
+        assert "model.mbstd_group=" in str(exc) and "train.batch_size=" in str(exc) and "\n" not in str(exc)
+    assert accepted is ok
+    group = int(sets[0].split("=")[1])
+    pack = int(next((s.split("=")[1] for s in sets if s.startswith("model.pack")), 1))
+    batch = int(sets[-1].split("=")[1])
+    runs = True
+    try:
+        MinibatchStdDev(group)(torch.zeros(batch // pack, 4))
+    except ValueError:
+        runs = False
+    assert runs is ok
+
+
+def test_mbstd_group_under_several_processes():
+    from ganforge.config import check_mbstd_group
+
+    check_mbstd_group(4, 16, world_size=2)  # 8 per process
+    with pytest.raises(UsageError, match=r"the 4 samples D sees per forward \(train.batch_size=16 / 2 processes / model.pack=2\)"):
+        check_mbstd_group(3, 16, world_size=2, pack=2)

@@ -39,6 +39,13 @@ EVAL_METRICS = ("fid", "kid", "is", "pr", "dc", "classes")
 BAD_IMAGE_POLICIES = ("error", "skip")
 NONFINITE_POLICIES = ("abort", "skip", "rollback")
 ARCHS = ("mlp", "keras-dcgan", "dcgan", "resnet")
+# Seeds go to torch.Generator.manual_seed, which takes at most 64 bits; 2**63 - 1 leaves room for the
+# offsets the loop adds (fixed noise: seed + 12345) and keeps the value a signed 64-bit integer.
+MAX_SEED = 2**63 - 1
+# Generous caps, far above every preset (z 128, width 256): a width a digit too long otherwise ends as
+# "can't allocate memory" deep in the model build. Conv nets multiply the width by up to 8 per layer.
+MAX_Z_DIM = 4096
+MAX_WIDTH = 4096
 
 
 @dataclass(frozen=True)
@@ -317,6 +324,36 @@ def _positive(key: str, value: float, *, zero_ok: bool = False) -> None:
         raise UsageError(f"{key}={value} must be {'>= 0' if zero_ok else '> 0'}")
 
 
+def _at_most(key: str, value: int, cap: int) -> None:
+    if value > cap:
+        raise UsageError(f"{key}={value} is too large: use at most {cap}")
+
+
+def check_seed(key: str, seed: int) -> None:
+    """A seed must fit the 64-bit seed of torch's generators (see MAX_SEED)."""
+    if not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"{key}={seed} is out of range: use an integer from 0 to {MAX_SEED} (2**63 - 1)")
+
+
+def check_mbstd_group(group: int, batch_size: int, world_size: int = 1, pack: int = 1) -> None:
+    """The minibatch-stddev layer (nn.MinibatchStdDev) splits each D forward's batch into groups of
+    min(group, batch): that batch is one process's share of train.batch_size, packed m images to one
+    (PacGAN), and the group must divide it. Checked here so a bad pair fails before a run folder exists."""
+    if group <= 0 or batch_size % world_size or (batch_size // world_size) % pack:
+        return  # off, or a bad split that check_batch_split reports
+    seen = batch_size // world_size // pack
+    if group < seen and seen % group:
+        divisors = [str(k) for k in range(1, seen + 1) if seen % k == 0]
+        shown = ", ".join(divisors if len(divisors) <= 8 else [*divisors[:7], "..."])
+        split = f" / {world_size} processes" if world_size > 1 else ""
+        packed = f" / model.pack={pack}" if pack > 1 else ""
+        raise UsageError(
+            f"model.mbstd_group={group} does not divide the {seen} samples D sees per forward "
+            f"(train.batch_size={batch_size}{split}{packed}): use a divisor of {seen} ({shown}), "
+            f"a group >= {seen} (the whole batch), or 0 (off)"
+        )
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Check every value that can be checked without data or devices. Returns cfg unchanged."""
     d, m, lo, o, t, c, p = cfg.data, cfg.model, cfg.loss, cfg.optim, cfg.train, cfg.checkpoint, cfg.perf
@@ -330,6 +367,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise UsageError(f"model.channels={m.channels} is not allowed: use 1 (grayscale) or 3 (RGB)")
     for key in ("resolution", "z_dim", "g_width", "d_width", "pack"):
         _positive(f"model.{key}", getattr(m, key))
+    _at_most("model.z_dim", m.z_dim, MAX_Z_DIM)
+    _at_most("model.g_width", m.g_width, MAX_WIDTH)
+    _at_most("model.d_width", m.d_width, MAX_WIDTH)
     for key in ("num_classes", "attention_res", "mbstd_group"):
         _positive(f"model.{key}", getattr(m, key), zero_ok=True)
     if not 0.0 <= m.d_dropout < 1.0:
@@ -373,6 +413,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _positive("train.batch_size", t.batch_size)
     _positive("train.n_critic", t.n_critic)
     _choice("train.update", t.update, UPDATES)
+    check_seed("train.seed", t.seed)
     if t.update == "simultaneous" and t.n_critic != 1:
         raise UsageError(f"train.n_critic={t.n_critic} needs train.update=alternating (simultaneous updates take one D step)")
     _choice("train.device", t.device, DEVICES)
@@ -389,6 +430,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice("train.on_nonfinite", t.on_nonfinite, NONFINITE_POLICIES)
     _positive("train.max_rollbacks", t.max_rollbacks, zero_ok=True)
     check_world_size(t.batch_size, t.world_size, m.pack)
+    check_mbstd_group(m.mbstd_group, t.batch_size, t.world_size, m.pack)
     _positive("checkpoint.every_steps", c.every_steps, zero_ok=True)
     _positive("checkpoint.keep_last", c.keep_last)
     _choice("perf.precision", p.precision, PRECISIONS)
@@ -406,6 +448,7 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 def _validate_eval(e: EvalConfig, *, conditional: bool) -> None:
     _positive("eval.every", e.every, zero_ok=True)
+    check_seed("eval.seed", e.seed)
     names = [x.strip() for x in e.metrics.split(",") if x.strip()]
     if not names:
         raise UsageError(f"eval.metrics={e.metrics!r} names no metric: use a comma list of {', '.join(EVAL_METRICS)}")

@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganforge.config import MAX_SEED
+from ganforge.data.decode import is_image_name
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write, image_grid, save_png
+from ganforge.metrics.imagesets import MAX_IMAGES
 
 
 def truncated_noise(n: int, z_dim: int, psi: float | None, gen: torch.Generator) -> torch.Tensor:
@@ -33,6 +36,25 @@ def check_truncation(psi: float | None) -> None:
                          "0.5 to 1 is usual), or leave it out for plain N(0, 1) noise")
 
 
+def check_count(n: int) -> None:
+    """Refuse an image count generate() could not hold (or would take hours to fill) before any work."""
+    if not 1 <= n <= MAX_IMAGES:
+        raise UsageError(f"--n {n}: the number of images must be between 1 and {MAX_IMAGES:,}")
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"--seed {seed} is out of range: use an integer from 0 to {MAX_SEED} (2**63 - 1)")
+
+
+def sample_labels(n: int, num_classes: int, class_index: int | None = None) -> torch.Tensor | None:
+    """The labels (n,) generate() asks for: ``class_index`` throughout, or classes cycling 0..K-1;
+    None for an unconditional generator (num_classes 0)."""
+    if not num_classes:
+        return None
+    return torch.full((n,), class_index) if class_index is not None else torch.arange(n) % num_classes
+
+
 @torch.no_grad()
 def generate(
     G: torch.nn.Module, n: int, *, seed: int = 0, class_index: int | None = None, batch_size: int = 256, device=None,
@@ -43,8 +65,8 @@ def generate(
     Noise comes from a CPU generator seeded with ``seed`` so the same call gives the same images
     on any device; ``truncation`` redraws noise entries beyond it (``truncated_noise``).
     Unconditional: labels None. Conditional: ``class_index`` or classes cycling 0..K-1."""
-    if n <= 0:
-        raise UsageError(f"--n {n}: the number of images must be > 0")
+    check_count(n)
+    check_seed(seed)
     check_truncation(truncation)
     k = getattr(G, "num_classes", 0)
     if class_index is not None:
@@ -55,9 +77,7 @@ def generate(
     device = device or next(G.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     z = truncated_noise(n, G.z_dim, truncation, gen)  # (n, z_dim)
-    labels = None
-    if k:
-        labels = torch.full((n,), class_index) if class_index is not None else torch.arange(n) % k
+    labels = sample_labels(n, k, class_index)
     out = []
     for i in range(0, n, batch_size):
         y = labels[i : i + batch_size].to(device) if labels is not None else None
@@ -67,14 +87,48 @@ def generate(
     return images, (labels.numpy() if labels is not None else None)
 
 
+def folder_names(labels: np.ndarray | torch.Tensor | None, n: int, class_dirs: list[str] | None = None) -> list[str]:
+    """The files a folder --out gets, relative to it: ``{i}_class{k}.png`` (``{i}.png`` without labels),
+    or with ``class_dirs`` (one folder name per class) ``{class_dirs[k]}/{i}.png``."""
+    width = len(str(n - 1))
+    if class_dirs is not None and labels is not None:
+        return [f"{class_dirs[int(labels[i])]}/{i:0{width}d}.png" for i in range(n)]
+    return [f"{i:0{width}d}" + (f"_class{int(labels[i])}" if labels is not None else "") + ".png" for i in range(n)]
+
+
+def check_out(out: str | Path, *, overwrite: bool = False, names: list[str] | None = None) -> Path:
+    """Refuse an --out that save_samples must not write, before any image is generated. ``names``: for
+    a folder --out, the files this call writes there (``folder_names``). --overwrite replaces those, but
+    a folder still holding other images would end as a mix of two sample sets, so that is refused too
+    (nothing of the user's is deleted: they choose an empty or new folder)."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".npz", ".png", ""):
+        raise UsageError(f"--out {out}: use a .npz file, a .png grid, or a folder name without a suffix")
+    if suffix and out.is_dir():
+        raise UsageError(f"--out {out} is a folder: give a new {suffix} file name")
+    if not suffix and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file: a folder --out takes a new or empty folder")
+    if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
+        raise UsageError(f"--out {out} already exists: choose another path or pass --overwrite")
+    if not suffix and out.is_dir() and names is not None:
+        planned = {out / name for name in names}
+        stale = sorted(p for p in out.rglob("*") if p.is_file() and is_image_name(p.name) and p not in planned)
+        if stale:
+            raise UsageError(f"--out {out} holds {len(stale)} image file(s) this call would not replace (e.g. "
+                             f"{stale[0]}): --overwrite rewrites only its own {len(names)}, which would leave a mixed "
+                             "set; give an empty or new folder")
+    return out
+
+
 def save_samples(images: np.ndarray, labels: np.ndarray | None, out: str | Path, *, overwrite: bool = False,
                  class_dirs: list[str] | None = None) -> Path:
     """``out`` ending in .npz: uint8 NHWC ``images`` (+ ``labels``); .png: one grid; else a folder of PNGs,
     named ``{i}_class{k}.png``, or with ``class_dirs`` (one folder name per class) ``{class_dirs[k]}/{i}.png``:
-    the class-folder layout that ``--data`` (and torchvision's ImageFolder) read as labels."""
-    out = Path(out)
-    if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
-        raise UsageError(f"--out {out} already exists: choose another path or pass --overwrite")
+    the class-folder layout that ``--data`` (and torchvision's ImageFolder) read as labels. ``check_out``
+    decides what may be replaced."""
+    names = folder_names(labels, len(images), class_dirs)
+    out = check_out(out, overwrite=overwrite, names=names)
     suffix = out.suffix.lower()
     if suffix == ".npz":
         arrays = {"images": images} if labels is None else {"images": images, "labels": labels.astype(np.int64)}
@@ -85,18 +139,9 @@ def save_samples(images: np.ndarray, labels: np.ndarray | None, out: str | Path,
         if labels is not None and len(set(labels.tolist())) > 1:
             nrow = int(labels.max()) + 1
         save_png(image_grid(x, nrow=nrow), out)
-    elif suffix == "":
-        out.mkdir(parents=True, exist_ok=True)
-        width = len(str(len(images) - 1))
-        by_class = class_dirs is not None and labels is not None
-        for name in class_dirs if by_class else []:
-            (out / name).mkdir(exist_ok=True)
-        for i, img in enumerate(images):
-            if by_class:
-                save_png(img, out / class_dirs[int(labels[i])] / f"{i:0{width}d}.png")
-                continue
-            tag = f"_class{int(labels[i])}" if labels is not None else ""
-            save_png(img, out / f"{i:0{width}d}{tag}.png")
     else:
-        raise UsageError(f"--out {out}: use a .npz file, a .png grid, or a folder name without a suffix")
+        out.mkdir(parents=True, exist_ok=True)
+        for name, img in zip(names, images):
+            (out / name).parent.mkdir(exist_ok=True)
+            save_png(img, out / name)
     return out

@@ -25,6 +25,15 @@ def _setup(preset_name: str, batch: int, device: str):
     return cfg, dev, torch
 
 
+def _check_overrides(cfg, overrides: list[str]) -> None:
+    """The --set values and the size of the nets they give, checked before any net is built
+    (a width a digit too long would otherwise end as "can't allocate memory")."""
+    from ganforge.cli.train import check_model_size
+    from ganforge.config import apply_overrides
+
+    check_model_size(apply_overrides(cfg, overrides).model)
+
+
 def _echo(result: dict, as_json: bool, lines: list[str]) -> None:
     click.echo(json.dumps(result, indent=2) if as_json else "\n".join(lines))
 
@@ -57,6 +66,7 @@ def bench_train_cmd(preset_name, batch, steps, repeats, warmup, device, override
     cfg, dev, torch = _setup(preset_name, batch, device)
     if warmup < 0:
         raise UsageError(f"--warmup {warmup} must be >= 0")
+    _check_overrides(cfg, [f"train.batch_size={batch}", *overrides])  # the order bench_train applies them in
     r = bench_train(cfg, batch=batch, device=dev, steps=steps, repeats=repeats, warmup=warmup, overrides=tuple(overrides))
     ref, fast = r["reference"], r["fast"]
     counted = r["flops_per_iter"] is not None  # None with a gradient penalty (bench.measure.count_flops)
@@ -95,6 +105,7 @@ def bench_sample_cmd(preset_name, batch, steps, repeats, device, overrides, as_j
     from ganforge.bench import bench_sample
 
     cfg, dev, _ = _setup(preset_name, batch, device)
+    _check_overrides(cfg, list(overrides))
     r = bench_sample(cfg, batch=batch, device=dev, steps=steps, repeats=repeats, overrides=tuple(overrides))
     _echo(r, as_json, [
         f"{r['preset']} G inference, batch {batch} on {r['device']}: first batch after {r['time_to_first_batch_s']:.3f} s",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ganforge.config import MAX_SEED
 from ganforge.errors import UsageError
 
 log = logging.getLogger("ganforge.eval")
@@ -45,7 +46,7 @@ def _device(device: str) -> str:
               "eval.ref or its training data; otherwise the evaluator's own set (mnist5k for mnist-clf).")
 @click.option("--n", "n", type=click.IntRange(min=1), default=None, help="Images: drawn from a generator (default 10000), or a random subset of a file TARGET (default: all).")
 @click.option("--n-ref", type=click.IntRange(min=1), default=None, help="Random subset of the reference (default: all of it).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Generator noise, subset draws and KID subsets.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Generator noise, subset draws and KID subsets.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=256, show_default=True, help="Images per forward pass (does not change the values).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True, help="Extractor arithmetic.")
@@ -239,16 +240,35 @@ def list_cmd() -> None:
         click.echo(f"{name:<{width}}  {spec.description}\n{'':<{width}}  weights: {spec.weights_hint}")
 
 
+def _check_fit_out(out: Path, overwrite: bool) -> None:
+    """The weights file and its sidecar are the user's work (fitted weights, possibly an hour's): replace
+    them only with --overwrite. The default cache path too: a second fit there would replace the first."""
+    if out.suffix != ".safetensors":
+        raise UsageError(f"--out {out} must end in .safetensors (its sidecar is the same name with .json)")
+    sidecar = out.with_suffix(".json")
+    for path in (out, sidecar):
+        if path.is_dir():
+            raise UsageError(f"--out {out}: {path} is a folder; give a new .safetensors file name")
+    taken = [str(p) for p in (out, sidecar) if p.exists()]
+    if taken and not overwrite:
+        raise UsageError(f"{' and '.join(taken)} already exist{'s' if len(taken) == 1 else ''}: give another --out, "
+                         "or pass --overwrite to replace the weights and their sidecar")
+    parent = next((p for p in out.parents if p.exists()), Path.cwd())
+    if not parent.is_dir():
+        raise UsageError(f"--out {out}: cannot create it, {parent} is a file")
+
+
 @evaluator_cmd.command("fit")
 @click.argument("name")
 @click.option("--data", default=None, help="Training images (cifar10-clf: folder/.zip with 10 class sub-folders). mnist-clf trains on mnist5k.")
 @click.option("--test-data", default=None, help="Held-out images for the accuracy recorded in the sidecar.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the data (default: 40).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--max-images", type=click.IntRange(min=10), default=None, help="Train on a class-balanced subset (quick checks).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Weights file (.safetensors). Default: <cache>/weights/NAME.safetensors.")
-def fit_cmd(name, data, test_data, epochs, seed, max_images, device, out) -> None:
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Weights file (.safetensors; its sidecar .json goes next to it). Default: <cache>/weights/NAME.safetensors.")
+@click.option("--overwrite", is_flag=True, help="Allow replacing an existing weights file and its .json sidecar.")
+def fit_cmd(name, data, test_data, epochs, seed, max_images, device, out, overwrite) -> None:
     """Fit a classifier evaluator and write its weights + JSON sidecar (sha256, accuracy, command).
 
     \b
@@ -261,6 +281,7 @@ def fit_cmd(name, data, test_data, epochs, seed, max_images, device, out) -> Non
     if name not in EVALUATORS:
         raise UsageError(f"cannot fit {name!r}; fittable evaluators: {', '.join(EVALUATORS)}")
     out = out or user_weights_dir() / EVALUATORS[name].weights_file
+    _check_fit_out(out, overwrite)  # before the fit: minutes on the CPU (cifar10-clf: over an hour)
     command = shlex.join(["ganforge", "evaluator", "fit", *sys.argv[sys.argv.index("fit") + 1:]]) if "fit" in sys.argv else None
     opts = {"seed": seed, "command": command, "log": lambda msg: click.echo(msg, err=True)}
     if epochs is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ganforge.config import MAX_SEED
 from ganforge.errors import UsageError
 
 BENCHMARK_NAMES = ("ring8", "grid25", "stacked-mnist")
@@ -20,11 +21,13 @@ BENCHMARK_NAMES = ("ring8", "grid25", "stacked-mnist")
                    "stacked-mnist: vanilla | pacgan | mbstd | ttur | r1 | msgan | unrolled | wide | msgan-wide | msgan-r1 | best.")
 @click.option("--trials", type=int, default=10, show_default=True, help="Independent seeded trials (mean ± s.e.).")
 @click.option("--steps", type=int, default=None, help="G updates per trial. [default: 2D best 20000, other 2D methods 2000; stacked-mnist best 64000, its other methods 8000]")
-@click.option("--seed", type=int, default=0, show_default=True, help="Trial t uses seed + t.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Trial t uses seed + t.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="2D: a ToyConfig field (e.g. lr_decay_frac=0.3); stacked-mnist: a run-config key (e.g. train.batch_size=128). Repeatable.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("modes-out"), show_default=True,
               help="Folder for scatter plots / sample grids (and Stacked MNIST run folders, which must be new).")
+@click.option("--overwrite", is_flag=True, help="Replace the 2D scatter plots already in --out (Stacked MNIST trial "
+              "folders are never replaced: give a new --out).")
 @click.option("--save", type=click.Path(path_type=Path), default=None,
               help="2D: keep the trained trials (and DRS's calibrated D) in this new or empty folder, for --rescore.")
 @click.option("--rescore", type=click.Path(path_type=Path), default=None,
@@ -36,7 +39,8 @@ BENCHMARK_NAMES = ("ring8", "grid25", "stacked-mnist")
 @click.option("--device", default="auto", show_default=True, help="Stacked MNIST training device: auto | cpu | cuda (2D runs on CPU).")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, run_all, with_stacked, device, threads, as_json) -> None:
+def modes_cmd(benchmark, method, trials, steps, seed, sets, out, overwrite, save, rescore, run_all, with_stacked, device, threads,
+              as_json) -> None:
     """Measure mode collapse on VEEGAN/PacGAN's 2D ring (8 modes), grid (25 modes) or Stacked MNIST (1000 modes).
 
     Prints modes captured, high-quality fraction (2D) and reverse KL, mean ± standard error
@@ -87,7 +91,7 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, 
 
         # the kept run fixes these; silently ignoring one the user typed would mislabel the result
         ctx = click.get_current_context()
-        given = [f"--{n}" for n in ("benchmark", "method", "trials", "steps", "seed", "out", "device")
+        given = [f"--{n}" for n in ("benchmark", "method", "trials", "steps", "seed", "out", "overwrite", "device")
                  if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE]
         if given:
             raise UsageError(f"--rescore takes its benchmark, method, seeds and steps from the kept run: drop {', '.join(given)}")
@@ -114,6 +118,7 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, 
             get_benchmark(benchmark), get_method(method)
         pairs = [(benchmark, method)]
     toy_sets = parse_sets(sets) if sets and benchmark != "stacked-mnist" else {}
+    check_out(out, pairs, trials, seed, overwrite)  # before any trial trains
 
     results = []
     for b, m in pairs:
@@ -123,6 +128,31 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, save, rescore, 
         else:
             results.append(run_benchmark(b, m, trials=trials, steps=steps, seed=seed, out=out, overrides=toy_sets, save=save))
     _echo(results, as_json)
+
+
+def check_out(out: Path, pairs: list[tuple[str, str]], trials: int, seed: int, overwrite: bool) -> None:
+    """--out must be a folder (new or existing) and must not hold what this call writes: a 2D plot is
+    replaced only with --overwrite; a Stacked MNIST trial's run folder (hours of training) never is."""
+    from ganforge.modes.bench import plot_path
+    from ganforge.modes.stacked import trial_dir
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file: modes writes its plots (and Stacked MNIST run folders) into a folder; "
+                         "give a new or existing folder")
+    blocker = next((p for p in out.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UsageError(f"--out {out} cannot be created: {blocker} is a file")
+    for b, m in pairs:
+        if b == "stacked-mnist":
+            for t in range(trials):
+                run = trial_dir(out, m, seed + t)
+                if run.exists() and (not run.is_dir() or any(run.iterdir())):
+                    raise UsageError(
+                        f"--out {out} already holds the Stacked MNIST trial {run}: give a new --out or other --seed; "
+                        f"score the kept trials with `ganforge modes --rescore {out}`, or finish a stopped one with "
+                        f"`ganforge train --resume {run}`")
+        elif (plot := plot_path(out, b, m)).exists() and not overwrite:
+            raise UsageError(f"--out {out} already holds {plot.name}: give another --out, or pass --overwrite to replace it")
 
 
 def _echo(results, as_json: bool) -> None:

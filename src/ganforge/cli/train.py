@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ganforge.config import RESUMABLE_KEYS, apply_overrides, dumps
+from ganforge.config import MAX_SEED, RESUMABLE_KEYS, apply_overrides, dumps
 from ganforge.errors import UsageError
 
 log = logging.getLogger("ganforge.train")
@@ -37,6 +37,77 @@ def _check_source_exists(source: str, resumed: Path | None = None) -> None:
     )
 
 
+def check_data_option(data_source: str | None, overrides) -> None:
+    """--data must name something, and a --set data.source= beside it must agree: which of two
+    different datasets wins would otherwise be an accident of the order they are applied in."""
+    if data_source is None:
+        return
+    if not data_source.strip():
+        raise UsageError("--data '' is empty: give a dataset name (mnist5k, digits, lfw-faces) or an image "
+                         "folder / .zip / .npz path, or leave --data out for the preset's own dataset")
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.strip() == "data.source" and value.strip() != data_source:
+            raise UsageError(f"--data {data_source!r} and --set data.source={value.strip()!r} name different "
+                             "datasets: give only one of them")
+
+
+def check_new_run_dir(out: Path | None, runs_root: Path) -> None:
+    """What training.rundir.create_run_dir refuses, checked without creating anything (same messages):
+    so --dry-run passes only what the real run accepts, and a real run fails before its data loads."""
+    if out is not None:
+        if out.is_file():
+            raise UsageError(f"--out {out} is a file: give a new (or empty) folder for the run")
+        if out.exists() and any(out.iterdir()):
+            raise UsageError(f"--out {out} already exists and is not empty: choose a new folder, or continue it with --resume {out}")
+        _check_creatable(out, f"cannot create --out {out}")
+    else:
+        _check_creatable(runs_root, f"cannot create run folder root {runs_root}")
+
+
+def _check_creatable(path: Path, what: str) -> None:
+    """mkdir(parents=True, exist_ok=True) of ``path`` would succeed: its nearest existing ancestor (or
+    itself) is a folder this process may write into."""
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path.cwd())
+    if not existing.is_dir():
+        raise UsageError(f"{what}: {'File exists' if existing == path else 'Not a directory'} ({existing} is a file)")
+    if existing != path and not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{what}: Permission denied ({existing} is not writable)")
+
+
+# G + D parameters a run may have: 2**30 is 4 GiB of fp32 weights (about 16 GiB with gradients and Adam's
+# two moments), hundreds of times the presets' nets. Widths under config.MAX_WIDTH can still exceed it
+# (a conv G multiplies its width by 8), and past it the build ends as "can't allocate memory".
+MAX_PARAMETERS = 2**30
+
+
+def check_model_size(model_cfg) -> None:
+    """Count G's and D's parameters on the meta device (shapes only, no memory) and refuse a model
+    past MAX_PARAMETERS, naming the settings that size it."""
+    import torch
+
+    from ganforge.models import build_discriminator, build_generator
+
+    with torch.device("meta"):
+        count = sum(p.numel() for net in (build_generator(model_cfg), build_discriminator(model_cfg)) for p in net.parameters())
+    if count > MAX_PARAMETERS:
+        m = model_cfg
+        raise UsageError(f"model.z_dim={m.z_dim}, model.g_width={m.g_width}, model.d_width={m.d_width} at "
+                         f"model.resolution={m.resolution} give G and D {count:,} parameters: at most "
+                         f"{MAX_PARAMETERS:,} (2**30) are allowed; use smaller widths")
+
+
+def _check_world_split(cfg) -> None:
+    """Under torchrun each process's D sees batch_size / WORLD_SIZE images: check that split's
+    minibatch-stddev groups now (config.validate can only check one process)."""
+    from ganforge.config import check_batch_split, check_mbstd_group
+
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1:
+        check_batch_split(cfg.train.batch_size, world, cfg.model.pack)
+        check_mbstd_group(cfg.model.mbstd_group, cfg.train.batch_size, world, cfg.model.pack)
+
+
 @click.command("train")
 @click.option("--preset", "preset_name", default=None, help="Starting configuration (see `ganforge presets`).")
 @click.option("--data", "data_source", default=None, help="Dataset name (mnist5k, digits, lfw-faces) or image folder / .zip / .npz path.")
@@ -62,8 +133,9 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
     from ganforge.models import check_model_config
     from ganforge.presets import get_preset
 
+    check_data_option(data_source, overrides)
     if resume_dir is not None:
-        if preset_name or out:
+        if preset_name is not None or out is not None:
             raise UsageError("--resume continues a run with its own config: do not combine it with --preset or --out")
         from ganforge.training.checkpoint import find_run
 
@@ -74,17 +146,22 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
         if data_source:  # the run's dataset, moved: the loop checks it holds the same images
             cfg = replace(cfg, data=replace(cfg.data, source=data_source))
     else:
-        cfg = get_preset(preset_name or "dcgan-mnist")
-        if data_source and preset_name is None:
+        cfg = get_preset("dcgan-mnist" if preset_name is None else preset_name)
+        if data_source is not None and preset_name is None:
             log.info("no --preset: training dcgan-mnist (28 x 28 grey, sized for digits) on %s; `ganforge presets` "
                      "lists the others (dcgan-cifar10 and sngan-cifar10: 32 px colour)", data_source)
-        if data_source:
+        if data_source is not None:
             cfg = replace(cfg, data=replace(cfg.data, source=data_source))
     cfg = apply_overrides(cfg, list(overrides))
     if not cfg.data.source:
         raise UsageError(f"preset {cfg.preset!r} has no embedded dataset: give one with --data PATH (an image folder, .zip or .npz)")
     check_model_config(cfg.model)
+    check_model_size(cfg.model)
     _check_source_exists(cfg.data.source, None if data_source else resume_dir)
+    _check_world_split(cfg)
+    # under torchrun only rank 0 creates the folder: another rank checking later could find it made
+    if resume_dir is None and (dry_run or os.environ.get("RANK", "0") == "0"):
+        check_new_run_dir(out, runs_root)
     if dry_run:
         click.echo(dumps(cfg))
         where = resume_dir or out or f"{runs_root}/<next number>-{cfg.preset}"
@@ -104,12 +181,12 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
 
 @click.command("sample")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--n", "n", type=int, default=64, show_default=True, help="Number of images.")
+@click.option("--n", "n", type=int, default=64, show_default=True, help="Number of images (at most 1,000,000).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="FILE.npz (uint8 NHWC), FILE.png (grid) or a folder of PNGs.")
 @click.option("--class", "class_index", type=int, default=None, help="Class to draw (conditional models).")
 @click.option("--per-class", type=int, default=None, help="Conditional models: this many images of every class, "
               "labelled and interleaved 0, 1, ..., K-1, 0, ... (a balanced synthetic training set; replaces --n).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Noise seed (same seed, same images).")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Noise seed (same seed, same images).")
 @click.option("--truncation", type=float, default=None, help="Truncation trick: redraw noise entries with |z| above "
               "this (e.g. 1.0): more typical images, less variety. Measure before use: on cgan-mnist it lowered the "
               "share of digits of the asked class (docs/AUGMENTATION.md). Default: plain N(0, 1) noise.")
@@ -127,7 +204,7 @@ def sample_cmd(source, n, out, class_index, per_class, seed, truncation, no_ema,
       ganforge sample runs/00002-cgan-mnist --per-class 500 --out synthetic.npz   # 5000 labelled digits
       ganforge sample runs/00002-cgan-mnist --per-class 500 --truncation 1.0 --out synthetic.npz
     """
-    from ganforge.sampling import check_truncation, generate, save_samples
+    from ganforge.sampling import check_count, check_out, check_truncation, folder_names, generate, sample_labels, save_samples
     from ganforge.training.checkpoint import load_generator
     from ganforge.training.loop import resolve_device
 
@@ -140,14 +217,20 @@ def sample_cmd(source, n, out, class_index, per_class, seed, truncation, no_ema,
             raise UsageError("--per-class sets the number of images of every class: drop --n and --class")
         if per_class < 1:
             raise UsageError(f"--per-class {per_class} must be >= 1")
+    else:
+        check_count(n)
+    check_out(out, overwrite=overwrite)  # the path alone; the files it would replace once n and the classes are known
     G = load_generator(source, ema=not no_ema, device=resolve_device(device, "--device"))
     if per_class is not None:
         if not getattr(G, "num_classes", 0):
             raise UsageError(f"--per-class needs a conditional generator; {source} is unconditional: use --n")
         n = per_class * G.num_classes  # generate() cycles the classes 0..K-1, so every class gets per_class
-    images, labels = generate(G, n, seed=seed, class_index=class_index, batch_size=batch_size, truncation=truncation)
+        check_count(n)
     # --per-class into a folder: one sub-folder per class, named as the run's class folders were
     class_dirs = _class_dirs(source, G.num_classes) if per_class is not None else None
+    labels = sample_labels(n, getattr(G, "num_classes", 0), class_index)
+    check_out(out, overwrite=overwrite, names=folder_names(labels, n, class_dirs))  # before generating
+    images, labels = generate(G, n, seed=seed, class_index=class_index, batch_size=batch_size, truncation=truncation)
     path = save_samples(images, labels, out, overwrite=overwrite, class_dirs=class_dirs)
     click.echo(f"wrote {len(images)} images to {path}")
 
@@ -173,7 +256,7 @@ def presets_cmd(show) -> None:
     """List the named starting configurations."""
     from ganforge.presets import PRESETS, get_preset
 
-    if show:
+    if show is not None:  # --show "" is a mistake, not a request for the list
         click.echo(dumps(get_preset(show)))
         return
     width = max(map(len, PRESETS))

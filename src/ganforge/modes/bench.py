@@ -128,8 +128,13 @@ def run_benchmark(
     result = BenchResult(benchmark, method, steps, stats, wall / trials, overrides or None, cpu, before, acceptance,
                          meth.recipe(benchmark))
     if out is not None:
-        plot_samples(bench, samples, stats, Path(out) / f"{benchmark}-{method}.png", title=f"{benchmark} · {method}" + (" + DRS" if before is not None else ""))
+        plot_samples(bench, samples, stats, plot_path(out, benchmark, method), title=f"{benchmark} · {method}" + (" + DRS" if before is not None else ""))
     return result
+
+
+def plot_path(out: Path, benchmark: str, method: str) -> Path:
+    """Where run_benchmark puts a result's scatter plot inside --out (what `modes` checks before training)."""
+    return Path(out) / f"{benchmark}-{method}.png"
 
 
 def score_trials(ens, bench: Benchmark, cfg, seeds: list[int], d_params=None):
