@@ -61,7 +61,7 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, overwrite, save
     """
     import torch
 
-    from ganforge.modes.bench import get_benchmark, run_benchmark
+    from ganforge.modes.bench import DEFAULT_STEPS, get_benchmark, run_benchmark
     from ganforge.modes.methods import METHODS, get_method, parse_sets
     from ganforge.modes.stacked import STACKED_METHODS, get_stacked_method, run_stacked, stacked_config
 
@@ -118,6 +118,12 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, overwrite, save
             get_benchmark(benchmark), get_method(method)
         pairs = [(benchmark, method)]
     toy_sets = parse_sets(sets) if sets and benchmark != "stacked-mnist" else {}
+    if toy_sets and not run_all:  # a bad value is named before --out is judged (a second try keeps its error)
+        from ganforge.modes.drs import check_drs
+        from ganforge.modes.methods import toy_overrides
+
+        meth = get_method(method)
+        check_drs(toy_overrides(meth.config(steps if steps is not None else meth.steps or DEFAULT_STEPS, benchmark), toy_sets))
     check_out(out, pairs, trials, seed, overwrite)  # before any trial trains
 
     results = []

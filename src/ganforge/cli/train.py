@@ -159,8 +159,9 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
     check_model_size(cfg.model)
     _check_source_exists(cfg.data.source, None if data_source else resume_dir)
     _check_world_split(cfg)
-    # under torchrun only rank 0 creates the folder: another rank checking later could find it made
-    if resume_dir is None and (dry_run or os.environ.get("RANK", "0") == "0"):
+    # Not under torchrun: there only rank 0 creates the folder, and the loop ends every rank cleanly when
+    # that fails (distributed.py); a rank stopping here alone would leave the others waiting to be killed.
+    if resume_dir is None and (dry_run or int(os.environ.get("WORLD_SIZE", "1") or 1) == 1):
         check_new_run_dir(out, runs_root)
     if dry_run:
         click.echo(dumps(cfg))
