@@ -8,6 +8,7 @@ writes OUT/compare-NAME.json and a markdown table.
 
     OMP_NUM_THREADS=1 python benchmarks/preset_zoo.py --out runs/zoo --study presets --jobs 2
     OMP_NUM_THREADS=1 python benchmarks/preset_zoo.py --out runs/zoo --study losses --jobs 2
+    OMP_NUM_THREADS=1 python benchmarks/preset_zoo.py --out runs/zoo --study presets --only mlp-mnist,dcgan-mnist --jobs 2
 
 The run folder of an entry is OUT/LABEL-sSEED; each run's wall time is in OUT/LABEL-sSEED.time.
 """
@@ -75,9 +76,15 @@ def main() -> None:
     ap.add_argument("--eval-seeds", default="0,1,2")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--metrics", default="fid,kid,pr,classes")
+    ap.add_argument("--only", default=None, help="comma list of the study's entries to train and compare (default: all)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     entries = STUDIES[args.study]
+    if args.only:
+        unknown = sorted(set(args.only.split(",")) - set(entries))
+        if unknown:
+            sys.exit(f"--only: {', '.join(unknown)} not in the {args.study} study ({', '.join(entries)})")
+        entries = {k: v for k, v in entries.items() if k in args.only.split(",")}
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = [(label, p, sets, s) for label, (p, sets) in entries.items() for s in seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -94,7 +101,8 @@ def main() -> None:
     result["compare_seconds"] = round(time.perf_counter() - started, 1)
     result["train_seconds"] = {f"{label}-s{s}": float((args.out / f"{label}-s{s}.time").read_text())
                                for label in entries for s in seeds if (args.out / f"{label}-s{s}.time").is_file()}
-    (args.out / f"compare-{args.study}.json").write_text(json.dumps(result, indent=1))
+    name = args.study + (f"-{args.only.replace(',', '+')}" if args.only else "")
+    (args.out / f"compare-{name}.json").write_text(json.dumps(result, indent=1))
     print(table(result, list(entries)))
 
 
@@ -108,7 +116,7 @@ def _fmt(cell: dict, digits: int) -> str:
 def table(result: dict, labels: list[str]) -> str:
     cols = [("fid", "FID", 2), ("kid", "KID", 3), ("precision", "precision", 3), ("recall", "recall", 3),
             ("classes_covered", "classes", 2)]
-    lines = ["| entry (3 runs) | " + " | ".join(c[1] for c in cols) + " | per-run FID |",
+    lines = ["| entry (runs) | " + " | ".join(c[1] for c in cols) + " | per-run FID |",
              "|---" * (len(cols) + 2) + "|"]
     for label, row in zip(labels, result["rows"]):
         cells = [_fmt(row[k], d) if k in row else "" for k, _, d in cols]
