@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganforge.config import MAX_SEED
+from ganforge.config import check_seed
 from ganforge.data.decode import is_image_name
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write, image_grid, save_png
@@ -42,11 +42,6 @@ def check_count(n: int) -> None:
         raise UsageError(f"--n {n}: the number of images must be between 1 and {MAX_IMAGES:,}")
 
 
-def check_seed(seed: int) -> None:
-    if not 0 <= seed <= MAX_SEED:
-        raise UsageError(f"--seed {seed} is out of range: use an integer from 0 to {MAX_SEED} (2**63 - 1)")
-
-
 def sample_labels(n: int, num_classes: int, class_index: int | None = None) -> torch.Tensor | None:
     """The labels (n,) generate() asks for: ``class_index`` throughout, or classes cycling 0..K-1;
     None for an unconditional generator (num_classes 0)."""
@@ -66,7 +61,7 @@ def generate(
     on any device; ``truncation`` redraws noise entries beyond it (``truncated_noise``).
     Unconditional: labels None. Conditional: ``class_index`` or classes cycling 0..K-1."""
     check_count(n)
-    check_seed(seed)
+    check_seed("seed", seed)  # torch generators take 64-bit seeds
     check_truncation(truncation)
     k = getattr(G, "num_classes", 0)
     if class_index is not None:

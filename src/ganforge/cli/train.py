@@ -52,29 +52,6 @@ def check_data_option(data_source: str | None, overrides) -> None:
                              "datasets: give only one of them")
 
 
-def check_new_run_dir(out: Path | None, runs_root: Path) -> None:
-    """What training.rundir.create_run_dir refuses, checked without creating anything (same messages):
-    so --dry-run passes only what the real run accepts, and a real run fails before its data loads."""
-    if out is not None:
-        if out.is_file():
-            raise UsageError(f"--out {out} is a file: give a new (or empty) folder for the run")
-        if out.exists() and any(out.iterdir()):
-            raise UsageError(f"--out {out} already exists and is not empty: choose a new folder, or continue it with --resume {out}")
-        _check_creatable(out, f"cannot create --out {out}")
-    else:
-        _check_creatable(runs_root, f"cannot create run folder root {runs_root}")
-
-
-def _check_creatable(path: Path, what: str) -> None:
-    """mkdir(parents=True, exist_ok=True) of ``path`` would succeed: its nearest existing ancestor (or
-    itself) is a folder this process may write into."""
-    existing = next((p for p in (path, *path.parents) if p.exists()), Path.cwd())
-    if not existing.is_dir():
-        raise UsageError(f"{what}: {'File exists' if existing == path else 'Not a directory'} ({existing} is a file)")
-    if existing != path and not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{what}: Permission denied ({existing} is not writable)")
-
-
 # G + D parameters a run may have: 2**30 is 4 GiB of fp32 weights (about 16 GiB with gradients and Adam's
 # two moments), hundreds of times the presets' nets. Widths under config.MAX_WIDTH can still exceed it
 # (a conv G multiplies its width by 8), and past it the build ends as "can't allocate memory".
@@ -162,7 +139,9 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
     # Not under torchrun: there only rank 0 creates the folder, and the loop ends every rank cleanly when
     # that fails (distributed.py); a rank stopping here alone would leave the others waiting to be killed.
     if resume_dir is None and (dry_run or int(os.environ.get("WORLD_SIZE", "1") or 1) == 1):
-        check_new_run_dir(out, runs_root)
+        from ganforge.training.rundir import check_run_dir
+
+        check_run_dir(out, runs_root)
     if dry_run:
         click.echo(dumps(cfg))
         where = resume_dir or out or f"{runs_root}/<next number>-{cfg.preset}"

@@ -80,8 +80,10 @@ def _refuse_unfinished_run(path: Path, what: str) -> None:
     if not (path.is_dir() and (path / "config.json").is_file()
             and ((path / "metrics.jsonl").is_file() or (path / "checkpoints").is_dir())):
         return
-    steps = sorted(p.stem.split("-")[-1] for p in (path / "checkpoints").glob("state-*.pt"))
-    at = f" (its last checkpoint is step {int(steps[-1])})" if steps and steps[-1].isdigit() else ""
+    from ganforge.training.checkpoint import STATE_DIR, list_states, state_step
+
+    states = list_states(path / STATE_DIR)
+    at = f" (its last checkpoint is step {state_step(states[-1])})" if states else ""
     best = f", or score its best snapshot {path / 'best'}" if (path / "best" / "config.json").is_file() else ""
     raise UsageError(f"{what} {path} is a training run that has no generator yet{at}: finish it with "
                      f"`ganforge train --resume {path}`{best}")

@@ -122,7 +122,6 @@ class PeriodicEval:
         # The reference: eval.ref, or (default) at most eval.n of the training images, uint8 (N, C, H, W)
         # (eval.n_ref: the first n_ref of them, or n_ref drawn from eval.ref).
         n_ref = e.n_ref or e.n
-        self.ref = e.ref or data.images[:n_ref].cpu()
         if e.ref:  # loaded once, here: a missing or unreadable eval.ref, or one smaller than n_ref, fails before
             # the run folder exists, and no evaluation decodes it again
             from ganforge.metrics.imagesets import load_image_set
@@ -130,6 +129,8 @@ class PeriodicEval:
             # seed + 1, as evaluate draws a reference subset
             self.ref = load_image_set(e.ref, n=e.n_ref or None, seed=e.seed + 1, what="eval.ref").images
             self.extractor.check_images(self.ref[:1], f"eval.ref={e.ref}")
+        else:
+            self.ref = data.images[:n_ref].cpu()
         if not e.ref and len(data.images) > n_ref:  # `ganforge eval RUN` compares with all of them: say so once
             log.info("eval: the reference is the first %d of the %d training images (%s); `ganforge eval RUN` "
                      "compares with all %d, so its values differ (eval.n_ref=%d to use them all)", n_ref,
