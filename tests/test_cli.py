@@ -122,9 +122,10 @@ def test_data_without_a_preset_says_which_preset_runs(capsys, caplog, tmp_path):
     for i in range(2):
         Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
     with caplog.at_level(logging.INFO, logger="ganforge.train"):
-        code, out, err = run_cli(capsys, "train", "--data", str(tmp_path), "--dry-run")
+        code, out, err = run_cli(capsys, "train", "--data", str(tmp_path), "--set", "train.batch_size=2", "--dry-run")
         assert code == 0, err
         assert "no --preset: training dcgan-mnist (28 x 28 grey, sized for digits)" in caplog.text
         caplog.clear()
-        code, out, err = run_cli(capsys, "train", "--data", str(tmp_path), "--preset", "dcgan-cifar10", "--dry-run")
+        code, out, err = run_cli(capsys, "train", "--data", str(tmp_path), "--preset", "dcgan-cifar10", "--set",
+                                 "train.batch_size=2", "--dry-run")
         assert code == 0 and "no --preset" not in caplog.text

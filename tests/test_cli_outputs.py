@@ -125,6 +125,35 @@ def test_dry_run_checks_out_like_the_real_run(capsys, run, tmp_path):
     assert not (tmp_path / "new").exists()  # a dry run creates nothing
 
 
+def test_dry_run_checks_the_data_and_the_state_to_resume_and_writes_nothing(capsys, tmp_path):
+    """--dry-run goes as far as the first step: the data (labels, size against the batch), eval.ref and,
+    for --resume, the newest valid state; a corrupt state is passed over but not set aside."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "unlabelled"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((28, 28), 60 * i, np.uint8)).save(folder / f"{i}.png")
+    line = one_line_error(capsys, "train", "--preset", "cgan-mnist", "--data", folder, "--set", "train.batch_size=4", "--dry-run")
+    assert "model.num_classes=10 needs labelled data" in line
+    assert "is larger than the dataset (4 images)" in one_line_error(capsys, "train", "--data", folder, "--dry-run")
+    line = one_line_error(capsys, "train", "--set", "eval.every=2", "--set", f"eval.ref={folder / '0.png'}", "--dry-run")
+    assert "eval.ref" in line
+    run = tmp_path / "r"
+    assert main(["train", "--out", str(run), *FAST, "--set", "train.total_steps=4", "--set", "checkpoint.every_steps=2",
+                 "--set", "checkpoint.keep_last=2"]) == 0
+    states = sorted((run / "checkpoints").glob("state-*.pt"))
+    assert len(states) == 2
+    states[-1].write_bytes(states[-1].read_bytes()[:-10])  # the newest state damaged
+    before = {p.relative_to(run): p.stat().st_mtime_ns for p in run.rglob("*")}
+    line = one_line_error(capsys, "train", "--resume", run, "--set", "train.total_steps=1", "--dry-run")
+    assert "is at step 2, past train.total_steps=1" in line  # the step of the valid state it would resume
+    code, out, err = run_cli(capsys, "train", "--resume", run, "--set", "train.total_steps=6", "--dry-run")
+    assert code == 0 and f"would resume {run}" in err, err
+    assert {p.relative_to(run): p.stat().st_mtime_ns for p in run.rglob("*")} == before  # no .corrupt, no trim
+
+
 def test_real_run_refuses_a_bad_out_before_training(capsys, tmp_path):
     (tmp_path / "afile").write_text("x")
     assert "cannot create --out" in one_line_error(capsys, "train", "--out", tmp_path / "afile" / "r", *FAST)

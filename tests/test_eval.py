@@ -275,3 +275,26 @@ def test_a_run_stopped_before_its_generator_is_refused_not_scored_as_its_sample_
     (run / "best" / "config.json").write_text("{}")
     with pytest.raises(UsageError, match="or score its best snapshot"):
         evaluate(run, metrics="fid", evaluator="mnist-clf")
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_an_npz_with_alpha_is_composited_on_black_like_its_image_files_and_training(tmp_path, channels):
+    """Grey+alpha and RGBA arrays: the .npz, the same pictures as PNG files, and the training loader
+    (data.transforms) all see colour * alpha / 255 on black."""
+    from ganforge.data.transforms import arrays_to_tensor
+    from ganforge.metrics.imagesets import load_image_set
+
+    rng = np.random.default_rng(channels)
+    raw = rng.integers(0, 256, (6, 10, 10, channels), dtype=np.uint8)
+    raw[0, ..., -1] = 255  # opaque, transparent and half-transparent images among them
+    raw[1, ..., -1] = 0
+    np.savez(tmp_path / "a.npz", images=raw)
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for i, a in enumerate(raw):
+        Image.fromarray(a, "LA" if channels == 2 else "RGBA").save(folder / f"{i}.png")
+    from_npz = load_image_set(tmp_path / "a.npz").images
+    assert from_npz.shape == (6, channels - 1, 10, 10)
+    assert torch.equal(from_npz, load_image_set(folder).images)
+    assert torch.equal(from_npz, arrays_to_tensor(raw, 10, channels - 1))
+    assert torch.equal(from_npz[0], torch.from_numpy(raw[0, ..., :-1]).permute(2, 0, 1)) and from_npz[1].max() == 0

@@ -209,10 +209,14 @@ def test_an_output_that_is_its_input_is_refused_even_with_force(tmp_path, capsys
     photos.mkdir()
     Image.fromarray(smooth(20, 24)).save(photos / "a.png")
     before = (photos / "a.png").read_bytes()
-    for inp, out in [(photos / "a.png", photos / "a.png"), (photos, photos), (photos / "a.png", tmp_path / "." / "photos" / "a.png")]:
+    Image.fromarray(smooth(20, 24)).save(photos / "b.jpg")
+    for inp, out, needle in [(photos / "a.png", photos / "a.png", "is the input itself"),
+                             (photos / "a.png", tmp_path / "." / "photos" / "a.png", "is the input itself"),
+                             # the folder into itself: b.png would land beside b.jpg, a mixed folder
+                             (photos, photos, "is the input folder"), (photos, tmp_path / "photos" / ".", "is the input folder")]:
         code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(inp), str(out), "--force")
-        assert code == 2 and "is the input itself" in err and err.count("\n") == 1, err
-    assert (photos / "a.png").read_bytes() == before
+        assert code == 2 and needle in err and err.count("\n") == 1, err
+    assert (photos / "a.png").read_bytes() == before and sorted(p.name for p in photos.iterdir()) == ["a.png", "b.jpg"]
 
 
 def _erased(h, w, alpha_value=0, seed=3):

@@ -174,3 +174,67 @@ def test_cli_resume(tmp_path, capsys, photos, monkeypatch):
     assert json.loads((run / "config.json").read_text())["restore"]["data"]["source"] == str(moved)
     code, out, err = _cli(capsys, "sr", "train", "--resume", str(run))
     assert code == 2 and "has finished" in err
+
+
+def test_a_relative_data_source_is_stored_absolute_so_a_resume_elsewhere_finds_the_same_photos(tmp_path, capsys, photos, monkeypatch):
+    """A run trained on --data photos from a/ and resumed from b/, which holds another photos/: the run's
+    config.json names a/photos, so the resume reads the photos it trained on (it used to read b/photos
+    and refuse them as other training photos)."""
+    for where, flip in (("a", 0), ("b", 1)):
+        (tmp_path / where / "photos").mkdir(parents=True)
+        for i, p in enumerate(photos):
+            p = p.clone()
+            p[0, 0, 0] ^= flip
+            _save_png(tmp_path / where / "photos" / f"{i}.png", p)
+    sets = [a for item in ["train.total_steps=4", "train.log_every=1", "data.val_crop=48", "data.val_images=1",
+                           "model.width=8", "model.blocks=2", "train.batch_size=4", "data.patch_size=32",
+                           "train.progress=false", "train.device=cpu", "train.max_minutes=0"] for a in ("--set", item)]
+    monkeypatch.chdir(tmp_path / "a")
+    interrupt_at(monkeypatch, 2)
+    code, out, err = _cli(capsys, "denoise", "train", "--data", "photos", "--out", str(tmp_path / "run"), *sets)
+    assert code == 128 + signal.SIGTERM, err
+    monkeypatch.undo()
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())["restore"]["data"]["source"]
+    assert stored == str((tmp_path / "a" / "photos").resolve())
+    monkeypatch.chdir(tmp_path / "b")
+    code, out, err = _cli(capsys, "denoise", "train", "--resume", str(tmp_path / "run"))
+    assert code == 0, err
+    assert (tmp_path / "run" / "summary.json").is_file()
+
+
+def test_dry_run_builds_everything_up_to_the_first_step_and_writes_nothing(tmp_path, capsys, photos, monkeypatch):
+    """--dry-run loads the photos, builds the nets with init_from (a shipped name too) and, for a resume,
+    loads the newest valid state: the errors the real run would give, before it, and no file touched."""
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i, p in enumerate(photos):
+        _save_png(data / f"{i}.png", p)
+    small = ["--set", "data.patch_size=32", "--set", "data.val_crop=48", "--set", "data.val_images=1", "--set", "train.device=cpu"]
+    root = tmp_path / "runs"
+    code, out, err = _cli(capsys, "sr", "train", "--preset", "srgan-x4", "--data", str(data), "--set", "train.init_from=sr-x4",
+                          "--runs-root", str(root), "--dry-run", *small)
+    assert code == 0 and '"init_from": "sr-x4"' in out and "would write" in err, err
+    assert not root.exists()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep").write_text("x")
+    for args, needle in [
+        (("denoise", "train", "--set", "train.init_from=sr-x4"), "(it is a sr model)"),
+        (("sr", "train", "--preset", "sr-x2", "--set", "train.init_from=sr-x4"), "(it upscales x4, this run x2)"),
+        (("sr", "train", "--set", "train.init_from=nope"), "train.init_from='nope' does not exist: give a sr run or model folder, or a shipped sr model (sr-x4)"),
+        (("sr", "train", "--out", str(tmp_path / "full")), "already exists and is not empty"),
+        (("denoise", "train", "--set", "train.batch_size=4", "--set", "data.patch_size=4096"), "are smaller than data.patch_size=4096"),
+    ]:
+        code, out, err = _cli(capsys, *args[:2], "--data", str(data), "--dry-run", *small, *args[2:])  # args' --set last: they win
+        lines = [line for line in err.splitlines() if line.strip() and not line.startswith("INFO")]
+        assert code == 2 and len(lines) == 1 and needle in lines[0], (args, err)
+    # a stopped run, its newest state damaged: the dry run resumes from the older one, sets nothing aside
+    cfg = tiny("denoise-s25", "train.total_steps=6", "checkpoint.every_steps=2", "checkpoint.keep_last=2")
+    interrupt_at(monkeypatch, 5)
+    with pytest.raises(TrainingInterrupted):
+        train_restorer(cfg, out=tmp_path / "stopped", photos=photos)
+    monkeypatch.undo()
+    states = ckpt.list_states(tmp_path / "stopped" / ckpt.STATE_DIR)
+    states[-1].write_bytes(states[-1].read_bytes()[:-10])
+    before = {p.relative_to(tmp_path / "stopped"): p.stat().st_mtime_ns for p in (tmp_path / "stopped").rglob("*")}
+    assert train_restorer(resume=tmp_path / "stopped", photos=photos, dry_run=True) == tmp_path / "stopped"
+    assert {p.relative_to(tmp_path / "stopped"): p.stat().st_mtime_ns for p in (tmp_path / "stopped").rglob("*")} == before

@@ -92,6 +92,16 @@ def test_lr_schedules():
     assert lr_factor("constant", 0.7, 10, 1, 0.5) == 1.0
 
 
+def test_the_time_budget_is_shared_by_steps_and_what_a_phase_leaves_goes_on():
+    from ganforge.apps.restore_train import phase_time_budget
+
+    assert phase_time_budget(0, 0, [100, 50]) == float("inf")  # no limit
+    assert phase_time_budget(900, 0, [100, 50]) == 600  # the pixel phase's share of 15 minutes
+    assert phase_time_budget(900, 200, [50]) == 700  # it ended on its steps after 200 s: the rest is the next phase's
+    assert phase_time_budget(900, 950, [50]) == 0  # over budget (a resumed run): the phase stops at once
+    assert phase_time_budget(900, 100, [30, 10, 20]) == 400
+
+
 # ----------------------------------------------------------------------------- training and the model folder
 
 

@@ -101,7 +101,7 @@ class RestoreOptimConfig:
 class RestoreTrainConfig:
     total_steps: int = 100000  # phase 1 (pixel loss) G updates; 0 only with init_from
     adv_steps: int = 0  # phase 2 (adversarial fine-tuning) G updates, each after one D update
-    max_minutes: float = 15.0  # wall-clock budget of both phases (0 = none); split in proportion to the steps
+    max_minutes: float = 15.0  # wall-clock budget of both phases (0 = none); split in proportion to the steps, time a phase leaves goes on
     batch_size: int = 16  # patches per step
     seed: int = 0  # seeds torch, the patch sampler and the degradations
     device: str = "auto"  # auto | cpu | cuda
@@ -173,6 +173,22 @@ def apply_overrides(cfg: RestoreConfig, overrides: list[str]) -> RestoreConfig:
 def mask_kinds(cfg: RestoreConfig) -> tuple[str, ...]:
     """degrade.mask_kinds as a tuple, e.g. "boxes,strokes" -> ("boxes", "strokes")."""
     return tuple(k.strip() for k in cfg.degrade.mask_kinds.split(",") if k.strip())
+
+
+def absolute_paths(cfg: RestoreConfig) -> RestoreConfig:
+    """data.source, train.init_from and loss.perceptual_weights as absolute paths when they are relative
+    paths that exist: the run's config.json is read again from other working directories (--resume, a
+    later cycle's init_from), where a relative "photos" would name another folder, or none. A name that
+    is not a local path ("skimage", a shipped model such as "sr-x4") stays as it is."""
+    from pathlib import Path
+
+    def absolute(path: str) -> str:
+        p = Path(path).expanduser()
+        return str(p.resolve()) if path and path != SKIMAGE_SOURCE and not p.is_absolute() and p.exists() else path
+
+    return replace(cfg, data=replace(cfg.data, source=absolute(cfg.data.source)),
+                   train=replace(cfg.train, init_from=absolute(cfg.train.init_from)),
+                   loss=replace(cfg.loss, perceptual_weights=absolute(cfg.loss.perceptual_weights)))
 
 
 def validate(cfg: RestoreConfig) -> RestoreConfig:

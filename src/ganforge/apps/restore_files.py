@@ -219,9 +219,12 @@ def _folder_pairs(inp: Path, out: Path, *, say: bool) -> list[tuple[Path, Path]]
     """(image, output) pairs of a folder INPUT: the same relative names with .png in ``out``. An ``out``
     inside ``inp`` (photos/restored) is left out of the inputs, so a second run does not restore its
     own earlier results; two inputs that would write one output (rgb.png, rgb.jpg) are refused."""
-    files = sorted(p for p in inp.rglob("*") if p.is_file() and is_image_name(p.name) and not p.name.startswith("."))
     odir, idir = out.resolve(), inp.resolve()
-    nested = odir != idir and odir.is_relative_to(idir)
+    if odir == idir:  # a.jpg -> a.png beside it: originals and results mixed, and a.png would replace an input a.png
+        raise UsageError(f"output folder {out} is the input folder: the restored images would mix with (or replace) "
+                         f"the originals; give another folder, e.g. {out / 'restored'}")
+    files = sorted(p for p in inp.rglob("*") if p.is_file() and is_image_name(p.name) and not p.name.startswith("."))
+    nested = odir.is_relative_to(idir)
     if nested:
         kept = [p for p in files if not p.resolve().is_relative_to(odir)]
         if len(kept) < len(files) and say:

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from ganforge import __version__
 from ganforge.apps.restore_apply import Restorer, load_restorer, load_restorer_net, run_net, save_restorer
-from ganforge.apps.restore_config import RESUMABLE_KEYS, RestoreConfig, dumps, from_dict, validate
+from ganforge.apps.restore_config import RESUMABLE_KEYS, RestoreConfig, absolute_paths, dumps, from_dict, validate
 from ganforge.apps.restore_data import Batch, PatchSampler, load_photos, shrink_photos, split_photos, validation_set
 from ganforge.apps.restore_losses import VGGPerceptual, feature_matching, pixel_loss
 from ganforge.apps.restore_models import build_discriminator, build_restorer
@@ -190,6 +190,15 @@ def make_adversarial_step(cfg: RestoreConfig, G: nn.Module, D: nn.Module, percep
     return step, {"g": opt_g, "d": opt_d}
 
 
+def phase_time_budget(budget_s: float, used_s: float, steps_left: list[int]) -> float:
+    """Seconds for the phase starting now (steps_left[0] steps, then the later phases'): the time left
+    of train.max_minutes (budget_s; 0 = no limit -> inf) shared by the phases left in proportion to
+    their steps. A phase that ends on its step count under its share hands the rest on to the next."""
+    if not budget_s:
+        return math.inf
+    return max(budget_s - used_s, 0.0) * steps_left[0] / sum(steps_left)
+
+
 def _init_from(G: nn.Module, cfg: RestoreConfig) -> None:
     """Load G's weights from train.init_from (a model or run folder of the same task and network, or
     of one with fewer of G's ``growable`` blocks: those G has beyond the source's keep their
@@ -198,10 +207,15 @@ def _init_from(G: nn.Module, cfg: RestoreConfig) -> None:
     state = src.state_dict()
     growable = getattr(G, "growable", ())
     state = {**{k: v for k, v in G.state_dict().items() if k not in state and k.startswith(growable)}, **state}
-    problem = mismatch(G, state) if src_cfg.task == cfg.task else f"it is a {src_cfg.task} model"
-    if problem or (cfg.task == "sr" and src_cfg.degrade.scale != cfg.degrade.scale):
+    if src_cfg.task != cfg.task:
+        problem = f"it is a {src_cfg.task} model"
+    elif cfg.task == "sr" and src_cfg.degrade.scale != cfg.degrade.scale:  # named first: the layers differ too
+        problem = f"it upscales x{src_cfg.degrade.scale}, this run x{cfg.degrade.scale}"
+    else:
+        problem = mismatch(G, state)
+    if problem:
         raise UsageError(f"train.init_from={cfg.train.init_from!r} does not match this {cfg.task} network "
-                         f"({problem or f'scale {src_cfg.degrade.scale} vs {cfg.degrade.scale}'}): its model settings must match")
+                         f"({problem}): its model settings must match")
     G.load_state_dict(state)
 
 
@@ -226,7 +240,8 @@ def read_restore_run(run_dir: Path) -> RestoreConfig:
 
 
 def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None = None, runs_root: str | Path = "runs",
-                   photos: list[Tensor] | None = None, resume: str | Path | None = None) -> Path:
+                   photos: list[Tensor] | None = None, resume: str | Path | None = None,
+                   dry_run: bool = False) -> Path | None:
     """Train the restoration network of ``cfg`` and return its run folder (config.json,
     metrics.jsonl, model/). ``photos`` (uint8 (3, H, W) tensors) skips loading cfg.data.source (data.shrink still applies).
 
@@ -236,7 +251,11 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
     never stopped when the budget is in steps (``cfg``, if given, replaces the run's config and may
     differ from it only in ``restore_config.RESUMABLE_KEYS``; the time budget goes on from the time
     already spent). A completed run is not resumed: train a new
-    cycle from it with train.init_from."""
+    cycle from it with train.init_from.
+
+    ``dry_run=True`` does everything up to the first step, writing nothing: loads the photos, builds
+    the nets (loading train.init_from and a perceptual net's weights) and, for a resume, loads the newest
+    valid state into them; then returns the run folder it would resume (None for a new run)."""
     run_dir = ckpt.find_run(resume, runs_root) if resume is not None else None
     found = None  # (training state, its path) when resuming from one
     if run_dir is not None:
@@ -244,12 +263,11 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
         if (run_dir / "summary.json").exists():
             raise UsageError(f"{run_dir} has finished (summary.json): train a new cycle from it with --set train.init_from={run_dir}")
         cfg = config_for_resume(run_dir, run_cfg, cfg, RESUMABLE_KEYS)
-        found = ckpt.load_latest_state(run_dir / ckpt.STATE_DIR)
+        found = ckpt.load_latest_state(run_dir / ckpt.STATE_DIR, set_aside=not dry_run)
         if found is None:
             log.warning("%s has no training state yet: starting it again from step 0", run_dir)
-            ckpt.trim_metrics(run_dir / "metrics.jsonl", -1)
     assert cfg is not None
-    cfg = validate(cfg)
+    cfg = absolute_paths(validate(cfg))
     t, lo = cfg.train, cfg.loss
     device = resolve_device(t.device)
     if t.threads:
@@ -293,8 +311,14 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
     # --- run folder: fresh, or the one being resumed (from its newest valid state, if any)
     state = None
     if run_dir is None:
+        if dry_run:
+            return None
         run_dir = create_run_dir(cfg.preset, out=out, root=runs_root)
-    elif found is not None:
+    elif found is None:
+        if dry_run:
+            return run_dir
+        ckpt.trim_metrics(run_dir / "metrics.jsonl", -1)  # the first attempt's rows: all written again
+    else:
         state, path = found
         if state.get("photos") != digest:
             raise UsageError(f"{path} was written for other training photos than {cfg.data.source!r} now holds "
@@ -311,6 +335,8 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
         sampler.g.set_state(state["sampler"])
         ckpt.set_rng_state(state["rng"])
         log.info("resuming %s from %s (step %d)", run_dir, path.name, state["step"])
+        if dry_run:
+            return run_dir
         ckpt.trim_metrics(run_dir / "metrics.jsonl", state["step"])  # rows past the state are written again
     ckpt_dir = run_dir / ckpt.STATE_DIR
     resolved = {"device": str(device), "precision": precision, "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -382,7 +408,8 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
                 if index < start_index:
                     continue
                 resumed = state is not None and index == start_index
-                phase_budget = budget_s * phase.steps / all_steps if budget_s else math.inf
+                used_s = sum(summary[p.name]["seconds"] for p in phases[:index])  # the finished phases' time
+                phase_budget = phase_time_budget(budget_s, used_s, [p.steps for p in phases[index:]])
                 sums: dict[str, Tensor] = state["sums"] if resumed else {}
                 n_sum, step = (int(state["n_sum"]), int(state["phase_step"])) if resumed else (0, 0)
                 t_phase = time.perf_counter() - (float(state["phase_elapsed_s"]) if resumed else 0.0)
@@ -390,7 +417,7 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
                 factor = lr_factor(cfg.optim.schedule, step / phase.steps, step, cfg.optim.step_every, cfg.optim.step_gamma)
                 while step < phase.steps:
                     elapsed = time.perf_counter() - t_phase
-                    progress = max(step / phase.steps, elapsed / phase_budget)
+                    progress = max(step / phase.steps, elapsed / phase_budget if phase_budget > 0 else math.inf)
                     if progress >= 1.0:
                         log.info("%s phase: time budget reached after %d of %d steps", phase.name, step, phase.steps)
                         break

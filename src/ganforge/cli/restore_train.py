@@ -47,7 +47,7 @@ def make_train_cmd(task: str) -> click.Command:
     @click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Where numbered run folders go.")
     @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
                   help="Continue this interrupted run (or 'latest' under --runs-root) from its newest training state (with --data: its photos, moved).")
-    @click.option("--dry-run", is_flag=True, help="Validate everything, print the resolved config, train nothing.")
+    @click.option("--dry-run", is_flag=True, help="Validate everything (config, photos, nets, init_from, the state to resume), print the resolved config, train and write nothing.")
     def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, dry_run) -> None:
         from ganforge.apps.restore_config import apply_overrides, dumps, get_preset
 
@@ -79,15 +79,25 @@ def make_train_cmd(task: str) -> click.Command:
                 raise UsageError(f"data source {cfg.data.source!r} of {resume_dir} does not exist: if the photos moved, "
                                  "resume with --data NEW_PATH (the same photos)")
             raise UsageError(f"--data {cfg.data.source!r} does not exist: give a folder or .zip of photos")
-        if cfg.train.init_from and not Path(cfg.train.init_from).exists() and resume_dir is None:
-            raise UsageError(f"train.init_from={cfg.train.init_from!r} does not exist: give a {task} run or model folder")
-        if dry_run:
-            click.echo(dumps(cfg))
-            where = resume_dir or out or f"{runs_root}/<next number>-{cfg.preset}"
-            click.echo(f"dry run: config is valid; would {'resume' if resume_dir else 'write'} {where}", err=True)
-            return
+        if cfg.train.init_from and resume_dir is None:
+            from ganforge.apps.pretrained import resolve_model_path, shipped_index
+
+            if not resolve_model_path(cfg.train.init_from).exists():  # a folder, or a shipped model's name
+                mine = sorted(name for name, entry in shipped_index().items() if entry.get("task") == task)
+                raise UsageError(f"train.init_from={cfg.train.init_from!r} does not exist: give a {task} run or model "
+                                 f"folder" + (f", or a shipped {task} model ({', '.join(mine)})" if mine else ""))
+        if resume_dir is None:
+            from ganforge.training.rundir import check_run_dir
+
+            check_run_dir(out, runs_root)  # before the photos load and the nets are built
         from ganforge.apps.restore_train import train_restorer
 
+        if dry_run:  # everything up to the first step (photos, nets, init_from, the state to resume), nothing written
+            train_restorer(cfg, out=out, runs_root=runs_root, resume=resume_dir, dry_run=True)
+            click.echo(dumps(cfg))
+            where = resume_dir or out or f"{runs_root}/<next number>-{cfg.preset}"
+            click.echo(f"dry run: config, photos and model are valid; would {'resume' if resume_dir else 'write'} {where}", err=True)
+            return
         run_dir = train_restorer(cfg, out=out, runs_root=runs_root, resume=resume_dir)
         click.echo(f"run folder: {run_dir}")
         click.echo(f"  model:    {run_dir / 'model'}  (ganforge {task} apply {run_dir} INPUT OUTPUT)")

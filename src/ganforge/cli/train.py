@@ -92,7 +92,7 @@ def _check_world_split(cfg) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (must not exist). Default: runs/<number>-<preset>.")
 @click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Where numbered run folders go.")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None, help="Continue this run (or 'latest' under --runs-root) from its newest valid checkpoint (with --data: its dataset, moved; the same images).")
-@click.option("--dry-run", is_flag=True, help="Validate everything, print the resolved config, train nothing.")
+@click.option("--dry-run", is_flag=True, help="Validate everything (config, data, model, eval.ref, the state to resume), print the resolved config, train and write nothing.")
 def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, dry_run) -> None:
     """Train a GAN and leave a run folder with samples, metrics, plots and the generator.
 
@@ -142,12 +142,14 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
         from ganforge.training.rundir import check_run_dir
 
         check_run_dir(out, runs_root)
-    if dry_run:
+    from ganforge.training import train
+
+    if dry_run:  # everything up to the first step (data, nets, eval.ref, the state to resume), nothing written
+        train(cfg, out=out, runs_root=runs_root, resume=resume_dir, dry_run=True)
         click.echo(dumps(cfg))
         where = resume_dir or out or f"{runs_root}/<next number>-{cfg.preset}"
-        click.echo(f"dry run: config is valid; would {'resume' if resume_dir else 'write'} {where}", err=True)
+        click.echo(f"dry run: config, data and model are valid; would {'resume' if resume_dir else 'write'} {where}", err=True)
         return
-    from ganforge.training import train
     from ganforge.training.distributed import launched
 
     with launched(cfg.train.device):  # torchrun: a process group for the run, destroyed however it ends

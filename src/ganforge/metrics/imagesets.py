@@ -13,6 +13,7 @@ expanded to RGB (lossless); alpha is composited on black, as in training.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from torch import Tensor
 
 from ganforge.data.image_data import pixels_sha256
 from ganforge.errors import UsageError
+
+log = logging.getLogger(__name__)
 
 MAX_IMAGES = 1_000_000  # more than this in one set is almost surely a mistake (and > 3 GB at 32x32 RGB)
 _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
@@ -102,7 +105,7 @@ def load_image_set(source: str | Path, *, n: int | None = None, seed: int = 0, w
         named = NAMED_SOURCES[source]
         raw, _, _ = named.load()  # uint8 (N, H, W, C)
         ident = {"kind": "builtin", "name": source, "provider": named.provider}
-        images = as_nchw_uint8(_drop_alpha(raw, source), source)
+        images = as_nchw_uint8(_composite_alpha(raw, source), source)
     else:
         path = Path(source).expanduser()
         if not path.exists():
@@ -115,7 +118,7 @@ def load_image_set(source: str | Path, *, n: int | None = None, seed: int = 0, w
             from ganforge.data.npz import load_npz
 
             raw, labels, _ = load_npz(path)  # labels: e.g. `ganforge sample --per-class`, the class each image was drawn for
-            images = as_nchw_uint8(_drop_alpha(raw, str(path)), str(path))
+            images = as_nchw_uint8(_composite_alpha(raw, str(path)), str(path))
             ident = {"kind": "npz", "path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
             if labels is not None:
                 ident["labels"] = "the file's labels"
@@ -134,10 +137,15 @@ def _content(images: Tensor) -> dict:
     return {"n": len(images), "image_shape": list(images.shape[1:]), "pixels_sha256": pixels_sha256(images)}
 
 
-def _drop_alpha(raw: np.ndarray, where: str) -> np.ndarray:
-    if raw.shape[-1] in (2, 4):
-        raise UsageError(f"{where}: images have an alpha channel ({raw.shape[-1]} channels); store 1 (grey) or 3 (RGB)")
-    return raw
+def _composite_alpha(raw: np.ndarray, where: str) -> np.ndarray:
+    """uint8 (N, H, W, C): with C 2 (grey + alpha) or 4 (RGBA), the colour composited on black
+    (c * alpha / 255, rounded), as training (data.transforms.to_8bit) and image files here do, so an
+    .npz scores as the folder of the same pictures and as the run trained on it saw them."""
+    if raw.shape[-1] not in (2, 4):
+        return raw
+    log.info("%s: images have an alpha channel; composited on black, as training does", where)
+    alpha = raw[..., -1:].astype(np.uint16)
+    return ((raw[..., :-1].astype(np.uint16) * alpha + 127) // 255).astype(np.uint8)
 
 
 def _decode_files(path: Path) -> tuple[Tensor, dict]:

@@ -337,11 +337,11 @@ def load_state_file(path: str | Path, map_location="cpu") -> dict:
     return state
 
 
-def load_latest_state(ckpt_dir: str | Path, map_location="cpu") -> tuple[dict, Path] | None:
+def load_latest_state(ckpt_dir: str | Path, map_location="cpu", *, set_aside: bool = True) -> tuple[dict, Path] | None:
     """Newest state whose size and sha256 match the manifest; None if the folder holds none.
 
-    A damaged newest state is skipped with a warning ("falling back"); if states exist but
-    none is valid, UsageError. A state that passes its checksum but would unpickle code
+    A damaged newest state is skipped with a warning ("falling back") and, with ``set_aside``, renamed
+    ``*.corrupt`` (a dry run only looks); if states exist but none is valid, UsageError. A state that passes its checksum but would unpickle code
     raises UnsafeCheckpoint: someone rewrote file and manifest, so nothing is trusted."""
     ckpt_dir = Path(ckpt_dir)
     manifest = read_manifest(ckpt_dir)
@@ -357,7 +357,8 @@ def load_latest_state(ckpt_dir: str | Path, map_location="cpu") -> tuple[dict, P
             except Exception as exc:  # e.g. a zip that torch cannot read despite the checksum
                 problem = str(exc).splitlines()[0]
             else:
-                _set_aside(ckpt_dir, skipped, manifest)
+                if set_aside:
+                    _set_aside(ckpt_dir, skipped, manifest)
                 return state, path
         older = "falling back to the previous checkpoint" if path != candidates[0] else "no older checkpoint left"
         log.warning("checkpoint %s is corrupt: %s; %s", path, problem, older)

@@ -162,14 +162,19 @@ def train(
     runs_root: str | Path = "runs",
     resume: str | Path | None = None,
     data: ImageData | None = None,
-) -> Path:
+    dry_run: bool = False,
+) -> Path | None:
     """Train a GAN described by ``cfg`` and return its run folder.
 
     ``resume=RUN_DIR`` (or ``"latest"``: the newest run under ``runs_root``) continues that run
     from its newest valid training state to its configured ``train.total_steps`` (``cfg``, if
     given, replaces the run's config and may differ from it only in ``config.RESUMABLE_KEYS``).
     ``data`` skips loading ``cfg.data.source`` (used by tests and the Python API). SIGTERM/SIGINT
-    end it with a checkpoint and TrainingInterrupted."""
+    end it with a checkpoint and TrainingInterrupted.
+
+    ``dry_run=True`` does everything up to the first step, writing nothing: loads and checks the data,
+    builds the nets and the periodic evaluation (its eval.ref), and for a resume loads the newest valid
+    state into them; then returns the run folder it would resume (None for a new run)."""
     run_dir = ckpt.find_run(resume, runs_root) if resume is not None else None
     trained_on = ""  # a resumed run's data.source before this call (it may move: RESUMABLE_KEYS)
     if run_dir is not None:
@@ -275,7 +280,7 @@ def train(
     start_step = 0
     elapsed_before = 0.0  # wall seconds the run trained before this process (metrics' elapsed_s goes on from it)
     if run_dir is not None:
-        found = ckpt.load_latest_state(run_dir / ckpt.STATE_DIR)
+        found = ckpt.load_latest_state(run_dir / ckpt.STATE_DIR, set_aside=not dry_run)
         if found is None:
             _refuse_restart_over_work(run_dir)
             log.warning("%s has no checkpoint yet: starting it again from step 0", run_dir)
@@ -287,8 +292,12 @@ def train(
                 raise UsageError(f"{found[1]} is at step {start_step}, past train.total_steps={t.total_steps}: "
                                  f"resume with --set train.total_steps=N where N >= {start_step}")
             log.info("resuming %s from %s (step %d of %d)", run_dir, found[1].name, start_step, t.total_steps)
+        if dry_run:
+            return Path(run_dir)
         if dropped := ckpt.trim_metrics(run_dir / "metrics.jsonl", start_step):
             log.info("dropped %d metrics row(s) past step %d; they are written again", dropped, start_step)
+    elif dry_run:
+        return None
     else:
         new_run_dir = lambda: create_run_dir(cfg.preset, out=out, root=runs_root)  # noqa: E731
         run_dir = new_run_dir() if parallel is None else parallel.from_main(new_run_dir)
