@@ -71,9 +71,12 @@ def test_every_training_command_of_the_gpu_plan_validates(data, tmp_path, capsys
                 assert "--json" in argv and argv[argv.index("--device") + 1] == "cuda"
             elif name.startswith("train"):
                 argv = without_set(argv, "train.init_from=")  # the L2 cycle starts from the L1 run, not made here
+                assert "train.device=cuda" in argv, (job, name)
+                # the dry run builds the data and nets, so on this CPU machine it runs them on the CPU
+                argv = ["train.device=cpu" if a == "train.device=cuda" else a for a in argv]
                 assert main([*argv, "--dry-run"]) == 0, (job, name, capsys.readouterr().err)
                 resolved = capsys.readouterr().out
-                assert '"device": "cuda"' in resolved and '"fused_optim": true' in resolved
+                assert '"fused_optim": true' in resolved
             else:
                 assert "--json" in argv and argv[argv.index("--device") + 1] == "cuda"
     sr = dict(gpu_session.plan("sr", data, tmp_path, 6.5, "cuda", smoke=False))

@@ -2,19 +2,19 @@
 
 __version__ = "0.1.0"
 
+# Lazy top-level API so `import ganforge` stays cheap (no torch import until needed): name -> module.
+_LAZY = {"train": "training", "load_generator": "training", "generate": "sampling", "save_samples": "sampling",
+         "get_preset": "presets", "PRESETS": "presets"}
+__all__ = ["__version__", *_LAZY]
+
 
 def __getattr__(name: str):
-    # Lazy top-level API so `import ganforge` stays cheap (no torch import until needed).
-    if name in ("train", "load_generator"):
-        from ganforge import training
+    if name in _LAZY:
+        import importlib
 
-        return getattr(training, name)
-    if name in ("generate", "save_samples"):
-        from ganforge import sampling
-
-        return getattr(sampling, name)
-    if name in ("get_preset", "PRESETS"):
-        from ganforge import presets
-
-        return getattr(presets, name)
+        return getattr(importlib.import_module(f"ganforge.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'ganforge' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:  # dir(ganforge) and tab completion list the lazy names too
+    return sorted({*globals(), *_LAZY})

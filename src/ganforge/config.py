@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -42,6 +43,9 @@ ARCHS = ("mlp", "keras-dcgan", "dcgan", "resnet")
 # Seeds go to torch.Generator.manual_seed, which takes at most 64 bits; 2**63 - 1 leaves room for the
 # offsets the loop adds (fixed noise: seed + 12345) and keeps the value a signed 64-bit integer.
 MAX_SEED = 2**63 - 1
+# Evaluation seeds also seed numpy's legacy RandomState (KID subsets, subset draws), which takes 32 bits,
+# and the reference subset uses seed + 1: so at most 2**32 - 2.
+MAX_EVAL_SEED = 2**32 - 2
 # Generous caps, far above every preset (z 128, width 256): a width a digit too long otherwise ends as
 # "can't allocate memory" deep in the model build. Conv nets multiply the width by up to 8 per layer.
 MAX_Z_DIM = 4096
@@ -329,10 +333,12 @@ def _at_most(key: str, value: int, cap: int) -> None:
         raise UsageError(f"{key}={value} is too large: use at most {cap}")
 
 
-def check_seed(key: str, seed: int) -> None:
-    """A seed must fit the 64-bit seed of torch's generators (see MAX_SEED)."""
-    if not 0 <= seed <= MAX_SEED:
-        raise UsageError(f"{key}={seed} is out of range: use an integer from 0 to {MAX_SEED} (2**63 - 1)")
+def check_seed(key: str, seed: int, most: int = MAX_SEED) -> None:
+    """A seed must be an integer that fits the 64-bit seed of torch's generators (see MAX_SEED), or
+    for an evaluation seed numpy's 32-bit one (``most=MAX_EVAL_SEED``)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= most:
+        bound = "2**63 - 1" if most == MAX_SEED else "2**32 - 2" if most == MAX_EVAL_SEED else str(most)
+        raise UsageError(f"{key}={seed!r} is out of range: use an integer from 0 to {most} ({bound})")
 
 
 def check_mbstd_group(group: int, batch_size: int, world_size: int = 1, pack: int = 1) -> None:
@@ -448,7 +454,7 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 def _validate_eval(e: EvalConfig, *, conditional: bool) -> None:
     _positive("eval.every", e.every, zero_ok=True)
-    check_seed("eval.seed", e.seed)
+    check_seed("eval.seed", e.seed, MAX_EVAL_SEED)
     names = [x.strip() for x in e.metrics.split(",") if x.strip()]
     if not names:
         raise UsageError(f"eval.metrics={e.metrics!r} names no metric: use a comma list of {', '.join(EVAL_METRICS)}")

@@ -30,16 +30,26 @@ def truncated_noise(n: int, z_dim: int, psi: float | None, gen: torch.Generator)
         z[out] = torch.randn(count, generator=gen)
 
 
+# Below this, almost every entry is redrawn again and again (P(|z| < 0.05) = 4 %): at 1e-6 one call ran
+# for minutes. Truncation that strong leaves one image per class anyway.
+MIN_TRUNCATION = 0.05
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def check_truncation(psi: float | None) -> None:
-    if psi is not None and not (psi > 0 and math.isfinite(psi)):
-        raise UsageError(f"--truncation {psi}: the threshold must be a number > 0 (|z| above it is redrawn; "
-                         "0.5 to 1 is usual), or leave it out for plain N(0, 1) noise")
+    if psi is not None and not (isinstance(psi, (int, float, np.floating)) and not isinstance(psi, bool)
+                                and math.isfinite(psi) and psi >= MIN_TRUNCATION):
+        raise UsageError(f"--truncation {psi!r}: the threshold must be a number >= {MIN_TRUNCATION} (|z| above it is "
+                         "redrawn; 0.5 to 1 is usual), or leave it out for plain N(0, 1) noise")
 
 
 def check_count(n: int) -> None:
     """Refuse an image count generate() could not hold (or would take hours to fill) before any work."""
-    if not 1 <= n <= MAX_IMAGES:
-        raise UsageError(f"--n {n}: the number of images must be between 1 and {MAX_IMAGES:,}")
+    if not (_is_int(n) and 1 <= n <= MAX_IMAGES):
+        raise UsageError(f"--n {n!r}: the number of images must be an integer from 1 to {MAX_IMAGES:,}")
 
 
 def sample_labels(n: int, num_classes: int, class_index: int | None = None) -> torch.Tensor | None:
@@ -59,25 +69,41 @@ def generate(
 
     Noise comes from a CPU generator seeded with ``seed`` so the same call gives the same images
     on any device; ``truncation`` redraws noise entries beyond it (``truncated_noise``).
-    Unconditional: labels None. Conditional: ``class_index`` or classes cycling 0..K-1."""
+    Unconditional: labels None. Conditional: ``class_index`` or classes cycling 0..K-1.
+    G runs in eval mode (batch norm on its running statistics, so an image does not depend on the
+    batch it was drawn in) and is put back in the mode it came in."""
     check_count(n)
+    if not _is_int(seed):
+        raise UsageError(f"seed={seed!r} is not an integer: use one from 0 to 2**63 - 1")
     check_seed("seed", seed)  # torch generators take 64-bit seeds
     check_truncation(truncation)
+    if not (_is_int(batch_size) and batch_size >= 1):
+        raise UsageError(f"batch_size={batch_size!r}: images per forward pass must be an integer >= 1")
     k = getattr(G, "num_classes", 0)
     if class_index is not None:
         if not k:
             raise UsageError(f"--class {class_index}: this generator is unconditional (no classes)")
-        if not 0 <= class_index < k:
-            raise UsageError(f"--class {class_index} is out of range: this generator has classes 0..{k - 1}")
-    device = device or next(G.parameters()).device
-    gen = torch.Generator().manual_seed(seed)
+        if not (_is_int(class_index) and 0 <= class_index < k):
+            raise UsageError(f"--class {class_index!r} is out of range: this generator has classes 0..{k - 1}")
+    if device is None:
+        device = next(G.parameters()).device
+    else:
+        from ganforge.training.loop import resolve_device
+
+        device = resolve_device(str(device), "device")
+    gen = torch.Generator().manual_seed(int(seed))
     z = truncated_noise(n, G.z_dim, truncation, gen)  # (n, z_dim)
-    labels = sample_labels(n, k, class_index)
+    labels = sample_labels(n, k, int(class_index) if class_index is not None else None)
     out = []
-    for i in range(0, n, batch_size):
-        y = labels[i : i + batch_size].to(device) if labels is not None else None
-        x = G(z[i : i + batch_size].to(device), y)  # (b, C, H, W) in [-1, 1]
-        out.append(((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
+    was_training = G.training
+    G.eval()  # a G handed over mid-training: train-mode batch norm would tie each image to its batch
+    try:
+        for i in range(0, n, batch_size):
+            y = labels[i : i + batch_size].to(device) if labels is not None else None
+            x = G(z[i : i + batch_size].to(device), y)  # (b, C, H, W) in [-1, 1]
+            out.append(((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
+    finally:
+        G.train(was_training)
     images = torch.cat(out).numpy()
     return images, (labels.numpy() if labels is not None else None)
 
@@ -116,12 +142,34 @@ def check_out(out: str | Path, *, overwrite: bool = False, names: list[str] | No
     return out
 
 
+def _check_samples(images, labels, class_dirs) -> None:
+    """What save_samples writes must read back as it is meant: uint8 (N, H, W, C) with C 1 or 3 (what
+    generate() returns; a float or NCHW array would be written and misread later), one integer label
+    per image, and one plain folder name per class."""
+    if not (isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 4 and images.shape[3] in (1, 3)
+            and len(images)):
+        what = f"{images.dtype} {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
+        raise UsageError(f"images is {what}: save_samples takes generate()'s uint8 numpy array (N, H, W, C), C 1 or 3")
+    if labels is not None and not (isinstance(labels, np.ndarray) and labels.shape == (len(images),)
+                                   and np.issubdtype(labels.dtype, np.integer) and (labels >= 0).all()):
+        what = f"{labels.dtype} {labels.shape}" if isinstance(labels, np.ndarray) else type(labels).__name__
+        raise UsageError(f"labels is {what}: give one class index >= 0 per image, shape ({len(images)},), or None")
+    if class_dirs is not None and labels is not None:
+        if int(labels.max()) >= len(class_dirs):
+            raise UsageError(f"class_dirs has {len(class_dirs)} names but the labels go up to {int(labels.max())}: "
+                             "give one folder name per class")
+        bad = [d for d in class_dirs if not isinstance(d, str) or not d or d in (".", "..") or "/" in d or "\\" in d]
+        if bad:
+            raise UsageError(f"class_dirs {bad[0]!r} is not a plain folder name (no slashes, not . or ..)")
+
+
 def save_samples(images: np.ndarray, labels: np.ndarray | None, out: str | Path, *, overwrite: bool = False,
                  class_dirs: list[str] | None = None) -> Path:
     """``out`` ending in .npz: uint8 NHWC ``images`` (+ ``labels``); .png: one grid; else a folder of PNGs,
     named ``{i}_class{k}.png``, or with ``class_dirs`` (one folder name per class) ``{class_dirs[k]}/{i}.png``:
     the class-folder layout that ``--data`` (and torchvision's ImageFolder) read as labels. ``check_out``
     decides what may be replaced."""
+    _check_samples(images, labels, class_dirs)
     names = folder_names(labels, len(images), class_dirs)
     out = check_out(out, overwrite=overwrite, names=names)
     suffix = out.suffix.lower()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -145,11 +146,29 @@ PRECISIONS = ("fp32", "bf16", "auto")
 AUTO_TILE = {"sr": 2048, "denoise": 1536, "inpaint": 768}
 
 
+def check_sigma(cfg: RestoreConfig, sigma: float | None) -> None:
+    """Refuse a noise level the model would not read: any, for sr and inpainting; for a denoiser, a level
+    that is not a number > 0, or any but its trained one unless it reads a noise-level map (model.noise_map).
+    The rule of `ganforge denoise apply --sigma`; a fixed-level net given another level would ignore it."""
+    if sigma is None:
+        return
+    if cfg.task != "denoise":
+        raise UsageError(f"sigma={sigma!r} is the noise level of a denoiser; this is a {cfg.task} model: drop sigma")
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma <= 0:
+        raise UsageError(f"sigma={sigma!r} must be a finite number > 0: the noise level on the 0..255 scale")
+    g = cfg.degrade
+    if not cfg.model.noise_map and (g.blind or sigma != g.sigma):
+        trained = f"blind over sigma {g.sigma_min:g}..{g.sigma:g}" if g.blind else f"for sigma {g.sigma:g}"
+        raise UsageError(f"sigma {sigma:g} is for a denoiser trained with a noise-level map (model.noise_map=true); "
+                         f"this model was trained {trained} and reads no level: drop --sigma (the sigma argument)")
+
+
 class Restorer:
     """``restore(degraded (N, 3, h, w) in [0, 1], mask (N, 1, H, W) | None) -> (N, 3, H, W) in [0, 1]``.
 
     degraded: the LR image (sr), the noisy image (denoise) or the image with holes (inpaint; then
     ``mask`` is required, 1 = missing, and the known pixels of the result are exactly the input's).
+    An image on another scale (0..255, [-1, 1]) or a mask beyond [0, 1] is a UsageError (``input_slack``).
     ``tile > 0`` runs the network tile by tile (ganforge.apps.tiling) with ``overlap`` input
     pixels of context; ``tile=0`` runs the whole image at once; ``tile="auto"`` (the default) tiles
     only an image too large to run whole in a few GB (``tile_for``). Attributes: task, scale (sr) and sigma (the noise level a fixed-level
@@ -173,14 +192,25 @@ class Restorer:
     def __init__(self, net: nn.Module, cfg: RestoreConfig, *, device: str | torch.device = "cpu", tile: int | str = "auto",
                  overlap: int | None = None, sigma: float | None = None, work_scale: float | str = 1.0,
                  self_ensemble: bool = False, precision: str = "fp32"):
+        if not isinstance(net, nn.Module):
+            raise UsageError(f"Restorer needs the network as a torch nn.Module, got {type(net).__name__}: "
+                             "for a saved model use load_restorer(PATH)")
+        if not isinstance(cfg, RestoreConfig):
+            raise UsageError(f"Restorer needs the model's RestoreConfig, got {type(cfg).__name__}")
         if precision not in PRECISIONS:
             raise UsageError(f"precision {precision!r} is not allowed: use one of {', '.join(PRECISIONS)}")
+        from ganforge.training.loop import resolve_device
+
+        self.device = resolve_device(str(device), "device")  # one line for "gpu", "mps", cuda without CUDA
+        if self.device.type == "cuda" and (self.device.index or 0) >= torch.cuda.device_count():
+            raise UsageError(f"device={str(device)!r} but this machine has {torch.cuda.device_count()} CUDA device(s): "
+                             "use cuda (the first), cpu or auto")
         if overlap is None:  # the net's own: the context at which its tiles equal the whole image (DEFAULT_OVERLAP)
             overlap = getattr(net, "tile_overlap", DEFAULT_OVERLAP)
         if tile != "auto" and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 0):
             raise UsageError(f"tile={tile!r} must be an integer >= 0 (0 = the whole image) or 'auto'")
-        if overlap < 0:
-            raise UsageError(f"overlap={overlap} must be >= 0")
+        if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
+            raise UsageError(f"overlap={overlap!r} must be an integer >= 0 (input pixels of context around each tile)")
         check_tile(tile, overlap)  # before any image: a tile far below the overlap only multiplies the work
         if work_scale != "auto" and (isinstance(work_scale, bool) or not isinstance(work_scale, (int, float))
                                      or not 0 < work_scale <= 1):
@@ -191,12 +221,19 @@ class Restorer:
         self.config = cfg
         self.task = cfg.task
         self.scale = cfg.degrade.scale if cfg.task == "sr" else None
+        check_sigma(cfg, sigma)
+        # How far outside [0, 1] an input may reach (__call__): 0.1 lets through a resampling filter's
+        # overshoot while an image on the 0..255 or the [-1, 1] scale is refused. A denoiser's input may
+        # carry unclipped Gaussian noise (the benchmark protocol, degrade.add_noise), so it gets 2, 6
+        # standard deviations up to sigma 85, or more for a higher level given to a noise-map net; a
+        # [-1, 1] image then passes, one on 0..255 still does not.
+        self.input_slack = 0.1
         self.sigma: float | None = None
         if cfg.task == "denoise":
-            self.sigma = sigma if sigma is not None else (None if cfg.degrade.blind else cfg.degrade.sigma)
+            self.sigma = float(sigma) if sigma is not None else (None if cfg.degrade.blind else cfg.degrade.sigma)
             if cfg.model.noise_map and self.sigma is None:
                 raise UsageError("this denoiser was trained blind with a noise-level map: give the noise level (--sigma)")
-        self.device = torch.device(device)
+            self.input_slack = max(2.0, 6 * (self.sigma or 0) / 255)
         from ganforge.training.perf import bf16_is_native
 
         native = precision != "fp32" and bf16_is_native(self.device)
@@ -318,21 +355,41 @@ class Restorer:
         y_small = m_small * y_small + (1 - m_small) * x_small  # (N, 3, h', w')
         return F.interpolate(y_small, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
 
+    def _check_range(self, t: Tensor, what: str, slack: float, hint: str) -> None:
+        """Refuse ``t`` with a value outside [-slack, 1 + slack] (or NaN): one aminmax pass over it."""
+        if t.numel() == 0:
+            return
+        lo, hi = torch.stack(torch.aminmax(t)).tolist()
+        if not (lo >= -slack and hi <= 1 + slack):  # False for NaN too
+            raise UsageError(f"{what} must be in [0, 1], got values from {lo:g} to {hi:g}: {hint}")
+
     @torch.no_grad()
     def __call__(self, degraded: Tensor, mask: Tensor | None = None) -> Tensor:
+        if not isinstance(degraded, Tensor):
+            raise UsageError(f"restore needs a torch tensor, got {type(degraded).__name__}: images are float (N, 3, H, W) "
+                             "in [0, 1], e.g. torch.from_numpy(rgb).permute(2, 0, 1)[None] / 255 for an (H, W, 3) uint8 array")
         if degraded.dim() != 4 or degraded.shape[1] != 3:
             raise UsageError(f"restore needs RGB images of shape (N, 3, H, W), got {tuple(degraded.shape)}")
+        if not degraded.is_floating_point():
+            raise UsageError(f"restore needs float images, got {degraded.dtype}: images are float (N, 3, H, W) in [0, 1] "
+                             "(8-bit ones: x / 255)")
         x = degraded.to(self.device, torch.float32)
-        if self.task == "inpaint":
-            if mask is None or tuple(mask.shape) != (x.shape[0], 1, *x.shape[-2:]):
-                got = None if mask is None else tuple(mask.shape)
-                raise UsageError(f"inpainting needs a mask of shape ({x.shape[0]}, 1, {x.shape[2]}, {x.shape[3]}) (1 = missing), got {got}")
-            m = mask.to(self.device, torch.float32)
-            scale = self.auto_work_scale(m.cpu()) if self.work_scale == "auto" else float(self.work_scale)
-            self.last_work_scale = scale
-            y = self._inpaint_shrunk(x, m, scale) if scale != 1 else self._run(torch.cat([x, m], dim=1))
-            return (m * y + (1 - m) * x).to(degraded.device)  # known pixels bit-exact (after the clamp)
-        return self._run(x).to(degraded.device)
+        hint = "divide 8-bit (0..255) images by 255; map [-1, 1] ones with (x + 1) / 2"
+        if self.task != "inpaint":
+            self._check_range(x, "images", self.input_slack, hint)
+            return self._run(x).to(degraded.device)
+        if not isinstance(mask, Tensor) or tuple(mask.shape) != (x.shape[0], 1, *x.shape[-2:]):
+            got = tuple(mask.shape) if isinstance(mask, Tensor) else None if mask is None else type(mask).__name__
+            raise UsageError(f"inpainting needs a mask tensor of shape ({x.shape[0]}, 1, {x.shape[2]}, {x.shape[3]}) (1 = missing), got {got}")
+        m = mask.to(self.device, torch.float32)
+        # m weights the fill against the known pixels below, so a mask read as 0/255 would scale them
+        self._check_range(m, "masks (1 = missing, 0 = known)", 1e-6, "divide a 0/255 mask image by 255")
+        # only the known pixels: the nets ignore what the holes hold (fill_holes)
+        self._check_range(x * (1 - m), "images (their known pixels)", self.input_slack, hint)
+        scale = self.auto_work_scale(m.cpu()) if self.work_scale == "auto" else float(self.work_scale)
+        self.last_work_scale = scale
+        y = self._inpaint_shrunk(x, m, scale) if scale != 1 else self._run(torch.cat([x, m], dim=1))
+        return (m * y + (1 - m) * x).to(degraded.device)  # known pixels bit-exact (after the clamp)
 
 
 def load_restorer(path: str | Path, *, device: str | torch.device = "cpu", tile: int | str = "auto", overlap: int | None = None,

@@ -239,6 +239,22 @@ def read_restore_run(run_dir: Path) -> RestoreConfig:
     return from_dict(meta["restore"])
 
 
+def _check_photos(photos) -> None:
+    """Refuse ``photos`` that are not a non-empty list of uint8 (3, H, W) tensors, naming the first
+    bad one: a float photo in [0, 1] would be taken as 0..255 (near black), a grey or an (H, W, 3)
+    one would fail deep in the patch sampler."""
+    if not isinstance(photos, (list, tuple)) or not photos:
+        got = f"an empty {type(photos).__name__}" if isinstance(photos, (list, tuple)) else f"a {type(photos).__name__}"
+        raise UsageError(f"photos must be a non-empty list of uint8 (3, H, W) tensors, got {got}")
+    for i, p in enumerate(photos):
+        if not isinstance(p, Tensor):
+            raise UsageError(f"photos[{i}] is of type {type(p).__name__}, not a torch tensor: photos are uint8 (3, H, W) "
+                             "tensors, e.g. torch.from_numpy(rgb).permute(2, 0, 1) for an (H, W, 3) uint8 array")
+        if p.dtype != torch.uint8 or p.dim() != 3 or p.shape[0] != 3:
+            raise UsageError(f"photos[{i}] is {p.dtype} of shape {tuple(p.shape)}: photos are uint8 (3, H, W) tensors (RGB, "
+                             "0..255; float [0, 1] ones: (x * 255).round().to(torch.uint8); grey (1, H, W): .repeat(3, 1, 1))")
+
+
 def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None = None, runs_root: str | Path = "runs",
                    photos: list[Tensor] | None = None, resume: str | Path | None = None,
                    dry_run: bool = False) -> Path | None:
@@ -256,6 +272,16 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
     ``dry_run=True`` does everything up to the first step, writing nothing: loads the photos, builds
     the nets (loading train.init_from and a perceptual net's weights) and, for a resume, loads the newest
     valid state into them; then returns the run folder it would resume (None for a new run)."""
+    if cfg is None and resume is None:
+        raise UsageError("give a RestoreConfig (ganforge.apps.restore_config.get_preset(...)) or resume=RUN")
+    if cfg is not None and not isinstance(cfg, RestoreConfig):
+        from ganforge.config import RunConfig
+
+        gan = " (a GAN config: train it with ganforge.train)" if isinstance(cfg, RunConfig) else ""
+        raise UsageError(f"cfg is a {type(cfg).__name__}{gan}, not a RestoreConfig: give a RestoreConfig "
+                         "(ganforge.apps.restore_config.get_preset(...)) or resume=RUN")
+    if photos is not None:
+        _check_photos(photos)
     run_dir = ckpt.find_run(resume, runs_root) if resume is not None else None
     found = None  # (training state, its path) when resuming from one
     if run_dir is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ganforge.config import MAX_SEED
+from ganforge.config import MAX_EVAL_SEED, MAX_SEED
 from ganforge.errors import UsageError
 
 log = logging.getLogger("ganforge.eval")
@@ -46,7 +46,7 @@ def _device(device: str) -> str:
               "eval.ref or its training data; otherwise the evaluator's own set (mnist5k for mnist-clf).")
 @click.option("--n", "n", type=click.IntRange(min=1), default=None, help="Images: drawn from a generator (default 10000), or a random subset of a file TARGET (default: all).")
 @click.option("--n-ref", type=click.IntRange(min=1), default=None, help="Random subset of the reference (default: all of it).")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Generator noise, subset draws and KID subsets.")
+@click.option("--seed", type=click.IntRange(0, MAX_EVAL_SEED), default=0, show_default=True, help="Generator noise, subset draws and KID subsets.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=256, show_default=True, help="Images per forward pass (does not change the values).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True, help="Extractor arithmetic.")
@@ -127,9 +127,12 @@ def _ref_name(ident: dict) -> str:
 
 def _seeds(ctx, param, value: str) -> list[int]:
     try:
-        return [int(x) for x in value.split(",") if x.strip()]
+        seeds = [int(x) for x in value.split(",") if x.strip()]
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of integers (e.g. 0,1,2)") from None
+    if bad := [s for s in seeds if not 0 <= s <= MAX_EVAL_SEED]:
+        raise click.BadParameter(f"{bad[0]} is out of range: evaluation seeds are integers from 0 to {MAX_EVAL_SEED} (2**32 - 2)")
+    return seeds
 
 
 @click.command("compare")

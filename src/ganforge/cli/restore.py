@@ -7,7 +7,6 @@ groups' `train` and `apply` subcommands come from ganforge.cli.restore_train.
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 
@@ -50,18 +49,16 @@ def resolve_restorer(name: str, task: str, *, scale, sigma, device: str, tile: i
             f"{name!r} is neither a classical method ({', '.join(CLASSICAL)}), a shipped model "
             f"({', '.join(shipped_names()) or 'none installed'}) nor an existing model folder"
         )
-    try:
-        from ganforge.apps.restore_train import load_restorer
-    except ImportError as exc:
-        raise UsageError(f"cannot load model {name}: restoration training is not available ({exc})") from None
-    kwargs = {"device": device, "tile": tile, "overlap": overlap, "work_scale": work_scale, "self_ensemble": self_ensemble,
-              "precision": precision}
-    if sigma is not None and "sigma" in inspect.signature(load_restorer).parameters:
-        kwargs["sigma"] = sigma  # a blind denoiser with a noise-level input needs the level
-    restorer = load_restorer(name, **kwargs)
-    model_task = getattr(restorer, "task", None)
-    if model_task != task:
-        raise UsageError(f"model {name} is a {model_task} model; use `ganforge {model_task} eval`")
+    from ganforge.apps.restore_apply import Restorer, load_restorer_net
+
+    G, cfg, _ = load_restorer_net(name)
+    if cfg.task != task:
+        raise UsageError(f"model {name} is a {cfg.task} model; use `ganforge {cfg.task} eval`")
+    # --sigma is the test images' noise level: a net with a noise-level map is told it; a fixed-level or
+    # blind net reads none, and is scored at that level as it is
+    level = sigma if task == "denoise" and cfg.model.noise_map else None
+    restorer = Restorer(G, cfg, device=device, tile=tile, overlap=overlap, sigma=level, work_scale=work_scale,
+                        self_ensemble=self_ensemble, precision=precision)
     if task == "sr" and scale is not None and getattr(restorer, "scale", scale) != scale:
         if compared_with is not None:  # the user may never have typed --scale: name the two models
             raise UsageError(f"--compare {name} is an x{restorer.scale} model but {compared_with} is x{scale}: both "

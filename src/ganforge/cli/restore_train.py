@@ -178,7 +178,7 @@ def make_apply_cmd(task: str) -> click.Command:
     @SELF_ENSEMBLE_OPTION
     @PRECISION_OPTION
     def apply_cmd(model, input_path, output_path, tile, overlap, device, force, no_ema, self_ensemble, precision, **extra) -> None:
-        from ganforge.apps.restore_apply import apply_to_path, load_restorer
+        from ganforge.apps.restore_apply import Restorer, apply_to_path, load_restorer_net
         from ganforge.apps.restore_files import plan_outputs
         from ganforge.training.loop import resolve_device
 
@@ -190,17 +190,12 @@ def make_apply_cmd(task: str) -> click.Command:
             raise UsageError(f"--sigma {sigma:g} must be in (0, 255]: the noise level on the 0..255 scale")
         # refuse bad paths before loading the model (said once: apply_to_path logs what it leaves out)
         plan_outputs(input_path, output_path, force=force, mask=extra.get("mask"), say=False)
-        restorer = load_restorer(model, device=device, tile=tile, overlap=overlap,
-                                 sigma=sigma, ema=not no_ema, work_scale=extra.get("work_scale", 1.0),
-                                 self_ensemble=self_ensemble, precision=precision)
-        if restorer.task != task:
-            raise UsageError(f"{model} is a {restorer.task} model: use `ganforge {restorer.task} apply`")
-        g = restorer.config.degrade
-        if sigma is not None and not restorer.config.model.noise_map and (g.blind or sigma != g.sigma):
-            # only a noise-map net reads the level; any other would silently ignore it (its own level is accepted)
-            trained = f"blind over sigma {g.sigma_min:g}..{g.sigma:g}" if g.blind else f"for sigma {g.sigma:g}"
-            raise UsageError(f"--sigma is for a denoiser trained with a noise-level map (model.noise_map=true); "
-                             f"{model} was trained {trained} and reads no level: drop --sigma")
+        G, cfg, _ = load_restorer_net(model, ema=not no_ema)
+        if cfg.task != task:  # before the task's own options are checked against the model
+            raise UsageError(f"{model} is a {cfg.task} model: use `ganforge {cfg.task} apply`")
+        # Restorer refuses a --sigma the net would not read (restore_apply.check_sigma)
+        restorer = Restorer(G, cfg, device=device, tile=tile, overlap=overlap, sigma=sigma,
+                            work_scale=extra.get("work_scale", 1.0), self_ensemble=self_ensemble, precision=precision)
         written = apply_to_path(restorer, input_path, output_path, mask_path=extra.get("mask"),
                                 mask_kind=extra.get("mask_kind"), seed=extra.get("seed", 0), force=force, progress=True)
         click.echo(f"wrote {len(written)} image(s): {written[0] if len(written) == 1 else output_path}")

@@ -170,7 +170,7 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
               "labelled and interleaved 0, 1, ..., K-1, 0, ... (a balanced synthetic training set; replaces --n).")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Noise seed (same seed, same images).")
 @click.option("--truncation", type=float, default=None, help="Truncation trick: redraw noise entries with |z| above "
-              "this (e.g. 1.0): more typical images, less variety. Measure before use: on cgan-mnist it lowered the "
+              "this (e.g. 1.0; at least 0.05): more typical images, less variety. Measure before use: on cgan-mnist it lowered the "
               "share of digits of the asked class (docs/AUGMENTATION.md). Default: plain N(0, 1) noise.")
 @click.option("--no-ema", is_flag=True, help="Use the raw generator instead of its EMA copy.")
 @click.option("--batch", "batch_size", type=int, default=256, show_default=True, help="Images per forward pass.")

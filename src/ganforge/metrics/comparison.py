@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ganforge.errors import UsageError
-from ganforge.metrics.evaluation import METRICS, MetricOptions, evaluate, parse_metrics
+from ganforge.metrics.evaluation import METRICS, MetricOptions, check_seed, evaluate, parse_metrics
 from ganforge.metrics.extractors import FeatureExtractor, load_extractor
 from ganforge.metrics.run_defaults import TrainingData, default_metrics, is_generator_dir, resolve_defaults
 
@@ -173,7 +174,15 @@ def compare(
     """Score every target with ``evaluate`` under one protocol; see the module docstring. An entry of
     ``targets`` that is a list or tuple is a group (the runs of one recipe)."""
     from ganforge.data import NAMED_SOURCES
+    from ganforge.training.loop import resolve_device  # not at the top: training imports the metrics
 
+    if not isinstance(targets, (list, tuple)):  # a bare path would be read as one target per character
+        raise UsageError(f"targets must be a list of targets (run folders, generators, image sets), "
+                         f"e.g. compare([run_a, run_b]), got {type(targets).__name__} {targets!r}")
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise UsageError(f"seeds must be a list of integers, e.g. [0, 1, 2], got {seeds!r}")
+    seeds = [check_seed(s, "a seed in seeds") for s in seeds]  # 0.5 is not read as 0
+    device = str(resolve_device(str(device), "device"))
     if metrics is not None:
         metrics = parse_metrics(metrics)  # unknown names fail before anything loads
     entries = {}
@@ -208,7 +217,6 @@ def compare(
         if len(members) > 1:
             _check_group(name, members)
     targets = list(dict.fromkeys(t for members in entries.values() for t in members))  # each scored once per seed
-    seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise UsageError(f"seeds must be distinct and at least one, got {seeds}")
 

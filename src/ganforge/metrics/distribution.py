@@ -10,6 +10,7 @@ covariance, count) worth caching on its own; the others need the features themse
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import tempfile
 from collections.abc import Iterator
@@ -215,6 +216,8 @@ def kid(
                 f"kid: subset_size={subset_size} is larger than the {n} samples in {name}; "
                 f"lower subset_size to at most {n}"
             )
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= 2**32 - 1:
+        raise UsageError(f"kid: seed must be an integer from 0 to 2**32 - 1 (numpy's RandomState), got {seed!r}")
     rng = np.random.RandomState(seed)
     mmds = np.empty(subsets)
     for i in range(subsets):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge.data.image_data import pixels_sha256
+from ganforge.config import MAX_EVAL_SEED
 from ganforge.errors import UsageError
 from ganforge.metrics import cache as ref_cache
 from ganforge.metrics.distribution import (
@@ -133,6 +135,18 @@ def parse_metrics(metrics) -> tuple[str, ...]:
     return parse_names(metrics, METRICS)
 
 
+def check_int(what: str, value, lo: int, hi: int, why: str = "") -> int:
+    """An int (numpy's too, not a bool) in lo..hi -> int; anything else is a UsageError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
+        raise UsageError(f"{what} must be an integer from {lo} to {hi}{why}, got {value!r}")
+    return int(value)
+
+
+def check_seed(seed, what: str = "seed") -> int:
+    """An evaluation seed: 0..MAX_EVAL_SEED (see there) -> int."""
+    return check_int(what, seed, 0, MAX_EVAL_SEED, " (2**32 - 2: numpy's seeds, and the reference draws with seed + 1)")
+
+
 def evaluate(
     target,
     *,
@@ -143,7 +157,7 @@ def evaluate(
     #   training data as it trained on it, else the evaluator's domain set
     n: int | None = None,  # generated images (default 10000), or a random subset of a file target (default: all)
     n_ref: int | None = None,  # random subset of the reference (default: all of it)
-    seed: int = 0,  # generator noise, KID subsets, target subset draw (the reference's uses seed + 1)
+    seed: int = 0,  # 0..MAX_EVAL_SEED: generator noise, KID subsets, target subset draw (the reference's uses seed + 1)
     batch_size: int = 256,  # images per forward pass (changes no value)
     device: str | torch.device = "cpu",
     dtype: str = "float32",  # extractor arithmetic ("float64" for reference-grade numbers)
@@ -156,15 +170,18 @@ def evaluate(
     """Score ``target`` (a run folder / saved generator, an nn.Module generator, an .npz, an image
     folder or .zip, or a uint8 image array) against ``ref`` in ``evaluator``'s feature space.
     ``ganforge eval`` is this function with the same defaults."""
+    from ganforge.training.loop import resolve_device  # not at the top: training imports this module
+
     started = time.perf_counter()
+    seed = check_seed(seed)  # the same draws as before for every seed accepted
+    device = resolve_device(str(device), "device")  # "mps", "gpu", cuda without CUDA: one line
     metrics = parse_metrics(metrics)
+    if options is not None and not isinstance(options, MetricOptions):
+        raise UsageError(f"options must be a ganforge.metrics.MetricOptions(...), got {type(options).__name__}")
     opts = options or MetricOptions()
     opts.check()
-    if batch_size < 1:
-        raise UsageError(f"batch size must be >= 1, got {batch_size}")
-    for what, count in (("n", n), ("n_ref", n_ref)):
-        if count is not None and not 1 <= count <= MAX_IMAGES:
-            raise UsageError(f"{what} must be between 1 and {MAX_IMAGES}, got {count}")
+    batch_size = check_int("batch_size", batch_size, 1, 2**31 - 1)
+    n, n_ref = (None if c is None else check_int(what, c, 1, MAX_IMAGES) for what, c in (("n", n), ("n_ref", n_ref)))
     if n is not None:
         opts.check_count(n, metrics, "the generated set", generated=True)
     evaluator, ref = resolve_defaults(target, evaluator, ref)

@@ -1,10 +1,13 @@
 """Full-reference image metrics: PSNR, SSIM, MS-SSIM, and the luma conversion used with them.
 
 Every function takes two batches ``pred`` and ``target`` of shape (N, C, H, W), on any device,
-in float32 or float64 (integer inputs are converted to float64 first, so uint8 never wraps), and
-returns one value per image, shape (N,), in the input's floating dtype. ``data_range`` is the
-span of valid pixel values (1.0 for [0, 1] images, 255.0 for [0, 255]); it is required, because
-guessing it from the data is a classic source of wrong SSIM numbers.
+in float32 or float64 (integer inputs are converted to float64 first, so uint8 never wraps;
+float16/bfloat16 to float32), and returns one value per image, shape (N,), in that floating
+dtype. ``data_range`` is the span of valid pixel values (1.0 for [0, 1] images, 255.0 for
+[0, 255]); it is required, because guessing it from the data is a classic source of wrong SSIM
+numbers. ``target`` must lie in [0, data_range] (a float ``pred`` may overshoot it, as an
+unclamped network output does, but by less than one more data_range), and both must be integers
+or both floats: a wrong scale is refused rather than scored.
 
 Options shared by all metrics:
   y_channel: compare only the BT.601 luma of RGB input (the super-resolution convention).
@@ -15,6 +18,7 @@ Options shared by all metrics:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -114,7 +118,7 @@ def ms_ssim(
         raise UsageError(
             f"ms_ssim needs images of at least {min_size}x{min_size} pixels "
             f"(after crop={crop}) for {len(weights)} scales with an {SSIM_WIN_SIZE}x{SSIM_WIN_SIZE} "
-            f"window, got {tuple(pred.shape[-2:])}; use ssim for smaller images"
+            f"window, got {tuple(pred.shape[-2:])}; use ssim for smaller images{_channels_last_hint(pred)}"
         )
     terms = []  # one (N, C) tensor per scale
     for scale in range(len(weights)):
@@ -164,11 +168,42 @@ def _check_data_range(data_range: float) -> None:
         raise UsageError(f"data_range must be a positive number (1.0 or 255.0), got {data_range!r}")
 
 
+def check_crop(crop) -> int:
+    """crop: a non-negative int (numpy integers too; not a bool, where True would mean 1) -> int."""
+    if isinstance(crop, bool) or not isinstance(crop, numbers.Integral) or crop < 0:
+        raise UsageError(f"crop must be a non-negative integer, got {crop!r}")
+    return int(crop)
+
+
+# float rounding (x / 255 and back; float16's step near 1 is 1e-3) may leave a value this far
+# (times data_range) outside [0, data_range]; the mistakes refused are far larger: 0..255 images
+# with data_range=1, or [-1, 1] images
+_RANGE_TOLERANCE = 1e-3
+
+
+def _check_values(pred: Tensor, target: Tensor, data_range: float) -> None:
+    """target (N, C, H, W) must lie in [0, data_range]; pred too when it holds integers, while a float
+    pred (an unclamped network output) may overshoot by less than one data_range either side."""
+    tol = _RANGE_TOLERANCE * data_range
+    for what, x, slack in (("target", target, tol), ("pred", pred, data_range if pred.is_floating_point() else tol)):
+        if x.numel() == 0:
+            continue
+        lo, hi = x.min().item(), x.max().item()
+        if lo < -slack or hi > data_range + slack:
+            raise UsageError(f"{what} values span [{lo:.4g}, {hi:.4g}] but data_range={data_range:g}: give images "
+                             f"in [0, {data_range:g}] (uint8 images: data_range=255; [0, 1] floats: data_range=1.0)")
+
+
 def _check_min_size(x: Tensor, size: int, name: str) -> None:
     if min(x.shape[-2:]) < size:
         raise UsageError(
-            f"{name} needs images of at least {size}x{size} pixels, got {tuple(x.shape[-2:])}"
+            f"{name} needs images of at least {size}x{size} pixels, got {tuple(x.shape[-2:])}{_channels_last_hint(x)}"
         )
+
+
+def _channels_last_hint(x: Tensor) -> str:
+    # (N, H, W, C) given for (N, C, H, W) leaves (W, C) as the image size: say so
+    return "; channels last? give (N, C, H, W)" if x.shape[-1] in (1, 3, 4) else ""
 
 
 def _prepare(
@@ -183,12 +218,17 @@ def _prepare(
     if pred.dim() != 4:
         raise UsageError(f"images must have shape (N, C, H, W), got {tuple(pred.shape)}")
     _check_data_range(data_range)
+    crop = check_crop(crop)
+    if pred.is_floating_point() != target.is_floating_point():
+        raise UsageError(f"pred is {pred.dtype} and target {target.dtype}: give both on one scale, both integers "
+                         f"(0..255, data_range=255) or both floats (e.g. [0, 1], data_range=1.0)")
     dtype = torch.promote_types(pred.dtype, target.dtype)
     if not dtype.is_floating_point:
         dtype = torch.float64
+    elif dtype in (torch.float16, torch.bfloat16):  # half precision loses SSIM's variances (bf16: 0.9961 for 0.9965)
+        dtype = torch.float32
     pred, target = pred.to(dtype), target.to(dtype)
-    if not isinstance(crop, int) or crop < 0:
-        raise UsageError(f"crop must be a non-negative integer, got {crop!r}")
+    _check_values(pred, target, float(data_range))
     if crop:
         h, w = pred.shape[-2:]
         if 2 * crop >= min(h, w):

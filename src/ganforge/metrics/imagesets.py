@@ -44,6 +44,13 @@ def as_nchw_uint8(array, what: str) -> Tensor:
     x = torch.as_tensor(np.asarray(array)) if not isinstance(array, Tensor) else array.detach().cpu()
     if x.dtype != torch.uint8:
         raise UsageError(f"{what}: images must be uint8 in [0, 255], got {x.dtype} (floats in [-1, 1]: ganforge.data.to_uint8)")
+    if x.ndim == 3 and x.shape[2] in (3, 4):
+        # (32, 32, 3) is one HWC colour image far more often than 32 grey images 3 px wide: read as
+        # the latter it scored 32 "pairs" of colour columns (PSNR inf for a noisy image).
+        raise UsageError(
+            f"{what}: shape {tuple(x.shape)} is ambiguous: one colour image (H, W, C) or {x.shape[0]} grey images "
+            f"{x.shape[2]} pixels wide; give one image as x[None] (1, H, W, C), grey images as (N, H, W, 1)"
+        )
     if x.ndim == 3:
         x = x.unsqueeze(1)
     elif x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
@@ -77,9 +84,16 @@ def from_array(array, what: str, *, n: int | None = None, seed: int = 0) -> Imag
     return ImageSet(images, {"kind": "array", "subset": how, **_content(images)})
 
 
-def _refuse_unfinished_run(path: Path, what: str) -> None:
-    """A run folder without its model/ (stopped before the end) is not an image folder: its images are
-    the sample grids, and scoring them would print a meaningless number with exit code 0."""
+def _refuse_run(path: Path, what: str) -> None:
+    """A run folder or saved generator is not an image folder: its images are the sample grids, and
+    scoring them would print a meaningless number with exit code 0. A finished one (model/config.json,
+    or a saved generator) is a generator: sample it first. One stopped before its model/ is unfinished."""
+    from ganforge.metrics.run_defaults import is_generator_dir  # run_defaults imports this module
+
+    if is_generator_dir(path):
+        raise UsageError(f"{what} {path} is a generator, not a set of images: draw images from it first "
+                         f"(`ganforge sample {path} --n 10000 --out ref.npz`, and give {what} ref.npz), "
+                         "or score it as the target")
     if not (path.is_dir() and (path / "config.json").is_file()
             and ((path / "metrics.jsonl").is_file() or (path / "checkpoints").is_dir())):
         return
@@ -123,7 +137,7 @@ def load_image_set(source: str | Path, *, n: int | None = None, seed: int = 0, w
             if labels is not None:
                 ident["labels"] = "the file's labels"
         elif path.is_dir() or path.suffix.lower() == ".zip":
-            _refuse_unfinished_run(path, what)
+            _refuse_run(path, what)
             images, ident = _decode_files(path)
         else:
             raise UsageError(f"{what} {path} is not an .npz, an image folder or a .zip")
@@ -178,8 +192,10 @@ def _decode_files(path: Path) -> tuple[Tensor, dict]:
                 f"as they are, so bring them to one size first"
             )
         colour = any(a.ndim == 3 for a in decoded)
-        arrays = [np.repeat(a[..., None], 3, axis=2) if colour and a.ndim == 2 else a for a in decoded]
-        images = as_nchw_uint8(np.stack(arrays), str(path))
+        arrays = [np.repeat(a[..., None], 3 if colour else 1, axis=2) if a.ndim == 2 else a for a in decoded]
+        # (N, H, W, C) -> (N, C, H, W) here, where the layout is known: as_nchw_uint8 would refuse 3 px
+        # wide grey images as ambiguous and take 3 px tall ones for channels-first.
+        images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
         total_bytes = sum(max(e.size, 0) for e in entries)
         stat = path.stat()
         kind = "folder" if path.is_dir() else "zip"

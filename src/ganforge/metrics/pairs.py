@@ -13,6 +13,7 @@ sizes and channel counts must match within a pair.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from torch import Tensor
 from ganforge.provenance import provenance
 from ganforge.errors import UsageError
 from ganforge.metrics.evaluation import parse_names
-from ganforge.metrics.fullref import ms_ssim, psnr, ssim
+from ganforge.metrics.fullref import check_crop, ms_ssim, psnr, ssim
 from ganforge.metrics.imagesets import as_nchw_uint8, decode_file
 
 PAIR_METRICS = {"psnr": psnr, "ssim": ssim, "ms_ssim": ms_ssim}
@@ -43,13 +44,17 @@ def evaluate_pairs(
     pred,
     gt,
     *,
-    metrics="psnr,ssim",  # names from PAIR_METRICS
+    metrics="psnr,ssim",  # names from PAIR_METRICS; None: the default
     y_channel: bool = False,  # compare the BT.601 luma of RGB images (super-resolution convention)
     crop: int = 0,  # border pixels dropped on each side before comparing
-    data_range: float = 255.0,  # span of pixel values: 255 for the uint8 images loaded here
+    data_range: float = 255.0,  # span of pixel values: always 255, for the uint8 images loaded here
 ) -> PairResult:
     """Per-image and mean full-reference metrics of ``pred`` against ``gt`` (see the module docstring)."""
-    metrics = parse_names(metrics, PAIR_METRICS)
+    metrics = parse_names("psnr,ssim" if metrics is None else metrics, PAIR_METRICS)
+    crop = check_crop(crop)
+    if data_range != 255:  # images are loaded as uint8: any other span misstates every value
+        raise UsageError(f"data_range={data_range!r}: evaluate_pairs loads images as uint8 (0..255), so data_range "
+                         "is 255; for float images call ganforge.metrics.psnr/ssim with their data_range")
     names, pairs, kind = _pairs(pred, gt)
     per_image: dict[str, dict[str, float]] = {}
     for name, (p, g) in zip(names, pairs):
@@ -75,12 +80,17 @@ def _shape(x: Tensor) -> str:
 
 
 def _ident(source) -> str:
-    return str(Path(source).resolve()) if isinstance(source, (str, Path)) else type(source).__name__
+    return str(Path(source).resolve()) if isinstance(source, (str, os.PathLike)) else type(source).__name__
 
 
 def _pairs(pred, gt) -> tuple[list[str], list[tuple[Tensor, Tensor]], str]:
     """-> (names, [(pred (C, H, W), gt (C, H, W)) uint8], how they were paired)."""
-    if isinstance(pred, (np.ndarray, Tensor)) or isinstance(gt, (np.ndarray, Tensor)):
+    arrays = [isinstance(x, (np.ndarray, Tensor)) for x in (pred, gt)]
+    paths = [isinstance(x, (str, os.PathLike)) for x in (pred, gt)]
+    if not (all(arrays) or all(paths)):
+        raise UsageError(f"PRED is a {type(pred).__name__} and GT a {type(gt).__name__}: give both of one kind, two "
+                         "paths (image files, folders/.zip or .npz) or two uint8 arrays/tensors")
+    if all(arrays):
         a, b = as_nchw_uint8(pred, "PRED"), as_nchw_uint8(gt, "GT")
         return _by_index(a, b, "arrays")
     p, g = Path(pred).expanduser(), Path(gt).expanduser()

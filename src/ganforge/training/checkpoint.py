@@ -123,9 +123,15 @@ def load_generator(path: str | Path, *, ema: bool = True, device: str | torch.de
     ``ema=True`` prefers the EMA weights when the run kept them."""
     from ganforge.models import build_generator
 
+    from ganforge.training.loop import resolve_device
+
+    device = resolve_device(str(device), "device")  # one line for "mps", "cuda" without CUDA, ...
     model_dir = resolve_model_dir(path)
     try:
         meta = json.loads((model_dir / "config.json").read_text())
+        if isinstance(meta, dict) and (meta.get("kind") == "restoration" or "restore" in meta):
+            raise UsageError(f"{path} is a {meta.get('task', 'restoration')} model, not a GAN generator: load it with "
+                             "ganforge.apps.restore_apply.load_restorer")
         cfg = ModelConfig(**meta["model"])
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{model_dir / 'config.json'} is not a ganforge generator config: {exc}") from None

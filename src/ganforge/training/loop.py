@@ -175,6 +175,15 @@ def train(
     ``dry_run=True`` does everything up to the first step, writing nothing: loads and checks the data,
     builds the nets and the periodic evaluation (its eval.ref), and for a resume loads the newest valid
     state into them; then returns the run folder it would resume (None for a new run)."""
+    if cfg is None and resume is None:
+        raise UsageError("give a config (ganforge.get_preset('dcgan-mnist'), changed with ganforge.config.apply_overrides) "
+                         "or resume=RUN_DIR")
+    if cfg is not None and not isinstance(cfg, RunConfig):
+        hint = " (a restoration config: train it with ganforge.apps.restore_train.train_restorer)" if hasattr(cfg, "degrade") else ""
+        raise UsageError(f"cfg is a {type(cfg).__name__}, not a RunConfig{hint}: build one with ganforge.get_preset(NAME) "
+                         "or ganforge.config.from_dict(DICT)")
+    if data is not None and not isinstance(data, ImageData):
+        raise UsageError(f"data is a {type(data).__name__}, not an ImageData: load one with ganforge.data.load_images(...)")
     run_dir = ckpt.find_run(resume, runs_root) if resume is not None else None
     trained_on = ""  # a resumed run's data.source before this call (it may move: RESUMABLE_KEYS)
     if run_dir is not None:
