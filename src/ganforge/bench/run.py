@@ -32,10 +32,29 @@ def _sig(x: float) -> float:
     return float(f"{x:.4g}")
 
 
+# 2**16 images per batch: 32x past the largest batch in the docs' examples (2048) and more than
+# any preset's activations fit in 80 GB of GPU memory, yet a mistyped 100000000 is refused up front
+# instead of ending as "can't allocate memory" after the nets are built.
+MAX_BATCH = 65536
+
+# --set keys the bench options set themselves: an override would silently replace the option and
+# the printed "batch N" (and img/s) would describe a run that did not happen.
+OPTION_KEYS = {"train.batch_size": "--batch", "train.device": "--device"}
+
+
 def check_bench_args(batch: int, steps: int, repeats: int) -> None:
     for name, value in (("--batch", batch), ("--steps", steps), ("--repeats", repeats)):
         if value < 1:
             raise UsageError(f"{name} {value} must be >= 1")
+    if batch > MAX_BATCH:
+        raise UsageError(f"--batch {batch} is too large: at most {MAX_BATCH} images per batch")
+
+
+def check_bench_overrides(overrides) -> None:
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key in OPTION_KEYS:
+            raise UsageError(f"--set {key} is not allowed in bench: use {OPTION_KEYS[key]} instead")
 
 
 def _autocast(precision: str, device: torch.device) -> Callable:
@@ -90,6 +109,7 @@ def bench_train(
 ) -> dict:
     """Time the eager reference and ganforge's step on the same preset and batch (see measure.py)."""
     check_bench_args(batch, steps, repeats)
+    check_bench_overrides(overrides)
     cfg = apply_overrides(cfg, [f"train.batch_size={batch}", *overrides])
     t = cfg.train
     imgs_per_iter = batch * (t.n_critic if t.update == "alternating" else 1)  # real images, as the loop logs
@@ -135,6 +155,7 @@ def bench_sample(
     and ``time_to_first_batch_s``: from building G to the first generated batch back on the host.
     ``overrides`` are `--set` strings, as for bench_train (e.g. model.resolution=64)."""
     check_bench_args(batch, steps, repeats)
+    check_bench_overrides(overrides)
     cfg = apply_overrides(cfg, list(overrides))
     m = cfg.model
     t0 = time.perf_counter()

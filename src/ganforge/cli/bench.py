@@ -11,27 +11,30 @@ from ganforge.errors import UsageError
 _DEVICE = click.Choice(["cpu", "cuda"])
 
 
-def _setup(preset_name: str, batch: int, device: str):
+def _setup(preset_name: str, batch: int, steps: int, repeats: int, device: str):
     """Validate the shared options (one-line UsageError, exit 2) and return (config, device)."""
     import torch
 
+    from ganforge.bench.run import check_bench_args
     from ganforge.presets import get_preset
     from ganforge.training.loop import resolve_device
 
     cfg = get_preset(preset_name)  # unknown preset: UsageError listing the presets
-    if batch < 1:
-        raise UsageError(f"--batch {batch} must be >= 1")
+    check_bench_args(batch, steps, repeats)  # --batch from 1 to MAX_BATCH
     dev = resolve_device(device, "--device")  # cuda without a GPU: UsageError
     return cfg, dev, torch
 
 
-def _check_overrides(cfg, overrides: list[str]) -> None:
+def _check_overrides(cfg, overrides: list[str], first: tuple[str, ...] = ()) -> None:
     """The --set values and the size of the nets they give, checked before any net is built
-    (a width a digit too long would otherwise end as "can't allocate memory")."""
+    (a width a digit too long would otherwise end as "can't allocate memory"; --batch has its
+    own cap). ``first``: the bench's own settings, applied before the user's."""
+    from ganforge.bench.run import check_bench_overrides
     from ganforge.cli.train import check_model_size
     from ganforge.config import apply_overrides
 
-    check_model_size(apply_overrides(cfg, overrides).model)
+    check_bench_overrides(overrides)  # no train.batch_size etc.: the options set those
+    check_model_size(apply_overrides(cfg, [*first, *overrides]).model)
 
 
 def _echo(result: dict, as_json: bool, lines: list[str]) -> None:
@@ -45,7 +48,7 @@ def bench_cmd() -> None:
 
 @bench_cmd.command("train")
 @click.option("--preset", "preset_name", required=True, help="Preset whose nets, loss and perf settings are timed.")
-@click.option("--batch", type=int, required=True, help="Global batch size (train.batch_size).")
+@click.option("--batch", type=int, required=True, help="Global batch size (train.batch_size), 1 to 65536.")
 @click.option("--steps", type=int, default=10, show_default=True, help="G steps per timed repeat.")
 @click.option("--repeats", type=int, default=3, show_default=True, help="Timed repeats; the median is reported.")
 @click.option("--warmup", type=int, default=3, show_default=True, help="Untimed G steps before timing.")
@@ -63,10 +66,10 @@ def bench_train_cmd(preset_name, batch, steps, repeats, warmup, device, override
     """
     from ganforge.bench import bench_train
 
-    cfg, dev, torch = _setup(preset_name, batch, device)
+    cfg, dev, torch = _setup(preset_name, batch, steps, repeats, device)
     if warmup < 0:
         raise UsageError(f"--warmup {warmup} must be >= 0")
-    _check_overrides(cfg, [f"train.batch_size={batch}", *overrides])  # the order bench_train applies them in
+    _check_overrides(cfg, list(overrides), (f"train.batch_size={batch}",))  # the order bench_train applies them in
     r = bench_train(cfg, batch=batch, device=dev, steps=steps, repeats=repeats, warmup=warmup, overrides=tuple(overrides))
     ref, fast = r["reference"], r["fast"]
     counted = r["flops_per_iter"] is not None  # None with a gradient penalty (bench.measure.count_flops)
@@ -88,7 +91,7 @@ def bench_train_cmd(preset_name, batch, steps, repeats, warmup, device, override
 
 @bench_cmd.command("sample")
 @click.option("--preset", "preset_name", required=True, help="Preset whose generator is timed.")
-@click.option("--batch", type=int, required=True, help="Images per forward pass.")
+@click.option("--batch", type=int, required=True, help="Images per forward pass, 1 to 65536.")
 @click.option("--steps", type=int, default=10, show_default=True, help="Forward passes per timed repeat.")
 @click.option("--repeats", type=int, default=3, show_default=True, help="Timed repeats; the median is reported.")
 @click.option("--device", type=_DEVICE, default="cpu", show_default=True)
@@ -104,7 +107,7 @@ def bench_sample_cmd(preset_name, batch, steps, repeats, device, overrides, as_j
     """
     from ganforge.bench import bench_sample
 
-    cfg, dev, _ = _setup(preset_name, batch, device)
+    cfg, dev, _ = _setup(preset_name, batch, steps, repeats, device)
     _check_overrides(cfg, list(overrides))
     r = bench_sample(cfg, batch=batch, device=dev, steps=steps, repeats=repeats, overrides=tuple(overrides))
     _echo(r, as_json, [

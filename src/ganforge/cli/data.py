@@ -23,7 +23,8 @@ def check_cmd(source: str, as_json: bool) -> int:
     odd-mode files in an image folder, a .zip (read in place) or an .npz.
 
     Exit code 0: every image is usable; 1: problems found (listed, one per line);
-    2: SOURCE cannot be checked (missing, a built-in dataset, not a folder/.zip/.npz).
+    2: SOURCE cannot be checked (empty, missing, a built-in dataset, not a folder/.zip/.npz,
+    or a folder/.zip with no image files in it).
 
     \b
     Examples:
@@ -32,6 +33,8 @@ def check_cmd(source: str, as_json: bool) -> int:
     """
     from ganforge.data import NAMED_SOURCES, check_images
 
+    if not source.strip():  # Path("") is the current folder: never check that by accident
+        raise UsageError("SOURCE is empty: give an image folder, a .zip or an .npz")  # built-in names are refused below
     path = Path(source).expanduser()
     if source in NAMED_SOURCES:
         raise UsageError(f"{source!r} is a built-in dataset (always valid); data check inspects image folders, .zip and .npz files")
@@ -49,13 +52,17 @@ def check_cmd(source: str, as_json: bool) -> int:
             checked = len(load_npz(path)[0])
             problems = []
         else:
-            problems = [{"file": f, "reason": r} for f, r in check_images(str(path))]
             checked = _count_images(path)
+            problems = [{"file": f, "reason": r} for f, r in check_images(str(path))] if checked else []
     except UsageError as exc:
-        # The source exists but is refused as a whole (unsafe zip members, no images, bad .npz):
+        # The source exists but is refused as a whole (unsafe zip members, bad .npz):
         # that is a finding about the data, not a usage error.
         reason = str(exc).removeprefix(f"{path}: ")
         problems = [{"file": str(path), "reason": reason}]
+    if checked == 0:  # no image files at all: nothing was checked, so no verdict (exit 2, as the help says)
+        from ganforge.data.decode import IMAGE_EXTENSIONS
+
+        raise UsageError(f"{source} holds no image files ({' '.join(IMAGE_EXTENSIONS)}, in sub-folders too): nothing to check")
 
     if as_json:
         click.echo(json.dumps({"source": str(path), "checked": checked, "ok": not problems, "problems": problems}, indent=2))

@@ -21,6 +21,12 @@ EXPECTED = "expected key 'images' uint8 (N, H, W) or (N, H, W, C) with C in 1..4
 def load_npz(path: Path) -> RawArrays:
     """Read and validate an .npz -> (images uint8 (N, H, W, C), labels int64 (N,) | None, class_names | None)."""
     try:
+        # np.load treats anything without a zip or .npy header as a pickle and then blames
+        # allow_pickle, which misleads for a text file or image renamed to .npz.
+        with open(path, "rb") as f:
+            head = f.read(6)
+        if not head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+            raise UsageError(f"{path} is not an .npz archive (no zip header; a renamed file?); {EXPECTED}")
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):  # a plain .npy renamed to .npz
             raise UsageError(f"{path} is a single .npy array, not an .npz archive; {EXPECTED}")

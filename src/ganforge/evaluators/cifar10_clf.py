@@ -123,6 +123,17 @@ def _labelled(source: str | Path, what: str, max_images: int | None):
     return data
 
 
+def check_same_classes(train_names: list[str], test_names: list[str], data, test_data) -> None:
+    """Labels are indices into each set's own alphabetical folder list, so differently named test
+    folders (e.g. 'plane' for 'airplane') silently reorder the labels and give a wrong accuracy:
+    refuse before any training time is spent."""
+    if list(train_names) != list(test_names):
+        raise UsageError(
+            f"--test-data {test_data} has classes {list(test_names)} but --data {data} has {list(train_names)}; "
+            f"name the test set's class folders as the training set's"
+        )
+
+
 def fit_cifar10_clf(
     out_path: str | Path,
     *,
@@ -153,6 +164,8 @@ def fit_cifar10_clf(
     device = torch.device(device)
     train = _labelled(data, "--data", max_images)
     test = _labelled(test_data, "--test-data", None) if test_data is not None else None
+    if test is not None:
+        check_same_classes(train.class_names, test.class_names, data, test_data)
     if tuple(train.class_names) != CIFAR10_CLASSES:
         log(f"note: class folders {train.class_names} are not CIFAR-10's; label i is the i-th folder alphabetically")
     x_all, y_all = train.images, train.labels  # uint8 (N, 3, 32, 32), int64 (N,)
