@@ -23,7 +23,8 @@ BENCHMARK_NAMES = ("ring8", "grid25", "stacked-mnist")
 @click.option("--steps", type=int, default=None, help="G updates per trial. [default: 2D best 20000, other 2D methods 2000; stacked-mnist best 64000, its other methods 8000]")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Trial t uses seed + t.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="2D: a ToyConfig field (e.g. lr_decay_frac=0.3); stacked-mnist: a run-config key (e.g. train.batch_size=128). Repeatable.")
+              help="2D: a ToyConfig field (e.g. lr_decay_frac=0.3); stacked-mnist: a run-config key (e.g. train.batch_size=128). "
+                   "Not the length, seed, device or threads: use --steps, --seed, --device, --threads. Repeatable.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("modes-out"), show_default=True,
               help="Folder for scatter plots / sample grids (and Stacked MNIST run folders, which must be new).")
 @click.option("--overwrite", is_flag=True, help="Replace the 2D scatter plots already in --out (Stacked MNIST trial "
@@ -111,7 +112,7 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, overwrite, save
         pairs += [("stacked-mnist", m) for m in STACKED_METHODS] if with_stacked else []
     else:
         if benchmark == "stacked-mnist":
-            stacked_config(get_stacked_method(method).name, steps, seed, tuple(sets))  # validate first
+            stacked_config(get_stacked_method(method).name, steps, seed, tuple(sets), device, threads)  # validate first
         elif benchmark not in ("ring8", "grid25"):
             raise UsageError(f"unknown benchmark {benchmark!r}: choose one of ring8, grid25, stacked-mnist")
         else:
@@ -119,18 +120,16 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, overwrite, save
         pairs = [(benchmark, method)]
     toy_sets = parse_sets(sets) if sets and benchmark != "stacked-mnist" else {}
     if toy_sets and not run_all:  # a bad value is named before --out is judged (a second try keeps its error)
-        from ganforge.modes.drs import check_drs
         from ganforge.modes.methods import toy_overrides
 
         meth = get_method(method)
-        check_drs(toy_overrides(meth.config(steps if steps is not None else meth.steps or DEFAULT_STEPS, benchmark), toy_sets))
+        toy_overrides(meth.config(steps if steps is not None else meth.steps or DEFAULT_STEPS, benchmark), toy_sets).check()
     check_out(out, pairs, trials, seed, overwrite)  # before any trial trains
 
     results = []
     for b, m in pairs:
         if b == "stacked-mnist":
-            stacked_sets = (*sets, f"train.threads={threads}")
-            results.append(run_stacked(m, trials, steps, seed, out, stacked_sets, device))
+            results.append(run_stacked(m, trials, steps, seed, out, tuple(sets), device, threads))
         else:
             results.append(run_benchmark(b, m, trials=trials, steps=steps, seed=seed, out=out, overrides=toy_sets, save=save))
     _echo(results, as_json)

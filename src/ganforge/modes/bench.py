@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ganforge.errors import UsageError
-from ganforge.modes.drs import calibrate_discriminator, check_drs, drs_sample
+from ganforge.modes.drs import calibrate_discriminator, drs_sample
 from ganforge.modes.ensemble import generate_ensemble, train_ensemble
 from ganforge.modes.methods import get_method, toy_overrides
 from ganforge.modes.metrics import ModeStats, mode_stats
@@ -113,8 +113,7 @@ def run_benchmark(
     steps = steps if steps is not None else meth.steps or DEFAULT_STEPS
     if steps < 1:
         raise UsageError(f"--steps must be at least 1, got {steps}")
-    cfg = toy_overrides(meth.config(steps, benchmark), overrides or {})
-    check_drs(cfg)
+    cfg = toy_overrides(meth.config(steps, benchmark), overrides or {}).check()
     if save is not None:
         check_save_dir(save)  # before hours of training, not after
     seeds = [seed + t for t in range(trials)]

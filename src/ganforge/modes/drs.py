@@ -21,7 +21,6 @@ Shapes: T trials, B calibration batch per side, C candidates per sampling round.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -131,12 +130,3 @@ def drs_sample(ens: Ensemble, d_params: Params, cfg: ToyConfig, n: int, seeds: l
 
     return rejection_sample(propose, lambda x: d_apply(d_params, x, dcfg), n, gens, cfg.drs_percentile)
 
-
-def check_drs(cfg: ToyConfig) -> None:
-    """Reject bad DRS settings before any training."""
-    if cfg.drs_steps < 0:
-        raise UsageError(f"drs_steps must be >= 0 (0 = off), got {cfg.drs_steps}")
-    if not 0 <= cfg.drs_percentile < 100:
-        raise UsageError(f"drs_percentile must be in [0, 100) (0 = γ 0, exact rejection sampling), got {cfg.drs_percentile:g}")
-    if not (cfg.drs_lr > 0 and math.isfinite(cfg.drs_lr)):
-        raise UsageError(f"drs_lr must be a positive number, got {cfg.drs_lr:g}")

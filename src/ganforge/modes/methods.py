@@ -92,11 +92,16 @@ METHODS: dict[str, Method] = {
 
 
 def toy_overrides(cfg: ToyConfig, overrides: dict) -> ToyConfig:
-    """cfg with `overrides` (ToyConfig field → value) applied; an unknown field is a UsageError."""
+    """cfg with `overrides` (ToyConfig field → value) applied; an unknown field is a UsageError, and so
+    is `steps`: the result reports the --steps length, so an override would make it report a length
+    that never ran (ToyConfig has no seed: trial t's seed is always --seed + t)."""
     names = {f.name for f in fields(ToyConfig)}
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise UsageError(f"unknown 2D setting(s) {unknown}: allowed {sorted(names)}")
+    if "steps" in overrides:
+        raise UsageError(f"--set steps={overrides['steps']} is not allowed: give the training length with --steps "
+                         "(what the result reports)")
     return replace(cfg, **overrides)
 
 

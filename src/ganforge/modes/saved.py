@@ -81,7 +81,6 @@ def rescore_trials(path: Path, overrides: dict | None = None):
     """Score the saved trials again (a BenchResult). Only ``drs_percentile`` may change: every other
     setting acted during training or calibration, which a rescore does not repeat."""
     from ganforge.modes.bench import BenchResult, get_benchmark, score_trials
-    from ganforge.modes.drs import check_drs
     from ganforge.modes.toy import ToyConfig
 
     overrides = dict(overrides or {})
@@ -91,7 +90,7 @@ def rescore_trials(path: Path, overrides: dict | None = None):
     meta, ens, d_params = load_trials(path)
     names = {f.name for f in fields(ToyConfig)}
     cfg = replace(ToyConfig(**{k: v for k, v in meta["config"].items() if k in names}), **overrides)
-    check_drs(cfg)
+    cfg.check()
     if overrides and d_params is None:
         raise UsageError(f"--rescore {str(path)!r}: the run had no DRS (drs_steps=0), so drs_percentile has nothing to act on")
     seeds = [int(s) for s in meta["seeds"]]

@@ -15,6 +15,7 @@ definition as the 2D reverse KL (`metrics.reverse_kl`).
 from __future__ import annotations
 
 import math
+import shlex
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -92,14 +93,31 @@ def get_stacked_method(name: str) -> StackedMethod:
     return STACKED_METHODS[name]
 
 
-def stacked_config(method: str, steps: int | None = None, seed: int = 0, overrides: tuple[str, ...] = ()):
+# run-config keys that stacked_config's arguments (`modes` flags) set: a --set of one would override the flag
+# (the result would report a length or seed that never ran, every trial would share one seed) or be overridden
+FLAG_KEYS = {"train.total_steps": "--steps", "train.seed": "--seed (trial t uses seed + t)",
+             "train.device": "--device", "train.threads": "--threads"}
+
+
+def stacked_config(method: str, steps: int | None = None, seed: int = 0, overrides: tuple[str, ...] = (),
+                   device: str | None = None, threads: int | None = None):
     """The RunConfig of one trial: dcgan-mnist with 3 channels on stacked-mnist, the method's
-    overrides, then the user's (`--set`), trained `steps` G updates (None: the method's own length).
+    overrides, then the user's (`--set`), trained `steps` G updates (None: the method's own length)
+    on `device` with `threads` (None: the preset's, and then `overrides` may set them).
     No checkpoints, intermediate grids or periodic evaluation (the preset's mnist-clf metrics need
     1-channel images): a trial is scored once, here."""
     from ganforge.config import apply_overrides
     from ganforge.presets import PRESETS
 
+    taken = dict(FLAG_KEYS)  # length and seed always come from the arguments; device and threads when given
+    if device is None:
+        del taken["train.device"]
+    if threads is None:
+        del taken["train.threads"]
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()  # as apply_overrides reads the key
+        if key in taken:
+            raise UsageError(f"--set {item!r} is not allowed: {key} is set by {taken[key]}; use that option")
     base = PRESETS["dcgan-mnist"]
     meth = get_stacked_method(method)
     steps = meth.length(steps)
@@ -116,7 +134,8 @@ def stacked_config(method: str, steps: int | None = None, seed: int = 0, overrid
         checkpoint=replace(base.checkpoint, every_steps=0, keep_last=1),
         eval=replace(base.eval, every=0),
     )
-    return apply_overrides(cfg, [*meth.overrides, *overrides])
+    flags = [f"train.{k}={v}" for k, v in (("device", device), ("threads", threads)) if v is not None]
+    return apply_overrides(cfg, [*meth.overrides, *overrides, *flags])
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -192,22 +211,14 @@ def trial_dir(out: Path, method: str, seed: int) -> Path:
     return Path(out) / "runs" / f"stacked-mnist-{method}-seed{seed}"
 
 
-def run_stacked_trial(method: str, steps: int, seed: int, out: Path, clf: nn.Module, overrides=(), device="auto"):
+def run_stacked_trial(method: str, steps: int, seed: int, out: Path, clf: nn.Module, overrides=(), device="auto",
+                      threads: int | None = None):
     """Train one trial into trial_dir(out, method, seed) (must be new) and score 26,000 samples of
     its generator (the EMA copy the preset keeps). Returns (stats, 64 sample images for the grid)."""
     from ganforge.training import train
 
-    from ganforge.training.guard import TrainingInterrupted
-
-    cfg = stacked_config(method, steps, seed, tuple(overrides) + (f"train.device={device}",))
-    try:
-        run = train(cfg, out=trial_dir(out, method, seed))
-    except TrainingInterrupted as exc:
-        # A trial longer than one sitting (a device lease's command limit, say): stopped with a checkpoint. It
-        # goes on with the generic `ganforge train --resume RUN` (same config, same LR schedule, bit-exact on
-        # CPU), and `modes --rescore OUT` scores it once finished.
-        exc.args = (f"{exc}; once every trial has finished, score them with: ganforge modes --rescore {out}",)
-        raise
+    cfg = stacked_config(method, steps, seed, tuple(overrides), device, threads)
+    run = train(cfg, out=trial_dir(out, method, seed))
     return score_run(run, clf, seed, cfg.model.z_dim, cfg.train.device)
 
 
@@ -291,22 +302,40 @@ class StackedResult:
 
 def run_stacked(
     method: str, trials: int, steps: int | None = None, seed: int = 0, out: Path | None = None,
-    overrides: tuple[str, ...] = (), device: str = "auto",
+    overrides: tuple[str, ...] = (), device: str = "auto", threads: int | None = None,
 ) -> StackedResult:
     """`trials` seeded trials (seed + t) of `steps` G updates each (None: the method's own length,
     `StackedMethod.steps`); run folders and the sample grid go under `out`."""
     from ganforge.evaluators import load_evaluator
+    from ganforge.training.guard import TrainingInterrupted
 
     meth = get_stacked_method(method)
     steps = meth.length(steps)
     if trials < 1 or steps < 1:
         raise UsageError(f"--trials and --steps must be at least 1, got {trials} and {steps}")
-    first = stacked_config(meth.name, steps, seed, overrides)  # validates the overrides before any training
+    first = stacked_config(meth.name, steps, seed, overrides, device, threads)  # validates the overrides before any training
     out = Path(out if out is not None else "modes-out")
     clf = load_evaluator("mnist-clf")
     stats, t0, c0, grid = [], time.perf_counter(), time.process_time(), None
     for t in range(trials):
-        s, imgs = run_stacked_trial(method, steps, seed + t, out, clf, overrides, device)
+        try:
+            s, imgs = run_stacked_trial(method, steps, seed + t, out, clf, overrides, device, threads)
+        except TrainingInterrupted as exc:
+            # A trial longer than one sitting (a device lease's command limit, say): stopped with a checkpoint. It
+            # goes on with the generic `ganforge train --resume RUN` (same config, same LR schedule, bit-exact on
+            # CPU); the trials after it never started, and a run of just their seeds into the same --out adds
+            # them (check_out refuses only existing trial folders); `modes --rescore OUT` then scores them all.
+            rest = ""
+            if t + 1 < trials:
+                cmd = ["ganforge", "modes", "--benchmark", "stacked-mnist", "--method", meth.name, "--steps", str(steps),
+                       "--seed", str(seed + t + 1), "--trials", str(trials - t - 1), *(a for o in overrides for a in ("--set", o)),
+                       *(["--device", device] if device != "auto" else []),
+                       *(["--threads", str(threads)] if threads not in (None, 1) else []), "--out", str(out)]
+                seeds = ", ".join(str(seed + i) for i in range(t + 1, trials))
+                rest = f"; trial seed(s) {seeds} never started: run them with: {shlex.join(cmd)}"
+            exc.args = (f"{exc}{rest}; once every trial has finished, score them with: "
+                        f"ganforge modes --rescore {shlex.quote(str(out))}",)
+            raise
         stats.append(s)
         grid = imgs if grid is None else grid
     grid_path = save_grid(grid, out, method)

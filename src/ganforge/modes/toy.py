@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ganforge.errors import UsageError
 from ganforge.losses import LOSSES, gradient_penalty, mode_seeking_loss, r1_penalty
 from ganforge.nn.layers import MinibatchStdDev
 
@@ -145,6 +146,39 @@ class ToyConfig:
     drs_steps: int = 0  # Adam steps of the fresh calibration D (0 = DRS off)
     drs_lr: float = 1e-3  # its learning rate (linear decay to 0 over the second half)
     drs_percentile: float = 0.0  # γ = this percentile of the burn-in F(x), higher = stricter; 0 = γ 0 (plain rejection sampling)
+
+    def check(self) -> ToyConfig:
+        """Refuse, before any training, a value that would crash mid-run or train something meaningless
+        (a 0 width or a NaN rate trains and prints a '0.0 / 8 modes' row): one line naming the field,
+        its value and what is allowed. Returns self."""
+        for name, ok, allowed in _RULES:
+            value = getattr(self, name)
+            if not ok(value):
+                raise UsageError(f"{name} must be {allowed}, got {value!r}")
+        group = min(self.mbstd_group, self.batch_size)  # the minibatch-stddev groups must tile D's batch
+        if group and self.batch_size % group:
+            raise UsageError(f"mbstd_group must divide batch_size={self.batch_size}, be >= it or be 0 (off), "
+                             f"got {self.mbstd_group!r}")
+        return self
+
+
+def _rule(names: str, ok, allowed: str) -> list:
+    return [(n, ok, allowed) for n in names.split()]
+
+
+# (field, ok(value), what is allowed) for every ToyConfig field; NaN fails every comparison
+_RULES = [
+    *_rule("steps z_dim g_width g_depth d_width d_depth d_pieces n_critic pack", lambda v: v >= 1, "an integer >= 1"),
+    # batch norm's running variance divides by N - 1
+    *_rule("batch_size", lambda v: v >= 2, "an integer >= 2"),
+    *_rule("mbstd_group unroll_steps drs_steps", lambda v: v >= 0, "an integer >= 0 (0 = off)"),
+    *_rule("lr_g lr_d drs_lr", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    *_rule("beta1 beta2", lambda v: 0 <= v < 1, "in [0, 1)"),
+    *_rule("msgan_weight gp_weight r1_gamma", lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0 (0 = off)"),
+    *_rule("lr_decay_frac", lambda v: 0 <= v <= 1, "in [0, 1] (0 = off)"),
+    *_rule("drs_percentile", lambda v: 0 <= v < 100, "in [0, 100) (0 = γ 0, exact rejection sampling)"),
+    *_rule("loss", lambda v: v in LOSSES, f"one of {', '.join(LOSSES)}"),
+]
 
 
 def lr_factor(step: int, steps: int, decay_frac: float) -> float:
