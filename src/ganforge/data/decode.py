@@ -12,7 +12,9 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 # Lower-case suffixes we treat as images when scanning folders and zips.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# Netpbm (.pgm .ppm .pnm) and .jfif (a JPEG) are decoded by Pillow too; other suffixes are
+# left out with a logged count when listing.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm", ".jfif")
 
 # Largest width * height we decode: PIL's own default (a 3-byte-per-pixel 256 MiB image).
 # We check it ourselves after reading the header, so the limit is a parameter, not global state.

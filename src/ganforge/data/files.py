@@ -27,7 +27,7 @@ from typing import BinaryIO
 from PIL import Image
 
 from ..errors import UsageError
-from .decode import BadImage, is_image_name, open_image
+from .decode import IMAGE_EXTENSIONS, BadImage, is_image_name, open_image
 
 log = logging.getLogger("ganforge.data")
 
@@ -96,25 +96,47 @@ class ImageFiles:
 
 
 def _hidden(parts: Sequence[str]) -> bool:
-    # ".DS_Store", "._photo.jpg" (macOS resource forks), ".git/", "__MACOSX/"
-    return any(p.startswith(".") or p == "__MACOSX" for p in parts)
+    # ".DS_Store", "._photo.jpg" (macOS resource forks), ".git/", "__MACOSX/", Windows' metadata
+    return any(p.startswith(".") or p in ("__MACOSX", "Thumbs.db", "desktop.ini") for p in parts)
+
+
+def _log_ignored(where: object, ignored: list[tuple[str, ...]]) -> None:
+    # A class stored as .heic or .pcx would otherwise vanish without a word.
+    if ignored:
+        log.warning("%s: ignored %d file(s) with other suffixes (e.g. %s); images are %s",
+                    where, len(ignored), "/".join(min(ignored)), " ".join(IMAGE_EXTENSIONS))
 
 
 def _list_folder(root: Path) -> list[Entry]:
-    entries = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    entries, ignored = [], []
+    visited: set[str] = set()
+    # Follow symlinked sub-folders (a class folder linked in from elsewhere is part of the
+    # dataset), but enter each real folder once, so a link loop (a/b -> a) ends.
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in visited:
+            log.warning("skipped %s: it links to %s, which is already listed (a symlink loop or a second link)",
+                        dirpath, real)
+            dirnames.clear()
+            continue
+        visited.add(real)
         dirnames.sort()
-        rel = Path(dirpath).relative_to(root).parts
+        rel = Path(dirpath).relative_to(root).parts  # as the user sees it, not the link target
         for name in filenames:
             parts = (*rel, name)
-            if is_image_name(name) and not _hidden(parts):
-                full = os.path.join(dirpath, name)
-                try:
-                    size = os.stat(full).st_size
-                except OSError:  # broken symlink, vanished file: reported when decoding
-                    size = -1
-                entries.append(Entry(parts, size, full, full))
+            if _hidden(parts):
+                continue
+            if not is_image_name(name):
+                ignored.append(parts)
+                continue
+            full = os.path.join(dirpath, name)
+            try:
+                size = os.stat(full).st_size
+            except OSError:  # broken symlink, vanished file: reported when decoding
+                size = -1
+            entries.append(Entry(parts, size, full, full))
     entries.sort(key=lambda e: e.parts)  # deterministic regardless of file system order
+    _log_ignored(root, ignored)
     return entries
 
 
@@ -122,7 +144,8 @@ def _list_zip(archive: zipfile.ZipFile, path: Path) -> list[Entry]:
     members = archive.infolist()
     if len(members) > MAX_ZIP_MEMBERS:
         raise UsageError(f"{path} has {len(members)} members; at most {MAX_ZIP_MEMBERS} are allowed")
-    entries = []
+    entries, ignored = [], []
+    seen: set[str] = set()
     for info in members:
         name = info.filename
         parts = PurePosixPath(name.replace("\\", "/")).parts
@@ -135,10 +158,18 @@ def _list_zip(archive: zipfile.ZipFile, path: Path) -> list[Entry]:
                 f"{path}: zip member {name!r} is {info.file_size} bytes uncompressed; "
                 f"at most {MAX_ZIP_MEMBER_BYTES} bytes (64 MiB) are allowed"
             )
-        if info.is_dir() or not is_image_name(name) or _hidden(parts):
+        if info.is_dir() or _hidden(parts):
             continue
+        if not is_image_name(name):
+            ignored.append(parts)
+            continue
+        if name in seen:
+            # Members are opened by name, and zipfile returns the last of that name for both.
+            raise UsageError(f"{path} holds two members named {name}: which is meant is unknowable; re-create the zip")
+        seen.add(name)
         entries.append(Entry(tuple(parts), info.file_size, f"{path}:{name}", name))
     entries.sort(key=lambda e: e.parts)
+    _log_ignored(path, ignored)
     return entries
 
 

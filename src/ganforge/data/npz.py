@@ -1,7 +1,8 @@
 """Images stored as numpy arrays in an .npz file.
 
 Expected keys: `images` uint8 (N, H, W) or (N, H, W, C) with C in 1..4 (channels last, as
-PIL and most datasets store them), optional `labels` integer (N,) with values >= 0.
+PIL and most datasets store them), optional `labels` integer (N,): class ids 0..K-1 with
+K <= MAX_CLASSES.
 Loaded with allow_pickle=False: an .npz can never run code.
 """
 
@@ -14,6 +15,11 @@ import numpy as np
 
 from ..errors import UsageError
 from .builtin import RawArrays
+
+# Class names, label embeddings and per-class counts are all sized by the largest label, so one stray
+# id like 10**9 would exhaust memory even for an unconditional run. 100k is well above real datasets
+# (ImageNet-21k has ~22k classes).
+MAX_CLASSES = 100_000
 
 EXPECTED = "expected key 'images' uint8 (N, H, W) or (N, H, W, C) with C in 1..4, optional 'labels' integer (N,)"
 
@@ -59,5 +65,9 @@ def load_npz(path: Path) -> RawArrays:
         )
     if labels.min() < 0:
         raise UsageError(f"{path}: 'labels' contains {labels.min()}; class indices must be >= 0")
+    if labels.max() >= MAX_CLASSES:
+        raise UsageError(
+            f"{path}: 'labels' go up to {labels.max()}; class ids must be 0..K-1 with K at most {MAX_CLASSES}"
+        )
     labels = labels.astype(np.int64)
     return images, labels, [str(i) for i in range(int(labels.max()) + 1)]

@@ -51,15 +51,34 @@ def load_images(
     num_workers: decoding threads for folders/zips (default: one per available core, max 16).
     """
     _check_args(resolution, channels, max_images, on_bad_image, max_bad_fraction, max_pixels)
+    relabel = "relabel to 0..K-1 without gaps"
     if source in NAMED_SOURCES:
+        if Path(source).exists():
+            # The name keeps winning (existing runs depend on it), but a user with a ./digits folder
+            # would otherwise train on the wrong images without noticing.
+            log.warning("using the built-in %r dataset; ./%s exists too: write ./%s (or its full path) to train "
+                        "on the folder", source, source, source)
         named = NAMED_SOURCES[source]
         images, labels, class_names = named.load()
-        return _from_arrays(images, labels, class_names, named.source, resolution, channels, max_images)
-    path = _existing_path(source)
-    if path.suffix.lower() == ".npz" and path.is_file():
-        images, labels, class_names = load_npz(path)
-        return _from_arrays(images, labels, class_names, f"{path} (npz)", resolution, channels, max_images)
-    return _from_files(path, resolution, channels, max_images, on_bad_image, max_bad_fraction, max_pixels, num_workers)
+        data = _from_arrays(images, labels, class_names, named.source, resolution, channels, max_images)
+    else:
+        path = _existing_path(source)
+        if path.suffix.lower() == ".npz" and path.is_file():
+            images, labels, class_names = load_npz(path)
+            if labels is not None and max_images is not None and max_images < len(labels):
+                # Deal classes round-robin as folders and built-ins are, so the prefix is balanced (an
+                # .npz sorted by class would otherwise give class 0 only). Only when truncating: a full
+                # .npz keeps its own order, and so its content hash, which resumed runs check.
+                keep = interleave_classes(labels)[:max_images]
+                images, labels = images[keep], labels[keep]
+            data = _from_arrays(images, labels, class_names, f"{path} (npz)", resolution, channels, max_images)
+        else:
+            data = _from_files(
+                path, resolution, channels, max_images, on_bad_image, max_bad_fraction, max_pixels, num_workers
+            )
+            relabel = "fix or remove the images of those class folders"
+    _warn_if_empty_classes(data, max_images, relabel)
+    return data
 
 
 def check_images(
@@ -138,6 +157,9 @@ def _from_arrays(
 ) -> ImageData:
     # images uint8 (N, H, W, C); slice before converting so max_images also saves time.
     images = images[:max_images]
+    if channels == 1 and images.shape[3] >= 3:
+        picks = _spread(len(images))
+        _log_if_colour(description, sum(_is_colour(Image.fromarray(images[i])) for i in picks), len(picks))
     return ImageData(
         images=arrays_to_tensor(images, resolution, channels),
         labels=None if labels is None else torch.from_numpy(np.ascontiguousarray(labels[:max_images], dtype=np.int64)),
@@ -146,24 +168,55 @@ def _from_arrays(
     )
 
 
-def _warn_if_colour(files: ImageFiles, entries: list, path: Path, max_pixels: int, n: int = 16) -> None:
+def _warn_if_empty_classes(data: ImageData, max_images: int | None, fix: str) -> None:
+    """Warn about classes with no image (label gaps in an .npz, a class folder whose files were all
+    skipped, max_images below the class count): a conditional model still trains and samples them
+    from the class embedding alone. Not refused: an .npz may reserve ids on purpose."""
+    if data.labels is None:
+        return
+    counts = np.bincount(data.labels.numpy(), minlength=data.num_classes)  # (K,)
+    empty = [data.class_names[i] for i in np.flatnonzero(counts == 0)]  # type: ignore[index]
+    if not empty:
+        return
+    k = data.num_classes
+    if max_images is not None and max_images < k:
+        fix = f"max_images={max_images} is fewer than the {k} classes, so some must miss: raise it to at least {k}"
+    names = ", ".join(repr(name) for name in empty[:10]) + (", ..." if len(empty) > 10 else "")
+    what = f"class {names} has" if len(empty) == 1 else f"{len(empty)} of {k} classes ({names}) have"
+    log.warning("%s: %s no images: a conditional model still learns and samples %s; %s",
+                data.source, what, "it" if len(empty) == 1 else "them", fix)
+
+
+def _spread(count: int, n: int = 16) -> list[int]:
+    """Up to n indices spread evenly over range(count), first and last included."""
+    return sorted({int(i) for i in np.linspace(0, count - 1, min(n, count)).round()})
+
+
+def _is_colour(img: Image.Image) -> bool:
+    """Colour when the channels differ by more than 8 levels somewhere in a 16 x 16 thumbnail (RGB
+    files of grey content, such as re-saved digits, are not)."""
+    rgb = np.asarray(to_8bit(img, 3).resize((16, 16), Image.Resampling.BOX), dtype=np.int16)  # (16, 16, 3)
+    return bool((rgb.max(axis=-1) - rgb.min(axis=-1)).max() > 8)
+
+
+def _log_if_colour(where: object, k: int, n: int) -> None:
+    if k and 2 * k >= n:
+        log.warning("%s: %d of %d sampled images are in colour, but model.channels=1 trains on grey; for colour use "
+                    "--set model.channels=3 (the presets dcgan-cifar10 and sngan-cifar10 are colour)", where, k, n)
+
+
+def _warn_if_colour(files: ImageFiles, entries: list, path: Path, max_pixels: int) -> None:
     """Warn when grey training (channels=1) would drop the colour of a colour dataset, e.g. a photo
-    folder given to the default dcgan-mnist preset. Looks at up to n files spread over the listing: a
-    file is colour when its channels differ by more than 8 levels somewhere in a 16 x 16 thumbnail
-    (RGB files of grey content, such as re-saved digits, are not)."""
-    picks = sorted({int(i) for i in np.linspace(0, len(entries) - 1, min(n, len(entries))).round()})
+    folder given to the default dcgan-mnist preset. Looks at up to 16 files spread over the listing
+    (arrays are checked the same way in _from_arrays)."""
+    picks = _spread(len(entries))
     colour: dict[int, bool] = {}
 
     def work(i: int, img: Image.Image) -> None:
-        rgb = np.asarray(to_8bit(img, 3).resize((16, 16), Image.Resampling.BOX), dtype=np.int16)  # (16, 16, 3)
-        colour[i] = bool((rgb.max(axis=-1) - rgb.min(axis=-1)).max() > 8)
+        colour[i] = _is_colour(img)
 
     decode_entries(files, [entries[i] for i in picks], work, max_pixels=max_pixels, draft=("RGB", 16), num_workers=1)
-    k = sum(colour.values())
-    if k and 2 * k >= len(colour):
-        log.warning("%s: %d of %d sampled images are in colour, but model.channels=1 trains on grey; for colour use "
-                    "--set model.channels=3 (the presets dcgan-cifar10 and sngan-cifar10 are colour)",
-                    path, k, len(colour))
+    _log_if_colour(path, sum(colour.values()), len(colour))
 
 
 def _from_files(
