@@ -298,3 +298,34 @@ def test_an_npz_with_alpha_is_composited_on_black_like_its_image_files_and_train
     assert torch.equal(from_npz, load_image_set(folder).images)
     assert torch.equal(from_npz, arrays_to_tensor(raw, 10, channels - 1))
     assert torch.equal(from_npz[0], torch.from_numpy(raw[0, ..., :-1]).permute(2, 0, 1)) and from_npz[1].max() == 0
+
+
+def test_eval_of_a_run_says_when_its_training_data_changed_since(tmp_path, caplog):
+    """The run records its images' count and content hash; `ganforge eval RUN`'s default reference (the
+    training data) is checked against them: files added since training are said, not passed off as the
+    images the run trained on."""
+    import logging
+
+    import ganforge
+    from ganforge.config import apply_overrides
+
+    data = tmp_path / "imgs"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(data / f"{i}.png")
+    cfg = apply_overrides(ganforge.get_preset("dcgan-mnist"), [
+        f"data.source={data}", "train.total_steps=2", "train.batch_size=8", "model.g_width=8", "model.d_width=8",
+        "train.sample_every=0", "eval.every=0", "train.progress=false"])
+    run = ganforge.train(cfg, out=tmp_path / "run")
+    recorded = json.loads((run / "config.json").read_text())["resolved"]["data"]
+    assert recorded["num_images"] == 24 and len(recorded["sha256"]) == 64
+    with caplog.at_level(logging.WARNING, logger="ganforge.eval"):
+        r = evaluate(str(run), metrics="fid", n=20)
+    assert r.protocol["reference"]["same_as_trained"] is True and "not the images" not in caplog.text
+    for i in range(24, 30):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(data / f"{i}.png")
+    with caplog.at_level(logging.WARNING, logger="ganforge.eval"):
+        r = evaluate(str(run), metrics="fid", n=20)
+    assert r.protocol["reference"]["same_as_trained"] is False
+    assert "is not the images the run trained on (24 images then, 30 now" in caplog.text

@@ -42,12 +42,14 @@ class TrainingData:
     max_images: int | None = None  # data.max_images: the first N, as in training
     on_bad_image: str = "error"
     max_bad_fraction: float = 0.01
+    trained_on: tuple[int, str] | None = None  # (num_images, sha256) the run recorded (runs before 2026-12-07: None)
 
     def __str__(self) -> str:
         return self.source
 
     def load(self, n: int | None, seed: int, what: str) -> ImageSet:
         from ganforge.data import NAMED_SOURCES, load_images
+        from ganforge.data.image_data import pixels_sha256
 
         data = load_images(self.source, resolution=self.resolution, channels=self.channels, max_images=self.max_images,
                            on_bad_image=self.on_bad_image, max_bad_fraction=self.max_bad_fraction)
@@ -57,6 +59,16 @@ class TrainingData:
                  "loaded_as": f"{self.resolution}x{self.resolution}, {self.channels} channel(s), centre-cropped and "
                                "resized as the run's training loaded it"
                                + (f", first {self.max_images}" if self.max_images else "")}
+        if self.trained_on:
+            # files added, removed or edited since training: say so (the protocol would claim the run's data)
+            # rather than refuse, as resume does at the same path (re-encoded files may differ in a bit)
+            count, sha = self.trained_on
+            same = sha in (pixels_sha256(data.images), pixels_sha256(data.images, data.labels))  # labels: if conditional
+            ident["same_as_trained"] = same
+            if not same:
+                log.warning("%s %s is not the images the run trained on (%d images then, %d now, or their content "
+                            "changed): the scores compare with the data as it is now", what, self.source,
+                            count, len(data.images))
         return ImageSet(s.images, {**ident, **{k: v for k, v in s.identity.items() if k != "kind"}})
 
 
@@ -115,8 +127,13 @@ def run_eval_defaults(target) -> RunEvalDefaults | None:
     if cfg.eval.ref:  # given as a reference: scored as it is, as the periodic evaluation did
         return RunEvalDefaults(evaluator, source, note=note, auto=auto)
     d = cfg.data
-    return RunEvalDefaults(evaluator, TrainingData(source, *shape, d.max_images or None, d.on_bad_image, d.max_bad_fraction),
-                           note=note, auto=auto)
+    try:
+        recorded = json.loads(run_config.read_text())["resolved"]["data"]
+        trained_on = (int(recorded["num_images"]), str(recorded["sha256"]))
+    except (OSError, ValueError, KeyError, TypeError):  # a run from before it was recorded
+        trained_on = None
+    return RunEvalDefaults(evaluator, TrainingData(source, *shape, d.max_images or None, d.on_bad_image, d.max_bad_fraction,
+                                                   trained_on), note=note, auto=auto)
 
 
 def resolve_defaults(target, evaluator=None, ref=None) -> tuple:

@@ -317,7 +317,9 @@ def train(
         split = {"world_size": parallel.world_size, "per_process_batch": t.batch_size // parallel.world_size} if parallel else {}
         atomic_write_bytes(run_dir / "config.json", json.dumps({
             **provenance(), "starts": starts(run_dir / "config.json", start_step), "run": json.loads(dumps(cfg)),
-            "resolved": {"device": str(device), "precision": precision, "torch": torch.__version__, **split},  # what actually ran
+            "resolved": {"device": str(device), "precision": precision, "torch": torch.__version__, **split,  # what actually ran
+                         # the images as trained on: `ganforge eval RUN` checks its default reference against them
+                         "data": {"num_images": batcher.num_images, "sha256": batcher.data_sha256}},
         }, indent=2).encode())
     metrics = MetricsLog(run_dir / "metrics.jsonl") if main else distributed.NullLog()  # appends
     t_start = time.perf_counter() - elapsed_before  # the run's clock; a rollback does not turn it back
