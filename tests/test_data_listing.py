@@ -101,3 +101,16 @@ def test_zip_with_duplicate_member_names_is_refused(tmp_path):
         zf.writestr("b.png", png_bytes(100))
     with pytest.raises(UsageError, match=r"dup\.zip holds two members named a\.png: .*re-create the zip$"):
         load_images(str(archive), resolution=4, channels=1)
+
+
+def test_data_check_says_what_listing_leaves_out_once(tmp_path, capsys, caplog):
+    import logging
+
+    from ganforge.cli import main
+
+    for i in range(3):
+        Image.new("L", (8, 8), i).save(tmp_path / f"{i}.png")
+    (tmp_path / "x.pcx").write_text("x")
+    with caplog.at_level(logging.WARNING, logger="ganforge.data"):
+        assert main(["data", "check", str(tmp_path)]) == 0
+    assert caplog.text.count("ignored 1 file(s) with other suffixes") == 1

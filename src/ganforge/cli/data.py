@@ -75,7 +75,17 @@ def check_cmd(source: str, as_json: bool) -> int:
 
 
 def _count_images(path: Path) -> int:
+    import logging
+
     from ganforge.data.files import ImageFiles
 
-    with ImageFiles(path) as files:
-        return len(files.entries)
+    # check_images lists the folder again and warns about what listing leaves out (other suffixes, a
+    # symlink loop): this first listing only counts, so its warnings would repeat those
+    listing_log = logging.getLogger("ganforge.data")
+    level = listing_log.level
+    listing_log.setLevel(logging.ERROR)
+    try:
+        with ImageFiles(path) as files:
+            return len(files.entries)
+    finally:
+        listing_log.setLevel(level)
