@@ -302,7 +302,7 @@ def test_mask_kind_alpha_takes_each_image_of_a_folder_its_own_hole(tmp_path, cap
 def test_a_centre_only_net_warns_for_other_holes(tmp_path, caplog, trained, kind, warns):
     import logging
 
-    from ganforge.apps.restore_apply import apply_to_path
+    from ganforge.apps.restore_paths import apply_to_path
 
     cfg = tiny("inpaint-center", f"degrade.mask_kinds={trained}")
     restorer = Restorer(perturbed_net(cfg, seed=1), cfg)
@@ -434,7 +434,7 @@ def test_mask_kind_alpha_checks_every_image_of_a_folder_before_running(tmp_path,
 ])
 def test_a_folder_is_read_whole_before_the_first_output(tmp_path, capsys, models, task, case, needle):
     """A damaged photo (or a mask of the wrong size) late in a folder stops the command before the
-    first output is written, with one line naming it (restore_apply._check_folder)."""
+    first output is written, with one line naming it (restore_paths._check_folder)."""
     photos, masks = tmp_path / "photos", tmp_path / "masks"
     photos.mkdir()
     masks.mkdir()

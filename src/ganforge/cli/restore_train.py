@@ -178,7 +178,8 @@ def make_apply_cmd(task: str) -> click.Command:
     @SELF_ENSEMBLE_OPTION
     @PRECISION_OPTION
     def apply_cmd(model, input_path, output_path, tile, overlap, device, force, no_ema, self_ensemble, precision, **extra) -> None:
-        from ganforge.apps.restore_apply import Restorer, apply_to_path, load_restorer_net
+        from ganforge.apps.restore_apply import Restorer, load_restorer_net
+        from ganforge.apps.restore_paths import apply_to_path
         from ganforge.apps.restore_files import plan_outputs
         from ganforge.training.loop import resolve_device
 
