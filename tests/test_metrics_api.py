@@ -16,14 +16,7 @@ from ganforge.metrics import MetricOptions, compare, evaluate, evaluate_pairs, m
 
 KID = dict(metrics="kid", evaluator="mnist-clf", options=MetricOptions(kid_subsets=2, kid_subset_size=10))
 
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from test_compare import isolated  # noqa: E402,F401  (autouse: a private cache and one torch thread here too)
 
 
 @pytest.fixture(scope="module")
