@@ -12,13 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ganforge.errors import UsageError
+from ganforge.errors import UsageError, is_int
 from ganforge.models.config import ModelConfig, check_d_cond
 
 LOSSES = ("minimax", "ns", "lsgan", "wgan", "hinge")
@@ -336,7 +335,7 @@ def _at_most(key: str, value: int, cap: int) -> None:
 def check_seed(key: str, seed: int, most: int = MAX_SEED) -> None:
     """A seed must be an integer that fits the 64-bit seed of torch's generators (see MAX_SEED), or
     for an evaluation seed numpy's 32-bit one (``most=MAX_EVAL_SEED``)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= most:
+    if not is_int(seed) or not 0 <= seed <= most:
         bound = "2**63 - 1" if most == MAX_SEED else "2**32 - 2" if most == MAX_EVAL_SEED else str(most)
         raise UsageError(f"{key}={seed!r} is out of range: use an integer from 0 to {most} ({bound})")
 

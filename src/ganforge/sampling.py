@@ -10,7 +10,7 @@ import torch
 
 from ganforge.config import check_seed
 from ganforge.data.decode import is_image_name
-from ganforge.errors import UsageError
+from ganforge.errors import UsageError, is_int
 from ganforge.io import atomic_write, image_grid, save_png
 from ganforge.metrics.imagesets import MAX_IMAGES
 
@@ -35,10 +35,6 @@ def truncated_noise(n: int, z_dim: int, psi: float | None, gen: torch.Generator)
 MIN_TRUNCATION = 0.05
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def check_truncation(psi: float | None) -> None:
     if psi is not None and not (isinstance(psi, (int, float, np.floating)) and not isinstance(psi, bool)
                                 and math.isfinite(psi) and psi >= MIN_TRUNCATION):
@@ -48,7 +44,7 @@ def check_truncation(psi: float | None) -> None:
 
 def check_count(n: int) -> None:
     """Refuse an image count generate() could not hold (or would take hours to fill) before any work."""
-    if not (_is_int(n) and 1 <= n <= MAX_IMAGES):
+    if not (is_int(n) and 1 <= n <= MAX_IMAGES):
         raise UsageError(f"--n {n!r}: the number of images must be an integer from 1 to {MAX_IMAGES:,}")
 
 
@@ -73,17 +69,17 @@ def generate(
     G runs in eval mode (batch norm on its running statistics, so an image does not depend on the
     batch it was drawn in) and is put back in the mode it came in."""
     check_count(n)
-    if not _is_int(seed):
+    if not is_int(seed):
         raise UsageError(f"seed={seed!r} is not an integer: use one from 0 to 2**63 - 1")
     check_seed("seed", seed)  # torch generators take 64-bit seeds
     check_truncation(truncation)
-    if not (_is_int(batch_size) and batch_size >= 1):
+    if not (is_int(batch_size) and batch_size >= 1):
         raise UsageError(f"batch_size={batch_size!r}: images per forward pass must be an integer >= 1")
     k = getattr(G, "num_classes", 0)
     if class_index is not None:
         if not k:
             raise UsageError(f"--class {class_index}: this generator is unconditional (no classes)")
-        if not (_is_int(class_index) and 0 <= class_index < k):
+        if not (is_int(class_index) and 0 <= class_index < k):
             raise UsageError(f"--class {class_index!r} is out of range: this generator has classes 0..{k - 1}")
     if device is None:
         device = next(G.parameters()).device

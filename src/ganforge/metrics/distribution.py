@@ -10,7 +10,6 @@ covariance, count) worth caching on its own; the others need the features themse
 from __future__ import annotations
 
 import contextlib
-import numbers
 import os
 import tempfile
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ganforge.errors import UsageError
+from ganforge.errors import UsageError, is_int
 
 ArrayLike = Union[np.ndarray, Tensor]
 
@@ -216,7 +215,7 @@ def kid(
                 f"kid: subset_size={subset_size} is larger than the {n} samples in {name}; "
                 f"lower subset_size to at most {n}"
             )
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= 2**32 - 1:
+    if not is_int(seed) or not 0 <= seed <= 2**32 - 1:
         raise UsageError(f"kid: seed must be an integer from 0 to 2**32 - 1 (numpy's RandomState), got {seed!r}")
     rng = np.random.RandomState(seed)
     mmds = np.empty(subsets)

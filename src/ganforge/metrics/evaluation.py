@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import numbers
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -29,7 +28,7 @@ from torch import Tensor, nn
 
 from ganforge.data.image_data import pixels_sha256
 from ganforge.config import MAX_EVAL_SEED
-from ganforge.errors import UsageError
+from ganforge.errors import UsageError, is_int
 from ganforge.metrics import cache as ref_cache
 from ganforge.metrics.distribution import (
     FeatureStats,
@@ -137,7 +136,7 @@ def parse_metrics(metrics) -> tuple[str, ...]:
 
 def check_int(what: str, value, lo: int, hi: int, why: str = "") -> int:
     """An int (numpy's too, not a bool) in lo..hi -> int; anything else is a UsageError naming ``what``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
+    if not is_int(value) or not lo <= value <= hi:
         raise UsageError(f"{what} must be an integer from {lo} to {hi}{why}, got {value!r}")
     return int(value)
 

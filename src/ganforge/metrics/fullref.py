@@ -18,14 +18,13 @@ Options shared by all metrics:
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganforge.errors import UsageError
+from ganforge.errors import UsageError, is_int
 
 SSIM_WIN_SIZE = 11  # Gaussian window side in pixels (Wang et al. 2004)
 SSIM_SIGMA = 1.5  # Gaussian window standard deviation in pixels
@@ -170,7 +169,7 @@ def _check_data_range(data_range: float) -> None:
 
 def check_crop(crop) -> int:
     """crop: a non-negative int (numpy integers too; not a bool, where True would mean 1) -> int."""
-    if isinstance(crop, bool) or not isinstance(crop, numbers.Integral) or crop < 0:
+    if not is_int(crop) or crop < 0:
         raise UsageError(f"crop must be a non-negative integer, got {crop!r}")
     return int(crop)
 

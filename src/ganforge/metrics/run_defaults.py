@@ -63,7 +63,9 @@ class TrainingData:
             # files added, removed or edited since training: say so (the protocol would claim the run's data)
             # rather than refuse, as resume does at the same path (re-encoded files may differ in a bit)
             count, sha = self.trained_on
-            same = sha in (pixels_sha256(data.images), pixels_sha256(data.images, data.labels))  # labels: if conditional
+            # the run hashed its labels only when it was conditional: the second hash only if the first differs
+            same = sha == pixels_sha256(data.images) or (data.labels is not None
+                                                          and sha == pixels_sha256(data.images, data.labels))
             ident["same_as_trained"] = same
             if not same:
                 log.warning("%s %s is not the images the run trained on (%d images then, %d now, or their content "
