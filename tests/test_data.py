@@ -361,6 +361,19 @@ def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
     assert load1(tmp_path, resolution=4, channels=3)[:, 0, 1].tolist() == [100, 100, 100]
 
 
+def test_a_16_bit_pgm_and_an_8_bit_picture_stored_as_32_bit_tiff_both_load_at_their_brightness(tmp_path):
+    # Pillow opens a 16-bit PGM as mode "I", stretched to 0..65535: scaled by 1/257.
+    values = np.array([[0, 257 * 100, 65535, 1000]] * 4, dtype=">u2")  # (4, 4)
+    (tmp_path / "a.pgm").write_bytes(b"P5\n4 4\n65535\n" + values.tobytes())
+    assert load1(tmp_path, resolution=4)[0, 0].tolist() == [0, 100, 255, 4]
+    # An int32 TIFF of 0..255 values (also mode "I") is an 8-bit picture: /257 would make it black.
+    (tmp_path / "a.pgm").unlink()
+    Image.fromarray(np.array([[0, 100, 255, 7]] * 4, dtype=np.int32)).save(tmp_path / "b.tif")
+    with Image.open(tmp_path / "b.tif") as reopened:
+        assert reopened.mode == "I"
+    assert load1(tmp_path, resolution=4)[0, 0].tolist() == [0, 100, 255, 7]
+
+
 def test_exif_orientation_applied(tmp_path):
     pixels = np.zeros((8, 16, 3), np.uint8)
     pixels[:, :8] = 255  # left half white

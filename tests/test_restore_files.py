@@ -53,6 +53,19 @@ def test_grey_input_is_written_grey_as_the_luma_of_the_rgb_result(tmp_path, caps
     assert np.array_equal(np.asarray(result), np.asarray(want))
 
 
+def test_an_8_bit_picture_stored_as_a_32_bit_tiff_is_restored_at_its_brightness(tmp_path, capsys, models):
+    # Mode "I" of 0..255 values: read as 8-bit (it used to be read as 16-bit, /65535: black)
+    grey = smooth(20, 24)[..., 0]  # (20, 24) uint8
+    Image.fromarray(grey.astype(np.int32)).save(tmp_path / "g32.tif")
+    Image.fromarray(grey).save(tmp_path / "g8.png")
+    for name in ("g32.tif", "g8.png"):
+        code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / name),
+                            str(tmp_path / f"{name}.png"))
+        assert code == 0, err
+    got, want = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in ("g32.tif", "g8.png"))
+    assert got.dtype == np.uint8 and np.array_equal(got, want)
+
+
 def test_a_16_bit_grey_file_is_restored_and_written_with_16_bits(tmp_path, capsys, caplog, models):
     levels = (smooth(20, 24)[..., 0].astype(np.uint16) * 257 + np.arange(24, dtype=np.uint16)[None] * 7)  # (20, 24)
     Image.fromarray(levels).save(tmp_path / "g16.png")  # mode I;16: levels between the 8-bit ones

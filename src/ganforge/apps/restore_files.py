@@ -23,7 +23,7 @@ from PIL import Image, features
 from torch import Tensor
 
 from ganforge.data.decode import IMAGE_EXTENSIONS, BadImage, is_image_name, open_image
-from ganforge.data.transforms import _ALPHA_MODES, _SIXTEEN_BIT_MODES, to_8bit, upright
+from ganforge.data.transforms import _ALPHA_MODES, _SIXTEEN_BIT_MODES, eight_bit_in_32, to_8bit, upright
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes
 
@@ -85,7 +85,7 @@ def read_image_file(path: Path) -> ImageFile:
             except (ValueError, OSError) as exc:
                 raise BadImage(f"cannot convert mode {img.mode} to RGBA ({exc})") from None
             rgb, alpha = rgba[..., :3], rgba[..., 3].copy()
-        elif grey and img.mode in _SIXTEEN_BIT_MODES:  # 16-bit grey ("I" is how PIL opens 16-bit PNG/TIFF)
+        elif grey and img.mode in _SIXTEEN_BIT_MODES and not eight_bit_in_32(img):  # 16-bit grey ("I": 16-bit PGM)
             levels = np.clip(np.asarray(img, dtype=np.float64), 0, 65535) / 65535.0  # (H, W)
             x = torch.from_numpy(levels.astype(np.float32))[None, None].expand(1, 3, -1, -1).contiguous()
             return ImageFile(x, True, None, bits=16)  # (1, 3, H, W)

@@ -36,10 +36,15 @@ def to_8bit(img: Image.Image, channels: int) -> Image.Image:
         return img
     if mode in _SIXTEEN_BIT_MODES:
         # PIL's convert("L") clips 16-bit values at 255 (almost every pixel turns white);
-        # scale the full 0..65535 range instead. "I" (32-bit) comes from 16-bit PNG/TIFF
-        # in practice, so it is read as 16-bit too.
+        # scale the full 0..65535 range instead. "I" (32-bit) comes from 16-bit PPM/PGM in
+        # practice (Pillow stretches any maxval to 0..65535), so it is read as 16-bit too,
+        # unless no value exceeds 255: that is an 8-bit picture stored in 32 bits (a TIFF
+        # written from int32), which /257 would turn black. A true 16-bit image that dark
+        # is black at 8 bits either way.
         values = np.asarray(img, dtype=np.float32)  # (H, W)
-        gray = np.clip(values / 257.0, 0, 255).round().astype(np.uint8)
+        if not eight_bit_in_32(img):
+            values = values / 257.0
+        gray = np.clip(values, 0, 255).round().astype(np.uint8)
         return Image.fromarray(gray).convert(target)
     if mode == "F":
         # Float images: [0, 1] data is scaled by 255, anything else taken as 0..255.
@@ -59,6 +64,14 @@ def to_8bit(img: Image.Image, channels: int) -> Image.Image:
         # CMYK, YCbCr, LAB, HSV, ...: go through RGB so "L" always means ITU-R 601 luma of RGB.
         img = _convert(img, "RGB")
     return _convert(img, target)
+
+
+def eight_bit_in_32(img: Image.Image) -> bool:
+    """True for a mode "I" (32-bit) image whose values all fit 0..255: an 8-bit picture, not 16-bit."""
+    if img.mode != "I":
+        return False
+    lo, hi = img.getextrema()
+    return hi <= 255
 
 
 def _convert(img: Image.Image, mode: str) -> Image.Image:
