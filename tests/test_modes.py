@@ -206,11 +206,16 @@ def test_best_defaults_to_its_own_length(monkeypatch, capsys):
             main(["modes", "--benchmark", "grid25", *args, "--trials", "1"])
     assert [c.steps for c in seen] == [20000, 7, 2000]
     assert seen[0].drs_steps == 12000 and seen[0].pack == 2 and seen[2].drs_steps == 0
+    assert seen[1].drs_steps == 4  # a shorter run calibrates DRS in proportion: 12,000 * 7 / 20,000
+    seen.clear()
+    with pytest.raises(Stop):  # unless the calibration length is set
+        main(["modes", "--benchmark", "grid25", "--method", "best", "--steps", "7", "--set", "drs_steps=9"])
+    assert seen[0].drs_steps == 9
 
 
 def test_cli_best_json_names_its_recipe(monkeypatch, capsys, tmp_path):
     # a short `best` run through the CLI: DRS on, and the JSON says which recipe ran on this benchmark
-    short = replace(METHODS["best"], per_benchmark={"ring8": {"drs_steps": 5, "drs_percentile": 50.0}})
+    short = replace(METHODS["best"], per_benchmark={"ring8": {"drs_steps": 5, "drs_percentile": 50.0}}, steps=20)
     monkeypatch.setitem(METHODS, "best", short)
     args = ["modes", "--benchmark", "ring8", "--method", "best", "--trials", "1", "--steps", "20"]
     assert main([*args, "--set", "g_width=16", "--set", "d_width=16", "--out", str(tmp_path), "--json"]) == 0

@@ -20,7 +20,7 @@ BENCHMARK_NAMES = ("ring8", "grid25", "stacked-mnist")
                    "best-pack | best (the recommended recipe for that benchmark, DRS included); "
                    "stacked-mnist: vanilla | pacgan | mbstd | ttur | r1 | msgan | unrolled | wide | msgan-wide | msgan-r1 | best.")
 @click.option("--trials", type=int, default=10, show_default=True, help="Independent seeded trials (mean ± s.e.).")
-@click.option("--steps", type=int, default=None, help="G updates per trial. [default: 2D best 20000, other 2D methods 2000; stacked-mnist best 64000, its other methods 8000]")
+@click.option("--steps", type=int, default=None, help="G updates per trial; a shorter 2D best run shortens its DRS calibration in proportion. [default: 2D best 20000, other 2D methods 2000; stacked-mnist best 64000, its other methods 8000]")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Trial t uses seed + t.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="2D: a ToyConfig field (e.g. lr_decay_frac=0.3); stacked-mnist: a run-config key (e.g. train.batch_size=128). "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -114,6 +114,11 @@ def run_benchmark(
     if steps < 1:
         raise UsageError(f"--steps must be at least 1, got {steps}")
     cfg = toy_overrides(meth.config(steps, benchmark), overrides or {}).check()
+    if meth.steps and steps < meth.steps and cfg.drs_steps > 0 and "drs_steps" not in (overrides or {}):
+        # A shorter run than the recipe's (`best` at --steps 500 to try it) gets its DRS calibration
+        # shortened in proportion: --steps bounds the time, and 12,000 calibration steps after 500
+        # training steps would take 20x the training. The result's recipe shows the length used.
+        cfg = replace(cfg, drs_steps=max(1, round(cfg.drs_steps * steps / meth.steps)))
     if save is not None:
         check_save_dir(save)  # before hours of training, not after
     seeds = [seed + t for t in range(trials)]
@@ -124,8 +129,11 @@ def run_benchmark(
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if save is not None:
         save_trials(save, trial_meta(benchmark, method, steps, seeds, overrides, cfg), ens, d_params)
+    recipe = meth.recipe(benchmark)
+    if "drs_steps" in recipe:
+        recipe = {**recipe, "drs_steps": cfg.drs_steps}
     result = BenchResult(benchmark, method, steps, stats, wall / trials, overrides or None, cpu, before, acceptance,
-                         meth.recipe(benchmark))
+                         recipe)
     if out is not None:
         plot_samples(bench, samples, stats, plot_path(out, benchmark, method), title=f"{benchmark} · {method}" + (" + DRS" if before is not None else ""))
     return result
