@@ -263,14 +263,18 @@ def config_from_dict(d: dict, root: type, check: Callable[[Any], Any]) -> Any:
     return check(root(**kwargs))
 
 
+def override_key(item: str) -> str:
+    """The dotted key of one ``--set`` string as override_config reads it: " train.seed = 3" -> "train.seed"."""
+    return item.split("=", 1)[0].strip()
+
+
 def override_config(cfg: Any, overrides: list[str], check: Callable[[Any], Any]) -> Any:
     """Apply ``section.key=value`` strings to a sectioned config; an unknown section or key names the allowed ones."""
     sections = sections_of(type(cfg))
     for item in overrides:
         if "=" not in item:
             raise UsageError(f"--set {item!r} is not of the form section.key=value (e.g. train.total_steps=500)")
-        dotted, raw = item.split("=", 1)
-        dotted = dotted.strip()
+        dotted, raw = override_key(item), item.split("=", 1)[1]
         if "." not in dotted:
             raise UsageError(f"--set key {dotted!r} needs a section: one of {sorted(sections)} (e.g. train.{dotted})")
         section, key = dotted.split(".", 1)

@@ -13,7 +13,7 @@ from ganforge.bench.measure import (
     count_flops, fp32_math, matmul_peak_tflops, peak_memory_kind, peak_memory_mb, reset_peak_memory, sync, time_rate,
 )
 from ganforge.bench.reference import make_reference_iteration
-from ganforge.config import RunConfig, apply_overrides
+from ganforge.config import RunConfig, apply_overrides, override_key
 from ganforge.data import Batcher, ImageData
 from ganforge.errors import UsageError
 from ganforge.models import build_discriminator, build_generator
@@ -52,7 +52,7 @@ def check_bench_args(batch: int, steps: int, repeats: int) -> None:
 
 def check_bench_overrides(overrides) -> None:
     for item in overrides:
-        key = item.split("=", 1)[0].strip()
+        key = override_key(item)
         if key in OPTION_KEYS:
             raise UsageError(f"--set {key} is not allowed in bench: use {OPTION_KEYS[key]} instead")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ganforge.config import MAX_SEED, RESUMABLE_KEYS, apply_overrides, dumps
+from ganforge.config import MAX_SEED, RESUMABLE_KEYS, apply_overrides, dumps, override_key
 from ganforge.errors import UsageError
 
 log = logging.getLogger("ganforge.train")
@@ -18,7 +18,7 @@ log = logging.getLogger("ganforge.train")
 def check_resume_overrides(overrides, allowed: tuple[str, ...]) -> None:
     """Refuse a --set of a key outside ``allowed`` on resume: anything else would change the experiment."""
     for item in overrides:
-        key = item.split("=", 1)[0].strip()
+        key = override_key(item)
         if key not in allowed:
             raise UsageError(f"--set {key} cannot change when resuming; allowed: {', '.join(allowed)}")
 
@@ -46,8 +46,8 @@ def check_data_option(data_source: str | None, overrides) -> None:
         raise UsageError("--data '' is empty: give a dataset name (mnist5k, digits, lfw-faces) or an image "
                          "folder / .zip / .npz path, or leave --data out for the preset's own dataset")
     for item in overrides:
-        key, _, value = item.partition("=")
-        if key.strip() == "data.source" and value.strip() != data_source:
+        value = item.partition("=")[2]
+        if override_key(item) == "data.source" and value.strip() != data_source:
             raise UsageError(f"--data {data_source!r} and --set data.source={value.strip()!r} name different "
                              "datasets: give only one of them")
 

@@ -106,7 +106,7 @@ def stacked_config(method: str, steps: int | None = None, seed: int = 0, overrid
     on `device` with `threads` (None: the preset's, and then `overrides` may set them).
     No checkpoints, intermediate grids or periodic evaluation (the preset's mnist-clf metrics need
     1-channel images): a trial is scored once, here."""
-    from ganforge.config import apply_overrides
+    from ganforge.config import apply_overrides, override_key
     from ganforge.presets import PRESETS
 
     taken = dict(FLAG_KEYS)  # length and seed always come from the arguments; device and threads when given
@@ -115,7 +115,7 @@ def stacked_config(method: str, steps: int | None = None, seed: int = 0, overrid
     if threads is None:
         del taken["train.threads"]
     for item in overrides:
-        key = item.split("=", 1)[0].strip()  # as apply_overrides reads the key
+        key = override_key(item)
         if key in taken:
             raise UsageError(f"--set {item!r} is not allowed: {key} is set by {taken[key]}; use that option")
     base = PRESETS["dcgan-mnist"]
