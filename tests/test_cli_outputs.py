@@ -137,6 +137,11 @@ def test_dry_run_checks_the_data_and_the_state_to_resume_and_writes_nothing(caps
         Image.fromarray(np.full((28, 28), 60 * i, np.uint8)).save(folder / f"{i}.png")
     line = one_line_error(capsys, "train", "--preset", "cgan-mnist", "--data", folder, "--set", "train.batch_size=4", "--dry-run")
     assert "model.num_classes=10 needs labelled data" in line
+    (tmp_path / "one").mkdir()
+    folder.rename(tmp_path / "one" / "class")  # a single class folder is unlabelled too: the error says so
+    line = one_line_error(capsys, "train", "--preset", "cgan-mnist", "--data", tmp_path / "one", "--dry-run")
+    assert "one sub-folder per class (at least 2; images in the root or in a single folder are unlabelled)" in line
+    (tmp_path / "one" / "class").rename(folder)
     assert "is larger than the dataset (4 images)" in one_line_error(capsys, "train", "--data", folder, "--dry-run")
     line = one_line_error(capsys, "train", "--set", "eval.every=2", "--set", f"eval.ref={folder / '0.png'}", "--dry-run")
     assert "eval.ref" in line

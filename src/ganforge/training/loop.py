@@ -91,7 +91,7 @@ def check_data_fits(cfg: RunConfig, data: ImageData) -> None:
     m = cfg.model
     if m.num_classes and cfg.data.use_labels:
         if data.labels is None:
-            raise UsageError(f"model.num_classes={m.num_classes} needs labelled data, but {data.source} has no labels (use class sub-folders or set model.num_classes=0)")
+            raise UsageError(f"model.num_classes={m.num_classes} needs labelled data, but {data.source} has no labels: give one sub-folder per class (at least 2; images in the root or in a single folder are unlabelled), or set model.num_classes=0")
         if data.num_classes != m.num_classes:
             raise UsageError(f"{data.source} has {data.num_classes} classes but model.num_classes={m.num_classes}: set --set model.num_classes={data.num_classes}")
     if cfg.train.batch_size > len(data.images):
