@@ -198,6 +198,17 @@ def test_torchrun_trains_and_rank0_writes_one_run(tmp_path):
     assert "differ from rank 0" not in r.stderr  # the end-of-run check found identical parameters
 
 
+def test_torchrun_dry_run_checks_on_every_rank_and_writes_nothing(tmp_path):
+    r = torchrun(tmp_path, "--out", "run", "--dry-run")  # the process group, data and nets, then no step
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert list(tmp_path.iterdir()) == []
+    assert r.stdout.count('"preset"') == 1 and r.stderr.count("dry run: ") == 1  # rank 0 reports, once
+    assert r.stderr.count("eval.evaluator=auto") == 1
+    r = torchrun(tmp_path, "--out", "run", "--dry-run", "--set", "train.batch_size=33")
+    assert r.returncode != 0 and "train.batch_size=33 must be divisible by train.world_size=2" in r.stderr, r.stderr[-3000:]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_torchrun_usage_error_on_rank0_ends_every_rank_cleanly(tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("")

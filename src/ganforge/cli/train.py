@@ -145,7 +145,12 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
     from ganforge.training import train
 
     if dry_run:  # everything up to the first step (data, nets, eval.ref, the state to resume), nothing written
+        rank0 = os.environ.get("RANK", "0") == "0"
+        if not rank0:  # under torchrun every rank checks (no process group) but only rank 0 reports
+            logging.getLogger("ganforge").setLevel(logging.ERROR)
         train(cfg, out=out, runs_root=runs_root, resume=resume_dir, dry_run=True)
+        if not rank0:
+            return
         click.echo(dumps(cfg))
         where = resume_dir or out or f"{runs_root}/<next number>-{cfg.preset}"
         click.echo(f"dry run: config, data and model are valid; would {'resume' if resume_dir else 'write'} {where}", err=True)
