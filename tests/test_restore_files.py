@@ -91,7 +91,7 @@ def test_a_16_bit_grey_file_is_restored_and_written_with_16_bits(tmp_path, capsy
 
     code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "g16.png"),
                         str(tmp_path / "d.jpg"))
-    assert code == 0 and "16-bit grey but .jpg stores 8 bits" in caplog.text
+    assert code == 0 and "g16.png has 16 bits per channel but .jpg stores 8" in caplog.text
     assert Image.open(tmp_path / "d.jpg").mode == "L"
 
 

@@ -1,9 +1,10 @@
 """Image files in and out of ``ganforge sr|denoise|inpaint apply``.
 
 The networks see RGB, but the output keeps what the input file was: a grey file is written grey
-(ITU-R 601 luma of the restored RGB, the Y that SR scores), a 16-bit grey file is read and written
+(ITU-R 601 luma of the restored RGB, the Y that SR scores), a 16-bit file is read and written
 with 16 bits (PNG, TIFF; the networks were trained on 8-bit photos, but 8 bits would throw away
-levels the file holds), an alpha channel is carried over
+levels the file holds; 16-bit colour goes through OpenCV, as PIL decodes it to 8 bits), an alpha
+channel is carried over
 (for super-resolution resized with the same MATLAB bicubic as the ``bicubic`` baseline), and an
 EXIF orientation is applied first, because the output is written without EXIF and a phone photo
 would otherwise come out on its side. The output format follows OUTPUT's suffix; an unknown
@@ -42,7 +43,7 @@ OUTPUT_FORMATS = {
 }
 _NO_ALPHA = {"JPEG", "BMP"}  # formats that cannot store an alpha channel (PIL's BMP writer: no LA)
 _GREY_BANDS = {"1", "L", "I", "F"}  # bands of a single-channel (luminance) image, 8/16/32-bit or float
-_SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}  # formats PIL writes 16-bit grey ("I;16") to
+_SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}  # formats with 16-bit grey ("I;16", PIL) and colour (OpenCV) files
 
 
 def _suffixes() -> list[str]:
@@ -53,8 +54,8 @@ def _suffixes() -> list[str]:
 class ImageFile:
     """A decoded input file. rgb: (1, 3, H, W) float in [0, 1], upright (EXIF applied), the colour
     under the alpha channel unchanged (not composited); grey: the file has one colour channel;
-    alpha: (H, W) uint8, or None for an opaque format; bits: 16 for a 16-bit grey file (its levels
-    kept in ``rgb``, v / 65535), else 8."""
+    alpha: (H, W) uint8, or None for an opaque format; bits: 16 for a 16-bit grey or (opaque) colour
+    file (its levels kept in ``rgb``, v / 65535), else 8."""
 
     rgb: Tensor
     grey: bool
@@ -72,11 +73,55 @@ def _alpha_of(img: Image.Image) -> np.ndarray | None:
     return np.asarray(img.convert("RGBA"))[..., 3] if _has_alpha(img) else None
 
 
+# EXIF orientation -> the numpy equivalent of PIL's ImageOps.exif_transpose on an (H, W, C) array
+_ORIENT = {
+    2: lambda a: a[:, ::-1],  # mirrored left-right
+    3: lambda a: a[::-1, ::-1],  # upside down
+    4: lambda a: a[::-1],  # mirrored top-bottom
+    5: lambda a: a.transpose(1, 0, 2),  # PIL TRANSPOSE
+    6: lambda a: np.rot90(a, -1),  # PIL ROTATE_270: 90 degrees clockwise
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # PIL TRANSVERSE
+    8: lambda a: np.rot90(a, 1),  # PIL ROTATE_90: 90 degrees anticlockwise
+}
+
+
+def _sixteen_bit_colour(path: Path, img: Image.Image) -> bool:
+    """Whether an RGB/RGBA PNG or TIFF stores 16 bits per channel. PIL decodes those to 8 bits (the high
+    byte); its raw mode in the header says what the file holds ("RGB;16B", "RGBA;16N", ...)."""
+    if img.mode not in ("RGB", "RGBA") or img.format not in _SIXTEEN_BIT_FORMATS:
+        return False
+    with Image.open(path) as header:  # the tiles are gone from a loaded image; a re-open reads the header only
+        args = header.tile[0].args if header.tile else None
+    rawmode = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else ""
+    return isinstance(rawmode, str) and ";16" in rawmode
+
+
+def _read_rgb16(path: Path, orientation: int) -> np.ndarray | None:
+    """A 16-bit colour file's RGB levels, (H, W, 3) uint16 upright, through OpenCV (which PIL cannot do);
+    None where OpenCV (the restore extra) is missing or reads something else."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    arr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)  # BGR(A), EXIF not applied
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] != 3:
+        return None
+    return np.ascontiguousarray(_ORIENT.get(orientation, lambda a: a)(arr[..., ::-1]))  # BGR -> RGB, upright
+
+
 def read_image_file(path: Path) -> ImageFile:
     """An image file -> ImageFile; an unreadable file is a UsageError naming it."""
     try:
         with open(path, "rb") as f:
-            img = upright(open_image(f))
+            raw = open_image(f)
+            img = upright(raw)
+        if _sixteen_bit_colour(path, raw):
+            rgb16 = _read_rgb16(path, raw.getexif().get(0x0112, 1)) if raw.mode == "RGB" else None
+            if rgb16 is not None and rgb16.shape[:2] == (img.height, img.width):
+                x = torch.from_numpy(rgb16.astype(np.float32) / 65535.0).permute(2, 0, 1)[None]  # (1, 3, H, W)
+                return ImageFile(x.contiguous(), False, None, bits=16)
+            why = "with alpha" if raw.mode == "RGBA" else "without OpenCV (pip install opencv-python-headless)"
+            log.warning("%s has 16 bits per colour channel but is read with 8 %s", path.name, why)
         has_alpha = _has_alpha(img)
         grey = set(img.getbands()) - ({"A", "a"} if has_alpha else set()) <= _GREY_BANDS
         if has_alpha:
@@ -166,16 +211,25 @@ def check_output(out: Path, src: Path | None = None, *, alpha: bool = False) -> 
 
 
 def sixteen_bits_kept(path: Path) -> bool:
-    """Whether a 16-bit grey image written to ``path`` keeps its 16 bits (PNG, TIFF)."""
+    """Whether a 16-bit image written to ``path`` keeps its 16 bits (PNG, TIFF)."""
     return OUTPUT_FORMATS[path.suffix.lower()][0] in _SIXTEEN_BIT_FORMATS
 
 
 def write_image(x: Tensor, path: Path, *, grey: bool = False, alpha: np.ndarray | None = None,
                 bits: int = 8) -> None:
     """(1, 3, H, W) in [0, 1] -> a file in the format of its suffix, atomically; ``grey`` writes
-    luma, ``alpha`` ((H, W) uint8) is attached; ``bits=16`` with ``grey`` writes 16-bit levels
-    where the format has them (``sixteen_bits_kept``), 8-bit otherwise."""
+    luma, ``alpha`` ((H, W) uint8) is attached; ``bits=16`` writes 16-bit levels (grey through PIL,
+    colour through OpenCV) where the format has them (``sixteen_bits_kept``), 8-bit otherwise."""
     check_output(path, alpha=alpha is not None)
+    if not grey and bits == 16 and alpha is None and sixteen_bits_kept(path):
+        import cv2  # a 16-bit colour input was read through it (_read_rgb16)
+
+        rgb = (x[0].double().clamp(0, 1) * 65535).round().to(torch.int32).permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
+        ok, encoded = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(rgb[..., ::-1].astype(np.uint16)))
+        if not ok:
+            raise OSError(f"OpenCV could not encode {path.name}")
+        atomic_write_bytes(path, encoded.tobytes())
+        return
     if grey and bits == 16 and alpha is None and sixteen_bits_kept(path):
         r, g, b = x[0].double().clamp(0, 1)  # (H, W) each; luma in float, then rounded once to 16 bits
         luma = ((0.299 * r + 0.587 * g + 0.114 * b) * 65535).round().clamp(0, 65535)

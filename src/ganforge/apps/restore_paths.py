@@ -168,7 +168,7 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
         if restorer.task == "inpaint" and restorer.work_scale == "auto":
             log.info("%s: filled at work scale %.3g", src.name, restorer.last_work_scale)
         if img.bits == 16 and not sixteen_bits_kept(dst):
-            log.warning("%s is 16-bit grey but %s stores 8 bits: write .png or .tif to keep 16", src.name, dst.suffix)
+            log.warning("%s has 16 bits per channel but %s stores 8: write .png or .tif to keep 16", src.name, dst.suffix)
         write_image(y, dst, grey=img.grey, alpha=alpha, bits=img.bits)
         written.append(dst)
     return written
