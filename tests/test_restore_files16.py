@@ -88,9 +88,12 @@ def test_without_opencv_or_with_alpha_a_16_bit_colour_file_is_read_with_8_bits_a
         img = read_image_file(tmp_path / "a.png")
     assert img.bits == 8 and "a.png has 16 bits per colour channel but is read with 8 with alpha" in caplog.text
 
-    real_import = builtins.__import__
+    import importlib.util
+
+    real_import, real_find = builtins.__import__, importlib.util.find_spec
     monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
                         if name == "cv2" else real_import(name, *a, **k))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cv2" else real_find(name, *a))
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="ganforge.restore"):
         img = read_image_file(tmp_path / "c.png")

@@ -120,7 +120,10 @@ def read_image_file(path: Path) -> ImageFile:
             if rgb16 is not None and rgb16.shape[:2] == (img.height, img.width):
                 x = torch.from_numpy(rgb16.astype(np.float32) / 65535.0).permute(2, 0, 1)[None]  # (1, 3, H, W)
                 return ImageFile(x.contiguous(), False, None, bits=16)
-            why = "with alpha" if raw.mode == "RGBA" else "without OpenCV (pip install opencv-python-headless)"
+            import importlib.util
+
+            why = ("with alpha" if raw.mode == "RGBA" else "without OpenCV (pip install opencv-python-headless)"
+                   if importlib.util.find_spec("cv2") is None else "(OpenCV did not decode it)")
             log.warning("%s has 16 bits per colour channel but is read with 8 %s", path.name, why)
         has_alpha = _has_alpha(img)
         grey = set(img.getbands()) - ({"A", "a"} if has_alpha else set()) <= _GREY_BANDS
