@@ -33,12 +33,12 @@ def test_generate_runs_g_in_eval_mode_and_gives_it_back_as_it_came(run):
 
 
 @pytest.mark.parametrize("kwargs, needle", [
-    (dict(n=2.5), "--n 2.5: the number of images must be an integer"),
-    (dict(n=True), "--n True"),
+    (dict(n=2.5), "n=2.5: the number of images must be an integer"),
+    (dict(n=True), "n=True"),
     (dict(seed=1.5), "seed=1.5 is not an integer"),
     (dict(batch_size=0), "batch_size=0: images per forward pass must be an integer >= 1"),
     (dict(truncation=1e-6), f"must be a number >= {MIN_TRUNCATION}"),
-    (dict(truncation="0.5"), "--truncation '0.5'"),
+    (dict(truncation="0.5"), "truncation='0.5'"),
     (dict(device="mps"), "device='mps' is not a device: use cpu, cuda or auto"),
 ])
 def test_generate_refuses_bad_arguments_in_one_line(run, kwargs, needle):

@@ -53,7 +53,9 @@ def test_evaluate_labels_equals_mnist_clf_accuracy_on_the_same_images(mnist, shi
     assert r.values["label_agreement"] == pytest.approx(ref, abs=1e-9)
     assert (ref > 0.97) if shift == 0 else (ref < 0.03)
     assert r.protocol["options"]["label_class_map"].startswith("by index")
-    assert r.protocol["target"]["labels"] == "classes cycling 0..K-1"
+    # mnist5k, the default reference, is labelled and balanced (500 a class): its mix draws cycling's labels
+    assert r.protocol["target"]["labels"] == "reference class frequencies"
+    assert r.protocol["target"]["class_counts"] == [40] * 10 and r.protocol["target"]["reference_class_counts"] == [500] * 10
 
 
 def test_class_map_rules():

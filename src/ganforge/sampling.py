@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -35,52 +36,136 @@ def truncated_noise(n: int, z_dim: int, psi: float | None, gen: torch.Generator)
 MIN_TRUNCATION = 0.05
 
 
-def check_truncation(psi: float | None) -> None:
+def _named(arg: str, value) -> str:
+    """How a message names an argument ``arg``: a ``ganforge sample`` flag as it is typed ("--n 0"),
+    or a Python parameter as it is passed ("n=2.5"). The checks below (their ``arg``) name the CLI's
+    flags by default, since ``ganforge sample`` runs them itself before it loads or draws anything;
+    generate() and save_samples() pass their parameters' names, so the Python API never answers
+    with a flag it does not have."""
+    return f"{arg} {value}" if arg.startswith("--") else f"{arg}={value!r}"
+
+
+def check_truncation(psi: float | None, *, arg: str = "--truncation") -> None:
     if psi is not None and not (isinstance(psi, (int, float, np.floating)) and not isinstance(psi, bool)
                                 and math.isfinite(psi) and psi >= MIN_TRUNCATION):
-        raise UsageError(f"--truncation {psi!r}: the threshold must be a number >= {MIN_TRUNCATION} (|z| above it is "
+        raise UsageError(f"{_named(arg, psi)}: the threshold must be a number >= {MIN_TRUNCATION} (|z| above it is "
                          "redrawn; 0.5 to 1 is usual), or leave it out for plain N(0, 1) noise")
 
 
-def check_count(n: int) -> None:
+def check_count(n: int, *, arg: str = "--n") -> None:
     """Refuse an image count generate() could not hold (or would take hours to fill) before any work."""
     if not (is_int(n) and 1 <= n <= MAX_IMAGES):
-        raise UsageError(f"--n {n!r}: the number of images must be an integer from 1 to {MAX_IMAGES:,}")
+        raise UsageError(f"{_named(arg, n)}: the number of images must be an integer from 1 to {MAX_IMAGES:,}")
 
 
-def sample_labels(n: int, num_classes: int, class_index: int | None = None) -> torch.Tensor | None:
-    """The labels (n,) generate() asks for: ``class_index`` throughout, or classes cycling 0..K-1;
-    None for an unconditional generator (num_classes 0)."""
+def check_class_index(class_index: int | None, num_classes: int, *, arg: str = "--class") -> None:
+    """Refuse a class a generator with ``num_classes`` classes (0: unconditional) cannot draw."""
+    if class_index is None:
+        return
+    if not num_classes:
+        raise UsageError(f"{_named(arg, class_index)}: this generator is unconditional (no classes)")
+    if not (is_int(class_index) and 0 <= class_index < num_classes):
+        raise UsageError(f"{_named(arg, class_index)} is out of range: this generator has classes 0..{num_classes - 1}")
+
+
+def check_class_weights(weights, num_classes: int, *, class_index: int | None = None) -> np.ndarray:
+    """``class_weights`` as generate() takes them -> float64 (K,): one finite weight >= 0 per class
+    (counts or fractions; only their proportions matter), not all 0, and not beside ``class_index``."""
+    if class_index is not None:
+        raise UsageError(f"class_weights and class_index={class_index!r} both given: ask for one class or for "
+                         "proportions of all of them, not both")
+    if not num_classes:
+        raise UsageError("class_weights: this generator is unconditional (no classes)")
+    if isinstance(weights, torch.Tensor):
+        weights = weights.detach().cpu().numpy()
+    if not (isinstance(weights, (list, tuple)) or (isinstance(weights, np.ndarray) and weights.ndim == 1)):
+        what = f"an array of shape {weights.shape}" if isinstance(weights, np.ndarray) else f"a {type(weights).__name__}"
+        raise UsageError(f"class_weights is {what}: give a list of {num_classes} numbers, one weight per class")
+    items = list(weights)
+    if len(items) != num_classes:
+        raise UsageError(f"class_weights has {len(items)} entries but this generator has {num_classes} classes: "
+                         "give one weight per class")
+    for i, w in enumerate(items):
+        if not (isinstance(w, (int, float, np.integer, np.floating)) and not isinstance(w, (bool, np.bool_))
+                and math.isfinite(w) and w >= 0):
+            raise UsageError(f"class_weights[{i}]={w!r}: a weight must be a finite number >= 0")
+    out = np.asarray(items, dtype=np.float64)
+    if not out.sum() > 0:
+        raise UsageError("class_weights are all 0: give at least one class a weight above 0")
+    return out
+
+
+def class_counts(n: int, weights) -> np.ndarray:
+    """int64 (K,) images per class for n images in proportion to ``weights`` (K,), checked as
+    ``check_class_weights`` does (>= 0, not all 0), by largest remainder: each class gets the floor
+    of its exact share n * w_k / sum(w), and the images left over go one each to the largest
+    fractional parts, ties to the lower class index. Exact arithmetic (fractions), so equal weights
+    tie exactly and give what cycling gives: the first n % K classes one more."""
+    shares = [Fraction(float(w)) for w in weights]
+    total = sum(shares)
+    quotas = [n * w / total for w in shares]
+    counts = [math.floor(q) for q in quotas]
+    left = n - sum(counts)
+    by_remainder = sorted(range(len(counts)), key=lambda k: (-(quotas[k] - counts[k]), k))
+    for k in by_remainder[:left]:
+        counts[k] += 1
+    return np.asarray(counts, dtype=np.int64)
+
+
+def spread_classes(counts) -> torch.Tensor:
+    """int64 (sum(counts),) labels holding ``counts[k]`` of class k, spread evenly through the
+    sequence: the j-th image of class k sits at key j / counts[k] in [0, 1), sorted by key, ties by
+    class index. Equal counts give exactly the cycling 0, 1, ..., K-1, 0, ... (and so do cycling's
+    own counts for any n: the first n % K classes one more), so a balanced class mix draws the very
+    labels, and so the very images, plain generate() draws. Spread evenly, every prefix (a
+    batch, a first subset) stays within an image or two of the asked proportions."""
+    counts = np.asarray(counts, dtype=np.int64)  # (K,)
+    cls = np.repeat(np.arange(len(counts)), counts)  # (n,) class of each slot, grouped by class
+    rank = np.arange(len(cls)) - np.repeat(np.cumsum(counts) - counts, counts)  # (n,) j within its class
+    key = rank / counts[cls]  # (n,) float division is correctly rounded: equal fractions, equal keys
+    return torch.from_numpy(cls[np.lexsort((cls, key))])
+
+
+def sample_labels(n: int, num_classes: int, class_index: int | None = None, class_weights=None) -> torch.Tensor | None:
+    """The labels (n,) generate() asks for: ``class_index`` throughout, classes in proportion to
+    ``class_weights`` (``class_counts`` + ``spread_classes``), or classes cycling 0..K-1; None for an
+    unconditional generator (num_classes 0). A class_index the generator does not have is refused
+    naming ``--class``: ``ganforge sample`` calls this to plan its file names before it generates."""
+    check_class_index(class_index, num_classes)
+    if class_weights is not None:
+        weights = check_class_weights(class_weights, num_classes, class_index=class_index)  # (K,)
+        return spread_classes(class_counts(n, weights))
     if not num_classes:
         return None
-    return torch.full((n,), class_index) if class_index is not None else torch.arange(n) % num_classes
+    return torch.full((n,), int(class_index)) if class_index is not None else torch.arange(n) % num_classes
 
 
 @torch.no_grad()
 def generate(
     G: torch.nn.Module, n: int, *, seed: int = 0, class_index: int | None = None, batch_size: int = 256, device=None,
-    truncation: float | None = None,
+    truncation: float | None = None, class_weights=None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """n images as uint8 NHWC (n, H, W, C), and their labels (n,) for conditional models.
 
     Noise comes from a CPU generator seeded with ``seed`` so the same call gives the same images
     on any device; ``truncation`` redraws noise entries beyond it (``truncated_noise``).
-    Unconditional: labels None. Conditional: ``class_index`` or classes cycling 0..K-1.
+    Unconditional: labels None. Conditional: ``class_index`` for every image; or ``class_weights``,
+    one weight >= 0 per class (counts or fractions, e.g. a reference set's class counts), for
+    classes in those proportions (largest remainder, spread evenly: ``class_counts``,
+    ``spread_classes``; equal weights give the cycling below); else classes cycling 0..K-1.
     G runs in eval mode (batch norm on its running statistics, so an image does not depend on the
     batch it was drawn in) and is put back in the mode it came in."""
-    check_count(n)
+    check_count(n, arg="n")
     if not is_int(seed):
         raise UsageError(f"seed={seed!r} is not an integer: use one from 0 to 2**63 - 1")
     check_seed("seed", seed)  # torch generators take 64-bit seeds
-    check_truncation(truncation)
+    check_truncation(truncation, arg="truncation")
     if not (is_int(batch_size) and batch_size >= 1):
         raise UsageError(f"batch_size={batch_size!r}: images per forward pass must be an integer >= 1")
     k = getattr(G, "num_classes", 0)
-    if class_index is not None:
-        if not k:
-            raise UsageError(f"--class {class_index}: this generator is unconditional (no classes)")
-        if not (is_int(class_index) and 0 <= class_index < k):
-            raise UsageError(f"--class {class_index!r} is out of range: this generator has classes 0..{k - 1}")
+    check_class_index(class_index, k, arg="class_index")
+    if class_weights is not None:
+        class_weights = check_class_weights(class_weights, k, class_index=class_index)
     if device is None:
         device = next(G.parameters()).device
     else:
@@ -89,7 +174,7 @@ def generate(
         device = resolve_device(str(device), "device")
     gen = torch.Generator().manual_seed(int(seed))
     z = truncated_noise(n, G.z_dim, truncation, gen)  # (n, z_dim)
-    labels = sample_labels(n, k, int(class_index) if class_index is not None else None)
+    labels = sample_labels(n, k, class_index, class_weights)  # (n,) int64 | None
     out = []
     was_training = G.training
     G.eval()  # a G handed over mid-training: train-mode batch norm would tie each image to its batch
@@ -113,27 +198,29 @@ def folder_names(labels: np.ndarray | torch.Tensor | None, n: int, class_dirs: l
     return [f"{i:0{width}d}" + (f"_class{int(labels[i])}" if labels is not None else "") + ".png" for i in range(n)]
 
 
-def check_out(out: str | Path, *, overwrite: bool = False, names: list[str] | None = None) -> Path:
+def check_out(out: str | Path, *, overwrite: bool = False, names: list[str] | None = None, arg: str = "--out") -> Path:
     """Refuse an --out that save_samples must not write, before any image is generated. ``names``: for
     a folder --out, the files this call writes there (``folder_names``). --overwrite replaces those, but
     a folder still holding other images would end as a mix of two sample sets, so that is refused too
-    (nothing of the user's is deleted: they choose an empty or new folder)."""
+    (nothing of the user's is deleted: they choose an empty or new folder). ``arg``: how messages
+    name the path (save_samples passes "out", and the overwrite hint becomes overwrite=True)."""
     out = Path(out)
+    what, again = _named(arg, str(out)), "--overwrite" if arg.startswith("--") else "overwrite=True"
     suffix = out.suffix.lower()
     if suffix not in (".npz", ".png", ""):
-        raise UsageError(f"--out {out}: use a .npz file, a .png grid, or a folder name without a suffix")
+        raise UsageError(f"{what}: use a .npz file, a .png grid, or a folder name without a suffix")
     if suffix and out.is_dir():
-        raise UsageError(f"--out {out} is a folder: give a new {suffix} file name")
+        raise UsageError(f"{what} is a folder: give a new {suffix} file name")
     if not suffix and out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file: a folder --out takes a new or empty folder")
+        raise UsageError(f"{what} is a file: a name without a suffix is a folder, a new or empty one")
     if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
-        raise UsageError(f"--out {out} already exists: choose another path or pass --overwrite")
+        raise UsageError(f"{what} already exists: choose another path or pass {again}")
     if not suffix and out.is_dir() and names is not None:
         planned = {out / name for name in names}
         stale = sorted(p for p in out.rglob("*") if p.is_file() and is_image_name(p.name) and p not in planned)
         if stale:
-            raise UsageError(f"--out {out} holds {len(stale)} image file(s) this call would not replace (e.g. "
-                             f"{stale[0]}): --overwrite rewrites only its own {len(names)}, which would leave a mixed "
+            raise UsageError(f"{what} holds {len(stale)} image file(s) this call would not replace (e.g. "
+                             f"{stale[0]}): {again} rewrites only its own {len(names)}, which would leave a mixed "
                              "set; give an empty or new folder")
     return out
 
@@ -167,7 +254,7 @@ def save_samples(images: np.ndarray, labels: np.ndarray | None, out: str | Path,
     decides what may be replaced."""
     _check_samples(images, labels, class_dirs)
     names = folder_names(labels, len(images), class_dirs)
-    out = check_out(out, overwrite=overwrite, names=names)
+    out = check_out(out, overwrite=overwrite, names=names, arg="out")
     suffix = out.suffix.lower()
     if suffix == ".npz":
         arrays = {"images": images} if labels is None else {"images": images, "labels": labels.astype(np.int64)}

@@ -59,10 +59,14 @@ def _device(device: str) -> str:
 @click.option("--inception-sha256", default=None, help="inception-v3-fid: required sha256 of another Inception weights file.")
 @click.option("--evaluator-weights", type=click.Path(path_type=Path), default=None, help="mnist-clf / cifar10-clf: a .safetensors (with its .json) written by `ganforge evaluator fit`.")
 @click.option("--no-ema", is_flag=True, help="Generator targets: use the raw generator instead of its EMA copy.")
+@click.option("--class-mix", type=click.Choice(["reference", "uniform"]), default="reference", show_default=True,
+              help="Class-conditional generators: draw the classes in the reference's proportions (when it is labelled "
+              "with the generator's classes; else uniform), or uniformly (cycling 0..K-1).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write cached reference statistics.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: each metric under its name, plus `protocol`.")
 def eval_cmd(target, metrics, evaluator, ref, n, n_ref, seed, batch_size, device, dtype, kid_subsets, kid_subset_size,
-             pr_k, dc_k, is_splits, inception_weights, inception_sha256, evaluator_weights, no_ema, no_cache, as_json) -> None:
+             pr_k, dc_k, is_splits, inception_weights, inception_sha256, evaluator_weights, no_ema, class_mix, no_cache,
+             as_json) -> None:
     """Score TARGET (a run folder, saved generator, .npz, image folder or .zip) against reference images.
 
     Reference statistics are cached under $GANFORGE_CACHE (default ~/.cache/ganforge), keyed on the
@@ -94,8 +98,8 @@ def eval_cmd(target, metrics, evaluator, ref, n, n_ref, seed, batch_size, device
     result = evaluate(
         target, metrics=metrics, evaluator=evaluator, ref=ref, n=n, n_ref=n_ref, seed=seed, batch_size=batch_size,
         device=_device(device), dtype=dtype, cache=not no_cache, ema=not no_ema, weights=weights, sha256=sha,
-        options=MetricOptions(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k, dc_k=dc_k,
-                              is_splits=is_splits),
+        class_mix=class_mix, options=MetricOptions(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k,
+                                                   dc_k=dc_k, is_splits=is_splits),
     )
     if as_json:
         click.echo(json.dumps(_json_ready(result.to_dict()), indent=2))
@@ -113,9 +117,18 @@ def eval_cmd(target, metrics, evaluator, ref, n, n_ref, seed, batch_size, device
         f"reference cache {p['reference']['cache']}), seed {p['seed']}, {ex['name']} sha256 {ex['weights_sha256'][:12]}, "
         f"resize {ex['resize']}, {ex['dtype']}, ganforge {p['ganforge_version']}"
         + (f" at {p['ganforge_commit'][:12]}" + ("+dirty" if p["ganforge_commit"].endswith("+dirty") else "")
-           if p.get("ganforge_commit") else ""),
+           if p.get("ganforge_commit") else "")
+        + _classes_note(p["target"]),
         err=True,
     )
+
+
+def _classes_note(ident: dict) -> str:
+    """A conditional generator's class mix for the protocol line: "; classes: reference class frequencies"
+    or "; classes: classes cycling 0..K-1 (the reference has no labels)"; "" for any other target."""
+    if ident.get("kind") != "generator" or "labels" not in ident:
+        return ""
+    return f"; classes: {ident['labels']}" + (f" ({ident['labels_note']})" if ident.get("labels_note") else "")
 
 
 def _ref_name(ident: dict) -> str:

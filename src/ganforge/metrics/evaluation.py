@@ -41,7 +41,7 @@ from ganforge.metrics.distribution import (
 )
 from ganforge.evaluators.cifar10_clf import CIFAR10_CLASSES
 from ganforge.metrics.extractors import FeatureExtractor, load_extractor
-from ganforge.metrics.imagesets import MAX_IMAGES, ImageSet, from_array, load_image_set
+from ganforge.metrics.imagesets import MAX_IMAGES, ImageSet, from_array, load_image_set, subset
 from ganforge.metrics.run_defaults import TrainingData, is_generator_dir, resolve_defaults, warn_resized
 from ganforge.provenance import provenance
 
@@ -63,6 +63,10 @@ NEED_PROBS = frozenset({"is", "classes", "labels"})  # need a classifier head
 EVALUATOR_CLASSES = {"mnist-clf": tuple(str(i) for i in range(10)), "cifar10-clf": CIFAR10_CLASSES}
 DEFAULT_N = 10_000  # images drawn from a generator when n is not given
 KID_SUBSET_SIZE = 1000  # KID's images per subset unless a set is smaller (MetricOptions)
+# class_mix -> how a class-conditional generator's classes are drawn (see _class_mix)
+CLASS_MIXES = {"reference": "the reference's class frequencies where its labels are the generator's classes, else uniform",
+               "uniform": "every class equally often, cycling 0..K-1"}
+CYCLING = "classes cycling 0..K-1"  # the target identity's `labels` when they cycle (as before class_mix existed)
 
 
 @dataclass(frozen=True)
@@ -152,8 +156,8 @@ def evaluate(
     metrics="fid",  # names from METRICS, as "fid,kid" or a list
     evaluator: str | FeatureExtractor | None = None,  # registry name, "auto" (by the images' channels), a loaded
     #   extractor, or None: a run's own eval.evaluator, else "auto" (run_defaults.resolve_defaults)
-    ref=None,  # reference images: name / .npz / folder / .zip / uint8 array; None: a run's eval.ref or its
-    #   training data as it trained on it, else the evaluator's domain set
+    ref=None,  # reference images: name / .npz / folder / .zip / uint8 array / ImageSet (images with their labels);
+    #   None: a run's eval.ref or its training data as it trained on it, else the evaluator's domain set
     n: int | None = None,  # generated images (default 10000), or a random subset of a file target (default: all)
     n_ref: int | None = None,  # random subset of the reference (default: all of it)
     seed: int = 0,  # 0..MAX_EVAL_SEED: generator noise, KID subsets, target subset draw (the reference's uses seed + 1)
@@ -165,10 +169,13 @@ def evaluate(
     ema: bool = True,  # generator targets: use the EMA weights when the run kept them
     weights=None,  # extractor weights file (see load_extractor)
     sha256: str | None = None,  # the sha256 those weights must have
+    class_mix: str = "reference",  # conditional generators: "reference" (its class frequencies, when labelled) or "uniform"
 ) -> EvalResult:
     """Score ``target`` (a run folder / saved generator, an nn.Module generator, an .npz, an image
     folder or .zip, or a uint8 image array) against ``ref`` in ``evaluator``'s feature space.
-    ``ganforge eval`` is this function with the same defaults."""
+    A class-conditional generator draws its classes in the reference's proportions when the
+    reference is labelled with the generator's classes, else cycling 0..K-1 (``_class_mix``; the
+    target identity says which, and the counts). ``ganforge eval`` is this function with the same defaults."""
     from ganforge.training.loop import resolve_device  # not at the top: training imports this module
 
     started = time.perf_counter()
@@ -181,12 +188,14 @@ def evaluate(
     opts.check()
     batch_size = check_int("batch_size", batch_size, 1, 2**31 - 1)
     n, n_ref = (None if c is None else check_int(what, c, 1, MAX_IMAGES) for what, c in (("n", n), ("n_ref", n_ref)))
+    if class_mix not in CLASS_MIXES:
+        raise UsageError(f"class_mix={class_mix!r}: use " + " or ".join(f"{k!r} ({v})" for k, v in CLASS_MIXES.items()))
     if n is not None:
         opts.check_count(n, metrics, "the generated set", generated=True)
     evaluator, ref = resolve_defaults(target, evaluator, ref)
-    ref_set = tgt = None  # loaded early only to choose an "auto" evaluator
+    ref_set = source = None  # opened early only to choose an "auto" evaluator
     if isinstance(evaluator, str) and evaluator == "auto":
-        evaluator, ref_set, tgt = _auto(target, ref, n, n_ref, seed, batch_size, device, ema)
+        evaluator, ref_set, source = _auto(target, ref, n, n_ref, seed, device, ema)
     ex = evaluator if isinstance(evaluator, FeatureExtractor) else load_extractor(
         evaluator, device=device, dtype=dtype, weights=weights, sha256=sha256)
     if NEED_PROBS & set(metrics) and ex.num_classes == 0:
@@ -200,7 +209,9 @@ def evaluate(
     ref_set = ref_set if ref_set is not None else _load(ref, n_ref, seed + 1, "--ref")
     ex.check_images(ref_set.images, f"--ref {_describe(ref)}")
     opts.check_count(len(ref_set.images), metrics, f"the reference {_describe(ref)}", generated=False)
-    tgt = tgt if tgt is not None else _target(target, n, seed, batch_size, ex.device, ema)
+    # The target after the reference: a conditional generator draws its classes in the reference's proportions.
+    source = source if source is not None else _open_target(target, n, seed, ex.device, ema)
+    tgt = _target(source, n, seed, batch_size, ex.device, ref_set, class_mix)
     ex.check_images(tgt.images, f"target {_describe(target)}")
     opts.check_count(len(tgt.images), metrics, f"target {_describe(target)}", generated=True)
 
@@ -284,24 +295,36 @@ def check_class_map(num_classes: int | None, class_names: list | None, evaluator
     return "by index (generator class i = evaluator class i; the names are not known to match)"
 
 
-def _auto(target, ref, n, n_ref, seed, batch_size, device, ema) -> tuple[str, ImageSet | None, ImageSet | None]:
+def _auto(target, ref, n, n_ref, seed, device, ema) -> tuple[str, ImageSet | None, "ImageSet | _Generator | None"]:
     """``evaluator="auto"``: the shipped classifier for the images' channels (mnist-clf for grey,
     cifar10-clf for RGB; periodic_eval.auto_evaluator), read from the reference when one is given,
-    else from the target. Returns (name, the reference set, the target set), whichever was loaded
-    to decide, so neither is loaded twice; a size the classifier resizes is warned about."""
+    else from the target (a generator: one image drawn to see its shape; its set is drawn later,
+    after the reference, whose classes it may follow). Returns (name, the reference set, the opened
+    target), whichever was loaded to decide, so neither is loaded twice; a size the classifier
+    resizes is warned about."""
     from ganforge.training.periodic_eval import auto_evaluator, auto_evaluator_note
 
-    ref_set = tgt = None
+    ref_set = source = None
     if ref is not None:
         ref_set = _load(ref, n_ref, seed + 1, "--ref")
-        shape, what = ref_set.images.shape, "the reference's"
+        shape, what = tuple(ref_set.images.shape), "the reference's"
     else:
-        tgt = _target(target, n, seed, batch_size, torch.device(device), ema)
-        shape, what = tgt.images.shape, "the target's"
+        source = _open_target(target, n, seed, torch.device(device), ema)
+        shape, what = _shape(source, seed, torch.device(device)), "the target's"
     name = auto_evaluator(shape[-1], shape[1])
     log.info("evaluator %s, for %s %d-channel images (--evaluator to change)", name, what, shape[1])
     warn_resized(auto_evaluator_note(shape[-1], shape[1]))
-    return name, ref_set, tgt
+    return name, ref_set, source
+
+
+def _shape(source: "ImageSet | _Generator", seed: int, device: torch.device) -> tuple[int, ...]:
+    """(N, C, H, W) of a loaded set, or (1, C, H, W) of one image a generator draws."""
+    from ganforge.sampling import generate
+
+    if isinstance(source, ImageSet):
+        return tuple(source.images.shape)
+    one, _ = generate(source.G, 1, seed=seed, batch_size=1, device=device)  # uint8 (1, H, W, C)
+    return (1, one.shape[3], one.shape[1], one.shape[2])
 
 
 def _warn_shapes(ex: FeatureExtractor, ref_set: ImageSet, tgt: ImageSet) -> None:
@@ -321,10 +344,12 @@ def _warn_shapes(ex: FeatureExtractor, ref_set: ImageSet, tgt: ImageSet) -> None
 
 
 def _describe(source) -> str:
-    return type(source).__name__ if isinstance(source, (np.ndarray, Tensor, nn.Module)) else str(source)
+    return type(source).__name__ if isinstance(source, (np.ndarray, Tensor, nn.Module, ImageSet)) else str(source)
 
 
 def _load(source, n: int | None, seed: int, what: str) -> ImageSet:
+    if isinstance(source, ImageSet):
+        return _from_image_set(source, n, seed, what)
     if isinstance(source, (np.ndarray, Tensor)):
         return from_array(source, what, n=n, seed=seed)
     if isinstance(source, TrainingData):
@@ -332,35 +357,91 @@ def _load(source, n: int | None, seed: int, what: str) -> ImageSet:
     return load_image_set(source, n=n, seed=seed, what=what)
 
 
-def _target(target, n: int | None, seed: int, batch_size: int, device: torch.device, ema: bool) -> ImageSet:
-    """The images to score: drawn from a generator (n, default 10000, with noise seed ``seed``) or loaded."""
+def _from_image_set(s: ImageSet, n: int | None, seed: int, what: str) -> ImageSet:
+    """An ImageSet handed in (images with their labels, e.g. a run's training data): checked as an
+    array is, its labels subset with the same draw, its identity kept with the pixels' own."""
+    out = from_array(s.images, what, n=n, seed=seed)
+    labels = s.labels
+    if labels is not None:
+        if not (isinstance(labels, Tensor) and labels.shape == (len(s.images),) and not labels.is_floating_point()
+                and not labels.dtype == torch.bool and (labels >= 0).all()):
+            got = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, Tensor) else type(labels).__name__
+            raise UsageError(f"{what}: labels is {got}; give an integer tensor ({len(s.images)},) of class indices >= 0")
+        labels, _ = subset(labels.long().cpu(), n, seed, what)
+    return ImageSet(out.images, {**out.identity, **s.identity, **{k: v for k, v in out.identity.items() if k != "kind"}},
+                    labels=labels, class_names=s.class_names)
+
+
+@dataclass(frozen=True)
+class _Generator:
+    """A generator target, loaded and not yet drawn from: its images wait for the reference."""
+
+    G: nn.Module
+    identity: dict  # what the protocol records about it
+    class_names: list | None = None  # its run's class names, where kept
+
+
+def _open_target(target, n: int | None, seed: int, device: torch.device, ema: bool) -> "ImageSet | _Generator":
+    """A generator (an nn.Module, a run folder or saved generator: loaded) or a set of images (loaded,
+    n of them drawn with ``seed`` when n is given)."""
+    if isinstance(target, nn.Module):
+        return _Generator(target, {"kind": "generator", "module": type(target).__name__})
+    if isinstance(target, (np.ndarray, Tensor, ImageSet)) or not is_generator_dir(Path(target)):
+        return _load(target, n, seed, "TARGET")
+    from ganforge.io import sha256_file
+    from ganforge.training.checkpoint import load_generator, resolve_model_dir, weights_file
+
+    model_dir = resolve_model_dir(target)
+    G = load_generator(model_dir, ema=ema, device=device)
+    file = weights_file(model_dir, ema)  # the file load_generator read
+    ident = {"kind": "generator", "path": str(model_dir.resolve()), "weights": file.name,
+             "weights_sha256": sha256_file(file)}
+    return _Generator(G, ident, json.loads((model_dir / "config.json").read_text()).get("class_names"))
+
+
+def _target(source: "ImageSet | _Generator", n: int | None, seed: int, batch_size: int, device: torch.device,
+            ref_set: ImageSet, class_mix: str) -> ImageSet:
+    """The images to score: a loaded set as it is, or n (default 10000) drawn from a generator with
+    noise seed ``seed``, a conditional one's classes as ``_class_mix`` decides."""
     from ganforge.sampling import generate
 
-    class_names = None
-    if isinstance(target, nn.Module):
-        ident = {"kind": "generator", "module": type(target).__name__}
-        G = target
-    elif not isinstance(target, (np.ndarray, Tensor)) and is_generator_dir(Path(target)):
-        from ganforge.io import sha256_file
-        from ganforge.training.checkpoint import load_generator, resolve_model_dir, weights_file
-
-        model_dir = resolve_model_dir(target)
-        G = load_generator(model_dir, ema=ema, device=device)
-        file = weights_file(model_dir, ema)  # the file load_generator read
-        ident = {"kind": "generator", "path": str(model_dir.resolve()), "weights": file.name,
-                 "weights_sha256": sha256_file(file)}
-        class_names = json.loads((model_dir / "config.json").read_text()).get("class_names")
-    else:
-        return _load(target, n, seed, "TARGET")
+    if isinstance(source, ImageSet):
+        return source
+    G, ident = source.G, dict(source.identity)
+    k = getattr(G, "num_classes", 0)
+    weights, how = _class_mix(k, source.class_names, ref_set, class_mix) if k else (None, {})
     count = DEFAULT_N if n is None else n
     log.info("generating %d images (seed %d)", count, seed)
-    images, labels = generate(G, count, seed=seed, batch_size=batch_size, device=device)  # uint8 (n, H, W, C), (n,) | None
+    # uint8 (n, H, W, C), (n,) | None
+    images, labels = generate(G, count, seed=seed, batch_size=batch_size, device=device, class_weights=weights)
     images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (n, C, H, W)
     if labels is not None:
-        ident.update(labels="classes cycling 0..K-1", num_classes=G.num_classes)
+        ident.update(how, num_classes=k, class_counts=np.bincount(labels, minlength=k).tolist())
     return ImageSet(images, {**ident, "noise_seed": seed, "n": len(images), "image_shape": list(images.shape[1:]),
                              "pixels_sha256": pixels_sha256(images)},
-                    labels=None if labels is None else torch.from_numpy(labels).long(), class_names=class_names)
+                    labels=None if labels is None else torch.from_numpy(labels).long(), class_names=source.class_names)
+
+
+def _class_mix(k: int, class_names: list | None, ref_set: ImageSet, class_mix: str) -> tuple[np.ndarray | None, dict]:
+    """How a generator with k classes draws them -> (class weights (k,) for generate, or None for
+    cycling; what the target identity records). "reference": in the reference's class frequencies
+    when its labels are this generator's classes (k of them: its class names' count, else its
+    largest label + 1; the same names in order where both are known), so FID, KID and P/R compare
+    like class mixes rather than a uniform mix with, say, mnist-test10k's 892 to 1135 digits per class.
+    A balanced reference draws the very labels cycling draws (sampling.spread_classes). Otherwise,
+    or with "uniform", classes cycle 0..K-1 and the identity says why."""
+    if class_mix == "uniform":
+        return None, {"labels": CYCLING, "labels_note": "uniform classes asked (class_mix='uniform')"}
+    labels, names = ref_set.labels, ref_set.class_names
+    if labels is None:
+        return None, {"labels": CYCLING, "labels_note": "the reference has no labels"}
+    ref_k = max(len(names) if names else 0, int(labels.max()) + 1)  # names, unless a label lies beyond them
+    if ref_k != k:
+        return None, {"labels": CYCLING, "labels_note": f"the reference's labels have {ref_k} classes, the generator {k}"}
+    if names and class_names and list(map(str, names)) != list(map(str, class_names)):
+        return None, {"labels": CYCLING, "labels_note": "the reference's class names are not the generator's"}
+    counts = np.bincount(labels.numpy(), minlength=k)  # (k,) reference images per class
+    return counts, {"labels": "reference class frequencies", "reference_class_counts": counts.tolist()}
 
 
 def _reference(ex: FeatureExtractor, ref_set: ImageSet, *, need_feats: bool, batch_size: int,

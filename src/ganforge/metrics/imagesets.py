@@ -35,8 +35,9 @@ _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I
 class ImageSet:
     images: Tensor  # uint8 (N, C, H, W), C in {1, 3}
     identity: dict  # what the protocol records about where the images came from
-    labels: Tensor | None = None  # int64 (N,): the class a conditional generator was asked for
-    class_names: list[str] | None = None  # the generator's class names, where its run kept them
+    labels: Tensor | None = None  # int64 (N,): the class a conditional generator was asked for, or a
+    #   labelled set's own classes (an .npz's labels, class sub-folders, a built-in labelled set)
+    class_names: list[str] | None = None  # the generator's class names where its run kept them, or the set's
 
 
 def as_nchw_uint8(array, what: str) -> Tensor:
@@ -114,10 +115,13 @@ def load_image_set(source: str | Path, *, n: int | None = None, seed: int = 0, w
     from ganforge.data import NAMED_SOURCES
 
     source = str(source)
-    labels = None  # only an .npz brings its labels along (label agreement of a labelled sample file)
+    # labels (N,) and class names where the set has them: an .npz's `labels` (a `sample --per-class`
+    # file's asked-for classes), class sub-folders, a labelled built-in set. A reference's labels set
+    # the class mix a conditional generator is scored with (evaluation._class_mix).
+    labels = class_names = None
     if source in NAMED_SOURCES:
         named = NAMED_SOURCES[source]
-        raw, _, _ = named.load()  # uint8 (N, H, W, C)
+        raw, labels, class_names = named.load()  # uint8 (N, H, W, C), (N,) | None, names | None
         ident = {"kind": "builtin", "name": source, "provider": named.provider}
         images = as_nchw_uint8(_composite_alpha(raw, source), source)
     else:
@@ -131,20 +135,21 @@ def load_image_set(source: str | Path, *, n: int | None = None, seed: int = 0, w
         if path.is_file() and path.suffix.lower() == ".npz":
             from ganforge.data.npz import load_npz
 
-            raw, labels, _ = load_npz(path)  # labels: e.g. `ganforge sample --per-class`, the class each image was drawn for
+            raw, labels, class_names = load_npz(path)  # labels: e.g. `ganforge sample --per-class`, the class each image was drawn for
             images = as_nchw_uint8(_composite_alpha(raw, str(path)), str(path))
             ident = {"kind": "npz", "path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
             if labels is not None:
                 ident["labels"] = "the file's labels"
         elif path.is_dir() or path.suffix.lower() == ".zip":
             _refuse_run(path, what)
-            images, ident = _decode_files(path)
+            images, ident, labels, class_names = _decode_files(path)
         else:
             raise UsageError(f"{what} {path} is not an .npz, an image folder or a .zip")
     images, how = subset(images, n, seed, f"{what} {source}")
     if labels is not None:  # the same draw (subset depends only on the count, n and seed): pairs stay together
         labels, _ = subset(torch.from_numpy(np.asarray(labels)).long(), n, seed, f"{what} {source}")
-    return ImageSet(images, {**ident, "subset": how, **_content(images)}, labels=labels)
+    return ImageSet(images, {**ident, "subset": how, **_content(images)}, labels=labels,
+                    class_names=list(class_names) if labels is not None and class_names is not None else None)
 
 
 def _content(images: Tensor) -> dict:
@@ -162,10 +167,11 @@ def _composite_alpha(raw: np.ndarray, where: str) -> np.ndarray:
     return ((raw[..., :-1].astype(np.uint16) * alpha + 127) // 255).astype(np.uint8)
 
 
-def _decode_files(path: Path) -> tuple[Tensor, dict]:
-    """Decode every image of a folder or zip (listing order) at its own size -> (uint8 (N, C, H, W), identity)."""
+def _decode_files(path: Path) -> tuple[Tensor, dict, np.ndarray | None, list[str] | None]:
+    """Decode every image of a folder or zip (listing order) at its own size -> (uint8 (N, C, H, W), identity,
+    class index per image (N,) and class names from class sub-folders as training reads them, or None, None)."""
     from ganforge.data.decode import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
-    from ganforge.data.files import ImageFiles, decode_entries
+    from ganforge.data.files import ImageFiles, decode_entries, folder_labels
 
     with ImageFiles(path) as files:
         entries = files.entries
@@ -202,7 +208,10 @@ def _decode_files(path: Path) -> tuple[Tensor, dict]:
         ident = {"kind": kind, "path": str(path.resolve()), "files": len(entries), "bytes": total_bytes if kind == "folder" else stat.st_size}
         if kind == "zip":
             ident["mtime_ns"] = stat.st_mtime_ns
-    return images, ident
+        labels, class_names = folder_labels(entries, path)
+        if labels is not None:
+            ident["labels"] = "class sub-folders"
+    return images, ident, None if labels is None else np.asarray(labels, dtype=np.int64), class_names
 
 
 def decoded_to_array(img: Image.Image) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganforge.errors import UsageError
-from ganforge.metrics.imagesets import ImageSet, from_array
+from ganforge.metrics.imagesets import ImageSet, from_array, subset
 
 log = logging.getLogger("ganforge.eval")
 
@@ -71,7 +71,11 @@ class TrainingData:
                 log.warning("%s %s is not the images the run trained on (%d images then, %d now, or their content "
                             "changed): the scores compare with the data as it is now", what, self.source,
                             count, len(data.images))
-        return ImageSet(s.images, {**ident, **{k: v for k, v in s.identity.items() if k != "kind"}})
+        labels = None  # the training labels, drawn with the images: a conditional run is scored in their class mix
+        if data.labels is not None:
+            labels, _ = subset(data.labels.long().cpu(), n, seed, f"{what} {self.source}")
+        return ImageSet(s.images, {**ident, **{k: v for k, v in s.identity.items() if k != "kind"}}, labels=labels,
+                        class_names=data.class_names if labels is not None else None)
 
 
 def is_generator_dir(path: Path) -> bool:

@@ -26,6 +26,7 @@ from torch import nn
 from ganforge.config import EVAL_DIRECTIONS, RunConfig
 from ganforge.data import ImageData
 from ganforge.errors import UsageError
+from ganforge.metrics.imagesets import ImageSet, load_image_set
 from ganforge.io import atomic_write_json
 from ganforge.training import checkpoint as ckpt
 
@@ -124,13 +125,14 @@ class PeriodicEval:
         n_ref = e.n_ref or e.n
         if e.ref:  # loaded once, here: a missing or unreadable eval.ref, or one smaller than n_ref, fails before
             # the run folder exists, and no evaluation decodes it again
-            from ganforge.metrics.imagesets import load_image_set
-
             # seed + 1, as evaluate draws a reference subset
-            self.ref = load_image_set(e.ref, n=e.n_ref or None, seed=e.seed + 1, what="eval.ref").images
-            self.extractor.check_images(self.ref[:1], f"eval.ref={e.ref}")
+            ref = load_image_set(e.ref, n=e.n_ref or None, seed=e.seed + 1, what="eval.ref")
+            self.extractor.check_images(ref.images[:1], f"eval.ref={e.ref}")
         else:
-            self.ref = data.images[:n_ref].cpu()
+            ref = ImageSet(data.images[:n_ref].cpu(), {}, labels=None if data.labels is None else data.labels[:n_ref].cpu(),
+                           class_names=data.class_names)
+        # uint8 (N, C, H, W), or with its labels for a conditional G: evaluate draws G's classes in their mix
+        self.ref = ref if m.num_classes and ref.labels is not None else ref.images
         if not e.ref and len(data.images) > n_ref:  # `ganforge eval RUN` compares with all of them: say so once
             log.info("eval: the reference is the first %d of the %d training images (%s); `ganforge eval RUN` "
                      "compares with all %d, so its values differ (eval.n_ref=%d to use them all)", n_ref,
