@@ -97,3 +97,13 @@ def test_evaluation_seeds_fit_numpys_32_bits(capsys, run):
 
 def test_dir_lists_the_lazy_api():
     assert {"train", "load_generator", "generate", "save_samples", "get_preset"} <= set(dir(ganforge))
+
+
+def test_a_cuda_index_the_machine_lacks_is_named_with_the_ones_it_has(monkeypatch):
+    from ganforge.device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1", "--device") == torch.device("cuda:1")
+    with pytest.raises(UsageError, match=r"--device 'cuda:5' but this machine has 2 CUDA device\(s\): use cuda:0 to cuda:1"):
+        resolve_device("cuda:5", "--device")

@@ -169,7 +169,7 @@ def generate(
     if device is None:
         device = next(G.parameters()).device
     else:
-        from ganforge.training.loop import resolve_device
+        from ganforge.device import resolve_device
 
         device = resolve_device(str(device), "device")
     gen = torch.Generator().manual_seed(int(seed))

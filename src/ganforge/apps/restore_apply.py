@@ -194,7 +194,7 @@ class Restorer:
             raise UsageError(f"Restorer needs the model's RestoreConfig, got {type(cfg).__name__}")
         if precision not in PRECISIONS:
             raise UsageError(f"precision {precision!r} is not allowed: use one of {', '.join(PRECISIONS)}")
-        from ganforge.training.loop import resolve_device
+        from ganforge.device import resolve_device
 
         self.device = resolve_device(str(device), "device")  # one line for "gpu", "mps", cuda without CUDA
         if self.device.type == "cuda" and (self.device.index or 0) >= torch.cuda.device_count():

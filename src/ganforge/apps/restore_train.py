@@ -47,7 +47,7 @@ from ganforge.training.checkpoint import mismatch
 from ganforge.training.ema import EMA
 from ganforge.training.guard import StopRequest, TrainingInterrupted
 from ganforge.training.logger import MetricsLog
-from ganforge.training.loop import resolve_device
+from ganforge.device import resolve_device
 from ganforge.training.perf import resolve_precision
 from ganforge.training.rundir import create_run_dir
 

@@ -17,7 +17,7 @@ def _setup(preset_name: str, batch: int, steps: int, repeats: int, device: str):
 
     from ganforge.bench.run import check_bench_args
     from ganforge.presets import get_preset
-    from ganforge.training.loop import resolve_device
+    from ganforge.device import resolve_device
 
     cfg = get_preset(preset_name)  # unknown preset: UsageError listing the presets
     check_bench_args(batch, steps, repeats)  # --batch from 1 to MAX_BATCH

@@ -30,7 +30,7 @@ def _json_ready(obj):
 
 def _device(device: str) -> str:
     """--device cpu | cuda | auto -> the device to run on; cuda without one is a UsageError."""
-    from ganforge.training.loop import resolve_device
+    from ganforge.device import resolve_device
 
     return str(resolve_device(device, "--device"))
 

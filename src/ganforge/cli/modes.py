@@ -83,7 +83,7 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, overwrite, save
     if save and rescore:
         raise UsageError("--save trains and keeps trials, --rescore scores kept ones: give one of them")
     if device != "auto" and (run_all and with_stacked or benchmark == "stacked-mnist") and not rescore:
-        from ganforge.training.loop import resolve_device
+        from ganforge.device import resolve_device
 
         resolve_device(device, "--device")  # cuda without a GPU: one line now, not after the 2D rows
     torch.set_num_threads(threads)

@@ -119,7 +119,7 @@ def _eval_command(task: str) -> click.Command:
     def cmd(model_or_method, data, compare, strips, max_images, crop, seed, tile, overlap, device, as_json, self_ensemble,
             precision, **task_opt):
         work_scale = task_opt.pop("work_scale", 1.0)
-        from ganforge.training.loop import resolve_device
+        from ganforge.device import resolve_device
 
         device = str(resolve_device(device, "--device"))  # cuda without a GPU: one line, before any work
         from ganforge.apps.restore_eval import check_task_args, evaluate_restoration, json_safe

@@ -181,7 +181,7 @@ def make_apply_cmd(task: str) -> click.Command:
         from ganforge.apps.restore_apply import Restorer, load_restorer_net
         from ganforge.apps.restore_paths import apply_to_path
         from ganforge.apps.restore_files import plan_outputs
-        from ganforge.training.loop import resolve_device
+        from ganforge.device import resolve_device
 
         device = resolve_device(device, "--device")  # before any work: cuda without a GPU is a usage error
         if overlap is not None and overlap < 0:

@@ -193,7 +193,7 @@ def sample_cmd(source, n, out, class_index, per_class, seed, truncation, no_ema,
     """
     from ganforge.sampling import check_count, check_out, check_truncation, folder_names, generate, sample_labels, save_samples
     from ganforge.training.checkpoint import load_generator
-    from ganforge.training.loop import resolve_device
+    from ganforge.device import resolve_device
 
     if batch_size <= 0:
         raise UsageError(f"--batch {batch_size} must be > 0")

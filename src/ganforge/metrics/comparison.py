@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganforge.device import resolve_device
 from ganforge.errors import UsageError
 from ganforge.metrics.evaluation import METRICS, MetricOptions, check_seed, evaluate, parse_metrics
 from ganforge.metrics.extractors import FeatureExtractor, load_extractor
@@ -174,7 +175,6 @@ def compare(
     """Score every target with ``evaluate`` under one protocol; see the module docstring. An entry of
     ``targets`` that is a list or tuple is a group (the runs of one recipe)."""
     from ganforge.data import NAMED_SOURCES
-    from ganforge.training.loop import resolve_device  # not at the top: training imports the metrics
 
     if not isinstance(targets, (list, tuple)):  # a bare path would be read as one target per character
         raise UsageError(f"targets must be a list of targets (run folders, generators, image sets), "

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from ganforge.data.image_data import pixels_sha256
 from ganforge.config import MAX_EVAL_SEED
+from ganforge.device import resolve_device
 from ganforge.errors import UsageError, is_int
 from ganforge.metrics import cache as ref_cache
 from ganforge.metrics.distribution import (
@@ -176,7 +177,6 @@ def evaluate(
     A class-conditional generator draws its classes in the reference's proportions when the
     reference is labelled with the generator's classes, else cycling 0..K-1 (``_class_mix``; the
     target identity says which, and the counts). ``ganforge eval`` is this function with the same defaults."""
-    from ganforge.training.loop import resolve_device  # not at the top: training imports this module
 
     started = time.perf_counter()
     seed = check_seed(seed)  # the same draws as before for every seed accepted

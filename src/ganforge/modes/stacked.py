@@ -237,7 +237,7 @@ def score_run(run: Path, clf: nn.Module, seed: int, z_dim: int, device: str = "a
     """Score a trained trial: 26,000 samples of its EMA generator, latent seed 10000 + seed.
     Returns (stats, the first 64 images)."""
     from ganforge.training.checkpoint import load_generator
-    from ganforge.training.loop import resolve_device
+    from ganforge.device import resolve_device
 
     # sampled and classified on the training device: 78,000 digits through mnist-clf take ~50 s on 2 CPU
     # threads. The latents are the same everywhere (drawn on the CPU); a GPU's float rounding can flip an

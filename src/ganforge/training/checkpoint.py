@@ -123,7 +123,7 @@ def load_generator(path: str | Path, *, ema: bool = True, device: str | torch.de
     ``ema=True`` prefers the EMA weights when the run kept them."""
     from ganforge.models import build_generator
 
-    from ganforge.training.loop import resolve_device
+    from ganforge.device import resolve_device
 
     device = resolve_device(str(device), "device")  # one line for "mps", "cuda" without CUDA, ...
     model_dir = resolve_model_dir(path)

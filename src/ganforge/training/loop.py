@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import random
-import re
 import signal
 import time
 from dataclasses import replace
@@ -28,6 +27,7 @@ import torch
 from ganforge import __version__
 from ganforge.config import RESUMABLE_KEYS, RunConfig, config_for_resume, dumps, read_run_config, validate
 from ganforge.data import Batcher, ImageData, load_images
+from ganforge.device import resolve_device
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes, image_grid, save_png
 from ganforge.models import build_discriminator, build_generator, check_model_config
@@ -49,20 +49,6 @@ log = logging.getLogger("ganforge.train")
 
 
 # ----------------------------------------------------------------------------- set-up helpers
-
-
-def resolve_device(name: str, option: str = "train.device") -> torch.device:
-    """cpu | cuda | cuda:N | auto -> a torch.device; ``option`` names the setting in the errors
-    (a config key such as train.device, or a CLI flag such as --device)."""
-    sep = " " if option.startswith("-") else "="  # --device cuda, train.device=cuda
-    shown, use = f"{option}{sep}{name!r}", f"{option}{sep}cpu or auto"
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(name)):
-        raise UsageError(f"{shown} is not a device: use cpu, cuda or auto")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"{shown} but no CUDA device is available: use {use}")
-    return torch.device(name)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:

@@ -1,0 +1,29 @@
+"""Device names as users write them (a config key such as train.device, or a --device flag) -> torch.device.
+
+One place, light to import (the metrics, sampling, restoration and every CLI command need it, and
+none of them should import the training loop for it)."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from ganforge.errors import UsageError
+
+
+def resolve_device(name: str, option: str = "train.device") -> torch.device:
+    """cpu | cuda | cuda:N | auto -> a torch.device; ``option`` names the setting in the errors
+    (a config key such as train.device, or a CLI flag such as --device)."""
+    sep = " " if option.startswith("-") else "="  # --device cuda, train.device=cuda
+    shown, use = f"{option}{sep}{name!r}", f"{option}{sep}cpu or auto"
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(name)):
+        raise UsageError(f"{shown} is not a device: use cpu, cuda or auto")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"{shown} but no CUDA device is available: use {use}")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise UsageError(f"{shown} but this machine has {torch.cuda.device_count()} CUDA device(s): "
+                         f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}, cuda or auto")
+    return torch.device(name)
