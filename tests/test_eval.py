@@ -329,3 +329,35 @@ def test_eval_of_a_run_says_when_its_training_data_changed_since(tmp_path, caplo
         r = evaluate(str(run), metrics="fid", n=20)
     assert r.protocol["reference"]["same_as_trained"] is False
     assert "is not the images the run trained on (24 images then, 30 now" in caplog.text
+
+
+def test_an_fid_from_no_more_images_than_feature_dimensions_is_cautioned_in_the_log_and_the_protocol(caplog):
+    import logging
+
+    from ganforge.metrics import evaluate
+    from ganforge.metrics.evaluation import fid_caution
+
+    assert fid_caution(129, 5000, 128) is None
+    assert fid_caution(10_000, 128, 128).startswith("FID from 128 reference images in 128-dimensional features")
+    assert "FID from 40 generated and 100 reference images" in fid_caution(40, 100, 128)
+    g = np.random.default_rng(0)
+    a, b = (g.integers(0, 256, (40, 28, 28), dtype=np.uint8) for _ in range(2))
+    with caplog.at_level(logging.WARNING, logger="ganforge.eval"):
+        r = evaluate(a, metrics="fid,kid", ref=b, evaluator="mnist-clf", cache=False)
+    assert r.protocol["cautions"] == [fid_caution(40, 40, 128)] and "covariance is singular" in caplog.text
+    assert "cautions" not in evaluate(a, metrics="kid", ref=b, evaluator="mnist-clf", cache=False).protocol
+
+
+def test_compare_gives_each_warning_about_its_shared_inputs_once(tmp_path, caplog):
+    import logging
+
+    from ganforge.metrics.comparison import compare
+
+    g = np.random.default_rng(0)
+    for name in ("a", "b", "ref"):
+        np.savez(tmp_path / f"{name}.npz", images=g.integers(0, 256, (40, 28, 28), dtype=np.uint8))
+    with caplog.at_level(logging.WARNING, logger="ganforge.eval"):
+        compare([str(tmp_path / "a.npz"), str(tmp_path / "b.npz")], metrics="fid", ref=str(tmp_path / "ref.npz"),
+                evaluator="mnist-clf", seeds=[0, 1], cache=False)
+    assert caplog.text.count("covariance is singular") == 1  # 2 targets x 2 seeds, one warning
+    assert not logging.getLogger("ganforge.eval").filters  # the filter goes with the call

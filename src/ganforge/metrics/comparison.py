@@ -30,6 +30,7 @@ from ganforge.device import resolve_device
 from ganforge.errors import UsageError
 from ganforge.metrics.evaluation import METRICS, MetricOptions, check_seed, evaluate, parse_metrics
 from ganforge.metrics.extractors import FeatureExtractor, load_extractor
+from ganforge.metrics.imagesets import WarnOnce
 from ganforge.metrics.run_defaults import TrainingData, default_metrics, is_generator_dir, resolve_defaults
 
 log = logging.getLogger("ganforge.eval")
@@ -244,30 +245,42 @@ def compare(
     values = {t: {k: [] for k in keys} for t in targets}
     identities: dict[str, dict] = {}
     first_seed: dict | None = None
-    for seed in seeds:
-        same: dict | None = None  # what every target shares at this seed
-        for t in targets:
-            r = evaluate(t, metrics=metrics, evaluator=ev, ref=the_ref, n=n, n_ref=n_ref, seed=seed,
-                         batch_size=batch_size, device=device, dtype=dtype, options=options, cache=cache, ema=ema,
-                         weights=weights, sha256=sha256)
-            for k in keys:
-                values[t][k].append(float(r.values[k]))
-            identities[t] = r.protocol["target"]
-            p = {k: v for k, v in r.protocol.items() if k not in _PER_EVALUATION}
-            p["reference"] = {k: v for k, v in p["reference"].items() if k != "cache"}
-            # how a generator's classes were matched to the evaluator's is the target's own (best/ of older
-            # runs has no class names): kept per target, not required to agree
-            p["options"] = {k: v for k, v in p["options"].items() if k != "label_class_map"}
-            if "label_class_map" in r.protocol["options"]:
-                identities[t] = {**identities[t], "label_class_map": r.protocol["options"]["label_class_map"]}
-            if same is None:
-                same = p
-                continue
-            for key, why in _MUST_AGREE.items():
-                if p[key] != same[key]:
-                    raise UsageError(f"{t} and {targets[0]} were not scored alike: {why}")
-        first_seed = first_seed or same
+    once = WarnOnce()  # one evaluate() per target and seed: each warning about the shared inputs once
+    log.addFilter(once)
+    try:
+        for seed in seeds:
+            shared = _compare_at(seed, targets, keys, values, identities, dict(
+                metrics=metrics, evaluator=ev, ref=the_ref, n=n, n_ref=n_ref, batch_size=batch_size, device=device,
+                dtype=dtype, options=options, cache=cache, ema=ema, weights=weights, sha256=sha256))
+            first_seed = first_seed or shared
+    finally:
+        log.removeFilter(once)
     protocol = {**first_seed, "seeds": seeds, "targets": identities}
     if n_ref is not None and len(seeds) > 1:
         protocol["reference"]["subset"] = f"{n_ref} images drawn per seed (seed + 1); the pixels above are seed {seeds[0]}'s"
     return Comparison(entries, keys, seeds, values, protocol)
+
+
+def _compare_at(seed: int, targets: list, keys: list[str], values: dict, identities: dict, kwargs: dict) -> dict:
+    """Score every target at one seed (appending to ``values``, recording ``identities``) -> the protocol
+    they share; a UsageError where two were not scored alike."""
+    same: dict | None = None  # what every target shares at this seed
+    for t in targets:
+        r = evaluate(t, seed=seed, **kwargs)
+        for k in keys:
+            values[t][k].append(float(r.values[k]))
+        identities[t] = r.protocol["target"]
+        p = {k: v for k, v in r.protocol.items() if k not in _PER_EVALUATION}
+        p["reference"] = {k: v for k, v in p["reference"].items() if k != "cache"}
+        # how a generator's classes were matched to the evaluator's is the target's own (best/ of older
+        # runs has no class names): kept per target, not required to agree
+        p["options"] = {k: v for k, v in p["options"].items() if k != "label_class_map"}
+        if "label_class_map" in r.protocol["options"]:
+            identities[t] = {**identities[t], "label_class_map": r.protocol["options"]["label_class_map"]}
+        if same is None:
+            same = p
+            continue
+        for key, why in _MUST_AGREE.items():
+            if p[key] != same[key]:
+                raise UsageError(f"{t} and {targets[0]} were not scored alike: {why}")
+    return same

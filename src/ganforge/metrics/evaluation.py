@@ -224,8 +224,12 @@ def evaluate(
 
     values: dict[str, float] = {}
     class_hist = None
+    cautions = []
     if "fid" in metrics:
         values["fid"] = fid_from_stats(FeatureStats.from_features(feats), ref_entry.stats)
+        if caution := fid_caution(len(tgt.images), len(ref_set.images), ex.feature_dim):
+            log.warning("%s", caution)
+            cautions.append(caution)
     if "kid" in metrics:
         m = kid(feats, ref_entry.feats, subsets=opts.kid_subsets, subset_size=opts.kid_subset_size, seed=seed)
         values["kid"], values["kid_std"] = m.mean, m.std
@@ -265,11 +269,24 @@ def evaluate(
                     "class_kl_reference": "predicted classes of the reference set",
                     **({"label_class_map": class_map} if class_map else {})},
         "device": str(ex.device),
+        **({"cautions": cautions} if cautions else {}),
         **provenance(),
         "torch_version": torch.__version__,
         "seconds": round(time.perf_counter() - started, 2),
     }
     return EvalResult(values, protocol, class_hist)
+
+
+def fid_caution(n_generated: int, n_real: int, feature_dim: int) -> str | None:
+    """A warning for an FID whose covariance estimate is singular: a set of N <= D images spans at most
+    N - 1 of the D feature dimensions, so the Fréchet distance mostly measures that estimation error
+    (it falls as N grows with the generator unchanged). None when both sets are larger than D."""
+    small = [f"{n} {what}" for n, what in ((n_generated, "generated"), (n_real, "reference")) if n <= feature_dim]
+    if not small:
+        return None
+    return (f"FID from {' and '.join(small)} images in {feature_dim}-dimensional features: with no more images than "
+            f"dimensions the covariance is singular and FID mostly measures the small sample; compare FIDs only at "
+            f"equal image counts, or use KID (unbiased at any count)")
 
 
 def check_class_map(num_classes: int | None, class_names: list | None, evaluator: str, evaluator_classes: int,

@@ -26,7 +26,7 @@ from torch import nn
 from ganforge.config import EVAL_DIRECTIONS, RunConfig
 from ganforge.data import ImageData
 from ganforge.errors import UsageError
-from ganforge.metrics.imagesets import ImageSet, load_image_set
+from ganforge.metrics.imagesets import ImageSet, WarnOnce, load_image_set
 from ganforge.io import atomic_write_json
 from ganforge.training import checkpoint as ckpt
 
@@ -74,24 +74,6 @@ def make_periodic_eval(cfg: RunConfig, data: ImageData, device: torch.device) ->
     if e.evaluator == "auto" and (note := auto_evaluator_note(m.resolution, m.channels)):
         log.warning("eval.evaluator=auto: %s", note)
     return PeriodicEval(cfg, data, device)
-
-
-class _Once(logging.Filter):
-    """Lets each distinct warning through once. Periodic evaluation repeats one call, so a warning
-    about its inputs (an ``eval.ref`` of another size, say) would otherwise repeat at every evaluation."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        message = record.getMessage()
-        if message in self.seen:
-            return False
-        self.seen.add(message)
-        return True
 
 
 class PeriodicEval:
@@ -143,7 +125,7 @@ class PeriodicEval:
         self.best: dict | None = None
         self.peaks: dict[str, float] = {}
         self.run_dir = Path(".")
-        self._once = _Once()
+        self._once = WarnOnce()
 
     def _reads_the_labels(self, name: str, data: ImageData) -> bool:
         """True when the evaluator's classes are the training labels (same count and, where both are
