@@ -248,6 +248,9 @@ def run(args: argparse.Namespace) -> None:
             "minutes": args.minutes, "commit": commit_file.read_text().strip() if commit_file.exists() else None,
             "smoke": args.smoke}
     session = Session(out, meta)
+    if meta["commit"]:  # the copied tree has no .git: its runs and protocols record the commit from here
+        sha, _, rest = meta["commit"].partition(" ")
+        os.environ["GANFORGE_COMMIT"] = sha + ("+dirty" if rest else "")
     t0 = time.time()
     threads = []
     if args.device == "cuda" and not args.skip_tests:  # alongside the jobs: a failure here costs nothing else

@@ -39,6 +39,22 @@ def test_no_checkout_no_commit(tmp_path):
     assert commit_of(tmp_path) is None
 
 
+def test_a_copy_without_its_git_takes_a_well_formed_commit_from_the_environment(monkeypatch):
+    # the tree lent to a GPU machine has no .git: benchmarks/gpu_session.py names the commit instead
+    import ganforge.provenance as prov
+
+    monkeypatch.setattr(prov, "commit_of", lambda root: None)
+    for given, want in (("a" * 40, "a" * 40), ("b" * 40 + "+dirty", "b" * 40 + "+dirty"), ("main", None), ("", None)):
+        monkeypatch.setenv("GANFORGE_COMMIT", given)
+        prov.source_commit.cache_clear()
+        assert prov.source_commit() == want
+    monkeypatch.setattr(prov, "commit_of", lambda root: "c" * 40)  # a checkout's own commit wins
+    prov.source_commit.cache_clear()
+    assert prov.source_commit() == "c" * 40
+    monkeypatch.undo()
+    prov.source_commit.cache_clear()
+
+
 def test_provenance_is_the_version_and_this_process_commit():
     p = provenance()
     assert p == {"ganforge_version": __version__, "ganforge_commit": source_commit()}

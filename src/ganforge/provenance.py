@@ -7,18 +7,29 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import re
 import subprocess
 from pathlib import Path
 
 from ganforge import __version__
 
 
+# A copy of a checkout without its .git (the tree a GPU machine is lent: benchmarks/gpu_session.py) names
+# its commit here: 40 hex digits, "+dirty" when the copy had uncommitted changes.
+COMMIT_ENV = "GANFORGE_COMMIT"
+
+
 @functools.cache
 def source_commit() -> str | None:
-    """The commit of the checkout this ganforge was imported from (``commit_of``); None for an
-    installed wheel, whose package has no ``.git`` two levels above it (checkout/src/ganforge).
-    Cached: git runs once per process (~20 ms)."""
-    return commit_of(Path(__file__).resolve().parent.parent.parent)
+    """The commit of the checkout this ganforge was imported from (``commit_of``), else a well-formed
+    $GANFORGE_COMMIT; None for an installed wheel, whose package has no ``.git`` two levels above it
+    (checkout/src/ganforge). Cached: git runs once per process (~20 ms)."""
+    commit = commit_of(Path(__file__).resolve().parent.parent.parent)
+    given = os.environ.get(COMMIT_ENV, "").strip()
+    if commit is None and re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", given):
+        return given
+    return commit
 
 
 def commit_of(root: Path) -> str | None:
