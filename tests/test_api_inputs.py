@@ -107,3 +107,16 @@ def test_a_cuda_index_the_machine_lacks_is_named_with_the_ones_it_has(monkeypatc
     assert resolve_device("cuda:1", "--device") == torch.device("cuda:1")
     with pytest.raises(UsageError, match=r"--device 'cuda:5' but this machine has 2 CUDA device\(s\): use cuda:0 to cuda:1"):
         resolve_device("cuda:5", "--device")
+
+
+@pytest.mark.parametrize("name", ["cuda:00", "cuda:01", "cuda:\u0661", "cuda:-1"])
+def test_device_names_torch_would_refuse_are_usage_errors(monkeypatch, name):
+    from ganforge.device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(UsageError, match="is not a device: use cpu, cuda or auto"):
+        resolve_device(name, "--device")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UsageError, match="has 1 CUDA device\\(s\\): use cuda:0, cuda or auto"):
+        resolve_device("cuda:1", "--device")

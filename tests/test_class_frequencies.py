@@ -171,10 +171,22 @@ def test_a_balanced_reference_gives_the_same_images_and_numbers_as_before(mnist)
 
 def test_a_reference_of_other_classes_keeps_cycling_and_says_why(tmp_path, mnist):
     G = ClassDigits(*mnist)
-    images, labels = labelled_subset(mnist, [20] * 5)  # classes 0..4 only: five classes, not ten
-    r = evaluate(G, ref=ImageSet(images, {}, labels=labels), metrics="fid", evaluator="mnist-clf", n=50)
+    images, labels = labelled_subset(mnist, [20] * 5)  # classes 0..4 only
+    # named as five classes (five class folders): not the generator's ten
+    r = evaluate(G, ref=ImageSet(images, {}, labels=labels, class_names=list("01234")), metrics="fid",
+                 evaluator="mnist-clf", n=50)
     assert r.protocol["target"]["labels"] == "classes cycling 0..K-1"
-    assert r.protocol["target"]["labels_note"] == "the reference's labels have 5 classes, the generator 10"
+    assert r.protocol["target"]["labels_note"] == "the reference has 5 classes, the generator 10"
+    # bare labels (an .npz): indices of the generator's classes, so the classes it lacks get no images,
+    # whichever they are (missing 9 or missing 0 alike)
+    for keep in (labels < 5, labels > 0):
+        t = evaluate(G, ref=ImageSet(images[keep], {}, labels=labels[keep]), metrics="fid", evaluator="mnist-clf",
+                     n=50).protocol["target"]
+        assert t["labels"] == "reference class frequencies" and t["class_counts"][5:] == [0] * 5
+        assert (t["class_counts"][0] == 0) == bool((~keep).any())
+    t = evaluate(G, ref=ImageSet(images, {}, labels=labels + 6), metrics="fid", evaluator="mnist-clf",
+                 n=50).protocol["target"]
+    assert t["labels_note"] == "the reference's labels go up to 10, the generator's classes 0..9"
     # a saved generator whose run kept class names: the reference's must be the same, in order
     from ganforge.models import build_generator
     from ganforge.models.config import ModelConfig
@@ -249,6 +261,8 @@ def test_bad_class_mix_and_reference_labels_are_usage_errors(mnist):
     images, labels = labelled_subset(mnist, [5] * 10)
     with pytest.raises(UsageError, match=r"labels is torch.float32 \(50,\); give an integer tensor"):
         evaluate(G, ref=ImageSet(images, {}, labels=labels.float()), evaluator="mnist-clf", n=10, metrics="fid")
+    with pytest.raises(UsageError, match=r"labels is torch.int64 \(50,\) holding -1; give an integer tensor"):
+        evaluate(G, ref=ImageSet(images, {}, labels=labels - 1), evaluator="mnist-clf", n=10, metrics="fid")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,3 +349,76 @@ def test_class_folders_a_runs_training_data_and_the_periodic_evaluation_bring_th
     assert rows[0]["event"] == "eval" and "fid" in rows[0]
     unconditional = PeriodicEval(apply_overrides(get_preset("dcgan-mnist"), ["eval.every=1"]), data, torch.device("cpu"))
     assert isinstance(unconditional.ref, torch.Tensor)  # an unconditional G has no classes to mix
+
+
+def test_label_agreement_of_class_folders_matches_the_folders_to_the_evaluators_classes_by_name(tmp_path, mnist):
+    from PIL import Image
+
+    images, labels = labelled_subset(mnist, [6, 4, 4, 4, 4, 4, 4, 4, 4, 4])
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    for name, folder_of in (("digits", str), ("words", lambda k: words[k]), ("gap", str)):
+        for i, (img, k) in enumerate(zip(images, labels)):
+            if name == "gap" and int(k) == 5:
+                continue  # no folder 5: the classes after it would shift by one if matched by index
+            d = tmp_path / name / folder_of(int(k))
+            d.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img[0].numpy()).save(d / f"{i}.png")
+    args = dict(metrics="labels", evaluator="mnist-clf", ref="mnist5k", n_ref=200)
+    for name in ("digits", "gap"):
+        r = evaluate(str(tmp_path / name), **args)
+        assert r.values["label_agreement"] > 0.95 and r.protocol["options"]["label_class_map"].startswith("by name")
+    with pytest.raises(UsageError, match="class folder\\(s\\) eight, five, four, nine are not mnist-clf classes"):
+        evaluate(str(tmp_path / "words"), **args)  # sorted, "eight" is folder 0: it used to score 0.06
+
+
+def test_compare_refuses_generators_whose_classes_were_drawn_differently(tmp_path, mnist):
+    from ganforge.metrics.comparison import compare
+    from ganforge.models import build_generator
+    from ganforge.models.config import ModelConfig
+    from ganforge.training.checkpoint import save_generator
+
+    cfg = ModelConfig(arch="dcgan", resolution=28, channels=1, z_dim=8, g_width=8, num_classes=10)
+    G = build_generator(cfg)
+    for name, names in (("named", list("abcdefghij")), ("bare", None)):  # the same weights; one run kept names
+        save_generator(tmp_path / name, cfg, G)
+        if names:
+            meta = json.loads((tmp_path / name / "config.json").read_text())
+            (tmp_path / name / "config.json").write_text(json.dumps({**meta, "class_names": names}))
+    images, labels = labelled_subset(mnist, IMBALANCED)
+    np.savez(tmp_path / "ref.npz", images=images[:, 0].numpy(), labels=labels.numpy())
+    (tmp_path / "ref_named").mkdir()
+    targets = [str(tmp_path / "bare"), str(tmp_path / "named")]
+    from PIL import Image
+
+    for i, (img, k) in enumerate(zip(images, labels)):  # class folders 0..9: not the names a..j of "named"
+        (tmp_path / "ref_named" / str(int(k))).mkdir(exist_ok=True)
+        Image.fromarray(img[0].numpy()).save(tmp_path / "ref_named" / str(int(k)) / f"{i}.png")
+    with pytest.raises(UsageError, match="their classes were drawn differently .* give --class-mix uniform"):
+        compare(targets, metrics="fid", ref=str(tmp_path / "ref_named"), evaluator="mnist-clf", n=50)
+    c = compare(targets, metrics="fid", ref=str(tmp_path / "ref_named"), evaluator="mnist-clf", n=50,
+                class_mix="uniform", seeds=[0, 1])
+    assert c.values[targets[0]]["fid"] == c.values[targets[1]]["fid"]  # the same weights, the same mix
+    # the identities are the first seed's, as the reference's pixels are
+    assert all(c.protocol["targets"][t]["noise_seed"] == 0 for t in targets)
+    ok = compare(targets, metrics="fid", ref=str(tmp_path / "ref.npz"), evaluator="mnist-clf", n=50)  # bare labels
+    assert {ok.protocol["targets"][t]["labels"] for t in targets} == {"reference class frequencies"}
+
+
+def test_the_periodic_evaluation_lets_the_generator_cycle_for_an_eval_ref_of_other_class_names(tmp_path, mnist):
+    from PIL import Image
+
+    from ganforge.config import apply_overrides
+    from ganforge.data import ImageData
+    from ganforge.presets import get_preset
+    from ganforge.training.periodic_eval import PeriodicEval
+
+    images, labels = labelled_subset(mnist, IMBALANCED)
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    for i, (img, k) in enumerate(zip(images, labels)):
+        (tmp_path / "ref" / words[int(k)]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img[0].numpy()).save(tmp_path / "ref" / words[int(k)] / f"{i}.png")
+    data = ImageData(images, labels, [str(k) for k in range(10)], "test")
+    cfg = apply_overrides(get_preset("cgan-mnist"), ["eval.every=1", "eval.n=50", f"eval.ref={tmp_path / 'ref'}"])
+    assert isinstance(PeriodicEval(cfg, data, torch.device("cpu")).ref, torch.Tensor)  # no mis-mapped mix
+    same = ImageData(images, labels, sorted(words), "test")  # the run's own classes are these words
+    assert isinstance(PeriodicEval(cfg, same, torch.device("cpu")).ref, ImageSet)

@@ -366,6 +366,10 @@ def test_a_16_bit_pgm_and_an_8_bit_picture_stored_as_32_bit_tiff_both_load_at_th
     values = np.array([[0, 257 * 100, 65535, 1000]] * 4, dtype=">u2")  # (4, 4)
     (tmp_path / "a.pgm").write_bytes(b"P5\n4 4\n65535\n" + values.tobytes())
     assert load1(tmp_path, resolution=4)[0, 0].tolist() == [0, 100, 255, 4]
+    # a dark 16-bit frame (every value <= 255) is still 16-bit: near black, not 257 times brighter
+    dark = np.array([[0, 100, 255, 210]] * 4, dtype=">u2")
+    (tmp_path / "a.pgm").write_bytes(b"P5\n4 4\n65535\n" + dark.tobytes())
+    assert load1(tmp_path, resolution=4)[0, 0].tolist() == [0, 0, 1, 1]
     # An int32 TIFF of 0..255 values (also mode "I") is an 8-bit picture: /257 would make it black.
     (tmp_path / "a.pgm").unlink()
     Image.fromarray(np.array([[0, 100, 255, 7]] * 4, dtype=np.int32)).save(tmp_path / "b.tif")

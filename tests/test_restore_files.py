@@ -64,6 +64,11 @@ def test_an_8_bit_picture_stored_as_a_32_bit_tiff_is_restored_at_its_brightness(
         assert code == 0, err
     got, want = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in ("g32.tif", "g8.png"))
     assert got.dtype == np.uint8 and np.array_equal(got, want)
+    # a dark 16-bit PGM (mode "I" too, every value <= 255) is 16-bit all the same
+    dark = grey.astype(">u2")
+    (tmp_path / "dark.pgm").write_bytes(b"P5\n24 20\n65535\n" + dark.tobytes())
+    img = read_image_file(tmp_path / "dark.pgm")
+    assert img.bits == 16 and img.rgb.max().item() == pytest.approx(grey.max() / 65535)
 
 
 def test_a_16_bit_grey_file_is_restored_and_written_with_16_bits(tmp_path, capsys, caplog, models):

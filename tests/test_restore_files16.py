@@ -86,7 +86,7 @@ def test_without_opencv_or_with_alpha_a_16_bit_colour_file_is_read_with_8_bits_a
     assert cv2.imwrite(str(tmp_path / "a.png"), np.concatenate([levels[..., ::-1], alpha], axis=-1))
     with caplog.at_level(logging.WARNING, logger="ganforge.restore"):
         img = read_image_file(tmp_path / "a.png")
-    assert img.bits == 8 and "a.png has 16 bits per colour channel but is read with 8 with alpha" in caplog.text
+    assert img.bits == 8 and "a.png has 16 bits per channel but is read with 8 with alpha" in caplog.text
 
     import importlib.util
 

@@ -19,11 +19,12 @@ def resolve_device(name: str, option: str = "train.device") -> torch.device:
     shown, use = f"{option}{sep}{name!r}", f"{option}{sep}cpu or auto"
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(name)):
+    if not re.fullmatch(r"cpu|cuda(:(0|[1-9][0-9]*))?", str(name), flags=re.ASCII):  # torch takes no "cuda:01"
         raise UsageError(f"{shown} is not a device: use cpu, cuda or auto")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError(f"{shown} but no CUDA device is available: use {use}")
-    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
-        raise UsageError(f"{shown} but this machine has {torch.cuda.device_count()} CUDA device(s): "
-                         f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}, cuda or auto")
+    count = torch.cuda.device_count() if name.startswith("cuda:") else 0
+    if name.startswith("cuda:") and int(name[5:]) >= count:
+        have = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise UsageError(f"{shown} but this machine has {count} CUDA device(s): use {have}, cuda or auto")
     return torch.device(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from fractions import Fraction
 from pathlib import Path
 
@@ -79,19 +80,25 @@ def check_class_weights(weights, num_classes: int, *, class_index: int | None = 
     if isinstance(weights, torch.Tensor):
         weights = weights.detach().cpu().numpy()
     if not (isinstance(weights, (list, tuple)) or (isinstance(weights, np.ndarray) and weights.ndim == 1)):
-        what = f"an array of shape {weights.shape}" if isinstance(weights, np.ndarray) else f"a {type(weights).__name__}"
+        name = type(weights).__name__
+        what = f"an array of shape {weights.shape}" if isinstance(weights, np.ndarray) else \
+            f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
         raise UsageError(f"class_weights is {what}: give a list of {num_classes} numbers, one weight per class")
     items = list(weights)
     if len(items) != num_classes:
         raise UsageError(f"class_weights has {len(items)} entries but this generator has {num_classes} classes: "
                          "give one weight per class")
     for i, w in enumerate(items):
-        if not (isinstance(w, (int, float, np.integer, np.floating)) and not isinstance(w, (bool, np.bool_))
+        if not (isinstance(w, (numbers.Real, np.integer, np.floating)) and not isinstance(w, (bool, np.bool_))
                 and math.isfinite(w) and w >= 0):
             raise UsageError(f"class_weights[{i}]={w!r}: a weight must be a finite number >= 0")
-    out = np.asarray(items, dtype=np.float64)
-    if not out.sum() > 0:
+    out = np.asarray([float(w) for w in items], dtype=np.float64)
+    with np.errstate(over="ignore"):
+        total = out.sum()
+    if not total > 0:
         raise UsageError("class_weights are all 0: give at least one class a weight above 0")
+    if not math.isfinite(total):
+        raise UsageError(f"class_weights sum past {np.finfo(np.float64).max:.3g}: give counts or fractions")
     return out
 
 

@@ -124,7 +124,7 @@ def read_image_file(path: Path) -> ImageFile:
 
             why = ("with alpha" if raw.mode == "RGBA" else "without OpenCV (pip install opencv-python-headless)"
                    if importlib.util.find_spec("cv2") is None else "(OpenCV did not decode it)")
-            log.warning("%s has 16 bits per colour channel but is read with 8 %s", path.name, why)
+            log.warning("%s has 16 bits per channel but is read with 8 %s", path.name, why)
         has_alpha = _has_alpha(img)
         grey = set(img.getbands()) - ({"A", "a"} if has_alpha else set()) <= _GREY_BANDS
         if has_alpha:
@@ -133,12 +133,12 @@ def read_image_file(path: Path) -> ImageFile:
             except (ValueError, OSError) as exc:
                 raise BadImage(f"cannot convert mode {img.mode} to RGBA ({exc})") from None
             rgb, alpha = rgba[..., :3], rgba[..., 3].copy()
-        elif grey and img.mode in _SIXTEEN_BIT_MODES and not eight_bit_in_32(img):  # 16-bit grey ("I": 16-bit PGM)
+        elif grey and img.mode in _SIXTEEN_BIT_MODES and not eight_bit_in_32(raw):  # 16-bit grey ("I": 16-bit PGM)
             levels = np.clip(np.asarray(img, dtype=np.float64), 0, 65535) / 65535.0  # (H, W)
             x = torch.from_numpy(levels.astype(np.float32))[None, None].expand(1, 3, -1, -1).contiguous()
             return ImageFile(x, True, None, bits=16)  # (1, 3, H, W)
         else:
-            rgb, alpha = np.asarray(to_8bit(img, 3), dtype=np.uint8), None  # (H, W, 3)
+            rgb, alpha = np.asarray(to_8bit(img, 3, eight_bit=eight_bit_in_32(raw)), dtype=np.uint8), None  # (H, W, 3)
     except BadImage as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
     except OSError as exc:

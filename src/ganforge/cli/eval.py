@@ -160,10 +160,12 @@ def _seeds(ctx, param, value: str) -> list[int]:
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
 @click.option("--inception-weights", type=click.Path(path_type=Path), default=None, help="inception-v3-fid: the weights file (or $GANFORGE_INCEPTION_WEIGHTS).")
 @click.option("--no-ema", is_flag=True, help="Generator targets: use the raw generator instead of its EMA copy.")
+@click.option("--class-mix", type=click.Choice(["reference", "uniform"]), default="reference", show_default=True,
+              help="Class-conditional generators: as for eval; every one must end with the same mix.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write cached reference statistics.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: rows (per target and metric: mean, se, values, diff_mean, diff_se), seeds, protocol.")
 def compare_cmd(targets, metrics, evaluator, ref, n, n_ref, seeds, batch_size, device, inception_weights, no_ema,
-                no_cache, as_json) -> None:
+                class_mix, no_cache, as_json) -> None:
     """Score several run folders, generators or image sets under one protocol: the same evaluator,
     reference, image count and seeds. Each row after the first also shows its difference from the
     first, seed by seed (the same seed draws the same noise for every generator of one z size).
@@ -186,7 +188,7 @@ def compare_cmd(targets, metrics, evaluator, ref, n, n_ref, seeds, batch_size, d
     entries = [t.split(",") if "," in t and not Path(t).exists() else t for t in targets]  # "a,b": a group
     c = compare(entries, metrics=metrics, evaluator=evaluator, ref=ref, n=n, n_ref=n_ref, seeds=seeds,
                 batch_size=batch_size, device=_device(device), cache=not no_cache, ema=not no_ema,
-                weights=inception_weights)
+                weights=inception_weights, class_mix=class_mix)
     if as_json:
         click.echo(json.dumps(_json_ready(c.to_dict()), indent=2))
         return

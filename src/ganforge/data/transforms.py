@@ -28,8 +28,10 @@ def center_crop_square(img: Image.Image) -> Image.Image:
     return img.crop((left, top, left + side, top + side))
 
 
-def to_8bit(img: Image.Image, channels: int) -> Image.Image:
-    """Convert any PIL mode to "L" (channels=1) or "RGB" (channels=3)."""
+def to_8bit(img: Image.Image, channels: int, *, eight_bit: bool | None = None) -> Image.Image:
+    """Convert any PIL mode to "L" (channels=1) or "RGB" (channels=3). ``eight_bit``: whether a mode "I"
+    image holds 8-bit values (``eight_bit_in_32`` of the file as opened: a crop or turn drops the
+    format it reads); None asks ``img`` itself."""
     target = "L" if channels == 1 else "RGB"
     mode = img.mode
     if mode == target:
@@ -38,11 +40,10 @@ def to_8bit(img: Image.Image, channels: int) -> Image.Image:
         # PIL's convert("L") clips 16-bit values at 255 (almost every pixel turns white);
         # scale the full 0..65535 range instead. "I" (32-bit) comes from 16-bit PPM/PGM in
         # practice (Pillow stretches any maxval to 0..65535), so it is read as 16-bit too,
-        # unless no value exceeds 255: that is an 8-bit picture stored in 32 bits (a TIFF
-        # written from int32), which /257 would turn black. A true 16-bit image that dark
-        # is black at 8 bits either way.
+        # unless it is a 32-bit TIFF with no value above 255: an 8-bit picture written from
+        # int32, which /257 would turn black.
         values = np.asarray(img, dtype=np.float32)  # (H, W)
-        if not eight_bit_in_32(img):
+        if not (eight_bit_in_32(img) if eight_bit is None else eight_bit):
             values = values / 257.0
         gray = np.clip(values, 0, 255).round().astype(np.uint8)
         return Image.fromarray(gray).convert(target)
@@ -67,8 +68,9 @@ def to_8bit(img: Image.Image, channels: int) -> Image.Image:
 
 
 def eight_bit_in_32(img: Image.Image) -> bool:
-    """True for a mode "I" (32-bit) image whose values all fit 0..255: an 8-bit picture, not 16-bit."""
-    if img.mode != "I":
+    """True for a 32-bit integer TIFF whose values all fit 0..255: an 8-bit picture, not 16-bit. Other
+    mode "I" files are 16-bit (a 16-bit PGM: Pillow stretches its maxval to 0..65535), however dark."""
+    if img.mode != "I" or img.format != "TIFF":
         return False
     lo, hi = img.getextrema()
     return hi <= 255
@@ -100,9 +102,10 @@ def upright(img: Image.Image) -> Image.Image:
 
 def image_to_array(img: Image.Image, resolution: int, channels: int, *, exif: bool = True) -> np.ndarray:
     """Decoded PIL image -> uint8 (resolution, resolution, channels)."""
+    eight_bit = eight_bit_in_32(img)  # before the turn and crop, which drop the file's format
     if exif:
         img = upright(img)
-    img = resize_square(to_8bit(center_crop_square(img), channels), resolution)
+    img = resize_square(to_8bit(center_crop_square(img), channels, eight_bit=eight_bit), resolution)
     array = np.asarray(img, dtype=np.uint8)
     return array[..., None] if array.ndim == 2 else array  # (H, W) -> (H, W, 1)
 

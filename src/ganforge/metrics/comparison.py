@@ -172,6 +172,7 @@ def compare(
     ema: bool = True,
     weights=None,
     sha256: str | None = None,
+    class_mix: str = "reference",  # conditional generators: as evaluate; every one must end with the same mix
 ) -> Comparison:
     """Score every target with ``evaluate`` under one protocol; see the module docstring. An entry of
     ``targets`` that is a list or tuple is a group (the runs of one recipe)."""
@@ -251,7 +252,7 @@ def compare(
         for seed in seeds:
             shared = _compare_at(seed, targets, keys, values, identities, dict(
                 metrics=metrics, evaluator=ev, ref=the_ref, n=n, n_ref=n_ref, batch_size=batch_size, device=device,
-                dtype=dtype, options=options, cache=cache, ema=ema, weights=weights, sha256=sha256))
+                dtype=dtype, options=options, cache=cache, ema=ema, weights=weights, sha256=sha256, class_mix=class_mix))
             first_seed = first_seed or shared
     finally:
         log.removeFilter(once)
@@ -265,11 +266,19 @@ def _compare_at(seed: int, targets: list, keys: list[str], values: dict, identit
     """Score every target at one seed (appending to ``values``, recording ``identities``) -> the protocol
     they share; a UsageError where two were not scored alike."""
     same: dict | None = None  # what every target shares at this seed
+    mix: tuple[str, str] | None = None  # (target, how its classes were drawn): the first conditional target's
     for t in targets:
         r = evaluate(t, seed=seed, **kwargs)
         for k in keys:
             values[t][k].append(float(r.values[k]))
-        identities[t] = r.protocol["target"]
+        ident = r.protocol["target"]
+        if "labels" in ident and ident.get("kind") == "generator":  # one class mix for all, or the difference is it
+            drawn = ident["labels"] + (f" ({ident['labels_note']})" if ident.get("labels_note") else "")
+            if mix is not None and drawn != mix[1]:
+                raise UsageError(f"{t} and {mix[0]} were not scored alike: their classes were drawn differently "
+                                 f"({drawn}; {mix[1]}): give --class-mix uniform")
+            mix = mix or (t, drawn)
+        identities.setdefault(t, ident)  # the first seed's, as the reference's pixels
         p = {k: v for k, v in r.protocol.items() if k not in _PER_EVALUATION}
         p["reference"] = {k: v for k, v in p["reference"].items() if k != "cache"}
         # how a generator's classes were matched to the evaluator's is the target's own (best/ of older

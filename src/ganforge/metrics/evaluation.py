@@ -31,6 +31,7 @@ from ganforge.config import MAX_EVAL_SEED
 from ganforge.device import resolve_device
 from ganforge.errors import UsageError, is_int
 from ganforge.metrics import cache as ref_cache
+from ganforge.metrics.classmix import check_class_mix, choose_class_mix, labels_by_name
 from ganforge.metrics.distribution import (
     FeatureStats,
     class_coverage,
@@ -64,10 +65,6 @@ NEED_PROBS = frozenset({"is", "classes", "labels"})  # need a classifier head
 EVALUATOR_CLASSES = {"mnist-clf": tuple(str(i) for i in range(10)), "cifar10-clf": CIFAR10_CLASSES}
 DEFAULT_N = 10_000  # images drawn from a generator when n is not given
 KID_SUBSET_SIZE = 1000  # KID's images per subset unless a set is smaller (MetricOptions)
-# class_mix -> how a class-conditional generator's classes are drawn (see _class_mix)
-CLASS_MIXES = {"reference": "the reference's class frequencies where its labels are the generator's classes, else uniform",
-               "uniform": "every class equally often, cycling 0..K-1"}
-CYCLING = "classes cycling 0..K-1"  # the target identity's `labels` when they cycle (as before class_mix existed)
 
 
 @dataclass(frozen=True)
@@ -175,7 +172,7 @@ def evaluate(
     """Score ``target`` (a run folder / saved generator, an nn.Module generator, an .npz, an image
     folder or .zip, or a uint8 image array) against ``ref`` in ``evaluator``'s feature space.
     A class-conditional generator draws its classes in the reference's proportions when the
-    reference is labelled with the generator's classes, else cycling 0..K-1 (``_class_mix``; the
+    reference is labelled with the generator's classes, else cycling 0..K-1 (``classmix.choose_class_mix``; the
     target identity says which, and the counts). ``ganforge eval`` is this function with the same defaults."""
 
     started = time.perf_counter()
@@ -188,8 +185,7 @@ def evaluate(
     opts.check()
     batch_size = check_int("batch_size", batch_size, 1, 2**31 - 1)
     n, n_ref = (None if c is None else check_int(what, c, 1, MAX_IMAGES) for what, c in (("n", n), ("n_ref", n_ref)))
-    if class_mix not in CLASS_MIXES:
-        raise UsageError(f"class_mix={class_mix!r}: use " + " or ".join(f"{k!r} ({v})" for k, v in CLASS_MIXES.items()))
+    check_class_mix(class_mix)
     if n is not None:
         opts.check_count(n, metrics, "the generated set", generated=True)
     evaluator, ref = resolve_defaults(target, evaluator, ref)
@@ -250,11 +246,15 @@ def evaluate(
     class_map = None
     if "labels" in metrics:
         if tgt.labels is None:
-            raise UsageError("labels (label agreement) needs a class-conditional generator, or an .npz with `labels`, "
-                             "as TARGET: these images carry no asked-for class; drop it from --metrics")
-        class_map = check_class_map(tgt.identity.get("num_classes"), tgt.class_names, ex.name, ex.num_classes,
-                                    max_label=int(tgt.labels.max()) if len(tgt.labels) else None)
-        values["label_agreement"] = float((probs.argmax(axis=1) == tgt.labels.numpy()).mean())
+            raise UsageError("labels (label agreement) needs a class-conditional generator, an .npz with `labels` or "
+                             "class sub-folders as TARGET: these images carry no asked-for class; drop it from --metrics")
+        asked = tgt.labels.numpy()  # (N,) the class each image was drawn for, or its folder's
+        if tgt.identity.get("num_classes") is None and tgt.class_names is not None:  # class folders: by name
+            asked, class_map = labels_by_name(tgt.labels, tgt.class_names, ex.name, EVALUATOR_CLASSES.get(ex.name))
+        else:
+            class_map = check_class_map(tgt.identity.get("num_classes"), tgt.class_names, ex.name, ex.num_classes,
+                                        max_label=int(tgt.labels.max()) if len(tgt.labels) else None)
+        values["label_agreement"] = float((probs.argmax(axis=1) == asked).mean())
     values = {k: values[k] for m in metrics for k in METRICS[m]}  # in the order asked for
 
     protocol = {
@@ -383,6 +383,9 @@ def _from_image_set(s: ImageSet, n: int | None, seed: int, what: str) -> ImageSe
         if not (isinstance(labels, Tensor) and labels.shape == (len(s.images),) and not labels.is_floating_point()
                 and not labels.dtype == torch.bool and (labels >= 0).all()):
             got = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, Tensor) else type(labels).__name__
+            if (isinstance(labels, Tensor) and labels.shape == (len(s.images),) and labels.numel()
+                    and not labels.is_floating_point() and labels.dtype != torch.bool):
+                got += f" holding {labels.min().item()}"  # the offending value of an otherwise right tensor
             raise UsageError(f"{what}: labels is {got}; give an integer tensor ({len(s.images)},) of class indices >= 0")
         labels, _ = subset(labels.long().cpu(), n, seed, what)
     return ImageSet(out.images, {**out.identity, **s.identity, **{k: v for k, v in out.identity.items() if k != "kind"}},
@@ -417,16 +420,16 @@ def _open_target(target, n: int | None, seed: int, device: torch.device, ema: bo
 
 
 def _target(source: "ImageSet | _Generator", n: int | None, seed: int, batch_size: int, device: torch.device,
-            ref_set: ImageSet, class_mix: str) -> ImageSet:
+            ref_set: ImageSet, mix: str) -> ImageSet:
     """The images to score: a loaded set as it is, or n (default 10000) drawn from a generator with
-    noise seed ``seed``, a conditional one's classes as ``_class_mix`` decides."""
+    noise seed ``seed``, a conditional one's classes as ``classmix.choose_class_mix`` decides."""
     from ganforge.sampling import generate
 
     if isinstance(source, ImageSet):
         return source
     G, ident = source.G, dict(source.identity)
     k = getattr(G, "num_classes", 0)
-    weights, how = _class_mix(k, source.class_names, ref_set, class_mix) if k else (None, {})
+    weights, how = choose_class_mix(k, source.class_names, ref_set, mix) if k else (None, {})
     count = DEFAULT_N if n is None else n
     log.info("generating %d images (seed %d)", count, seed)
     # uint8 (n, H, W, C), (n,) | None
@@ -437,28 +440,6 @@ def _target(source: "ImageSet | _Generator", n: int | None, seed: int, batch_siz
     return ImageSet(images, {**ident, "noise_seed": seed, "n": len(images), "image_shape": list(images.shape[1:]),
                              "pixels_sha256": pixels_sha256(images)},
                     labels=None if labels is None else torch.from_numpy(labels).long(), class_names=source.class_names)
-
-
-def _class_mix(k: int, class_names: list | None, ref_set: ImageSet, class_mix: str) -> tuple[np.ndarray | None, dict]:
-    """How a generator with k classes draws them -> (class weights (k,) for generate, or None for
-    cycling; what the target identity records). "reference": in the reference's class frequencies
-    when its labels are this generator's classes (k of them: its class names' count, else its
-    largest label + 1; the same names in order where both are known), so FID, KID and P/R compare
-    like class mixes rather than a uniform mix with, say, mnist-test10k's 892 to 1135 digits per class.
-    A balanced reference draws the very labels cycling draws (sampling.spread_classes). Otherwise,
-    or with "uniform", classes cycle 0..K-1 and the identity says why."""
-    if class_mix == "uniform":
-        return None, {"labels": CYCLING, "labels_note": "uniform classes asked (class_mix='uniform')"}
-    labels, names = ref_set.labels, ref_set.class_names
-    if labels is None:
-        return None, {"labels": CYCLING, "labels_note": "the reference has no labels"}
-    ref_k = max(len(names) if names else 0, int(labels.max()) + 1)  # names, unless a label lies beyond them
-    if ref_k != k:
-        return None, {"labels": CYCLING, "labels_note": f"the reference's labels have {ref_k} classes, the generator {k}"}
-    if names and class_names and list(map(str, names)) != list(map(str, class_names)):
-        return None, {"labels": CYCLING, "labels_note": "the reference's class names are not the generator's"}
-    counts = np.bincount(labels.numpy(), minlength=k)  # (k,) reference images per class
-    return counts, {"labels": "reference class frequencies", "reference_class_counts": counts.tolist()}
 
 
 def _reference(ex: FeatureExtractor, ref_set: ImageSet, *, need_feats: bool, batch_size: int,

@@ -136,7 +136,7 @@ def load_image_set(source: str | Path, *, n: int | None = None, seed: int = 0, w
     source = str(source)
     # labels (N,) and class names where the set has them: an .npz's `labels` (a `sample --per-class`
     # file's asked-for classes), class sub-folders, a labelled built-in set. A reference's labels set
-    # the class mix a conditional generator is scored with (evaluation._class_mix).
+    # the class mix a conditional generator is scored with (metrics.classmix).
     labels = class_names = None
     if source in NAMED_SOURCES:
         named = NAMED_SOURCES[source]
@@ -154,7 +154,9 @@ def load_image_set(source: str | Path, *, n: int | None = None, seed: int = 0, w
         if path.is_file() and path.suffix.lower() == ".npz":
             from ganforge.data.npz import load_npz
 
-            raw, labels, class_names = load_npz(path)  # labels: e.g. `ganforge sample --per-class`, the class each image was drawn for
+            # labels: e.g. `ganforge sample --per-class`, the class each image was drawn for; an .npz names no
+            # classes (load_npz's "0".."max" are made up for training), so they are matched by index
+            raw, labels, _ = load_npz(path)
             images = as_nchw_uint8(_composite_alpha(raw, str(path)), str(path))
             ident = {"kind": "npz", "path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
             if labels is not None:

@@ -113,8 +113,15 @@ class PeriodicEval:
         else:
             ref = ImageSet(data.images[:n_ref].cpu(), {}, labels=None if data.labels is None else data.labels[:n_ref].cpu(),
                            class_names=data.class_names)
-        # uint8 (N, C, H, W), or with its labels for a conditional G: evaluate draws G's classes in their mix
-        self.ref = ref if m.num_classes and ref.labels is not None else ref.images
+        # uint8 (N, C, H, W), or with its labels for a conditional G: evaluate draws G's classes in their mix.
+        # evaluate sees G as a module, without the run's class names: an eval.ref whose class names are
+        # others (folders named differently) is left unlabelled here, so G's classes cycle.
+        other = (ref.class_names is not None and data.class_names is not None
+                 and list(map(str, ref.class_names)) != list(map(str, data.class_names)))
+        if other and m.num_classes:
+            log.info("eval: eval.ref's classes (%s, ...) are not the run's (%s, ...): the generator's classes cycle",
+                     ", ".join(map(str, ref.class_names[:3])), ", ".join(map(str, data.class_names[:3])))
+        self.ref = ref if m.num_classes and ref.labels is not None and not other else ref.images
         if not e.ref and len(data.images) > n_ref:  # `ganforge eval RUN` compares with all of them: say so once
             log.info("eval: the reference is the first %d of the %d training images (%s); `ganforge eval RUN` "
                      "compares with all %d, so its values differ (eval.n_ref=%d to use them all)", n_ref,
