@@ -9,7 +9,7 @@ writes OUT/compare-NAME.json and a markdown table.
     OMP_NUM_THREADS=1 python benchmarks/preset_zoo.py --out runs/zoo --study presets --jobs 2
     OMP_NUM_THREADS=1 python benchmarks/preset_zoo.py --out runs/zoo --study losses --jobs 2
     OMP_NUM_THREADS=1 python benchmarks/preset_zoo.py --out runs/zoo --study presets --only mlp-mnist,dcgan-mnist --jobs 2
-    OMP_NUM_THREADS=1 python benchmarks/preset_zoo.py --out runs/faces --study faces --jobs 1 --metrics fid,kid,pr --evaluator cifar10-clf
+    OMP_NUM_THREADS=1 python benchmarks/preset_zoo.py --out runs/faces --study faces --jobs 1 --metrics fid,kid,pr
 
 The run folder of an entry is OUT/LABEL-sSEED; each run's wall time is in OUT/LABEL-sSEED.time.
 """
@@ -39,8 +39,9 @@ STUDIES = {
         "cgan-mnist": ("cgan-mnist", []),
     },
     # the faces preset (100 LFW crops) as shipped, with DiffAugment, and with augmentation off: what the
-    # augmentation is for. Scored with --evaluator cifar10-clf (natural-image features; mnist-clf, the
-    # auto choice for grey images, reads digits) against the 100 faces.
+    # augmentation is for. Scored by the runs' own evaluator (auto: mnist-clf for grey images, its features
+    # on their own scale; cifar10-clf reads colour only) against the 100 faces: KID, as FID from 100
+    # reference images in 128 dimensions is cautioned.
     "faces": {
         "faces-lfw": ("faces-lfw", []),
         "faces-lfw-noaug": ("faces-lfw", ["train.augment="]),
