@@ -131,11 +131,20 @@ def _refuse_restart_over_work(run_dir: Path) -> None:
                          f"{run_dir / ckpt.MODEL_DIR} away to retrain it here")
 
 
-def label_sampler(num_classes: int, batch: int, device: torch.device):
-    """Labels for fake images: uniform over classes (None for unconditional models)."""
+def label_sampler(num_classes: int, batch: int, device: torch.device, counts: torch.Tensor | None = None):
+    """Labels (batch,) for fake images, in the training labels' class frequencies ``counts`` (K,): with
+    an imbalanced set, uniform fake labels would let D learn "a rare class is more often fake" and push
+    G's images of rare classes toward common ones, as the GAN objective matches p(x, y) only when fake
+    and real labels share p(y). A balanced set (or ``counts`` None) draws uniformly with randint, the
+    stream runs drew before. Inverse-CDF sampling (rand + searchsorted) stays capturable in a CUDA graph.
+    None for unconditional models."""
     if num_classes == 0:
         return lambda: None
-    return lambda: torch.randint(num_classes, (batch,), device=device)
+    if counts is None or bool((counts == counts[0]).all()):
+        return lambda: torch.randint(num_classes, (batch,), device=device)
+    cdf = (counts.double().cumsum(0) / counts.sum()).float().to(device)  # (K,), last entry 1
+    cdf[-1] = 2.0  # a draw of u in [0, 1) always lands: no float rounding past the last class
+    return lambda: torch.searchsorted(cdf, torch.rand(batch, device=device), right=True)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -226,7 +235,9 @@ def train(
         (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
         if precision == "bf16" else contextlib.nullcontext
     )
-    fake_labels = label_sampler(m.num_classes if cfg.data.use_labels else 0, t.batch_size, device)
+    conditional = m.num_classes if cfg.data.use_labels else 0
+    class_counts = torch.bincount(data.labels.cpu(), minlength=conditional) if conditional else None  # (K,)
+    fake_labels = label_sampler(conditional, t.batch_size, device, class_counts)
     guard = NonFiniteGuard(t.on_nonfinite, t.max_rollbacks)  # train.on_nonfinite: abort | skip | rollback
     acc = Accumulator()
     # eval.every: metrics during training, best/ snapshot, collapse warnings (rank 0 only)
@@ -305,7 +316,9 @@ def train(
             **provenance(), "starts": starts(run_dir / "config.json", start_step), "run": json.loads(dumps(cfg)),
             "resolved": {"device": str(device), "precision": precision, "torch": torch.__version__, **split,  # what actually ran
                          # the images as trained on: `ganforge eval RUN` checks its default reference against them
-                         "data": {"num_images": batcher.num_images, "sha256": batcher.data_sha256}},
+                         "data": {"num_images": batcher.num_images, "sha256": batcher.data_sha256},
+                         **({"fake_labels": "uniform (balanced classes)" if bool((class_counts == class_counts[0]).all())
+                             else f"the training labels' class frequencies {class_counts.tolist()}"} if conditional else {})},
         }, indent=2).encode())
     metrics = MetricsLog(run_dir / "metrics.jsonl") if main else distributed.NullLog()  # appends
     t_start = time.perf_counter() - elapsed_before  # the run's clock; a rollback does not turn it back

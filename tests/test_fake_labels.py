@@ -1,0 +1,44 @@
+"""A conditional GAN draws its fake labels in the training labels' class frequencies
+(training.loop.label_sampler): with an imbalanced set, uniform fake labels let D tell fake from real
+by the class alone. A balanced set keeps the uniform randint stream runs drew before."""
+
+import json
+
+import torch
+
+from ganforge.data import ImageData, load_images
+from ganforge.training import train
+from ganforge.training.loop import label_sampler
+from test_train import tiny_cfg
+
+
+def test_a_balanced_set_draws_the_uniform_stream_of_before():
+    torch.manual_seed(3)
+    want = [torch.randint(10, (64,)) for _ in range(3)]
+    torch.manual_seed(3)
+    draw = label_sampler(10, 64, torch.device("cpu"), torch.full((10,), 500))
+    assert all(torch.equal(draw(), w) for w in want)
+    assert label_sampler(0, 64, torch.device("cpu"))() is None
+
+
+def test_an_imbalanced_set_draws_its_class_frequencies_and_never_a_missing_class():
+    torch.manual_seed(0)
+    counts = torch.tensor([900, 0, 60, 40])
+    draw = label_sampler(4, 100_000, torch.device("cpu"), counts)
+    freq = torch.bincount(draw(), minlength=4).double() / 100_000
+    assert torch.allclose(freq, counts.double() / 1000, atol=0.004) and freq[1] == 0
+
+
+def test_a_conditional_run_records_how_it_drew_its_fake_labels(tmp_path):
+    digits = load_images("digits", resolution=8, channels=1)  # 174 to 183 a class: not balanced
+    keep = torch.cat([torch.nonzero(digits.labels == k).flatten()[: (150 if k == 0 else 15)] for k in range(10)])
+    imbalanced = ImageData(digits.images[keep], digits.labels[keep], digits.class_names, "digits, 0 dominant")
+    balanced = ImageData(digits.images[: 1700], digits.labels[: 1700], digits.class_names, "digits")
+    per = torch.bincount(balanced.labels, minlength=10)
+    keep = torch.cat([torch.nonzero(balanced.labels == k).flatten()[: int(per.min())] for k in range(10)])
+    balanced = ImageData(balanced.images[keep], balanced.labels[keep], balanced.class_names, "digits, balanced")
+    for name, data, want in (("imb", imbalanced, "the training labels' class frequencies [150, 15, 15"),
+                             ("bal", balanced, "uniform (balanced classes)")):
+        run = train(tiny_cfg(2, **{"model.num_classes": 10, "train.batch_size": 32}), out=tmp_path / name, data=data)
+        resolved = json.loads((run / "config.json").read_text())["resolved"]
+        assert resolved["fake_labels"].startswith(want)
