@@ -1,6 +1,7 @@
 """A conditional GAN draws its fake labels in the training labels' class frequencies
 (training.loop.label_sampler): with an imbalanced set, uniform fake labels let D tell fake from real
-by the class alone. A balanced set keeps the uniform randint stream runs drew before."""
+by the class alone. A balanced set keeps the uniform randint stream runs drew before; train.fake_labels=uniform
+draws them uniformly whatever the set."""
 
 import json
 
@@ -37,8 +38,10 @@ def test_a_conditional_run_records_how_it_drew_its_fake_labels(tmp_path):
     per = torch.bincount(balanced.labels, minlength=10)
     keep = torch.cat([torch.nonzero(balanced.labels == k).flatten()[: int(per.min())] for k in range(10)])
     balanced = ImageData(balanced.images[keep], balanced.labels[keep], balanced.class_names, "digits, balanced")
-    for name, data, want in (("imb", imbalanced, "the training labels' class frequencies [150, 15, 15"),
-                             ("bal", balanced, "uniform (balanced classes)")):
-        run = train(tiny_cfg(2, **{"model.num_classes": 10, "train.batch_size": 32}), out=tmp_path / name, data=data)
+    for name, data, how, want in (("imb", imbalanced, "data", "the training labels' class frequencies [150, 15, 15"),
+                                  ("bal", balanced, "data", "uniform (balanced classes)"),
+                                  ("uni", imbalanced, "uniform", "uniform")):  # as BigGAN / StudioGAN draw them
+        cfg = tiny_cfg(2, **{"model.num_classes": 10, "train.batch_size": 32, "train.fake_labels": how})
+        run = train(cfg, out=tmp_path / name, data=data)
         resolved = json.loads((run / "config.json").read_text())["resolved"]
-        assert resolved["fake_labels"].startswith(want)
+        assert resolved["fake_labels"].startswith(want) and (how != "uniform" or resolved["fake_labels"] == "uniform")

@@ -99,6 +99,7 @@ class TrainConfig:
     batch_size: int = 64  # real images per D step (global batch)
     n_critic: int = 1  # D updates per G update
     update: str = "alternating"  # alternating (D then G) | simultaneous (one shared forward, as the Keras tutorial)
+    fake_labels: str = "data"  # conditional: fake images' classes in the training frequencies (data) | uniform
     seed: int = 0  # seeds python, numpy, torch and the data order
     deterministic: bool = False  # torch deterministic algorithms (bit-reproducible on CPU)
     device: str = "auto"  # auto | cpu | cuda
@@ -422,6 +423,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _positive("train.batch_size", t.batch_size)
     _positive("train.n_critic", t.n_critic)
     _choice("train.update", t.update, UPDATES)
+    _choice("train.fake_labels", t.fake_labels, ("data", "uniform"))
     check_seed("train.seed", t.seed)
     if t.update == "simultaneous" and t.n_critic != 1:
         raise UsageError(f"train.n_critic={t.n_critic} needs train.update=alternating (simultaneous updates take one D step)")

@@ -237,7 +237,8 @@ def train(
     )
     conditional = m.num_classes if cfg.data.use_labels else 0
     class_counts = torch.bincount(data.labels.cpu(), minlength=conditional) if conditional else None  # (K,)
-    fake_labels = label_sampler(conditional, t.batch_size, device, class_counts)
+    uniform = not conditional or t.fake_labels == "uniform" or bool((class_counts == class_counts[0]).all())
+    fake_labels = label_sampler(conditional, t.batch_size, device, None if uniform else class_counts)
     guard = NonFiniteGuard(t.on_nonfinite, t.max_rollbacks)  # train.on_nonfinite: abort | skip | rollback
     acc = Accumulator()
     # eval.every: metrics during training, best/ snapshot, collapse warnings (rank 0 only)
@@ -317,8 +318,8 @@ def train(
             "resolved": {"device": str(device), "precision": precision, "torch": torch.__version__, **split,  # what actually ran
                          # the images as trained on: `ganforge eval RUN` checks its default reference against them
                          "data": {"num_images": batcher.num_images, "sha256": batcher.data_sha256},
-                         **({"fake_labels": "uniform (balanced classes)" if bool((class_counts == class_counts[0]).all())
-                             else f"the training labels' class frequencies {class_counts.tolist()}"} if conditional else {})},
+                         **({"fake_labels": f"the training labels' class frequencies {class_counts.tolist()}" if not uniform
+                             else "uniform" + (" (balanced classes)" if t.fake_labels == "data" else "")} if conditional else {})},
         }, indent=2).encode())
     metrics = MetricsLog(run_dir / "metrics.jsonl") if main else distributed.NullLog()  # appends
     t_start = time.perf_counter() - elapsed_before  # the run's clock; a rollback does not turn it back
