@@ -99,3 +99,15 @@ def test_without_opencv_or_with_alpha_a_16_bit_colour_file_is_read_with_8_bits_a
         img = read_image_file(tmp_path / "c.png")
     assert img.bits == 8 and "without OpenCV" in caplog.text
     assert np.array_equal((img.rgb[0].permute(1, 2, 0).numpy() * 255).round().astype(np.int64), levels >> 8)
+
+
+def test_a_folder_warns_once_per_file_though_it_is_read_twice(tmp_path, capsys, caplog, models):  # noqa: F811
+    levels = rgb16(20, 24)
+    alpha = np.full((20, 24, 1), 65535, np.uint16)
+    (tmp_path / "in").mkdir()
+    for name in ("a.png", "b.png"):  # RGBA at 16 bits: read with 8, and said so
+        assert cv2.imwrite(str(tmp_path / "in" / name), np.concatenate([levels[..., ::-1], alpha], axis=-1))
+    code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "in"), str(tmp_path / "out"))
+    assert code == 0, err
+    assert caplog.text.count("a.png has 16 bits per channel but is read with 8") == 1
+    assert caplog.text.count("b.png has 16 bits per channel but is read with 8") == 1

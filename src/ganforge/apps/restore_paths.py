@@ -21,6 +21,7 @@ from ganforge.apps.restore_files import (check_output, mask_from_alpha, plan_out
                                          read_mask, resize_alpha, sixteen_bits_kept, write_image)
 from ganforge.data.decode import is_image_name
 from ganforge.errors import UsageError
+from ganforge.metrics.imagesets import WarnOnce
 
 if TYPE_CHECKING:  # restore_apply imports this module (apply_to_path is its API too)
     from ganforge.apps.restore_apply import Restorer
@@ -136,8 +137,20 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
             masks = _mask_files(Path(mask_path), Path(inp), [src for src, _ in pairs])
     elif mask_path is not None or mask_kind is not None:
         raise UsageError(f"--mask and --mask-kind are for inpainting; this is a {restorer.task} model")
-    if len(pairs) > 1:
-        _check_folder(pairs, masks if mask_path is not None else None, mask_kind, seed)
+    once = WarnOnce()  # a folder is read twice (checked, then restored): each file's warnings once
+    log.addFilter(once)
+    try:
+        if len(pairs) > 1:
+            _check_folder(pairs, masks if mask_path is not None else None, mask_kind, seed)
+        return _restore_pairs(restorer, pairs, masks if mask_path is not None else None, mask_path, mask_kind, seed,
+                              progress)
+    finally:
+        log.removeFilter(once)
+
+
+def _restore_pairs(restorer: Restorer, pairs: list[tuple[Path, Path]], masks: dict[Path, Path] | None,
+                   mask_path, mask_kind: str | None, seed: int, progress: bool) -> list[Path]:
+    """Restore each (input, output) pair in turn (apply_to_path has checked them) -> the written files."""
     gen = torch.Generator().manual_seed(seed)
     written = []
     for src, dst in pairs:
