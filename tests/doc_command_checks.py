@@ -250,15 +250,22 @@ def _check_keys(problems: list[str], path: str, items: list[str], base) -> None:
         _try(problems, f"`{path}` --set {item}", override_config, base, [item], lambda c: c)
 
 
+def _gan_preset(path: str, p: Parsed, problems: list[str]) -> str | None:
+    """The --preset of a train/bench command (None if not given); each alternative must be a preset."""
+    from ganforge.presets import PRESETS
+
+    for alt in alternatives(p.values.get("preset_name", [""])[-1]):
+        if alt not in PRESETS:
+            problems.append(f"`{path}` --preset {alt!r} is not a preset: {', '.join(PRESETS)}")
+    return _one(p.values, "preset_name")
+
+
 def check_gan_train(path: str, p: Parsed, problems: list[str]) -> None:
     from ganforge.cli.train import check_resume_overrides
     from ganforge.config import RESUMABLE_KEYS, apply_overrides
     from ganforge.presets import PRESETS
 
-    preset = _one(p.values, "preset_name")
-    for alt in alternatives(p.values.get("preset_name", [""])[-1]):
-        if alt not in PRESETS:
-            problems.append(f"`{path}` --preset {alt!r} is not a preset: {', '.join(PRESETS)}")
+    preset = _gan_preset(path, p, problems)
     items, literal = _sets(p.values, "overrides")
     base = PRESETS.get(preset or "", PRESETS["dcgan-mnist"])
     _check_keys(problems, path, items, base)
@@ -273,10 +280,7 @@ def check_bench(path: str, p: Parsed, problems: list[str]) -> None:
     from ganforge.config import apply_overrides
     from ganforge.presets import PRESETS
 
-    preset = _one(p.values, "preset_name")
-    for alt in alternatives(p.values.get("preset_name", [""])[-1]):
-        if alt not in PRESETS:
-            problems.append(f"`{path}` --preset {alt!r} is not a preset: {', '.join(PRESETS)}")
+    preset = _gan_preset(path, p, problems)
     items, literal = _sets(p.values, "overrides")
     _try(problems, f"`{path}`", check_bench_overrides, items)
     _check_keys(problems, path, items, PRESETS.get(preset or "", PRESETS["dcgan-mnist"]))

@@ -16,15 +16,7 @@ from ganforge.errors import UsageError
 from ganforge.metrics.evaluation import evaluate
 from ganforge.metrics.imagesets import ImageSet
 from ganforge.sampling import class_counts, generate, sample_labels, save_samples, spread_classes
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from test_compare import isolated  # noqa: F401  (autouse: a private reference cache, one torch thread)
 
 
 @pytest.fixture(scope="module")
