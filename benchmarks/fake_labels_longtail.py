@@ -3,9 +3,9 @@
 The training set: the embedded 5000 digits cut to a long tail, class k keeping round(500 * 0.6**k)
 digits (500, 300, 180, 108, 65, 39, 23, 14, 8, 5: 1242 in all). `cgan-mnist` (its nets, losses and
 optimiser) trains on it for --steps G steps (LR decay from the half) once per arm and training seed:
-- `frequencies`: ganforge's default, fake labels drawn in the training labels' frequencies;
-- `uniform`: fake labels uniform over the 10 classes (what ganforge did before, and BigGAN/StudioGAN
-  do): train.fake_labels=uniform.
+- `frequencies`: fake labels drawn in the training labels' frequencies (train.fake_labels=data);
+- `uniform`: fake labels uniform over the 10 classes (train.fake_labels=uniform, ganforge's default,
+  as BigGAN and StudioGAN).
 Scored on 10,000 images: FID and KID against the 1242 training digits in their class mix (mnist-clf,
 evaluation seeds 0, 1, 2), and each class's label agreement (the share of 500 images asked for class
 k that mnist-clf reads as k): the tail is where uniform fake labels would hurt.

@@ -1,7 +1,6 @@
-"""A conditional GAN draws its fake labels in the training labels' class frequencies
-(training.loop.label_sampler): with an imbalanced set, uniform fake labels let D tell fake from real
-by the class alone. A balanced set keeps the uniform randint stream runs drew before; train.fake_labels=uniform
-draws them uniformly whatever the set."""
+"""A conditional GAN draws its fake labels uniformly (train.fake_labels=uniform, the default), or with
+train.fake_labels=data in the training labels' class frequencies (training.loop.label_sampler). A
+balanced set keeps the uniform randint stream either way."""
 
 import json
 
@@ -40,8 +39,9 @@ def test_a_conditional_run_records_how_it_drew_its_fake_labels(tmp_path):
     balanced = ImageData(balanced.images[keep], balanced.labels[keep], balanced.class_names, "digits, balanced")
     for name, data, how, want in (("imb", imbalanced, "data", "the training labels' class frequencies [150, 15, 15"),
                                   ("bal", balanced, "data", "uniform (balanced classes)"),
-                                  ("uni", imbalanced, "uniform", "uniform")):  # as BigGAN / StudioGAN draw them
-        cfg = tiny_cfg(2, **{"model.num_classes": 10, "train.batch_size": 32, "train.fake_labels": how})
+                                  ("uni", imbalanced, None, "uniform")):  # the default, as BigGAN / StudioGAN draw them
+        cfg = tiny_cfg(2, **{"model.num_classes": 10, "train.batch_size": 32,
+                             **({"train.fake_labels": how} if how else {})})
         run = train(cfg, out=tmp_path / name, data=data)
         resolved = json.loads((run / "config.json").read_text())["resolved"]
-        assert resolved["fake_labels"].startswith(want) and (how != "uniform" or resolved["fake_labels"] == "uniform")
+        assert resolved["fake_labels"].startswith(want) and (how or resolved["fake_labels"] == "uniform")

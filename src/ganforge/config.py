@@ -99,7 +99,7 @@ class TrainConfig:
     batch_size: int = 64  # real images per D step (global batch)
     n_critic: int = 1  # D updates per G update
     update: str = "alternating"  # alternating (D then G) | simultaneous (one shared forward, as the Keras tutorial)
-    fake_labels: str = "data"  # conditional: fake images' classes in the training frequencies (data) | uniform
+    fake_labels: str = "uniform"  # conditional: fake images' classes uniform | in the training frequencies (data)
     seed: int = 0  # seeds python, numpy, torch and the data order
     deterministic: bool = False  # torch deterministic algorithms (bit-reproducible on CPU)
     device: str = "auto"  # auto | cpu | cuda
