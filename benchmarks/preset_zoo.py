@@ -45,6 +45,9 @@ STUDIES = {
     "faces": {
         "faces-lfw": ("faces-lfw", []),
         "faces-lfw-noaug": ("faces-lfw", ["train.augment="]),
+        # the same two, 10,000 steps: where D, seeing 100 faces over and over, would start to overfit
+        "faces-lfw-10k": ("faces-lfw", ["train.total_steps=10000"]),
+        "faces-lfw-noaug-10k": ("faces-lfw", ["train.augment=", "train.total_steps=10000"]),
     },
     # the demo's DCGAN, nets, optimiser and 8000 steps unchanged, with only the loss swapped: the losses
     # that need no other change (WGAN needs clipping or a penalty and its own optimiser: the presets above)
