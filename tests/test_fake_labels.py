@@ -29,7 +29,7 @@ def test_an_imbalanced_set_draws_its_class_frequencies_and_never_a_missing_class
     assert torch.allclose(freq, counts.double() / 1000, atol=0.004) and freq[1] == 0
 
 
-def test_a_conditional_run_records_how_it_drew_its_fake_labels(tmp_path):
+def test_a_conditional_run_records_how_it_drew_its_fake_labels(tmp_path, caplog):
     digits = load_images("digits", resolution=8, channels=1)  # 174 to 183 a class: not balanced
     keep = torch.cat([torch.nonzero(digits.labels == k).flatten()[: (150 if k == 0 else 15)] for k in range(10)])
     imbalanced = ImageData(digits.images[keep], digits.labels[keep], digits.class_names, "digits, 0 dominant")
@@ -42,6 +42,9 @@ def test_a_conditional_run_records_how_it_drew_its_fake_labels(tmp_path):
                                   ("uni", imbalanced, None, "uniform")):  # the default, as BigGAN / StudioGAN draw them
         cfg = tiny_cfg(2, **{"model.num_classes": 10, "train.batch_size": 32,
                              **({"train.fake_labels": how} if how else {})})
+        caplog.clear()
         run = train(cfg, out=tmp_path / name, data=data)
+        # a long tail (the rarest class under a tenth of the commonest) is warned about, naming both choices
+        assert ("the classes hold 15 to 150 images" in caplog.text) == (data is imbalanced)
         resolved = json.loads((run / "config.json").read_text())["resolved"]
         assert resolved["fake_labels"].startswith(want) and (how or resolved["fake_labels"] == "uniform")

@@ -135,11 +135,12 @@ def label_sampler(num_classes: int, batch: int, device: torch.device, counts: to
     """Labels (batch,) for fake images: uniform over the classes (``counts`` None: train.fake_labels=uniform,
     the default, as BigGAN and StudioGAN draw them), or in the training labels' class frequencies
     ``counts`` (K,) (train.fake_labels=data), so fake and real labels share p(y) as the GAN objective
-    over (x, y) assumes. Measured on a long-tailed MNIST (docs/AUGMENTATION.md): the frequencies give
-    a lower FID in the data's own class mix, but G, rarely asked for a rare class, then cannot draw it
-    (label agreement near 0 on the three rarest classes against 0.7 to 1.0 uniform). A balanced set
-    draws uniformly with randint either way. Inverse-CDF sampling (rand + searchsorted) stays
-    capturable in a CUDA graph. None for unconditional models."""
+    over (x, y) assumes. Measured on a long-tailed MNIST (docs/AUGMENTATION.md, four runs each): the
+    frequencies trained every run, but G, rarely asked for a rare class, then cannot draw it (label
+    agreement under 0.1 on the three rarest); uniform labels collapsed two runs and drew the rare
+    classes in the other two (0.71 to 0.99). A balanced set draws uniformly with randint either way.
+    Inverse-CDF sampling (rand + searchsorted) stays capturable in a CUDA graph. None for
+    unconditional models."""
     if num_classes == 0:
         return lambda: None
     if counts is None or bool((counts == counts[0]).all()):
@@ -240,6 +241,11 @@ def train(
     conditional = m.num_classes if cfg.data.use_labels else 0
     class_counts = torch.bincount(data.labels.cpu(), minlength=conditional) if conditional else None  # (K,)
     uniform = not conditional or t.fake_labels == "uniform" or bool((class_counts == class_counts[0]).all())
+    if conditional and main and not dry_run and class_counts.max() >= 10 * class_counts.min():
+        log.warning("the classes hold %d to %d images (train.fake_labels=%s): on a long-tailed MNIST (500 to 5) "
+                    "uniform fake labels collapsed 2 of 4 cgan-mnist runs but drew the rare classes in the others; "
+                    "train.fake_labels=data trained all 4 but could not draw the three rarest (docs/AUGMENTATION.md)",
+                    int(class_counts.min()), int(class_counts.max()), t.fake_labels)
     fake_labels = label_sampler(conditional, t.batch_size, device, None if uniform else class_counts)
     guard = NonFiniteGuard(t.on_nonfinite, t.max_rollbacks)  # train.on_nonfinite: abort | skip | rollback
     acc = Accumulator()
