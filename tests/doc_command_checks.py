@@ -237,7 +237,7 @@ def _try(problems: list[str], label: str, fn, *args, **kw):
 def _check_keys(problems: list[str], path: str, items: list[str], base) -> None:
     """Each --set key exists in ``base``'s config class and a literal value has the declared type
     (config.override_config without the whole-config validation)."""
-    from ganforge.config import override_config, sections_of
+    from ganforge.configio import override_config, sections_of
 
     sections = sections_of(type(base))
     for item in items:

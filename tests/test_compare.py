@@ -172,7 +172,8 @@ def test_compare_cli(gens, capsys):
 def test_a_group_must_be_runs_of_one_recipe_with_different_seeds(tmp_path):
     import json
 
-    from ganforge.config import apply_overrides, to_dict
+    from ganforge.config import apply_overrides
+    from ganforge.configio import to_dict
     from ganforge.presets import get_preset
     from ganforge.metrics.comparison import _check_group
 

@@ -290,7 +290,7 @@ def test_cli_rescore_names_an_unfinished_trial_and_how_to_continue_it(capsys, tm
     """A trial stopped by a signal (a device command's time limit) keeps a checkpoint and no model:
     --rescore says which trial, where it stopped and the command that continues it."""
     from ganforge.cli import main
-    from ganforge.config import to_dict
+    from ganforge.configio import to_dict
 
     run = tmp_path / "runs" / "stacked-mnist-best-seed1"
     (run / "checkpoints").mkdir(parents=True)

@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ganforge.config import DEVICES, PRECISIONS, CheckpointConfig, _choice, _positive, config_from_dict, override_config, sections_of
+from ganforge.config import DEVICES, PRECISIONS, CheckpointConfig, _choice, _positive
+from ganforge.configio import config_from_dict, override_config, sections_of
 from ganforge.errors import UsageError
 from ganforge.apps.degrade import MASK_KINDS, SR_SCALES, TASKS
 from ganforge.losses import LOSSES

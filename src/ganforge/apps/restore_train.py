@@ -36,7 +36,7 @@ from ganforge.apps.restore_config import RESUMABLE_KEYS, RestoreConfig, absolute
 from ganforge.apps.restore_data import Batch, PatchSampler, load_photos, shrink_photos, split_photos, validation_set
 from ganforge.apps.restore_losses import VGGPerceptual, feature_matching, pixel_loss
 from ganforge.apps.restore_models import build_discriminator, build_restorer
-from ganforge.config import config_for_resume
+from ganforge.configio import config_for_resume
 from ganforge.errors import GanforgeError, UsageError
 from ganforge.io import atomic_write_json
 from ganforge.losses import LOSSES

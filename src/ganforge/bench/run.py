@@ -13,7 +13,8 @@ from ganforge.bench.measure import (
     count_flops, fp32_math, matmul_peak_tflops, peak_memory_kind, peak_memory_mb, reset_peak_memory, sync, time_rate,
 )
 from ganforge.bench.reference import make_reference_iteration
-from ganforge.config import RunConfig, apply_overrides, override_key
+from ganforge.config import RunConfig, apply_overrides
+from ganforge.configio import override_key
 from ganforge.data import Batcher, ImageData
 from ganforge.errors import UsageError
 from ganforge.models import build_discriminator, build_generator

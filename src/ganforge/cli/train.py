@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from ganforge.config import MAX_SEED, RESUMABLE_KEYS, apply_overrides, dumps, override_key
+from ganforge.config import MAX_SEED, RESUMABLE_KEYS, apply_overrides, dumps
+from ganforge.configio import override_key
 from ganforge.errors import UsageError
 
 log = logging.getLogger("ganforge.train")

@@ -120,7 +120,8 @@ def _check_group(name: str, members: list[str]) -> None:
     """A group is the runs of one recipe under different train.seed (its ± is training noise): refuse a
     member that is not a generator, runs of different recipes and two runs of one seed. A saved
     generator without its run cannot be checked, and is taken as the user says (with a warning)."""
-    from ganforge.config import read_run_config, to_dict
+    from ganforge.config import read_run_config
+    from ganforge.configio import to_dict
 
     configs = {}
     for t in members:

@@ -106,7 +106,8 @@ def stacked_config(method: str, steps: int | None = None, seed: int = 0, overrid
     on `device` with `threads` (None: the preset's, and then `overrides` may set them).
     No checkpoints, intermediate grids or periodic evaluation (the preset's mnist-clf metrics need
     1-channel images): a trial is scored once, here."""
-    from ganforge.config import apply_overrides, override_key
+    from ganforge.config import apply_overrides
+    from ganforge.configio import override_key
     from ganforge.presets import PRESETS
 
     taken = dict(FLAG_KEYS)  # length and seed always come from the arguments; device and threads when given
@@ -371,7 +372,7 @@ def trial_settings(cfg, method: str) -> dict[str, str]:
     of it label the trial alike, with the values as the config holds them ("True", "0.001"), not as they
     were typed ("true", "1e-3"); a trial of an older `best` (before R1 joined it) comes back as `best`
     with loss.r1_gamma=0.0, so a changed recipe never passes for the current one."""
-    from ganforge.config import to_dict
+    from ganforge.configio import to_dict
 
     ref, got = to_dict(stacked_config(method, cfg.train.total_steps, cfg.train.seed)), to_dict(cfg)
     return {f"{sec}.{k}": str(v) for sec, vals in got.items() if isinstance(vals, dict)

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from ganforge import __version__
-from ganforge.config import RESUMABLE_KEYS, RunConfig, config_for_resume, dumps, read_run_config, validate
+from ganforge.config import RESUMABLE_KEYS, RunConfig, dumps, read_run_config, validate
+from ganforge.configio import config_for_resume
 from ganforge.data import Batcher, ImageData, load_images
 from ganforge.device import resolve_device
 from ganforge.errors import UsageError
