@@ -1,7 +1,8 @@
-"""16-bit colour files in `ganforge sr|denoise apply` (ganforge.apps.restore_files): PIL decodes an RGB
-PNG or TIFF of 16 bits per channel to its high bytes, so such a file is read (and written) through
-OpenCV, upright by its EXIF orientation as PIL would turn it; without OpenCV, or with alpha, it is read
-with 8 bits and a warning says so."""
+"""16-bit colour and grey+alpha files in `ganforge sr|denoise apply` (ganforge.apps.restore_files): PIL
+decodes an RGB PNG or TIFF of 16 bits per channel, or a grey+alpha PNG, to its high bytes, so such a file
+is read through OpenCV (and written through it, or for grey+alpha as a 16-bit grey+alpha PNG), upright
+by its EXIF orientation as PIL would turn it; without OpenCV, or RGB with alpha, it is read with 8 bits
+and a warning says so."""
 
 import builtins
 import logging
@@ -13,7 +14,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from ganforge.apps.restore_files import _ORIENT, read_image_file
+from ganforge.apps.restore_files import _ORIENT, read_image_file, resize_alpha
 from test_restore_files import models, smooth  # noqa: F401  (module fixture: tiny saved nets)
 from test_restore_models import one_thread  # noqa: F401
 from test_restore_train import _cli
@@ -28,6 +29,34 @@ def rgb16(h, w):
 
 def write16(path, rgb):
     assert cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]))  # OpenCV writes BGR
+
+
+def grey_alpha16(h, w):
+    """(h, w) uint16 grey and alpha, neither of 8-bit levels (1234 = 4.8 * 257); alpha fades, opaque at the right."""
+    grey = rgb16(h, w)[..., 1]
+    alpha = np.tile(np.linspace(1234, 65535, w).round().astype(np.uint16), (h, 1))
+    return grey, alpha
+
+
+def png_grey_alpha16(grey, alpha, exif=b""):
+    """A 16-bit grey+alpha PNG (colour type 4), which neither PIL nor OpenCV writes; rows unfiltered."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    h, w = grey.shape
+    rows = np.stack([grey, alpha], axis=-1).astype(">u2").reshape(h, -1)
+    data = b"".join(b"\x00" + row.tobytes() for row in rows)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0))
+            + (chunk(b"eXIf", exif) if exif else b"") + chunk(b"IDAT", zlib.compress(data)) + chunk(b"IEND", b""))
+
+
+def read_grey_alpha16(path):
+    """A written 16-bit grey+alpha PNG -> (grey, alpha), (H, W) uint16 each, checking that it is one."""
+    with Image.open(path) as pil:
+        assert pil.format == "PNG" and pil.tile[0].args == "LA;16B"  # grey+alpha, 16 bits, not RGBA
+    bgra = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # OpenCV reads grey+alpha as BGRA, B = G = R
+    assert bgra.dtype == np.uint16 and (bgra[..., 0] == bgra[..., 2]).all()
+    return bgra[..., 0], bgra[..., 3]
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
@@ -100,6 +129,11 @@ def test_without_opencv_or_with_alpha_a_16_bit_colour_file_is_read_with_8_bits_a
     assert img.bits == 8 and "without OpenCV" in caplog.text
     assert np.array_equal((img.rgb[0].permute(1, 2, 0).numpy() * 255).round().astype(np.int64), levels >> 8)
 
+    grey, alpha = grey_alpha16(6, 10)  # grey+alpha without OpenCV: 8 bits, but still grey
+    (tmp_path / "ga.png").write_bytes(png_grey_alpha16(grey, alpha))
+    img = read_image_file(tmp_path / "ga.png")
+    assert img.bits == 8 and img.grey and np.array_equal(img.alpha, alpha >> 8)
+
 
 def test_a_folder_warns_once_per_file_though_it_is_read_twice(tmp_path, capsys, caplog, models):  # noqa: F811
     levels = rgb16(20, 24)
@@ -111,3 +145,65 @@ def test_a_folder_warns_once_per_file_though_it_is_read_twice(tmp_path, capsys, 
     assert code == 0, err
     assert caplog.text.count("a.png has 16 bits per channel but is read with 8") == 1
     assert caplog.text.count("b.png has 16 bits per channel but is read with 8") == 1
+
+
+def test_a_16_bit_grey_alpha_png_is_restored_as_16_bit_grey_and_its_alpha_kept(tmp_path, capsys, caplog, models):  # noqa: F811
+    grey, alpha = grey_alpha16(20, 24)
+    (tmp_path / "ga.png").write_bytes(png_grey_alpha16(grey, alpha))
+    with Image.open(tmp_path / "ga.png") as pil:
+        assert pil.mode == "RGBA"  # what PIL alone would give: 8 bits, grey turned colour
+    img = read_image_file(tmp_path / "ga.png")
+    assert img.bits == 16 and img.grey and img.alpha.dtype == np.uint16 and np.array_equal(img.alpha, alpha)
+    assert np.array_equal((img.rgb[0] * 65535).round().to(torch.int64).numpy(), np.broadcast_to(grey, (3, 20, 24)))
+
+    Image.fromarray(grey).save(tmp_path / "g.png")  # the same grey without alpha: mode I;16
+    for task in ("sr", "denoise"):
+        for name in ("ga", "g"):
+            code, _, err = _cli(capsys, task, "apply", str(models[task][0]), str(tmp_path / f"{name}.png"),
+                                str(tmp_path / f"{task}-{name}.png"))
+            assert code == 0, err
+        got, got_alpha = read_grey_alpha16(tmp_path / f"{task}-ga.png")
+        want = np.asarray(Image.open(tmp_path / f"{task}-g.png"))  # the 16-bit grey path
+        assert want.dtype == np.uint16 and np.array_equal(got, want)  # the grey restored as 16-bit grey is
+        assert np.array_equal(got_alpha, alpha if task == "denoise" else resize_alpha(alpha, 2))
+    (tmp_path / "in").mkdir()  # a folder: the same file, the same output
+    (tmp_path / "in" / "ga.png").write_bytes((tmp_path / "ga.png").read_bytes())
+    code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "in"), str(tmp_path / "out"))
+    assert code == 0, err
+    assert (tmp_path / "out" / "ga.png").read_bytes() == (tmp_path / "denoise-ga.png").read_bytes()
+
+    mask = np.zeros((20, 24), np.uint8)
+    mask[6:14, 8:16] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(tmp_path / "ga.png"),
+                        str(tmp_path / "i.png"), "--mask", str(tmp_path / "m.png"))
+    assert code == 0, err
+    got, got_alpha = read_grey_alpha16(tmp_path / "i.png")
+    assert np.array_equal(got[mask == 0], grey[mask == 0]) and np.array_equal(got_alpha, alpha)  # bit-exact
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(tmp_path / "ga.png"),
+                        str(tmp_path / "hole.png"), "--mask-kind", "alpha")  # all but the opaque column filled
+    assert code == 0, err
+    got = np.asarray(Image.open(tmp_path / "hole.png"))  # filled, so opaque: 16-bit grey
+    assert got.dtype == np.uint16 and np.array_equal(got[:, -1], grey[:, -1])
+
+    code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "ga.png"),
+                        str(tmp_path / "d.tif"))  # no 16-bit grey+alpha TIFF writer: 8-bit LA, and said so
+    assert code == 0 and "ga.png has 16 bits per channel but .tif stores 8 with alpha: write .png" in caplog.text
+    with Image.open(tmp_path / "d.tif") as tif:
+        assert tif.mode == "LA" and np.array_equal(np.asarray(tif)[..., 1], ((alpha + 128.0) // 257).astype(np.uint8))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_the_exif_orientation_turns_16_bit_grey_alpha_as_pil_turns_its_8_bit_reading(tmp_path, orientation):
+    grey, alpha = grey_alpha16(6, 10)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    (tmp_path / "turned.png").write_bytes(png_grey_alpha16(grey, alpha, exif.tobytes()))
+    img = read_image_file(tmp_path / "turned.png")
+    assert img.bits == 16 and img.grey
+    got16 = (img.rgb[0, 0].numpy().astype(np.float64) * 65535).round().astype(np.int64)  # (H', W')
+    with Image.open(tmp_path / "turned.png") as pil:
+        want8 = np.asarray(ImageOps.exif_transpose(pil))  # RGBA: the high bytes, upright
+    assert got16.shape == want8.shape[:2] and np.array_equal(got16 >> 8, want8[..., 0])
+    assert np.array_equal(img.alpha >> 8, want8[..., 3])
+    assert orientation == 1 or not np.array_equal(got16, grey)  # it was turned

@@ -3,8 +3,8 @@
 The networks see RGB, but the output keeps what the input file was: a grey file is written grey
 (ITU-R 601 luma of the restored RGB, the Y that SR scores), a 16-bit file is read and written
 with 16 bits (PNG, TIFF; the networks were trained on 8-bit photos, but 8 bits would throw away
-levels the file holds; 16-bit colour goes through OpenCV, as PIL decodes it to 8 bits), an alpha
-channel is carried over
+levels the file holds; 16-bit colour and grey+alpha go through OpenCV, as PIL decodes them to 8 bits),
+an alpha channel is carried over
 (for super-resolution resized with the same MATLAB bicubic as the ``bicubic`` baseline), and an
 EXIF orientation is applied first, because the output is written without EXIF and a phone photo
 would otherwise come out on its side. The output format follows OUTPUT's suffix; an unknown
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +46,9 @@ OUTPUT_FORMATS = {
 _NO_ALPHA = {"JPEG", "BMP"}  # formats that cannot store an alpha channel (PIL's BMP writer: no LA)
 _GREY_BANDS = {"1", "L", "I", "F"}  # bands of a single-channel (luminance) image, 8/16/32-bit or float
 _SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}  # formats with 16-bit grey ("I;16", PIL) and colour (OpenCV) files
+# 16-bit grey+alpha: PNG colour type 4 (_png_grey_alpha16). A 16-bit grey+alpha TIFF neither PIL nor
+# OpenCV writes, so one is written with 8 bits and the warning for formats without 16.
+_SIXTEEN_BIT_ALPHA_FORMATS = {"PNG"}
 
 
 def _suffixes() -> list[str]:
@@ -54,8 +59,8 @@ def _suffixes() -> list[str]:
 class ImageFile:
     """A decoded input file. rgb: (1, 3, H, W) float in [0, 1], upright (EXIF applied), the colour
     under the alpha channel unchanged (not composited); grey: the file has one colour channel;
-    alpha: (H, W) uint8, or None for an opaque format; bits: 16 for a 16-bit grey or (opaque) colour
-    file (its levels kept in ``rgb``, v / 65535), else 8."""
+    alpha: (H, W) uint8 (uint16 for a 16-bit grey+alpha file), or None for an opaque format; bits: 16
+    for a 16-bit grey, grey+alpha or (opaque) colour file (its levels kept in ``rgb``, v / 65535), else 8."""
 
     rgb: Tensor
     grey: bool
@@ -85,28 +90,31 @@ _ORIENT = {
 }
 
 
-def _sixteen_bit_colour(path: Path, img: Image.Image) -> bool:
-    """Whether an RGB/RGBA PNG or TIFF stores 16 bits per channel. PIL decodes those to 8 bits (the high
-    byte); its raw mode in the header says what the file holds ("RGB;16B", "RGBA;16N", ...)."""
+def _sixteen_bit_rawmode(path: Path, img: Image.Image) -> str:
+    """The raw mode of an RGB/RGBA PNG or TIFF that stores 16 bits per channel ("RGB;16B", "RGBA;16N",
+    "LA;16B": a grey+alpha PNG, which PIL opens as RGBA), else "". PIL decodes those to 8 bits (the
+    high byte); the raw mode in the header says what the file holds."""
     if img.mode not in ("RGB", "RGBA") or img.format not in _SIXTEEN_BIT_FORMATS:
-        return False
+        return ""
     with Image.open(path) as header:  # the tiles are gone from a loaded image; a re-open reads the header only
         args = header.tile[0].args if header.tile else None
     rawmode = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else ""
-    return isinstance(rawmode, str) and ";16" in rawmode
+    return rawmode if isinstance(rawmode, str) and ";16" in rawmode else ""
 
 
-def _read_rgb16(path: Path, orientation: int) -> np.ndarray | None:
-    """A 16-bit colour file's RGB levels, (H, W, 3) uint16 upright, through OpenCV (which PIL cannot do);
+def _read16(path: Path, orientation: int, *, grey_alpha: bool) -> np.ndarray | None:
+    """A 16-bit file's levels, uint16 upright, through OpenCV (which PIL cannot do): (H, W, 3) RGB, or
+    with ``grey_alpha`` (H, W, 2) grey and alpha (OpenCV decodes grey+alpha to BGRA with B = G = R).
     None where OpenCV (the restore extra) is missing or reads something else."""
     try:
         import cv2
     except ImportError:
         return None
     arr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)  # BGR(A), EXIF not applied
-    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] != 3:
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] != (4 if grey_alpha else 3):
         return None
-    return np.ascontiguousarray(_ORIENT.get(orientation, lambda a: a)(arr[..., ::-1]))  # BGR -> RGB, upright
+    arr = arr[..., [0, 3]] if grey_alpha else arr[..., ::-1]  # -> grey, alpha | BGR -> RGB
+    return np.ascontiguousarray(_ORIENT.get(orientation, lambda a: a)(arr))  # upright
 
 
 def read_image_file(path: Path) -> ImageFile:
@@ -115,18 +123,25 @@ def read_image_file(path: Path) -> ImageFile:
         with open(path, "rb") as f:
             raw = open_image(f)
             img = upright(raw)
-        if _sixteen_bit_colour(path, raw):
-            rgb16 = _read_rgb16(path, raw.getexif().get(0x0112, 1)) if raw.mode == "RGB" else None
-            if rgb16 is not None and rgb16.shape[:2] == (img.height, img.width):
-                x = torch.from_numpy(rgb16.astype(np.float32) / 65535.0).permute(2, 0, 1)[None]  # (1, 3, H, W)
+        rawmode = _sixteen_bit_rawmode(path, raw)
+        grey_alpha = rawmode.startswith("LA")  # a 16-bit grey+alpha PNG, which PIL opens as 8-bit RGBA
+        if rawmode:
+            read = raw.mode == "RGB" or grey_alpha  # 16-bit RGBA: read with 8 bits
+            levels = _read16(path, raw.getexif().get(0x0112, 1), grey_alpha=grey_alpha) if read else None
+            if levels is not None and levels.shape[:2] == (img.height, img.width):
+                if grey_alpha:  # the grey as three equal channels, as a 16-bit grey file; alpha kept at 16 bits
+                    x = torch.from_numpy(levels[..., 0].astype(np.float32) / 65535.0)[None, None].expand(1, 3, -1, -1)
+                    return ImageFile(x.contiguous(), True, levels[..., 1].copy(), bits=16)
+                x = torch.from_numpy(levels.astype(np.float32) / 65535.0).permute(2, 0, 1)[None]  # (1, 3, H, W)
                 return ImageFile(x.contiguous(), False, None, bits=16)
             import importlib.util
 
-            why = ("with alpha" if raw.mode == "RGBA" else "without OpenCV (pip install opencv-python-headless)"
+            why = ("with alpha" if not read else "without OpenCV (pip install opencv-python-headless)"
                    if importlib.util.find_spec("cv2") is None else "(OpenCV did not decode it)")
             log.warning("%s has 16 bits per channel but is read with 8 %s", path.name, why)
         has_alpha = _has_alpha(img)
-        grey = set(img.getbands()) - ({"A", "a"} if has_alpha else set()) <= _GREY_BANDS
+        # a grey+alpha file read with 8 bits is still grey: PIL's RGBA of it has R = G = B
+        grey = grey_alpha or set(img.getbands()) - ({"A", "a"} if has_alpha else set()) <= _GREY_BANDS
         if has_alpha:
             try:  # straight alpha: PIL un-premultiplies La / RGBa
                 rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8)  # (H, W, 4)
@@ -176,14 +191,15 @@ def read_mask(path: Path, shape: tuple[int, int]) -> Tensor:
 
 
 def mask_from_alpha(alpha: np.ndarray | None, path: Path) -> Tensor:
-    """The hole an image editor leaves: every pixel that is not fully opaque (alpha < 255) is missing.
-    alpha: (H, W) uint8 -> (1, 1, H, W) of 0/1. A soft-edged eraser leaves partial alpha at the
-    rim; those pixels are refilled too rather than kept half-erased. No alpha channel, no pixel below
-    255 or none at 255 is a UsageError naming the file (nothing to fill, or nothing to fill from)."""
+    """The hole an image editor leaves: every pixel that is not fully opaque (alpha < 255, or 65535 at
+    16 bits) is missing. alpha: (H, W) uint8 or uint16 -> (1, 1, H, W) of 0/1. A soft-edged eraser
+    leaves partial alpha at the rim; those pixels are refilled too rather than kept half-erased. No
+    alpha channel, no pixel below opaque or none at it is a UsageError naming the file (nothing to
+    fill, or nothing to fill from)."""
     if alpha is None:
         raise UsageError(f"--mask-kind alpha: {path} has no alpha channel; erase the region to fill in an image "
                          "editor and save it as PNG (or TIFF, WebP), or give --mask MASK.png")
-    hole = alpha < 255
+    hole = alpha < np.iinfo(alpha.dtype).max
     if not hole.any():
         raise UsageError(f"--mask-kind alpha: {path} is fully opaque, so there is nothing to fill; "
                          "erase the region to fill (make it transparent) or give --mask MASK.png")
@@ -194,11 +210,13 @@ def mask_from_alpha(alpha: np.ndarray | None, path: Path) -> Tensor:
 
 
 def resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
-    """(H, W) uint8 -> (scale H, scale W) uint8 by MATLAB bicubic (ganforge.apps.degrade.imresize)."""
+    """(H, W) uint8 or uint16 -> (scale H, scale W) of the same type by MATLAB bicubic
+    (ganforge.apps.degrade.imresize)."""
     from ganforge.apps.degrade import imresize
 
-    a = torch.from_numpy(alpha.astype(np.float64) / 255.0)[None, None]  # (1, 1, H, W)
-    return (imresize(a, scale)[0, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    top = float(np.iinfo(alpha.dtype).max)  # 255 | 65535
+    a = torch.from_numpy(alpha.astype(np.float64) / top)[None, None]  # (1, 1, H, W)
+    return (imresize(a, scale)[0, 0].clamp(0, 1) * top).round().numpy().astype(alpha.dtype)
 
 
 def check_output(out: Path, src: Path | None = None, *, alpha: bool = False) -> None:
@@ -213,19 +231,39 @@ def check_output(out: Path, src: Path | None = None, *, alpha: bool = False) -> 
                          "(or .tif, .webp) instead")
 
 
-def sixteen_bits_kept(path: Path) -> bool:
-    """Whether a 16-bit image written to ``path`` keeps its 16 bits (PNG, TIFF)."""
-    return OUTPUT_FORMATS[path.suffix.lower()][0] in _SIXTEEN_BIT_FORMATS
+def sixteen_bits_kept(path: Path, *, alpha: bool = False) -> bool:
+    """Whether a 16-bit image written to ``path`` keeps its 16 bits (PNG, TIFF; with ``alpha``, a
+    grey+alpha image, PNG only)."""
+    return OUTPUT_FORMATS[path.suffix.lower()][0] in (_SIXTEEN_BIT_ALPHA_FORMATS if alpha else _SIXTEEN_BIT_FORMATS)
+
+
+def _png_grey_alpha16(grey: np.ndarray, alpha: np.ndarray) -> bytes:
+    """A 16-bit grey+alpha PNG (colour type 4) of (H, W) uint16 grey and alpha. Written here because
+    neither PIL (no 16-bit LA mode) nor OpenCV (no 2-channel PNG) writes one; each row is stored with
+    the "Up" filter (the bytes minus the row above), which compresses smooth images well."""
+    h, w = grey.shape
+    rows = np.stack([grey, alpha], axis=-1).astype(">u2").view(np.uint8).reshape(h, w * 4)  # big-endian bytes
+    up = np.diff(rows, axis=0, prepend=np.zeros((1, w * 4), np.uint8))  # uint8: wraps mod 256, as PNG wants
+    data = np.concatenate([np.full((h, 1), 2, np.uint8), up], axis=1).tobytes()  # filter type 2 per row
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)  # 16 bits, grey+alpha, deflate, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(data, 6)) + chunk(b"IEND", b"")
 
 
 def write_image(x: Tensor, path: Path, *, grey: bool = False, alpha: np.ndarray | None = None,
                 bits: int = 8) -> None:
     """(1, 3, H, W) in [0, 1] -> a file in the format of its suffix, atomically; ``grey`` writes
-    luma, ``alpha`` ((H, W) uint8) is attached; ``bits=16`` writes 16-bit levels (grey through PIL,
-    colour through OpenCV) where the format has them (``sixteen_bits_kept``), 8-bit otherwise."""
+    luma, ``alpha`` ((H, W) uint8, or uint16 with 16-bit grey) is attached; ``bits=16`` writes 16-bit
+    levels (grey through PIL, colour through OpenCV, grey+alpha as PNG by ``_png_grey_alpha16``) where
+    the format has them (``sixteen_bits_kept``), 8-bit otherwise."""
     check_output(path, alpha=alpha is not None)
+    if alpha is not None and alpha.shape != tuple(x.shape[-2:]):
+        raise ValueError(f"alpha of shape {alpha.shape} for an image of {tuple(x.shape[-2:])}")
     if not grey and bits == 16 and alpha is None and sixteen_bits_kept(path):
-        import cv2  # a 16-bit colour input was read through it (_read_rgb16)
+        import cv2  # a 16-bit colour input was read through it (_read16)
 
         rgb = (x[0].double().clamp(0, 1) * 65535).round().to(torch.int32).permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
         ok, encoded = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(rgb[..., ::-1].astype(np.uint16)))
@@ -233,10 +271,15 @@ def write_image(x: Tensor, path: Path, *, grey: bool = False, alpha: np.ndarray 
             raise OSError(f"OpenCV could not encode {path.name}")
         atomic_write_bytes(path, encoded.tobytes())
         return
-    if grey and bits == 16 and alpha is None and sixteen_bits_kept(path):
+    if grey and bits == 16 and sixteen_bits_kept(path, alpha=alpha is not None):
         r, g, b = x[0].double().clamp(0, 1)  # (H, W) each; luma in float, then rounded once to 16 bits
         luma = ((0.299 * r + 0.587 * g + 0.114 * b) * 65535).round().clamp(0, 65535)
-        img = Image.fromarray(luma.to(torch.int32).cpu().numpy().astype(np.uint16))  # mode I;16
+        luma16 = luma.to(torch.int32).cpu().numpy().astype(np.uint16)  # (H, W)
+        if alpha is not None:
+            alpha16 = alpha if alpha.dtype == np.uint16 else alpha.astype(np.uint16) * 257  # 8-bit a -> 257 a
+            atomic_write_bytes(path, _png_grey_alpha16(luma16, alpha16))
+            return
+        img = Image.fromarray(luma16)  # mode I;16
         fmt, options = OUTPUT_FORMATS[path.suffix.lower()]
         buf = io.BytesIO()
         img.save(buf, format=fmt, **options)
@@ -247,8 +290,8 @@ def write_image(x: Tensor, path: Path, *, grey: bool = False, alpha: np.ndarray 
     if grey:
         img = img.convert("L")  # 0.299 R + 0.587 G + 0.114 B, rounded
     if alpha is not None:
-        if alpha.shape != arr.shape[:2]:
-            raise ValueError(f"alpha of shape {alpha.shape} for an image of {arr.shape[:2]}")
+        if alpha.dtype == np.uint16:  # a 16-bit grey+alpha input written to a format of 8 bits
+            alpha = ((alpha.astype(np.uint32) + 128) // 257).astype(np.uint8)  # round(a / 257)
         img.putalpha(Image.fromarray(alpha))  # L -> LA, RGB -> RGBA
     fmt, options = OUTPUT_FORMATS[path.suffix.lower()]
     buf = io.BytesIO()

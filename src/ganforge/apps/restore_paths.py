@@ -180,8 +180,9 @@ def _restore_pairs(restorer: Restorer, pairs: list[tuple[Path, Path]], masks: di
                 restorer.on_call = None
         if restorer.task == "inpaint" and restorer.work_scale == "auto":
             log.info("%s: filled at work scale %.3g", src.name, restorer.last_work_scale)
-        if img.bits == 16 and not sixteen_bits_kept(dst):
-            log.warning("%s has 16 bits per channel but %s stores 8: write .png or .tif to keep 16", src.name, dst.suffix)
+        if img.bits == 16 and not sixteen_bits_kept(dst, alpha=alpha is not None):
+            log.warning("%s has 16 bits per channel but %s stores 8%s: write %s to keep 16", src.name, dst.suffix,
+                        " with alpha" if alpha is not None else "", ".png" if alpha is not None else ".png or .tif")
         write_image(y, dst, grey=img.grey, alpha=alpha, bits=img.bits)
         written.append(dst)
     return written
