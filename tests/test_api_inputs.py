@@ -39,7 +39,7 @@ def test_generate_runs_g_in_eval_mode_and_gives_it_back_as_it_came(run):
     (dict(batch_size=0), "batch_size=0: images per forward pass must be an integer >= 1"),
     (dict(truncation=1e-6), f"must be a number >= {MIN_TRUNCATION}"),
     (dict(truncation="0.5"), "truncation='0.5'"),
-    (dict(device="mps"), "device='mps' is not a device: use cpu, cuda or auto"),
+    (dict(device="mps"), "device='mps' is not a device: use cpu, cuda, cuda:N or auto"),
 ])
 def test_generate_refuses_bad_arguments_in_one_line(run, kwargs, needle):
     G = ganforge.load_generator(run)
@@ -115,7 +115,7 @@ def test_device_names_torch_would_refuse_are_usage_errors(monkeypatch, name):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    with pytest.raises(UsageError, match="is not a device: use cpu, cuda or auto"):
+    with pytest.raises(UsageError, match="is not a device: use cpu, cuda, cuda:N or auto"):
         resolve_device(name, "--device")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(UsageError, match="has 1 CUDA device\\(s\\): use cuda:0, cuda or auto"):

@@ -59,6 +59,44 @@ def test_device_cuda_without_a_gpu_is_one_line_in_every_command(capsys, args):
         assert code == 2 and len(lines) == 1 and needle in lines[0], err
 
 
+def _no_data(*a, **k):
+    raise AssertionError("data was loaded")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where CUDA is missing")
+def test_train_device_cuda_n_without_a_gpu_is_one_line_before_any_work(capsys, tmp_path, monkeypatch):
+    import ganforge.training.loop as loop
+    from ganforge.config import apply_overrides
+    from ganforge.errors import UsageError
+    from ganforge.presets import get_preset
+
+    monkeypatch.setattr(loop, "load_images", _no_data)
+    needle = "train.device='cuda:0' but no CUDA device is available: use train.device=cpu or auto"  # as --device cuda:0
+    code, out, err = run_cli(capsys, "train", "--preset", "mlp-mnist", "--out", str(tmp_path / "run"),
+                             "--set", "train.device=cuda:0", *FAST)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and needle in lines[0] and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(UsageError, match=needle):  # the Python API, the same check
+        loop.train(apply_overrides(get_preset("mlp-mnist"), ["train.device=cuda:0"]), out=tmp_path / "api")
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_train_device_cuda_n_under_torchrun_is_refused(capsys, tmp_path, monkeypatch, dry_run):
+    # torchrun gives each process cuda:LOCAL_RANK; cuda:N would put every rank on one GPU. Refused before
+    # the process group starts (launched) and before "no CUDA device" (train), on any machine.
+    import ganforge.training.loop as loop
+
+    monkeypatch.setattr(loop, "load_images", _no_data)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code, out, err = run_cli(capsys, "train", "--preset", "mlp-mnist", "--out", str(tmp_path / "run"),
+                             "--set", "train.device=cuda:1", *FAST, *dry_run)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert ("train.device=cuda:1 under torchrun: torchrun assigns one GPU per process by LOCAL_RANK; "
+            "use train.device=cuda or auto") in lines[0]
+
+
 def test_empty_folder_and_unreadable_images(capsys, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -41,6 +41,10 @@ BAD = [
     ("train.ema_decay=1.0", "train.ema_decay=1.0 must be in [0, 1)"),
     ("model.pack=3", "train.batch_size=64 must be divisible by model.pack=3"),
     ("train.device=tpu", "train.device='tpu' is not allowed"),
+    ("train.device=cuda:x", "train.device='cuda:x' is not allowed: use one of auto, cpu, cuda, cuda:N"),
+    ("train.device=gpu", "train.device='gpu' is not allowed: use one of auto, cpu, cuda, cuda:N"),
+    ("train.device=cuda:-1", "train.device='cuda:-1' is not allowed: use one of auto, cpu, cuda, cuda:N"),
+    ("train.device=cuda:01", "train.device='cuda:01' is not allowed"),  # torch.device refuses it too
     ("train.seed=99999999999999999999999", "train.seed=99999999999999999999999 is out of range: use an integer from 0 to 9223372036854775807"),
     ("train.seed=-1", "train.seed=-1 is out of range"),
     ("eval.seed=9223372036854775808", "eval.seed=9223372036854775808 is out of range"),
@@ -57,6 +61,12 @@ def test_bad_values_are_rejected_with_a_clear_message(override, message):
         apply_overrides(RunConfig(), [override])
     assert message in str(exc.value)
     assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:3"])
+def test_every_device_name_is_valid_on_any_machine(device):
+    # configs are written on one machine and run on another: the GPU is looked for by train(), not here
+    assert apply_overrides(RunConfig(), [f"train.device={device}"]).train.device == device
 
 
 def test_unknown_preset():

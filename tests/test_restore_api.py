@@ -143,7 +143,7 @@ def test_a_sigma_the_model_reads_is_kept(models):
 @pytest.mark.parametrize("device,needle", [
     ("cuda", r"device='cuda' but no CUDA device is available: use device=cpu or auto"),
     ("cuda:5", r"device='cuda:5' but no CUDA device is available"),
-    ("mps", r"device='mps' is not a device: use cpu, cuda or auto"),
+    ("mps", r"device='mps' is not a device: use cpu, cuda, cuda:N or auto"),
     ("gpu", r"device='gpu' is not a device"),
 ])
 def test_device_strings_are_one_line_errors_without_cuda(models, monkeypatch, device, needle):

@@ -71,11 +71,18 @@ def test_every_preset_validates_and_round_trips():
     ("total_steps", "not of the form section.key=value"),
     ("data.shrink=0", "data.shrink=0.0 must be in (0, 1]"),
     ("data.shrink=1.5", "data.shrink=1.5 must be in (0, 1]"),
+    ("train.device=gpu", "train.device='gpu' is not allowed: use one of auto, cpu, cuda, cuda:N"),
+    ("train.device=cuda:01", "train.device='cuda:01' is not allowed"),
 ])
 def test_bad_overrides_are_one_line_errors(item, needle):
     with pytest.raises(UsageError, match=None) as info:
         apply_overrides(get_preset("sr-x4"), [item])
     assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_gpu_by_index_validates_on_any_machine():
+    # the config may be written here and run on a machine with that GPU (train() checks the machine)
+    assert apply_overrides(get_preset("sr-x4"), ["train.device=cuda:2"]).train.device == "cuda:2"
 
 
 def test_get_preset_checks_the_task():

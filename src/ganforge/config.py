@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ganforge.configio import config_from_dict, override_config, to_dict
+from ganforge.device import is_device_name
 from ganforge.errors import UsageError, is_int
 from ganforge.models.config import ModelConfig, check_d_cond
 
@@ -26,7 +27,6 @@ UPDATES = ("alternating", "simultaneous")
 AUGMENTS = ("translation", "cutout", "color")
 PRECISIONS = ("fp32", "bf16", "auto")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-DEVICES = ("auto", "cpu", "cuda")
 # eval.best_metric -> True when higher is better (keys of metrics/evaluation.py METRICS' values)
 EVAL_DIRECTIONS = {"fid": False, "kid": False, "class_kl": False, "is": True, "precision": True, "recall": True,
                    "density": True, "coverage": True, "classes_covered": True, "label_agreement": True}
@@ -98,10 +98,10 @@ class TrainConfig:
     batch_size: int = 64  # real images per D step (global batch)
     n_critic: int = 1  # D updates per G update
     update: str = "alternating"  # alternating (D then G) | simultaneous (one shared forward, as the Keras tutorial)
-    fake_labels: str = "uniform"  # conditional: fake images' classes uniform | in the training frequencies (data)
+    fake_labels: str = "uniform"  # conditional fake classes: uniform | training frequencies (data) | their square roots (sqrt)
     seed: int = 0  # seeds python, numpy, torch and the data order
     deterministic: bool = False  # torch deterministic algorithms (bit-reproducible on CPU)
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (not under torchrun: each process takes cuda:LOCAL_RANK)
     threads: int = 0  # torch CPU threads (0 = torch's default)
     ema_decay: float = 0.0  # EMA of G weights (e.g. 0.999); 0 = no EMA copy
     # use decay min(ema_decay, (1+t)/(10+t)) so early averages are not stale; ema_decay d itself is reached
@@ -201,6 +201,13 @@ def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
         raise UsageError(f"{key}={value!r} is not allowed: use one of {', '.join(allowed)}")
 
 
+def check_device_name(option: str, value: object) -> None:
+    """The syntax only (auto | cpu | cuda | cuda:N): a config may be written on one machine and run on
+    another, so whether this machine has that GPU is checked when training starts (resolve_device)."""
+    if not is_device_name(value):
+        raise UsageError(f"{option}={value!r} is not allowed: use one of auto, cpu, cuda, cuda:N (N = 0, 1, ...)")
+
+
 def _positive(key: str, value: float, *, zero_ok: bool = False) -> None:
     if value < 0 or (value == 0 and not zero_ok):
         raise UsageError(f"{key}={value} must be {'>= 0' if zero_ok else '> 0'}")
@@ -297,11 +304,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     _positive("train.batch_size", t.batch_size)
     _positive("train.n_critic", t.n_critic)
     _choice("train.update", t.update, UPDATES)
-    _choice("train.fake_labels", t.fake_labels, ("data", "uniform"))
+    _choice("train.fake_labels", t.fake_labels, ("data", "sqrt", "uniform"))
     check_seed("train.seed", t.seed)
     if t.update == "simultaneous" and t.n_critic != 1:
         raise UsageError(f"train.n_critic={t.n_critic} needs train.update=alternating (simultaneous updates take one D step)")
-    _choice("train.device", t.device, DEVICES)
+    check_device_name("train.device", t.device)
     _positive("train.threads", t.threads, zero_ok=True)
     if not 0.0 <= t.ema_decay < 1.0:
         raise UsageError(f"train.ema_decay={t.ema_decay} must be in [0, 1) (0 disables EMA)")

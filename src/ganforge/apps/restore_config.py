@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ganforge.config import DEVICES, PRECISIONS, CheckpointConfig, _choice, _positive
+from ganforge.config import PRECISIONS, CheckpointConfig, _choice, _positive, check_device_name
 from ganforge.configio import config_from_dict, override_config, sections_of
 from ganforge.errors import UsageError
 from ganforge.apps.degrade import MASK_KINDS, SR_SCALES, TASKS
@@ -105,7 +105,7 @@ class RestoreTrainConfig:
     max_minutes: float = 15.0  # wall-clock budget of both phases (0 = none); split in proportion to the steps, time a phase leaves goes on
     batch_size: int = 16  # patches per step
     seed: int = 0  # seeds torch, the patch sampler and the degradations
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads (0 = torch's default)
     ema_decay: float = 0.999  # EMA of G's weights, saved and used for validation (0 = none)
     init_from: str = ""  # start G from this model / run folder (e.g. a sr-x4 run before srgan-x4's phase 2)
@@ -246,7 +246,7 @@ def validate(cfg: RestoreConfig) -> RestoreConfig:
         _positive(f"train.{key}", getattr(t, key), zero_ok=True)
     for key in ("batch_size", "log_every"):
         _positive(f"train.{key}", getattr(t, key))
-    _choice("train.device", t.device, DEVICES)
+    check_device_name("train.device", t.device)
     if not 0.0 <= t.ema_decay < 1.0:
         raise UsageError(f"train.ema_decay={t.ema_decay} must be in [0, 1) (0 disables EMA)")
     _choice("perf.precision", cfg.perf.precision, PRECISIONS)

@@ -29,7 +29,7 @@ def _json_ready(obj):
 
 
 def _device(device: str) -> str:
-    """--device cpu | cuda | auto -> the device to run on; cuda without one is a UsageError."""
+    """--device cpu | cuda | cuda:N | auto -> the device to run on; cuda without one is a UsageError."""
     from ganforge.device import resolve_device
 
     return str(resolve_device(device, "--device"))
@@ -48,7 +48,7 @@ def _device(device: str) -> str:
 @click.option("--n-ref", type=click.IntRange(min=1), default=None, help="Random subset of the reference (default: all of it).")
 @click.option("--seed", type=click.IntRange(0, MAX_EVAL_SEED), default=0, show_default=True, help="Generator noise, subset draws and KID subsets.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=256, show_default=True, help="Images per forward pass (does not change the values).")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True, help="Extractor arithmetic.")
 @click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True, help="KID: random subsets.")
 @click.option("--kid-subset-size", type=click.IntRange(min=2), default=None, help="KID: images per subset (at most the size of either set)  [default: 1000, or the smaller set's size]")
@@ -157,7 +157,7 @@ def _seeds(ctx, param, value: str) -> list[int]:
 @click.option("--n-ref", type=click.IntRange(min=1), default=None, help="Random subset of the reference (default: all of it).")
 @click.option("--seeds", default="0", show_default=True, callback=_seeds, help="Evaluation seeds, comma-separated: each target is scored once per seed, and the table shows mean ± standard error.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=256, show_default=True, help="Images per forward pass.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--inception-weights", type=click.Path(path_type=Path), default=None, help="inception-v3-fid: the weights file (or $GANFORGE_INCEPTION_WEIGHTS).")
 @click.option("--no-ema", is_flag=True, help="Generator targets: use the raw generator instead of its EMA copy.")
 @click.option("--class-mix", type=click.Choice(["reference", "uniform"]), default="reference", show_default=True,
@@ -283,7 +283,7 @@ def _check_fit_out(out: Path, overwrite: bool) -> None:
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the data (default: 40).")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--max-images", type=click.IntRange(min=10), default=None, help="Train on a class-balanced subset (quick checks).")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Weights file (.safetensors; its sidecar .json goes next to it). Default: <cache>/weights/NAME.safetensors.")
 @click.option("--overwrite", is_flag=True, help="Allow replacing an existing weights file and its .json sidecar.")
 def fit_cmd(name, data, test_data, epochs, seed, max_images, device, out, overwrite) -> None:

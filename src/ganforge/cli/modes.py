@@ -37,7 +37,7 @@ BENCHMARK_NAMES = ("ring8", "grid25", "stacked-mnist")
 @click.option("--all", "run_all", is_flag=True, help="Every method on ring8 and grid25: the markdown comparison table.")
 @click.option("--with-stacked-mnist", "with_stacked", is_flag=True,
               help="With --all: add every Stacked MNIST method (slow on CPU: minutes per trial).")
-@click.option("--device", default="auto", show_default=True, help="Stacked MNIST training device: auto | cpu | cuda (2D runs on CPU).")
+@click.option("--device", default="auto", show_default=True, help="Stacked MNIST training device: auto | cpu | cuda | cuda:N (2D runs on CPU).")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def modes_cmd(benchmark, method, trials, steps, seed, sets, out, overwrite, save, rescore, run_all, with_stacked, device, threads,

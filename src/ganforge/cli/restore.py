@@ -112,7 +112,7 @@ def _eval_command(task: str) -> click.Command:
     @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise / masks (per image).")
     @TILE_OPTION
     @click.option("--overlap", type=click.IntRange(min=0), default=None, help=f"Models: {OVERLAP_HELP[0].lower()}{OVERLAP_HELP[1:]}")
-    @click.option("--device", default="cpu", show_default=True, help="Models: cpu, cuda or auto.")
+    @click.option("--device", default="cpu", show_default=True, help="Models: cpu, cuda, cuda:N or auto.")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (mean, per_image, protocol).")
     @SELF_ENSEMBLE_OPTION
     @PRECISION_OPTION

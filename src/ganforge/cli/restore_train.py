@@ -172,7 +172,7 @@ def make_apply_cmd(task: str) -> click.Command:
     @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path))
     @TILE_OPTION
     @click.option("--overlap", type=int, default=None, help=OVERLAP_HELP)
-    @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+    @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
     @click.option("--force", "--overwrite", "force", is_flag=True, help="Overwrite existing output files.")
     @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA copy.")
     @SELF_ENSEMBLE_OPTION

@@ -31,7 +31,8 @@ always destroys it again, on success and on error. Inside it, ``train()`` finds 
   flags (``guard.all_ranks``) and the stop request (one 4-byte all-reduce per G step) are
   combined across ranks, so every rank takes the same decision at the same step.
 - Not supported across processes (a UsageError before anything is built): ``--resume`` (resume
-  in one process instead) and ``train.on_nonfinite=rollback``.
+  in one process instead), ``train.on_nonfinite=rollback`` and ``train.device=cuda:N`` (each
+  process takes cuda:LOCAL_RANK: use cuda or auto).
 """
 
 from __future__ import annotations
@@ -61,13 +62,22 @@ def launcher_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def check_launcher_device(device: str) -> None:
+    """Refuse train.device=cuda:N under torchrun: every process would train on that one GPU (with gloo),
+    where torchrun means one GPU per process, cuda:LOCAL_RANK, which train.device=cuda or auto gives."""
+    if launcher_world_size() > 1 and str(device).startswith("cuda:"):
+        raise UsageError(f"train.device={device} under torchrun: torchrun assigns one GPU per process by "
+                         "LOCAL_RANK; use train.device=cuda or auto (CUDA_VISIBLE_DEVICES picks the GPUs)")
+
+
 @contextlib.contextmanager
 def launched(device: str = "auto", timeout_s: float = 600.0) -> Iterator[None]:
     """Start the process group if torchrun launched more than one process; always tear it down.
 
     ``device`` is train.device: cuda or auto on a machine with a GPU use nccl and pin this process
     to cuda:LOCAL_RANK; otherwise gloo (train() then reports train.device=cuda without a GPU as a
-    UsageError on every rank)."""
+    UsageError on every rank). cuda:N is a UsageError here, before any group is started."""
+    check_launcher_device(device)
     if launcher_world_size() <= 1 or dist.is_initialized():
         yield
         return

@@ -194,7 +194,10 @@ def train(
     cfg = _absolute_paths(cfg)
     check_model_config(cfg.model)
     t, m = cfg.train, cfg.model
+    distributed.check_launcher_device(t.device)  # cuda:N under torchrun: before "this machine has no cuda:N"
     device = resolve_device(t.device)
+    if device.index is not None:  # cuda:N made current (as launched() does for cuda:LOCAL_RANK): calls that take
+        torch.cuda.set_device(device)  # the current GPU (bf16 support, CUDA graphs) then ask this one, not cuda:0
     # Under torchrun (training/distributed.py) each process takes a shard of the global batch; None: one process.
     parallel = distributed.current(device, t.batch_size, m.pack, resume=run_dir is not None, on_nonfinite=t.on_nonfinite)
     main = parallel is None or parallel.is_main  # only rank 0 writes files
