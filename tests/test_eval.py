@@ -147,6 +147,29 @@ def test_protocol_records_what_the_numbers_depend_on(tmp_path, digits):
     json.dumps(r.to_dict())  # JSON-ready
 
 
+def test_classes_covered_against_a_long_tailed_reference(digits):
+    # two disjoint long tails of mnist5k digits (250, 150, ..., 2 a class): the target matches the
+    # reference's class mix, so every class the reference shows counts as covered; a tenth of a
+    # uniform share (ceil(0.1 * 620 / 10) = 7) would miss the rarest
+    from ganforge.data import load_images as load
+    from ganforge.metrics.imagesets import ImageSet
+
+    labels = load("mnist5k", resolution=28, channels=1).labels
+    tail = [round(250 * 0.6**k) for k in range(10)]  # 250, 150, 90, 54, 32, 19, 12, 7, 4, 2
+    rows = [torch.nonzero(labels == k).flatten() for k in range(10)]
+    ref_rows = torch.cat([r[:n] for r, n in zip(rows, tail)])
+    tgt_rows = torch.cat([r[250:250 + n] for r, n in zip(rows, tail)])
+    ref = ImageSet(digits[ref_rows], {"kind": "long tail"}, labels=labels[ref_rows])
+    r = evaluate(digits[tgt_rows], metrics="classes", ref=ref)
+    counts = r.protocol["options"]["class_min_counts"]
+    assert r.protocol["options"]["class_min_count"] == 7 and counts[0] == 7 and counts[-1] == 1
+    assert sum(np.array(r.class_hist) < 7) >= 2  # the uniform bar would miss these
+    assert r.values["classes_covered"] == 10
+    # a balanced reference (1000 random digits: 80 to 120 a class) moves no threshold by more than its noise
+    r = evaluate(digits[tgt_rows], metrics="classes", n_ref=1000)
+    assert 5 <= min(r.protocol["options"].get("class_min_counts", [7])) and r.protocol["options"]["class_min_count"] == 7
+
+
 def test_real_digits_beat_blurred_which_beat_noise(shared_data, digits):
     with np.load(os.path.join(shared_data, "mnist-test10k.npz")) as z:
         real = torch.from_numpy(z["images"][:1000]).unsqueeze(1)  # (1000, 1, 28, 28), disjoint from mnist5k

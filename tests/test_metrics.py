@@ -434,6 +434,24 @@ def test_class_coverage_hand_cases():
     assert np.isfinite(kl_ref)
 
 
+def test_coverage_thresholds_follow_a_skewed_reference():
+    from ganforge.metrics.distribution import coverage_thresholds
+
+    # uniform (or no) reference: a tenth of a uniform share, ceil(0.1 * 1000 / 10) = 10, never below 1
+    assert coverage_thresholds(1000, 10, 0.1).tolist() == [10] * 10
+    assert coverage_thresholds(1000, 10, 0.1, np.full(10, 7)).tolist() == [10] * 10
+    assert coverage_thresholds(5, 10, 0.1).tolist() == [1] * 10
+    # a class shown at q_c < 1/K needs a tenth of its own share; an unshown class keeps the uniform bar;
+    # a common class is never asked for more than the uniform bar
+    ref = np.array([700, 200, 60, 30, 8, 2, 0, 0, 0, 0])  # q = 0.7, 0.2, 0.06, 0.03, 0.008, 0.002, 0...
+    assert coverage_thresholds(1000, 10, 0.1, ref).tolist() == [10, 10, 6, 3, 1, 1, 10, 10, 10, 10]
+    # a generator drawing exactly the reference's mix covers every class the reference shows
+    labels = np.repeat(np.arange(10), ref)
+    assert class_coverage(labels, 10, min_count=10).covered == 4  # the uniform bar misses the rare two
+    t = coverage_thresholds(len(labels), 10, 0.1, ref)
+    assert class_coverage(labels, 10, ref_hist=ref, min_count=t).covered == 6
+
+
 def test_class_coverage_errors():
     with pytest.raises(UsageError, match=r"\[0, 3\)"):
         class_coverage(np.array([0, 3]), 3)

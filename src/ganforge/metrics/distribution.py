@@ -10,6 +10,7 @@ covariance, count) worth caching on its own; the others need the features themse
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -44,7 +45,7 @@ class DensityCoverage(NamedTuple):
 
 
 class ClassCoverage(NamedTuple):
-    covered: int  # number of classes predicted for at least min_count samples
+    covered: int  # number of classes predicted for at least min_count samples (min_count[c] if per class)
     kl: float  # KL(predicted class histogram || reference histogram) in nats
 
 
@@ -355,14 +356,15 @@ def class_coverage(
     num_classes: int,
     ref_hist: ArrayLike | None = None,
     *,
-    min_count: int = 1,
+    min_count: int | ArrayLike = 1,
     eps: float = 1e-10,
 ) -> ClassCoverage:
     """Number of classes covered and KL(p || q) between predicted and reference class frequencies.
 
     pred_labels_or_probs: (N,) integer labels, or (N, num_classes) probabilities/logits whose
     argmax is the label. p_c = (number of samples labelled c) / N. q = ref_hist / sum(ref_hist)
-    (counts or frequencies), uniform if None. covered = #{c : count_c >= min_count}.
+    (counts or frequencies), uniform if None. covered = #{c : count_c >= min_count}, with min_count
+    one number or (num_classes,) thresholds (see ``coverage_thresholds``).
 
     KL = sum over classes with p_c > 0 of p_c log(p_c / q~_c), in nats. Classes with p_c = 0
     contribute exactly 0 (0 log 0 = 0, no epsilon on p). The reference is smoothed,
@@ -398,7 +400,28 @@ def class_coverage(
     q = (q + eps) / (1.0 + num_classes * eps)
     nz = p > 0
     kl = float(np.sum(p[nz] * np.log(p[nz] / q[nz])))
-    return ClassCoverage(int((counts >= min_count).sum()), kl)
+    return ClassCoverage(int((counts >= np.asarray(min_count)).sum()), kl)
+
+
+def coverage_thresholds(n: int, num_classes: int, fraction: float, ref_hist: ArrayLike | None = None) -> np.ndarray:
+    """Images a class needs among ``n`` to count as covered: (num_classes,) int64.
+
+    A fraction of a uniform share, max(1, ceil(fraction * n / K)), as mode counting on Stacked MNIST
+    assumes. A skewed reference lowers it to the class's own share: a class the reference shows at
+    q_c < 1/K needs max(1, ceil(fraction * n * q_c)), so a generator that matches the reference
+    covers every class it shows (with the uniform rule a class under a tenth of a uniform share
+    counted as missed even when drawn in exactly the reference's frequency). Classes the reference
+    never shows keep the uniform threshold; no class needs more than it.
+    """
+    uniform = max(1, math.ceil(fraction * n / max(num_classes, 1)))
+    out = np.full(num_classes, uniform, dtype=np.int64)
+    if ref_hist is not None:
+        q = np.asarray(ref_hist, dtype=np.float64)
+        q = q / q.sum()
+        own = np.maximum(1, np.ceil(fraction * n * q - 1e-9)).astype(np.int64)  # 1e-9: 0.1 * 1000 * 0.1 is 10
+        shown = q > 0
+        out[shown] = np.minimum(out[shown], own[shown])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

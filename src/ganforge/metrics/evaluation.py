@@ -35,6 +35,7 @@ from ganforge.metrics.classmix import check_class_mix, choose_class_mix, labels_
 from ganforge.metrics.distribution import (
     FeatureStats,
     class_coverage,
+    coverage_thresholds,
     density_coverage,
     fid_from_stats,
     inception_score,
@@ -80,7 +81,7 @@ class MetricOptions:
     dc_k: int = 5  # density/coverage: k-th nearest-neighbour radius (Naeem et al. 2020)
     is_splits: int = 10  # IS: the generated set is split into this many chunks (Salimans et al. 2016)
     is_shuffle_seed: int = 2020  # IS: rows are permuted with this seed first (torch-fidelity's default)
-    class_min_fraction: float = 0.1  # classes: covered with >= this fraction of a uniform share of the images
+    class_min_fraction: float = 0.1  # classes: covered with >= this fraction of a uniform share (or the reference's, if less)
 
     def check(self) -> None:
         for name in ("kid_subsets", "pr_k", "dc_k", "is_splits"):
@@ -236,8 +237,12 @@ def evaluate(
         pr = precision_recall(ref_entry.feats, feats, k=opts.pr_k, device=ex.device)
         values["precision"], values["recall"] = pr.precision, pr.recall
     class_min_count = max(1, math.ceil(opts.class_min_fraction * len(feats) / max(ex.num_classes, 1)))
+    class_min_counts = None  # (K,) per class, where a skewed reference lowers a rare class's threshold
     if "classes" in metrics:
-        cov = class_coverage(probs, ex.num_classes, ref_hist=ref_entry.class_hist, min_count=class_min_count)
+        thresholds = coverage_thresholds(len(feats), ex.num_classes, opts.class_min_fraction, ref_entry.class_hist)
+        if (thresholds != class_min_count).any():
+            class_min_counts = thresholds.tolist()
+        cov = class_coverage(probs, ex.num_classes, ref_hist=ref_entry.class_hist, min_count=thresholds)
         values["classes_covered"], values["class_kl"] = float(cov.covered), cov.kl
         class_hist = np.bincount(probs.argmax(axis=1), minlength=ex.num_classes).tolist()
     if "dc" in metrics:
@@ -266,6 +271,7 @@ def evaluate(
         "reference": {**ref_set.identity, "cache": cache_state},
         "extractor": ex.info(),
         "options": {**asdict(opts), "class_min_count": class_min_count, "kid_seed": seed,
+                    **({"class_min_counts": class_min_counts} if class_min_counts else {}),
                     "class_kl_reference": "predicted classes of the reference set",
                     **({"label_class_map": class_map} if class_map else {})},
         "device": str(ex.device),
