@@ -1,8 +1,8 @@
-"""16-bit colour and grey+alpha files in `ganforge sr|denoise apply` (ganforge.apps.restore_files): PIL
-decodes an RGB PNG or TIFF of 16 bits per channel, or a grey+alpha PNG, to its high bytes, so such a file
-is read through OpenCV (and written through it, or for grey+alpha as a 16-bit grey+alpha PNG), upright
-by its EXIF orientation as PIL would turn it; without OpenCV, or RGB with alpha, it is read with 8 bits
-and a warning says so."""
+"""16-bit colour (with or without alpha) and grey+alpha files in `ganforge sr|denoise apply`
+(ganforge.apps.restore_files): PIL decodes an RGB or RGBA PNG or TIFF of 16 bits per channel, or a
+grey+alpha PNG, to its high bytes, so such a file is read through OpenCV (and written through it, or for
+grey+alpha as a 16-bit grey+alpha PNG), upright by its EXIF orientation as PIL would turn it; without
+OpenCV it is read with 8 bits and a warning says so."""
 
 import builtins
 import logging
@@ -12,9 +12,9 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, features
 
-from ganforge.apps.restore_files import _ORIENT, read_image_file, resize_alpha
+from ganforge.apps.restore_files import _ORIENT, _tiff_with_shorts, read_image_file, resize_alpha
 from test_restore_files import models, smooth  # noqa: F401  (module fixture: tiny saved nets)
 from test_restore_models import one_thread  # noqa: F401
 from test_restore_train import _cli
@@ -48,6 +48,50 @@ def png_grey_alpha16(grey, alpha, exif=b""):
     data = b"".join(b"\x00" + row.tobytes() for row in rows)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0))
             + (chunk(b"eXIf", exif) if exif else b"") + chunk(b"IDAT", zlib.compress(data)) + chunk(b"IEND", b""))
+
+
+def rgba16(h, w):
+    """(h, w, 4) uint16: rgb16's colour under grey_alpha16's alpha (1234 ... 65535, opaque at the right)."""
+    return np.concatenate([rgb16(h, w), grey_alpha16(h, w)[1][..., None]], axis=-1)
+
+
+def write_rgba16(path, rgba, extra_samples=2, orientation=None):
+    """RGBA through OpenCV (as BGRA). A .tif gets the tags OpenCV leaves out: ExtraSamples (338; 2 =
+    straight alpha, 1 = premultiplied, 0 = a 4th sample of no stated meaning, None = no tag, as OpenCV
+    writes it) and an orientation (274); a .png's orientation goes in an eXIf chunk after IHDR."""
+    data = cv2.imencode(path.suffix, np.ascontiguousarray(rgba[..., [2, 1, 0, 3]]))[1].tobytes()
+    if path.suffix == ".tif":
+        tags = ({} if extra_samples is None else {338: extra_samples}) | ({} if orientation is None else {274: orientation})
+        data = _tiff_with_shorts(data, tags)
+    elif orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        body = exif.tobytes()
+        chunk = struct.pack(">I", len(body)) + b"eXIf" + body + struct.pack(">I", zlib.crc32(b"eXIf" + body))
+        data = data[:33] + chunk + data[33:]  # 8-byte signature + 25-byte IHDR chunk
+    path.write_bytes(data)
+
+
+def read_rgba16(path):
+    """A written 16-bit RGBA PNG or TIFF -> (H, W, 4) uint16 RGBA, checking that it is one (and that a
+    TIFF says its alpha is straight)."""
+    with Image.open(path) as pil:
+        rawmode = pil.tile[0].args if pil.format == "PNG" else pil.tile[0].args[0]
+        assert rawmode.startswith("RGBA;16") and (pil.format == "PNG" or pil.tag_v2.get(338) == (2,))
+    bgra = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert bgra.dtype == np.uint16 and bgra.shape[2] == 4
+    return bgra[..., [2, 1, 0, 3]]
+
+
+@pytest.fixture
+def no_opencv(monkeypatch):
+    """cv2 neither imports nor is found, as without the restore extra."""
+    import importlib.util
+
+    real_import, real_find = builtins.__import__, importlib.util.find_spec
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
+                        if name == "cv2" else real_import(name, *a, **k))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cv2" else real_find(name, *a))
 
 
 def read_grey_alpha16(path):
@@ -108,26 +152,20 @@ def test_the_exif_orientation_turns_16_bit_colour_as_pil_turns_its_8_bit_reading
     assert orientation == 1 or (orientation in _ORIENT and not np.array_equal(got16, levels))  # it was turned
 
 
-def test_without_opencv_or_with_alpha_a_16_bit_colour_file_is_read_with_8_bits_and_says_so(tmp_path, caplog, monkeypatch):
+def test_without_opencv_a_16_bit_colour_file_is_read_with_8_bits_and_says_so(tmp_path, caplog, no_opencv):
     levels = rgb16(6, 10)
     write16(tmp_path / "c.png", levels)
-    alpha = np.full((6, 10, 1), 65535, np.uint16)
-    assert cv2.imwrite(str(tmp_path / "a.png"), np.concatenate([levels[..., ::-1], alpha], axis=-1))
-    with caplog.at_level(logging.WARNING, logger="ganforge.restore"):
-        img = read_image_file(tmp_path / "a.png")
-    assert img.bits == 8 and "a.png has 16 bits per channel but is read with 8 with alpha" in caplog.text
-
-    import importlib.util
-
-    real_import, real_find = builtins.__import__, importlib.util.find_spec
-    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
-                        if name == "cv2" else real_import(name, *a, **k))
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cv2" else real_find(name, *a))
-    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="ganforge.restore"):
         img = read_image_file(tmp_path / "c.png")
-    assert img.bits == 8 and "without OpenCV" in caplog.text
+    assert img.bits == 8 and "c.png has 16 bits per channel but is read with 8 without OpenCV" in caplog.text
     assert np.array_equal((img.rgb[0].permute(1, 2, 0).numpy() * 255).round().astype(np.int64), levels >> 8)
+
+    rgba = rgba16(6, 10)  # with alpha: 8 bits too, the alpha's high bytes
+    (tmp_path / "a.png").write_bytes(cv2.imencode(".png", np.ascontiguousarray(rgba[..., [2, 1, 0, 3]]))[1].tobytes())
+    with caplog.at_level(logging.WARNING, logger="ganforge.restore"):
+        img = read_image_file(tmp_path / "a.png")
+    assert img.bits == 8 and not img.grey and "a.png has 16 bits per channel but is read with 8 without" in caplog.text
+    assert img.alpha.dtype == np.uint8 and np.array_equal(img.alpha, rgba[..., 3] >> 8)
 
     grey, alpha = grey_alpha16(6, 10)  # grey+alpha without OpenCV: 8 bits, but still grey
     (tmp_path / "ga.png").write_bytes(png_grey_alpha16(grey, alpha))
@@ -135,12 +173,10 @@ def test_without_opencv_or_with_alpha_a_16_bit_colour_file_is_read_with_8_bits_a
     assert img.bits == 8 and img.grey and np.array_equal(img.alpha, alpha >> 8)
 
 
-def test_a_folder_warns_once_per_file_though_it_is_read_twice(tmp_path, capsys, caplog, models):  # noqa: F811
-    levels = rgb16(20, 24)
-    alpha = np.full((20, 24, 1), 65535, np.uint16)
+def test_a_folder_warns_once_per_file_though_it_is_read_twice(tmp_path, capsys, caplog, models, no_opencv):  # noqa: F811
     (tmp_path / "in").mkdir()
-    for name in ("a.png", "b.png"):  # RGBA at 16 bits: read with 8, and said so
-        assert cv2.imwrite(str(tmp_path / "in" / name), np.concatenate([levels[..., ::-1], alpha], axis=-1))
+    for name in ("a.png", "b.png"):  # 16 bits without OpenCV: read with 8, and said so
+        (tmp_path / "in" / name).write_bytes(cv2.imencode(".png", rgb16(20, 24)[..., ::-1].copy())[1].tobytes())
     code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "in"), str(tmp_path / "out"))
     assert code == 0, err
     assert caplog.text.count("a.png has 16 bits per channel but is read with 8") == 1
@@ -207,3 +243,102 @@ def test_the_exif_orientation_turns_16_bit_grey_alpha_as_pil_turns_its_8_bit_rea
     assert got16.shape == want8.shape[:2] and np.array_equal(got16 >> 8, want8[..., 0])
     assert np.array_equal(img.alpha >> 8, want8[..., 3])
     assert orientation == 1 or not np.array_equal(got16, grey)  # it was turned
+
+
+@pytest.mark.parametrize("name, extra_samples", [("a.png", 2), ("a.tif", 2), ("a.tif", None)])  # None: as OpenCV writes it
+def test_a_16_bit_rgba_file_is_read_with_16_bit_colour_and_alpha(tmp_path, caplog, name, extra_samples):
+    rgba = rgba16(6, 10)
+    write_rgba16(tmp_path / name, rgba, extra_samples)
+    with Image.open(tmp_path / name) as pil:
+        assert pil.mode == "RGBA"  # what PIL alone would give: 8 bits
+    with caplog.at_level(logging.WARNING, logger="ganforge.restore"):
+        img = read_image_file(tmp_path / name)
+    assert img.bits == 16 and not img.grey and "read with 8" not in caplog.text
+    assert img.alpha.dtype == np.uint16 and np.array_equal(img.alpha, rgba[..., 3])  # 1234, not 4 * 257
+    assert np.array_equal((img.rgb[0] * 65535).round().to(torch.int64).permute(1, 2, 0).numpy(), rgba[..., :3])
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_16_bit_rgba_file_is_restored_as_16_bit_colour_and_its_alpha_kept(tmp_path, capsys, caplog, models, suffix):  # noqa: F811
+    rgba = rgba16(20, 24)
+    alpha = rgba[..., 3]
+    write_rgba16(tmp_path / f"ca{suffix}", rgba)
+    write16(tmp_path / f"c{suffix}", rgba[..., :3])  # the same colour, opaque: the 16-bit RGB path
+    for task in ("sr", "denoise"):
+        for name in ("ca", "c"):
+            code, _, err = _cli(capsys, task, "apply", str(models[task][0]), str(tmp_path / f"{name}{suffix}"),
+                                str(tmp_path / f"{task}-{name}{suffix}"))
+            assert code == 0, err
+        got = read_rgba16(tmp_path / f"{task}-ca{suffix}")
+        want = cv2.imread(str(tmp_path / f"{task}-c{suffix}"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+        assert want.dtype == np.uint16 and np.array_equal(got[..., :3], want)  # the net saw the colour unchanged
+        assert np.array_equal(got[..., 3], alpha if task == "denoise" else resize_alpha(alpha, 2))
+
+    mask = np.zeros((20, 24), np.uint8)
+    mask[6:14, 8:16] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(tmp_path / f"ca{suffix}"),
+                        str(tmp_path / f"i{suffix}"), "--mask", str(tmp_path / "m.png"))
+    assert code == 0, err
+    got = read_rgba16(tmp_path / f"i{suffix}")
+    assert np.array_equal(got[mask == 0], rgba[mask == 0]) and np.array_equal(got[..., 3], alpha)  # bit-exact
+    code, _, err = _cli(capsys, "inpaint", "apply", str(models["inpaint"][0]), str(tmp_path / f"ca{suffix}"),
+                        str(tmp_path / f"hole{suffix}"), "--mask-kind", "alpha")  # all but the opaque column filled
+    assert code == 0, err
+    got = cv2.imread(str(tmp_path / f"hole{suffix}"), cv2.IMREAD_UNCHANGED)[..., ::-1]  # filled, so opaque: 16-bit RGB
+    assert got.dtype == np.uint16 and got.shape == (20, 24, 3) and np.array_equal(got[:, -1], rgba[:, -1, :3])
+    assert "bits per channel" not in caplog.text  # nothing read or written with 8
+
+
+@pytest.mark.skipif(not features.check("webp"), reason="Pillow built without WebP")
+def test_16_bit_rgba_to_webp_is_written_with_8_bits_and_says_so(tmp_path, capsys, caplog, models):  # noqa: F811
+    rgba = rgba16(20, 24)
+    write_rgba16(tmp_path / "ca.png", rgba)
+    for out in ("d.png", "d.webp"):
+        code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "ca.png"), str(tmp_path / out))
+        assert code == 0, err
+    assert "ca.png has 16 bits per channel but .webp stores 8 with alpha: write .png or .tif to keep 16" in caplog.text
+    with Image.open(tmp_path / "d.webp") as webp:
+        got = np.asarray(webp.convert("RGBA")).astype(np.int64)  # (H, W, 4) uint8 levels
+    want16 = read_rgba16(tmp_path / "d.png").astype(np.int64)
+    assert np.array_equal(got[..., 3], (rgba[..., 3].astype(np.int64) + 128) // 257)  # round(a / 257)
+    assert np.abs(got[..., :3] - (want16[..., :3] + 128) // 257).max() <= 1  # rounded from the float, not the 16 bits
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+@pytest.mark.parametrize("orientation", [2, 5, 6, 8])
+def test_the_exif_orientation_turns_16_bit_rgba_as_pil_turns_its_8_bit_reading(tmp_path, suffix, orientation):
+    rgba = rgba16(6, 10)
+    write_rgba16(tmp_path / f"turned{suffix}", rgba, orientation=orientation)
+    img = read_image_file(tmp_path / f"turned{suffix}")
+    assert img.bits == 16 and img.alpha.dtype == np.uint16
+    got16 = np.concatenate([(img.rgb[0].permute(1, 2, 0).numpy().astype(np.float64) * 65535).round().astype(np.int64),
+                            img.alpha[..., None]], axis=-1)  # (H', W', 4)
+    with Image.open(tmp_path / f"turned{suffix}") as pil:
+        want8 = np.asarray(ImageOps.exif_transpose(pil))  # RGBA: the high bytes, upright
+    assert got16.shape == want8.shape and np.array_equal(got16 >> 8, want8)
+    assert np.array_equal(got16, _ORIENT[orientation](rgba))  # turned once: the 16 bits kept
+
+
+def test_a_16_bit_tiff_with_premultiplied_alpha_or_an_unnamed_4th_sample_is_read_as_pil_reads_it(tmp_path):
+    rgba = rgba16(6, 10)
+    a = rgba[..., 3:].astype(np.float64)  # (H, W, 1)
+    premultiplied = np.concatenate([np.rint(rgba[..., :3] * a / 65535), a], axis=-1).astype(np.uint16)
+    write_rgba16(tmp_path / "pre.tif", premultiplied, extra_samples=1)
+    with Image.open(tmp_path / "pre.tif") as pil:
+        assert pil.tile[0].args[0].startswith("RGBa;16")  # PIL divides the alpha out, at 8 bits
+        want8 = np.asarray(pil)
+    img = read_image_file(tmp_path / "pre.tif")
+    got = (img.rgb[0].permute(1, 2, 0).numpy().astype(np.float64) * 65535).round()  # (H, W, 3)
+    assert img.bits == 16 and np.array_equal(img.alpha, rgba[..., 3])
+    # straight again, to within the premultiplied file's rounding (half a level, times 65535 / a)
+    assert (np.abs(got - rgba[..., :3]) <= 0.5 * 65535 / a + 0.5).all()
+    opaque = rgba[..., 3] == 65535
+    assert np.array_equal(got[opaque], rgba[..., :3][opaque]) and np.array_equal(got[opaque].astype(np.int64) >> 8, want8[opaque][:, :3])
+
+    write_rgba16(tmp_path / "x.tif", rgba, extra_samples=0)  # a 4th sample of no stated meaning: PIL drops it
+    with Image.open(tmp_path / "x.tif") as pil:
+        assert pil.mode == "RGB"
+    img = read_image_file(tmp_path / "x.tif")
+    assert img.bits == 16 and img.alpha is None
+    assert np.array_equal((img.rgb[0] * 65535).round().to(torch.int64).permute(1, 2, 0).numpy(), rgba[..., :3])

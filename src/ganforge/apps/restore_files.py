@@ -3,9 +3,9 @@
 The networks see RGB, but the output keeps what the input file was: a grey file is written grey
 (ITU-R 601 luma of the restored RGB, the Y that SR scores), a 16-bit file is read and written
 with 16 bits (PNG, TIFF; the networks were trained on 8-bit photos, but 8 bits would throw away
-levels the file holds; 16-bit colour and grey+alpha go through OpenCV, as PIL decodes them to 8 bits),
-an alpha channel is carried over
-(for super-resolution resized with the same MATLAB bicubic as the ``bicubic`` baseline), and an
+levels the file holds; 16-bit colour, with or without alpha, and grey+alpha go through OpenCV, as PIL
+decodes them to 8 bits), an alpha channel is carried over (at 16 bits where the file has them; for
+super-resolution resized with the same MATLAB bicubic as the ``bicubic`` baseline), and an
 EXIF orientation is applied first, because the output is written without EXIF and a phone photo
 would otherwise come out on its side. The output format follows OUTPUT's suffix; an unknown
 suffix, or alpha for a format that cannot store it, is refused before the network runs.
@@ -45,10 +45,11 @@ OUTPUT_FORMATS = {
 }
 _NO_ALPHA = {"JPEG", "BMP"}  # formats that cannot store an alpha channel (PIL's BMP writer: no LA)
 _GREY_BANDS = {"1", "L", "I", "F"}  # bands of a single-channel (luminance) image, 8/16/32-bit or float
-_SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}  # formats with 16-bit grey ("I;16", PIL) and colour (OpenCV) files
+# formats with 16-bit grey ("I;16", PIL) and colour files, with or without alpha (OpenCV)
+_SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}
 # 16-bit grey+alpha: PNG colour type 4 (_png_grey_alpha16). A 16-bit grey+alpha TIFF neither PIL nor
 # OpenCV writes, so one is written with 8 bits and the warning for formats without 16.
-_SIXTEEN_BIT_ALPHA_FORMATS = {"PNG"}
+_SIXTEEN_BIT_GREY_ALPHA_FORMATS = {"PNG"}
 
 
 def _suffixes() -> list[str]:
@@ -59,8 +60,8 @@ def _suffixes() -> list[str]:
 class ImageFile:
     """A decoded input file. rgb: (1, 3, H, W) float in [0, 1], upright (EXIF applied), the colour
     under the alpha channel unchanged (not composited); grey: the file has one colour channel;
-    alpha: (H, W) uint8 (uint16 for a 16-bit grey+alpha file), or None for an opaque format; bits: 16
-    for a 16-bit grey, grey+alpha or (opaque) colour file (its levels kept in ``rgb``, v / 65535), else 8."""
+    alpha: (H, W) uint8 (uint16 for a 16-bit file), or None for an opaque format; bits: 16 for a 16-bit
+    grey or colour file, with or without alpha (its levels kept in ``rgb``, v / 65535), else 8."""
 
     rgb: Tensor
     grey: bool
@@ -102,18 +103,37 @@ def _sixteen_bit_rawmode(path: Path, img: Image.Image) -> str:
     return rawmode if isinstance(rawmode, str) and ";16" in rawmode else ""
 
 
-def _read16(path: Path, orientation: int, *, grey_alpha: bool) -> np.ndarray | None:
-    """A 16-bit file's levels, uint16 upright, through OpenCV (which PIL cannot do): (H, W, 3) RGB, or
-    with ``grey_alpha`` (H, W, 2) grey and alpha (OpenCV decodes grey+alpha to BGRA with B = G = R).
-    None where OpenCV (the restore extra) is missing or reads something else."""
+# the bands of a 16-bit raw mode (before ";16") -> the channels taken, in order, from OpenCV's BGR(A)
+_RAW16_CHANNELS = {
+    "RGB": [2, 1, 0],
+    "RGBX": [2, 1, 0],  # a TIFF's 4th sample of no stated meaning (ExtraSamples 0), which PIL drops too
+    "RGBA": [2, 1, 0, 3],
+    "RGBa": [2, 1, 0, 3],  # a TIFF's premultiplied ("associated") alpha
+    "LA": [0, 3],  # a grey+alpha PNG: OpenCV decodes it to BGRA with B = G = R
+}
+
+
+def _read16(path: Path, orientation: int, rawmode: str) -> np.ndarray | None:
+    """A 16-bit file's levels, uint16 upright, through OpenCV (which PIL cannot do), by its raw mode:
+    (H, W, 3) RGB, (H, W, 4) RGBA (straight: premultiplied "RGBa" is divided out, as PIL does at 8
+    bits) or (H, W, 2) grey and alpha. None where OpenCV (the restore extra) is missing or reads
+    something else. ``orientation``: the EXIF orientation to apply. OpenCV ignores a PNG's; a TIFF's it
+    applies itself, and PIL drops that tag as it loads (and turns) the file, so for a TIFF it is 1."""
     try:
         import cv2
     except ImportError:
         return None
-    arr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)  # BGR(A), EXIF not applied
-    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] != (4 if grey_alpha else 3):
+    bands = rawmode.split(";")[0]
+    take = _RAW16_CHANNELS.get(bands)
+    arr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)  # BGR(A)
+    channels = 3 if bands == "RGB" else 4
+    if take is None or arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] != channels:
         return None
-    arr = arr[..., [0, 3]] if grey_alpha else arr[..., ::-1]  # -> grey, alpha | BGR -> RGB
+    arr = arr[..., take]  # -> RGB | RGBA | grey, alpha
+    if bands == "RGBa":  # c' = c a / 65535 stored: c = c' 65535 / a, rounded; 0 where a = 0, as PIL
+        a = arr[..., 3:].astype(np.float64)  # (H, W, 1)
+        rgb = np.where(a > 0, np.minimum(arr[..., :3] * 65535.0 / np.maximum(a, 1), 65535), 0)
+        arr = np.concatenate([np.rint(rgb).astype(np.uint16), arr[..., 3:]], axis=-1)
     return np.ascontiguousarray(_ORIENT.get(orientation, lambda a: a)(arr))  # upright
 
 
@@ -126,17 +146,17 @@ def read_image_file(path: Path) -> ImageFile:
         rawmode = _sixteen_bit_rawmode(path, raw)
         grey_alpha = rawmode.startswith("LA")  # a 16-bit grey+alpha PNG, which PIL opens as 8-bit RGBA
         if rawmode:
-            read = raw.mode == "RGB" or grey_alpha  # 16-bit RGBA: read with 8 bits
-            levels = _read16(path, raw.getexif().get(0x0112, 1), grey_alpha=grey_alpha) if read else None
+            levels = _read16(path, raw.getexif().get(0x0112, 1), rawmode)  # (H, W, 2 | 3 | 4) | None
             if levels is not None and levels.shape[:2] == (img.height, img.width):
-                if grey_alpha:  # the grey as three equal channels, as a 16-bit grey file; alpha kept at 16 bits
+                alpha = levels[..., -1].copy() if levels.shape[2] != 3 else None  # kept at 16 bits
+                if grey_alpha:  # the grey as three equal channels, as a 16-bit grey file
                     x = torch.from_numpy(levels[..., 0].astype(np.float32) / 65535.0)[None, None].expand(1, 3, -1, -1)
-                    return ImageFile(x.contiguous(), True, levels[..., 1].copy(), bits=16)
-                x = torch.from_numpy(levels.astype(np.float32) / 65535.0).permute(2, 0, 1)[None]  # (1, 3, H, W)
-                return ImageFile(x.contiguous(), False, None, bits=16)
+                    return ImageFile(x.contiguous(), True, alpha, bits=16)
+                x = torch.from_numpy(levels[..., :3].astype(np.float32) / 65535.0).permute(2, 0, 1)[None]  # (1, 3, H, W)
+                return ImageFile(x.contiguous(), False, alpha, bits=16)
             import importlib.util
 
-            why = ("with alpha" if not read else "without OpenCV (pip install opencv-python-headless)"
+            why = ("without OpenCV (pip install opencv-python-headless)"
                    if importlib.util.find_spec("cv2") is None else "(OpenCV did not decode it)")
             log.warning("%s has 16 bits per channel but is read with 8 %s", path.name, why)
         has_alpha = _has_alpha(img)
@@ -231,10 +251,31 @@ def check_output(out: Path, src: Path | None = None, *, alpha: bool = False) -> 
                          "(or .tif, .webp) instead")
 
 
-def sixteen_bits_kept(path: Path, *, alpha: bool = False) -> bool:
-    """Whether a 16-bit image written to ``path`` keeps its 16 bits (PNG, TIFF; with ``alpha``, a
-    grey+alpha image, PNG only)."""
-    return OUTPUT_FORMATS[path.suffix.lower()][0] in (_SIXTEEN_BIT_ALPHA_FORMATS if alpha else _SIXTEEN_BIT_FORMATS)
+def sixteen_bits_kept(path: Path, *, grey: bool = False, alpha: bool = False) -> bool:
+    """Whether a 16-bit image written to ``path`` keeps its 16 bits (PNG, TIFF; a ``grey`` image with
+    ``alpha``, PNG only)."""
+    kept = _SIXTEEN_BIT_GREY_ALPHA_FORMATS if grey and alpha else _SIXTEEN_BIT_FORMATS
+    return OUTPUT_FORMATS[path.suffix.lower()][0] in kept
+
+
+def _tiff_with_shorts(tiff: bytes, shorts: dict[int, int]) -> bytes:
+    """A TIFF with tags of one SHORT value (tag -> value) set in its first IFD. write_image sets
+    ExtraSamples (338) = 2, which says that an RGBA TIFF's 4th sample is straight alpha: OpenCV leaves
+    the tag out, and libtiff's RGBA reader then takes the 4th sample for premultiplied alpha. The IFD
+    is rewritten, with the tags, at the end of the file and the header pointed at it; no byte moves,
+    so the offsets in it stay right. A file that is not a classic TIFF (a BigTIFF) is returned as it is."""
+    e = "<" if tiff[:2] == b"II" else ">"
+    if tiff[:2] not in (b"II", b"MM") or struct.unpack(e + "H", tiff[2:4])[0] != 42:
+        return tiff
+    (start,) = struct.unpack(e + "I", tiff[4:8])
+    (n,) = struct.unpack(e + "H", tiff[start:start + 2])
+    entries = {struct.unpack(e + "H", tiff[i:i + 2])[0]: tiff[i:i + 12] for i in range(start + 2, start + 2 + 12 * n, 12)}
+    for tag, value in shorts.items():  # 12 bytes: tag, type 3 (SHORT), count 1, the value left-justified in 4
+        entries[tag] = struct.pack(e + "HHIHH", tag, 3, 1, value, 0)
+    after = tiff[start + 2 + 12 * n:start + 6 + 12 * n]  # the next IFD's offset
+    pad = b"\0" * (len(tiff) % 2)  # an IFD starts on a word boundary
+    ifd = struct.pack(e + "H", len(entries)) + b"".join(entries[t] for t in sorted(entries)) + after
+    return tiff[:4] + struct.pack(e + "I", len(tiff) + len(pad)) + tiff[8:] + pad + ifd
 
 
 def _png_grey_alpha16(grey: np.ndarray, alpha: np.ndarray) -> bytes:
@@ -256,27 +297,31 @@ def _png_grey_alpha16(grey: np.ndarray, alpha: np.ndarray) -> bytes:
 def write_image(x: Tensor, path: Path, *, grey: bool = False, alpha: np.ndarray | None = None,
                 bits: int = 8) -> None:
     """(1, 3, H, W) in [0, 1] -> a file in the format of its suffix, atomically; ``grey`` writes
-    luma, ``alpha`` ((H, W) uint8, or uint16 with 16-bit grey) is attached; ``bits=16`` writes 16-bit
-    levels (grey through PIL, colour through OpenCV, grey+alpha as PNG by ``_png_grey_alpha16``) where
-    the format has them (``sixteen_bits_kept``), 8-bit otherwise."""
+    luma, ``alpha`` ((H, W) uint8, or uint16 from a 16-bit file) is attached; ``bits=16`` writes 16-bit
+    levels (grey through PIL, colour with or without alpha through OpenCV, grey+alpha as PNG by
+    ``_png_grey_alpha16``) where the format has them (``sixteen_bits_kept``), 8-bit otherwise."""
     check_output(path, alpha=alpha is not None)
     if alpha is not None and alpha.shape != tuple(x.shape[-2:]):
         raise ValueError(f"alpha of shape {alpha.shape} for an image of {tuple(x.shape[-2:])}")
-    if not grey and bits == 16 and alpha is None and sixteen_bits_kept(path):
+    # at 16 bits, an 8-bit alpha a is 257 a (255 -> 65535)
+    alpha16 = None if alpha is None else alpha if alpha.dtype == np.uint16 else alpha.astype(np.uint16) * 257
+    if not grey and bits == 16 and sixteen_bits_kept(path):
         import cv2  # a 16-bit colour input was read through it (_read16)
 
         rgb = (x[0].double().clamp(0, 1) * 65535).round().to(torch.int32).permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
-        ok, encoded = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(rgb[..., ::-1].astype(np.uint16)))
+        bgr = rgb[..., ::-1].astype(np.uint16)
+        bgra = bgr if alpha16 is None else np.concatenate([bgr, alpha16[..., None]], axis=-1)  # (H, W, 3 | 4)
+        ok, encoded = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(bgra))
         if not ok:
             raise OSError(f"OpenCV could not encode {path.name}")
-        atomic_write_bytes(path, encoded.tobytes())
+        tiff = alpha is not None and OUTPUT_FORMATS[path.suffix.lower()][0] == "TIFF"
+        atomic_write_bytes(path, _tiff_with_shorts(encoded.tobytes(), {338: 2}) if tiff else encoded.tobytes())
         return
-    if grey and bits == 16 and sixteen_bits_kept(path, alpha=alpha is not None):
+    if grey and bits == 16 and sixteen_bits_kept(path, grey=True, alpha=alpha is not None):
         r, g, b = x[0].double().clamp(0, 1)  # (H, W) each; luma in float, then rounded once to 16 bits
         luma = ((0.299 * r + 0.587 * g + 0.114 * b) * 65535).round().clamp(0, 65535)
         luma16 = luma.to(torch.int32).cpu().numpy().astype(np.uint16)  # (H, W)
-        if alpha is not None:
-            alpha16 = alpha if alpha.dtype == np.uint16 else alpha.astype(np.uint16) * 257  # 8-bit a -> 257 a
+        if alpha16 is not None:
             atomic_write_bytes(path, _png_grey_alpha16(luma16, alpha16))
             return
         img = Image.fromarray(luma16)  # mode I;16
@@ -290,7 +335,7 @@ def write_image(x: Tensor, path: Path, *, grey: bool = False, alpha: np.ndarray 
     if grey:
         img = img.convert("L")  # 0.299 R + 0.587 G + 0.114 B, rounded
     if alpha is not None:
-        if alpha.dtype == np.uint16:  # a 16-bit grey+alpha input written to a format of 8 bits
+        if alpha.dtype == np.uint16:  # a 16-bit input with alpha written to a format of 8 bits
             alpha = ((alpha.astype(np.uint32) + 128) // 257).astype(np.uint8)  # round(a / 257)
         img.putalpha(Image.fromarray(alpha))  # L -> LA, RGB -> RGBA
     fmt, options = OUTPUT_FORMATS[path.suffix.lower()]

@@ -180,9 +180,10 @@ def _restore_pairs(restorer: Restorer, pairs: list[tuple[Path, Path]], masks: di
                 restorer.on_call = None
         if restorer.task == "inpaint" and restorer.work_scale == "auto":
             log.info("%s: filled at work scale %.3g", src.name, restorer.last_work_scale)
-        if img.bits == 16 and not sixteen_bits_kept(dst, alpha=alpha is not None):
+        if img.bits == 16 and not sixteen_bits_kept(dst, grey=img.grey, alpha=alpha is not None):
+            grey_alpha = img.grey and alpha is not None  # 16-bit grey+alpha: PNG only (.tif stores it with 8)
             log.warning("%s has 16 bits per channel but %s stores 8%s: write %s to keep 16", src.name, dst.suffix,
-                        " with alpha" if alpha is not None else "", ".png" if alpha is not None else ".png or .tif")
+                        " with alpha" if alpha is not None else "", ".png" if grey_alpha else ".png or .tif")
         write_image(y, dst, grey=img.grey, alpha=alpha, bits=img.bits)
         written.append(dst)
     return written
