@@ -105,6 +105,8 @@ BAD = [
     (["sample", "--preset", "mlp-mnist", "--batch", "-1"], "--batch -1 must be >= 1"),
     (["train", "--preset", "mlp-mnist", "--batch", "8", "--steps", "0"], "--steps 0 must be >= 1"),
     (["sample", "--preset", "mlp-mnist", "--batch", "8", "--set", "model.nope=1"], "unknown key 'nope' in 'model'"),
+    (["sample", "--preset", "mlp-mnist", "--batch", "8", "--device", "tpu"], "is not a device: use cpu, cuda, cuda:N or auto"),
+    (["train", "--preset", "mlp-mnist", "--batch", "8", "--device", "cuda:01"], "'cuda:01' is not a device"),
 ]
 
 

@@ -93,7 +93,7 @@ def test_train_device_cuda_n_under_torchrun_is_refused(capsys, tmp_path, monkeyp
                              "--set", "train.device=cuda:1", *FAST, *dry_run)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    assert ("train.device=cuda:1 under torchrun: torchrun assigns one GPU per process by LOCAL_RANK; "
+    assert ("train.device='cuda:1' under torchrun: torchrun assigns one GPU per process by LOCAL_RANK; "
             "use train.device=cuda or auto") in lines[0]
 
 

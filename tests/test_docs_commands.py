@@ -76,7 +76,7 @@ def test_extraction_finds_the_documented_forms():
     ("ganforge modes --benchmark stacked-mnist --set train.seed=3", "is set by --seed"),
     ("ganforge modes --rescore state-0 --set lr_g=1e-3", "takes only --set drs_percentile"),
     ("ganforge bench train --preset dcgan-mnist --batch 64 --set train.batch_size=8", "not allowed in bench"),
-    ("ganforge bench sample --preset dcgan-mnist --device tpu", "'tpu' is not one of cpu, cuda"),
+    ("ganforge bench sample --preset dcgan-mnist --batch many", "is not a valid integer"),
     ("ganforge presets --show sngan", "is not a preset"),
     ("ganforge sample runs/x --n 4", "needs --out"),
     ("ganforge compare runs/a runs/b --seeds 0-4", "click refuses it"),

@@ -46,6 +46,14 @@ def test_toy_steps_cannot_be_set(no_training, capsys, tmp_path):
         toy_overrides(ToyConfig(), {"steps": 5})
 
 
+@pytest.mark.parametrize("device", ["mps", "CUDA", "cuda:01"])
+def test_a_misspelt_device_is_refused_even_for_the_2d_benchmarks(device, no_training, capsys, tmp_path):
+    # the 2D benchmarks train on the CPU whatever --device says, but a misspelt name is still a mistake
+    assert main(["modes", "--device", device, "--trials", "1", "--out", str(tmp_path / "m")]) == 2
+    assert f"--device {device!r} is not a device" in _one_line_error(capsys)
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize("key, flag", [("train.total_steps=300", "--steps"), ("train.seed=7", "--seed"),
                                        ("train.device=cpu", "--device"), (" train.threads =2", "--threads")])
 def test_stacked_flag_keys_cannot_be_set(key, flag, no_training, capsys, tmp_path):

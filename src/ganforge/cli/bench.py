@@ -8,8 +8,6 @@ import click
 
 from ganforge.errors import UsageError
 
-_DEVICE = click.Choice(["cpu", "cuda"])
-
 
 def _setup(preset_name: str, batch: int, steps: int, repeats: int, device: str):
     """Validate the shared options (one-line UsageError, exit 2) and return (config, device)."""
@@ -52,7 +50,7 @@ def bench_cmd() -> None:
 @click.option("--steps", type=int, default=10, show_default=True, help="G steps per timed repeat.")
 @click.option("--repeats", type=int, default=3, show_default=True, help="Timed repeats; the median is reported.")
 @click.option("--warmup", type=int, default=3, show_default=True, help="Untimed G steps before timing.")
-@click.option("--device", type=_DEVICE, default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config override for ganforge's path, e.g. perf.precision=fp32.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def bench_train_cmd(preset_name, batch, steps, repeats, warmup, device, overrides, as_json) -> None:
@@ -94,7 +92,7 @@ def bench_train_cmd(preset_name, batch, steps, repeats, warmup, device, override
 @click.option("--batch", type=int, required=True, help="Images per forward pass, 1 to 65536.")
 @click.option("--steps", type=int, default=10, show_default=True, help="Forward passes per timed repeat.")
 @click.option("--repeats", type=int, default=3, show_default=True, help="Timed repeats; the median is reported.")
-@click.option("--device", type=_DEVICE, default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config override, e.g. model.resolution=64.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def bench_sample_cmd(preset_name, batch, steps, repeats, device, overrides, as_json) -> None:

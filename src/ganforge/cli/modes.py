@@ -82,9 +82,11 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, overwrite, save
         raise UsageError("--rescore scores one kept folder: drop --all")
     if save and rescore:
         raise UsageError("--save trains and keeps trials, --rescore scores kept ones: give one of them")
-    if device != "auto" and (run_all and with_stacked or benchmark == "stacked-mnist") and not rescore:
-        from ganforge.device import resolve_device
+    from ganforge.device import is_device_name, resolve_device
 
+    if not is_device_name(device):  # the 2D benchmarks run on the CPU, but a misspelt name is still a mistake
+        resolve_device(device, "--device")  # its one-line "is not a device" error
+    if device != "auto" and (run_all and with_stacked or benchmark == "stacked-mnist") and not rescore:
         resolve_device(device, "--device")  # cuda without a GPU: one line now, not after the 2D rows
     torch.set_num_threads(threads)
     if rescore:

@@ -66,7 +66,7 @@ def check_launcher_device(device: str) -> None:
     """Refuse train.device=cuda:N under torchrun: every process would train on that one GPU (with gloo),
     where torchrun means one GPU per process, cuda:LOCAL_RANK, which train.device=cuda or auto gives."""
     if launcher_world_size() > 1 and str(device).startswith("cuda:"):
-        raise UsageError(f"train.device={device} under torchrun: torchrun assigns one GPU per process by "
+        raise UsageError(f"train.device={device!r} under torchrun: torchrun assigns one GPU per process by "
                          "LOCAL_RANK; use train.device=cuda or auto (CUDA_VISIBLE_DEVICES picks the GPUs)")
 
 
