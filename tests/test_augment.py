@@ -129,6 +129,40 @@ def test_sample_per_class_into_a_folder_writes_class_folders_that_load_as_labels
     assert data.class_names == ["cat", "dog", "owl"] and sorted(data.labels.tolist()) == [0, 0, 1, 1, 2, 2]
 
 
+def test_sample_top_up_draws_what_each_class_lacks(tmp_path, capsys):
+    import json
+
+    from ganforge.data import load_images
+    from ganforge.models import build_generator
+    from ganforge.models.config import ModelConfig
+    from ganforge.sampling import top_up_counts
+    from ganforge.training.checkpoint import save_generator
+
+    assert top_up_counts([5, 0, 9, 12], 9).tolist() == [4, 9, 0, 0]
+    with pytest.raises(UsageError, match="--top-up 5: every class already has 6 or more .* give at least 7"):
+        top_up_counts([6, 8], 5)
+    cfg = ModelConfig(arch="dcgan", resolution=28, channels=1, z_dim=16, g_width=8, num_classes=3)
+    torch.manual_seed(0)
+    save_generator(tmp_path / "cgan", cfg, build_generator(cfg))
+    out = str(tmp_path / "t.npz")
+    # a generator saved without the training counts: one line naming the alternatives
+    assert main(["sample", str(tmp_path / "cgan"), "--top-up", "4", "--out", out]) == 2
+    assert "does not record" in (err := capsys.readouterr().err) and "--per-class" in err and len(err.splitlines()) == 1
+    meta = json.loads((tmp_path / "cgan" / "config.json").read_text())
+    (tmp_path / "cgan" / "config.json").write_text(json.dumps({**meta, "class_counts": [6, 1, 3], "class_names": ["a", "b", "c"]}))
+    assert main(["sample", str(tmp_path / "cgan"), "--top-up", "4", "--out", out]) == 0
+    with np.load(out) as z:
+        assert z["images"].shape == (4, 28, 28, 1) and sorted(z["labels"].tolist()) == [1, 1, 1, 2]
+    assert main(["sample", str(tmp_path / "cgan"), "--top-up", "6", "--out", str(tmp_path / "extra")]) == 0
+    data = load_images(str(tmp_path / "extra"), resolution=28, channels=1)
+    assert data.class_names == ["b", "c"] and torch.bincount(data.labels).tolist() == [5, 3]
+    capsys.readouterr()
+    for args, needle in ((["--top-up", "1"], "nothing to top up"), (["--top-up", "0"], "--top-up 0 must be >= 1"),
+                         (["--top-up", "5", "--per-class", "2"], "give one"), (["--top-up", "5", "--n", "9"], "drop --n")):
+        assert main(["sample", str(tmp_path / "cgan"), *args, "--out", str(tmp_path / "u.npz")]) == 2, args
+        assert needle in (err := capsys.readouterr().err) and len(err.splitlines()) == 1, (args, err)
+
+
 def test_truncated_noise_matches_scipys_truncated_normal():
     from scipy.stats import truncnorm
 

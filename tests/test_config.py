@@ -69,6 +69,13 @@ def test_every_device_name_is_valid_on_any_machine(device):
     assert apply_overrides(RunConfig(), [f"train.device={device}"]).train.device == device
 
 
+def test_a_conditional_net_without_its_labels_is_refused_before_any_work():
+    # it used to pass --dry-run and then fail at the first step with a traceback, a run folder left behind
+    with pytest.raises(UsageError, match=r"data.use_labels=false with model.num_classes=10: .* model.num_classes=0"):
+        apply_overrides(get_preset("cgan-mnist"), ["data.use_labels=false"])
+    assert not apply_overrides(get_preset("cgan-mnist"), ["data.use_labels=false", "model.num_classes=0"]).data.use_labels
+
+
 def test_unknown_preset():
     with pytest.raises(UsageError, match="unknown preset 'nope': choose one of"):
         get_preset("nope")

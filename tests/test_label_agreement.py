@@ -137,6 +137,9 @@ def test_best_is_kept_by_label_agreement_when_asked(tmp_path):
     # best/ names the classes as model/ does, so it is scored by the same class map (not "by index")
     names = json.loads((run / "model" / "config.json").read_text())["class_names"]
     assert names and json.loads((run / "best" / "config.json").read_text())["class_names"] == names
+    # and keeps the training images per class, as model/ does (`ganforge sample best/ --top-up N`)
+    counts = torch.bincount(data.labels, minlength=10).tolist()
+    assert [json.loads((run / d / "config.json").read_text())["class_counts"] for d in ("model", "best")] == [counts] * 2
     # compare: a best/ written before it named its classes (matched by index) is still scored alike
     from ganforge.metrics import compare
 

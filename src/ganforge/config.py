@@ -58,7 +58,7 @@ class DataConfig:
     on_device: bool = True  # keep the whole uint8 dataset on the training device as one tensor
     on_bad_image: str = "error"  # error | skip: what to do with an unreadable image file
     max_bad_fraction: float = 0.01  # with on_bad_image=skip: abort if more than this fraction of the files is bad
-    use_labels: bool = True  # use folder/dataset labels when the model is conditional
+    use_labels: bool = True  # use folder/dataset labels when the model is conditional (false needs model.num_classes=0)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,9 @@ class TrainConfig:
     batch_size: int = 64  # real images per D step (global batch)
     n_critic: int = 1  # D updates per G update
     update: str = "alternating"  # alternating (D then G) | simultaneous (one shared forward, as the Keras tutorial)
-    fake_labels: str = "uniform"  # conditional fake classes: uniform | training frequencies (data) | their square roots (sqrt)
+    # conditional: the classes asked of G, in the square roots of the training frequencies (sqrt), in
+    # them (data) or uniform: the same on a balanced set; on a long tail sqrt trained most (docs/AUGMENTATION.md)
+    fake_labels: str = "sqrt"
     seed: int = 0  # seeds python, numpy, torch and the data order
     deterministic: bool = False  # torch deterministic algorithms (bit-reproducible on CPU)
     device: str = "auto"  # auto | cpu | cuda | cuda:N (not under torchrun: each process takes cuda:LOCAL_RANK)
@@ -178,12 +180,21 @@ def from_dict(d: dict) -> RunConfig:
     return config_from_dict(d, RunConfig, validate)
 
 
+# (section, key) -> the value a run saved without that key trained with: keys added with a default
+# other than the behaviour before them, so such a run resumes, and is described, as it ran
+OLD_DEFAULTS = {("train", "fake_labels"): "uniform"}  # sqrt since 2026-12-07 (docs/AUGMENTATION.md)
+
+
 def read_run_config(path: str | Path) -> RunConfig:
     """The RunConfig a run folder keeps in config.json (its "run" section). A missing, unreadable or
     foreign file is a UsageError naming it."""
     path = Path(path)
     try:
-        return from_dict(json.loads(path.read_text())["run"])
+        run = json.loads(path.read_text())["run"]
+        for (section, key), old in OLD_DEFAULTS.items():  # a run saved before the key existed ran with the old value
+            if isinstance(run, dict) and isinstance(run.get(section), dict) and key not in run[section]:
+                run[section][key] = old
+        return from_dict(run)
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(f"{path} is not a ganforge run config: {exc}") from None
 
@@ -254,6 +265,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     _positive("data.max_images", d.max_images, zero_ok=True)
     _choice("model.arch", m.arch, ARCHS)
     check_d_cond(m)
+    if m.num_classes and not d.use_labels:  # a conditional G and D take a label with every image
+        raise UsageError(f"data.use_labels=false with model.num_classes={m.num_classes}: a conditional net trains on the "
+                         "labels; set model.num_classes=0 to train without them (or data.use_labels=true)")
     if m.channels not in (1, 3):
         raise UsageError(f"model.channels={m.channels} is not allowed: use 1 (grayscale) or 3 (RGB)")
     for key in ("resolution", "z_dim", "g_width", "d_width", "pack"):

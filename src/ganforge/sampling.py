@@ -119,6 +119,21 @@ def class_counts(n: int, weights) -> np.ndarray:
     return np.asarray(counts, dtype=np.int64)
 
 
+def top_up_counts(have, to: int, *, arg: str = "--top-up") -> np.ndarray:
+    """int64 (K,) images to draw per class so that a training set holding ``have`` (K,) images of each
+    class reaches ``to`` in every class: max(0, to - have_k). A long tail's rare classes get the most;
+    a class that already holds ``to`` gets none. Nothing to draw is a UsageError naming ``arg``."""
+    if not is_int(to) or to < 1:
+        raise UsageError(f"{arg} {to!r} must be a whole number >= 1 (images per class after topping up)")
+    need = [max(0, int(to) - int(h)) for h in have]  # Python ints: a huge ``to`` must not wrap in int64
+    if not any(need):
+        raise UsageError(f"{arg} {to}: every class already has {min(have)} or more training images, "
+                         f"so there is nothing to top up; give at least {min(have) + 1}")
+    if sum(need) > MAX_IMAGES:
+        raise UsageError(f"{arg} {to} asks for {sum(need):,} images; at most {MAX_IMAGES:,} can be drawn at once")
+    return np.asarray(need, dtype=np.int64)
+
+
 def spread_classes(counts) -> torch.Tensor:
     """int64 (sum(counts),) labels holding ``counts[k]`` of class k, spread evenly through the
     sequence: the j-th image of class k sits at key j / counts[k] in [0, 1), sorted by key, ties by

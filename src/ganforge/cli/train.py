@@ -174,15 +174,18 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
 @click.option("--class", "class_index", type=int, default=None, help="Class to draw (conditional models).")
 @click.option("--per-class", type=int, default=None, help="Conditional models: this many images of every class, "
               "labelled and interleaved 0, 1, ..., K-1, 0, ... (a balanced synthetic training set; replaces --n).")
+@click.option("--top-up", type=int, default=None, help="Conditional models: enough images of each class to bring the "
+              "training set's count of it up to this (none for a class that has as many): synthetic images for the rare "
+              "classes of a long tail. Replaces --n.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Noise seed (same seed, same images).")
 @click.option("--truncation", type=float, default=None, help="Truncation trick: redraw noise entries with |z| above "
               "this (e.g. 1.0; at least 0.05): more typical images, less variety. Measure before use: on cgan-mnist it lowered the "
               "share of digits of the asked class (docs/AUGMENTATION.md). Default: plain N(0, 1) noise.")
 @click.option("--no-ema", is_flag=True, help="Use the raw generator instead of its EMA copy.")
 @click.option("--batch", "batch_size", type=int, default=256, show_default=True, help="Images per forward pass.")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--overwrite", is_flag=True, help="Allow replacing an existing --out.")
-def sample_cmd(source, n, out, class_index, per_class, seed, truncation, no_ema, batch_size, device, overwrite) -> None:
+def sample_cmd(source, n, out, class_index, per_class, top_up, seed, truncation, no_ema, batch_size, device, overwrite) -> None:
     """Draw images from a run folder or a saved generator.
 
     \b
@@ -191,48 +194,78 @@ def sample_cmd(source, n, out, class_index, per_class, seed, truncation, no_ema,
       ganforge sample runs/00002-cgan-mnist --n 1000 --class 3 --out threes.npz
       ganforge sample runs/00002-cgan-mnist --per-class 500 --out synthetic.npz   # 5000 labelled digits
       ganforge sample runs/00002-cgan-mnist --per-class 500 --truncation 1.0 --out synthetic.npz
+      ganforge sample runs/00003-cgan-longtail --top-up 500 --out extra/   # each class's folder up to 500
     """
-    from ganforge.sampling import check_count, check_out, check_truncation, folder_names, generate, sample_labels, save_samples
+    from ganforge.metrics.imagesets import MAX_IMAGES
+    from ganforge.sampling import (check_count, check_out, check_truncation, folder_names, generate, sample_labels,
+                                   save_samples, top_up_counts)
     from ganforge.training.checkpoint import load_generator
     from ganforge.device import resolve_device
 
     if batch_size <= 0:
         raise UsageError(f"--batch {batch_size} must be > 0")
     check_truncation(truncation)  # before the generator loads
-    if per_class is not None:
+    if per_class is not None and top_up is not None:
+        raise UsageError("--per-class and --top-up both set how many images of each class: give one")
+    per_class_opt, per_class_value = ("--per-class", per_class) if per_class is not None else ("--top-up", top_up)
+    if per_class_value is None:
+        per_class_opt = None  # neither: --n images (of --class, or cycling the classes)
+    if per_class_opt:
         given = click.get_current_context().get_parameter_source("n") is click.core.ParameterSource.COMMANDLINE
         if given or class_index is not None:
-            raise UsageError("--per-class sets the number of images of every class: drop --n and --class")
-        if per_class < 1:
-            raise UsageError(f"--per-class {per_class} must be >= 1")
+            raise UsageError(f"{per_class_opt} sets the number of images of every class: drop --n and --class")
+        if per_class_value < 1:
+            raise UsageError(f"{per_class_opt} {per_class_value} must be >= 1")
     else:
         check_count(n)
     check_out(out, overwrite=overwrite)  # the path alone; the files it would replace once n and the classes are known
     G = load_generator(source, ema=not no_ema, device=resolve_device(device, "--device"))
-    if per_class is not None:
+    weights = None  # --top-up: images per class (K,), drawn as generate()'s class_weights
+    if per_class_opt:
         if not getattr(G, "num_classes", 0):
-            raise UsageError(f"--per-class needs a conditional generator; {source} is unconditional: use --n")
-        n = per_class * G.num_classes  # generate() cycles the classes 0..K-1, so every class gets per_class
-        check_count(n)
-    # --per-class into a folder: one sub-folder per class, named as the run's class folders were
-    class_dirs = _class_dirs(source, G.num_classes) if per_class is not None else None
-    labels = sample_labels(n, getattr(G, "num_classes", 0), class_index)
+            raise UsageError(f"{per_class_opt} needs a conditional generator; {source} is unconditional: use --n")
+        if top_up is not None:
+            weights = top_up_counts(_class_counts(source, G.num_classes), top_up)
+            n = int(weights.sum())
+        else:
+            n = per_class * G.num_classes  # generate() cycles the classes 0..K-1, so every class gets per_class
+            if n > MAX_IMAGES:
+                raise UsageError(f"--per-class {per_class} asks for {n:,} images ({G.num_classes} classes); at most "
+                                 f"{MAX_IMAGES:,} can be drawn at once: --per-class {MAX_IMAGES // G.num_classes} at most")
+    # --per-class/--top-up into a folder: one sub-folder per class, named as the run's class folders were
+    class_dirs = _class_dirs(source, G.num_classes) if per_class_opt else None
+    labels = sample_labels(n, getattr(G, "num_classes", 0), class_index, weights)
     check_out(out, overwrite=overwrite, names=folder_names(labels, n, class_dirs))  # before generating
-    images, labels = generate(G, n, seed=seed, class_index=class_index, batch_size=batch_size, truncation=truncation)
+    images, labels = generate(G, n, seed=seed, class_index=class_index, batch_size=batch_size, truncation=truncation,
+                              class_weights=weights)
     path = save_samples(images, labels, out, overwrite=overwrite, class_dirs=class_dirs)
     click.echo(f"wrote {len(images)} images to {path}")
 
 
-def _class_dirs(source: Path, k: int) -> list[str]:
-    """The run's class names (its data's class folders) when it kept them, else class0 .. class{k-1}."""
+def _model_meta(source: Path, key: str):
+    """``key`` of the saved generator's config.json (its meta: class_names, class_counts), or None."""
     import json
 
     from ganforge.training.checkpoint import resolve_model_dir
 
     try:
-        names = json.loads((resolve_model_dir(source) / "config.json").read_text()).get("class_names")
-    except (OSError, ValueError):
-        names = None
+        return json.loads((resolve_model_dir(source) / "config.json").read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _class_counts(source: Path, k: int) -> list[int]:
+    """The training images per class (K,) the generator recorded, for --top-up."""
+    counts = _model_meta(source, "class_counts")
+    if not (isinstance(counts, list) and len(counts) == k and all(type(c) is int and c >= 0 for c in counts)):
+        raise UsageError(f"--top-up needs the training set's images per class, which {source} does not record "
+                         "(a generator saved before ganforge recorded them): use --per-class or --class with --n")
+    return counts
+
+
+def _class_dirs(source: Path, k: int) -> list[str]:
+    """The run's class names (its data's class folders) when it kept them, else class0 .. class{k-1}."""
+    names = _model_meta(source, "class_names")
     ok = isinstance(names, list) and len(names) == k and len(set(map(str, names))) == k
     ok = ok and all(str(s) and Path(str(s)).name == str(s) and not str(s).startswith(".") for s in names)
     return [str(s) for s in names] if ok else [f"class{i}" for i in range(k)]

@@ -88,6 +88,8 @@ class PeriodicEval:
         e, m = cfg.eval, cfg.model
         self.cfg, self.device = cfg, device
         self.class_names = data.class_names if cfg.model.num_classes else None  # best/ records them as model/ does
+        self.class_counts = (torch.bincount(data.labels.cpu(), minlength=cfg.model.num_classes).tolist()
+                             if cfg.model.num_classes and data.labels is not None else None)  # (K,), as model/ does
         name = auto_evaluator(m.resolution, m.channels) if e.evaluator == "auto" else e.evaluator
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # building the network draws init weights: keep the run's RNG untouched
@@ -192,6 +194,7 @@ class PeriodicEval:
             best_dir = self.run_dir / BEST_DIR
             ckpt.save_generator(best_dir, self.cfg.model, G_train, G_ema,
                                 meta={"preset": self.cfg.preset, "steps": step, "class_names": self.class_names,
+                                      **({"class_counts": self.class_counts} if self.class_counts else {}),
                                       "best": {k: self.best[k] for k in ("metric", "value")}})
             atomic_write_json(best_dir / "score.json", self.best)
             row["best"] = True
