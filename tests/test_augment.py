@@ -158,7 +158,11 @@ def test_sample_top_up_draws_what_each_class_lacks(tmp_path, capsys):
     assert data.class_names == ["b", "c"] and torch.bincount(data.labels).tolist() == [5, 3]
     capsys.readouterr()
     for args, needle in ((["--top-up", "1"], "nothing to top up"), (["--top-up", "0"], "--top-up 0 must be >= 1"),
-                         (["--top-up", "5", "--per-class", "2"], "give one"), (["--top-up", "5", "--n", "9"], "drop --n")):
+                         (["--top-up", "5", "--per-class", "2"], "give one"), (["--top-up", "5", "--n", "9"], "drop --n"),
+                         # sums past int64 must not wrap to a small count, nor end in a traceback
+                         (["--top-up", "6148914691236517220"], "images; at most 1,000,000 can be drawn"),
+                         (["--top-up", "9223372036854775808"], "images; at most 1,000,000 can be drawn"),
+                         (["--per-class", "400000"], "--per-class 400000 asks for 1,200,000 images (3 classes)")):
         assert main(["sample", str(tmp_path / "cgan"), *args, "--out", str(tmp_path / "u.npz")]) == 2, args
         assert needle in (err := capsys.readouterr().err) and len(err.splitlines()) == 1, (args, err)
 
