@@ -160,6 +160,46 @@ def test_a_cuda_index_beyond_the_machines_is_refused(models, monkeypatch):
         load_restorer(models["sr"], device="cuda:5")
 
 
+def fake_gpus(monkeypatch, capabilities):
+    """A CUDA machine faked in this CPU-only torch: GPU i has compute capability capabilities[i]
+    ((major, minor)); cuda:0 is current until torch.cuda.set_device. Returns the list of what was
+    asked, in order: ("capability", i) and ("set_device", i)."""
+    current, asked = [0], []
+
+    def index(d):  # torch's device argument: None | int | str | torch.device; no index = the current GPU
+        d = torch.device("cuda", d) if isinstance(d, int) else torch.device(d) if d is not None else None
+        return current[0] if d is None or d.index is None else d.index
+
+    def capability(d=None):
+        asked.append(("capability", index(d)))
+        return capabilities[index(d)]
+
+    def set_device(d):
+        asked.append(("set_device", index(d)))
+        current[0] = index(d)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(capabilities))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: current[0])
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", capability)
+    # what the current GPU says, as torch's does: asking it about cuda:1 is the bug
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: capabilities[current[0]] >= (8, 0))
+    return asked
+
+
+def test_bf16_auto_asks_the_gpu_the_restorer_runs_on(monkeypatch):
+    # cuda:0 a Turing (7.5: bf16 only emulated), cuda:1 an Ampere (8.0); cuda:0 current throughout
+    asked = fake_gpus(monkeypatch, [(7, 5), (8, 0)])
+    cfg = tiny("denoise-s25")
+    for device, want in [("cuda:1", "bf16"), ("cuda:0", "fp32"), ("cuda", "fp32")]:
+        net = build_restorer(cfg)
+        object.__setattr__(net, "to", lambda *a, net=net, **k: net)  # no CUDA in this torch: the net stays here
+        assert Restorer(net, cfg, device=device, precision="auto").precision == want, device
+    # each about its own GPU; a library object leaves the current GPU alone (no set_device)
+    assert asked == [("capability", 1), ("capability", 0), ("capability", 0)]
+
+
 @pytest.mark.parametrize("kw,needle", [
     ({"overlap": 2.5}, r"overlap=2\.5 must be an integer >= 0"),
     ({"overlap": "4"}, r"overlap='4' must be an integer >= 0"),

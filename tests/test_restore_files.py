@@ -11,6 +11,7 @@ from PIL import Image, JpegImagePlugin
 from ganforge.apps.degrade import imresize
 from ganforge.apps.restore_apply import Restorer, save_restorer
 from ganforge.apps.restore_files import read_image_file, resize_alpha
+from ganforge.errors import UsageError
 from test_restore_models import one_thread  # noqa: F401  (autouse: one torch thread in this module too)
 from test_restore_train import _cli, perturbed_net, tiny
 
@@ -220,6 +221,34 @@ def test_read_image_file_knows_grey_and_alpha_from_the_mode(tmp_path, mode, grey
     assert got.rgb.shape == (1, 3, 6, 8) and got.grey == grey and (got.alpha is not None) == alpha
     if grey:
         assert torch.equal(got.rgb[:, 0], got.rgb[:, 1]) and torch.equal(got.rgb[:, 1], got.rgb[:, 2])
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])  # PIL's raw reader / libtiff
+def test_a_planar_8_bit_tiff_is_read_right_or_refused_where_pil_misreads_it(tmp_path, capsys, models, compression):
+    tifffile = pytest.importorskip("tifffile", reason="tifffile writes the planar TIFF")
+    from ganforge.apps.restore_files import read_mask
+
+    rgba = np.concatenate([smooth(12, 16), np.tile(np.linspace(0, 255, 16).round().astype(np.uint8), (12, 1))[..., None]], -1)
+    for channels in (3, 4):  # PIL reads these right: read, not refused
+        tifffile.imwrite(tmp_path / "p.tif", rgba[..., :channels].transpose(2, 0, 1), photometric="rgb",
+                         planarconfig="separate", compression=compression, extrasamples=[2] if channels == 4 else None)
+        img = read_image_file(tmp_path / "p.tif")
+        assert img.bits == 8 and np.array_equal((img.rgb[0] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy(),
+                                                rgba[..., :3])
+        assert (img.alpha is None) == (channels == 3) and (channels == 3 or np.array_equal(img.alpha, rgba[..., 3]))
+    # grey+alpha: PIL reads a compressed one with alpha 0 (all transparent) and fails on an uncompressed one
+    tifffile.imwrite(tmp_path / "la.tif", rgba[..., 2:].transpose(2, 0, 1), photometric="minisblack",
+                     planarconfig="separate", compression=compression, extrasamples=[2])
+    with Image.open(tmp_path / "la.tif") as pil:
+        assert pil.tag_v2.get(284) == 2  # PlanarConfiguration: separate
+    code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "la.tif"),
+                        str(tmp_path / "o.png"))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and not (tmp_path / "o.png").exists(), err
+    assert (f"cannot read {tmp_path / 'la.tif'}: it is a planar TIFF (grey+alpha, each channel stored apart), which "
+            "would be misread; save it as an interleaved (contiguous) TIFF or as PNG") in lines[0]
+    with pytest.raises(UsageError, match="cannot read mask .*la.tif: it is a planar TIFF"):
+        read_mask(tmp_path / "la.tif", (12, 16))
 
 
 def test_an_output_that_is_its_input_is_refused_even_with_force(tmp_path, capsys, models):

@@ -342,3 +342,54 @@ def test_a_16_bit_tiff_with_premultiplied_alpha_or_an_unnamed_4th_sample_is_read
     img = read_image_file(tmp_path / "x.tif")
     assert img.bits == 16 and img.alpha is None
     assert np.array_equal((img.rgb[0] * 65535).round().to(torch.int64).permute(1, 2, 0).numpy(), rgba[..., :3])
+
+
+def test_a_16_bit_rgba_tiff_as_opencv_writes_it_reads_without_opencv_warnings(tmp_path, capfd, models):  # noqa: F811
+    # no ExtraSamples tag, as cv2.imencode writes it: libtiff warns about the 4th sample on stderr
+    (tmp_path / "in").mkdir()
+    for name in ("a.tif", "b.tif"):
+        write_rgba16(tmp_path / "in" / name, rgba16(20, 24), extra_samples=None)
+    capfd.readouterr()
+    level = cv2.utils.logging.getLogLevel()
+    img = read_image_file(tmp_path / "in" / "a.tif")
+    assert img.bits == 16 and np.array_equal(img.alpha, rgba16(20, 24)[..., 3])
+    assert capfd.readouterr().err == "" and cv2.utils.logging.getLogLevel() == level  # silenced, then restored
+    code, _, err = _cli(capfd, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "in"), str(tmp_path / "out"))
+    assert code == 0 and "TIFFReadDirectory" not in err and "WARN" not in err, err  # each file read twice
+
+
+@pytest.mark.parametrize("make, advice", [
+    ("grey+alpha", "write {out}.png instead to keep its 16 bits"),  # a grey+alpha .tif or .webp is written with 8
+    ("rgba", "write {out}.png (or .tif) instead to keep its 16 bits"),  # WebP has 8 bits
+])
+def test_16_bit_alpha_to_jpeg_is_refused_advising_only_formats_that_keep_16_bits(tmp_path, capsys, models, make, advice):  # noqa: F811
+    if make == "rgba":
+        write_rgba16(tmp_path / "in.png", rgba16(20, 24))
+    else:
+        (tmp_path / "in.png").write_bytes(png_grey_alpha16(*grey_alpha16(20, 24)))
+    code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "in.png"),
+                        str(tmp_path / "out.jpg"))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and advice.format(out=tmp_path / "out") in lines[0], err
+    assert "which JPEG cannot store" in lines[0] and not (tmp_path / "out.jpg").exists()
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])  # misread by PIL's raw reader / by OpenCV
+@pytest.mark.parametrize("channels", [3, 4])
+def test_a_planar_16_bit_tiff_is_refused_not_scrambled(tmp_path, capsys, models, compression, channels):  # noqa: F811
+    tifffile = pytest.importorskip("tifffile", reason="tifffile writes the planar TIFF")
+    planes = rgba16(20, 24)[..., :channels].transpose(2, 0, 1)  # (C, H, W): each channel stored whole
+    tifffile.imwrite(tmp_path / "p.tif", planes, photometric="rgb", planarconfig="separate", compression=compression,
+                     extrasamples=[2] if channels == 4 else None)
+    with Image.open(tmp_path / "p.tif") as pil:
+        assert pil.tag_v2.get(284) == 2  # PlanarConfiguration: separate
+    code, _, err = _cli(capsys, "denoise", "apply", str(models["denoise"][0]), str(tmp_path / "p.tif"),
+                        str(tmp_path / "o.png"))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and f"cannot read {tmp_path / 'p.tif'}: it is a planar TIFF (16-bit" in lines[0], err
+    assert "save it as an interleaved (contiguous) TIFF or as PNG" in lines[0] and not (tmp_path / "o.png").exists()
+    # the same levels interleaved are read, with 16 bits
+    tifffile.imwrite(tmp_path / "c.tif", planes.transpose(1, 2, 0), photometric="rgb", compression=compression,
+                     extrasamples=[2] if channels == 4 else None)
+    img = read_image_file(tmp_path / "c.tif")
+    assert img.bits == 16 and np.array_equal((img.rgb[0] * 65535).round().to(torch.int64).numpy(), planes[:3])

@@ -287,6 +287,28 @@ def test_bf16_precision_runs_channels_last_near_fp32(preset, monkeypatch, caplog
         Restorer(G, cfg, precision="fp16")
 
 
+def test_training_on_cuda_n_makes_it_current_and_resolves_bf16_for_it(monkeypatch, photos, tmp_path):
+    import ganforge.apps.restore_train as restore_train
+    from ganforge.training import perf
+    from test_restore_api import fake_gpus
+
+    asked = fake_gpus(monkeypatch, [(7, 5), (8, 0)])  # cuda:1 has native bf16, cuda:0 (current at first) not
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)  # restored after
+    resolved = []
+
+    class Stop(Exception):  # no CUDA in this torch: stop before anything goes to the GPU
+        pass
+
+    def resolve_then_stop(requested, device, **kw):
+        resolved.append((perf.resolve_precision(requested, device, **kw), torch.cuda.current_device()))
+        raise Stop
+
+    monkeypatch.setattr(restore_train, "resolve_precision", resolve_then_stop)
+    with pytest.raises(Stop):  # perf.precision=auto, the default
+        train_restorer(tiny("denoise-s25", "train.device=cuda:1"), photos=photos, runs_root=tmp_path, dry_run=True)
+    assert resolved == [("bf16", 1)] and asked == [("set_device", 1), ("capability", 1)]
+
+
 def test_work_scale_inpaints_the_shrunk_image_and_keeps_known_pixels():
     cfg = tiny("inpaint-center")
     G = perturbed_net(cfg, seed=2)

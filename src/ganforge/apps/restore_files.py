@@ -8,7 +8,8 @@ decodes them to 8 bits), an alpha channel is carried over (at 16 bits where the 
 super-resolution resized with the same MATLAB bicubic as the ``bicubic`` baseline), and an
 EXIF orientation is applied first, because the output is written without EXIF and a phone photo
 would otherwise come out on its side. The output format follows OUTPUT's suffix; an unknown
-suffix, or alpha for a format that cannot store it, is refused before the network runs.
+suffix, or alpha for a format that cannot store it, is refused before the network runs, as is a
+planar TIFF that would be misread (16-bit, or grey+alpha).
 """
 
 from __future__ import annotations
@@ -125,7 +126,14 @@ def _read16(path: Path, orientation: int, rawmode: str) -> np.ndarray | None:
         return None
     bands = rawmode.split(";")[0]
     take = _RAW16_CHANNELS.get(bands)
-    arr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)  # BGR(A)
+    # silenced: libtiff warns on stderr that an RGBA TIFF without ExtraSamples (OpenCV writes none) has
+    # a 4th sample of no stated meaning, which _RAW16_CHANNELS already settles; a failure is None, said by the caller
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        arr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)  # BGR(A)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     channels = 3 if bands == "RGB" else 4
     if take is None or arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] != channels:
         return None
@@ -137,8 +145,30 @@ def _read16(path: Path, orientation: int, rawmode: str) -> np.ndarray | None:
     return np.ascontiguousarray(_ORIENT.get(orientation, lambda a: a)(arr))  # upright
 
 
+def _refuse_planar_tiff(path: Path, role: str = "") -> None:
+    """Refuse a planar TIFF (PlanarConfiguration 2: each channel stored whole, one after another) that
+    would come out scrambled with exit 0: with 16 bits (PIL's raw reader takes each plane for 8-bit
+    samples; OpenCV's reader of a compressed one interleaves the planes wrongly) or of grey+alpha
+    (PIL reads alpha 0 from a compressed one). PIL reads 8-bit planar RGB and RGBA right (measured with
+    tifffile, uncompressed and zlib), so those pass. ``role``: "mask " for a mask file."""
+    try:
+        with Image.open(path) as header:  # the header only
+            if header.format != "TIFF":
+                return
+            tags = header.tag_v2
+            planar, samples, bits = tags.get(284, 1), tags.get(277, 1), tags.get(258, 8)
+    except Exception:  # not an image, a bomb, a bad header: open_image names what is wrong
+        return
+    bits = max(bits) if isinstance(bits, tuple) else bits
+    if planar == 2 and samples > 1 and (bits > 8 or samples == 2):
+        what = f"{bits}-bit" if bits > 8 else "grey+alpha"
+        raise UsageError(f"cannot read {role}{path}: it is a planar TIFF ({what}, each channel stored apart), which "
+                         "would be misread; save it as an interleaved (contiguous) TIFF or as PNG")
+
+
 def read_image_file(path: Path) -> ImageFile:
     """An image file -> ImageFile; an unreadable file is a UsageError naming it."""
+    _refuse_planar_tiff(path)
     try:
         with open(path, "rb") as f:
             raw = open_image(f)
@@ -194,6 +224,7 @@ def read_mask(path: Path, shape: tuple[int, int]) -> Tensor:
     by its alpha instead: what is painted (opaque) is missing, in any colour, so a hole painted in
     red on a transparent layer is not read as known because red is dark. A mask that marks no
     pixel, or every pixel, is a UsageError: there would be nothing to fill, or nothing to fill from."""
+    _refuse_planar_tiff(path, "mask ")
     try:
         with open(path, "rb") as f:
             img = upright(open_image(f))
@@ -239,16 +270,23 @@ def resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
     return (imresize(a, scale)[0, 0].clamp(0, 1) * top).round().numpy().astype(alpha.dtype)
 
 
-def check_output(out: Path, src: Path | None = None, *, alpha: bool = False) -> None:
-    """Refuse an output suffix we cannot write, or alpha (from ``src``) for a format without it."""
+def check_output(out: Path, src: Path | None = None, *, alpha: bool = False, grey: bool = False, bits: int = 8) -> None:
+    """Refuse an output suffix we cannot write, or alpha (from ``src``) for a format without it; the
+    formats advised instead keep what ``src`` holds (``grey``, ``bits``: sixteen_bits_kept)."""
     if out.suffix.lower() not in _suffixes():
         what = f"{out.suffix!r} is not an image type ganforge writes" if out.suffix else "a name without a suffix has no image type"
         raise UsageError(f"output {out}: {what}; "
                          f"end it with one of {', '.join(_suffixes())}")
     fmt = OUTPUT_FORMATS[out.suffix.lower()][0]
     if alpha and fmt in _NO_ALPHA:
-        raise UsageError(f"input {src} has an alpha channel, which {fmt} cannot store: write {out.with_suffix('.png')} "
-                         "(or .tif, .webp) instead")
+        # PNG first (always written); at 16 bits only those that keep them (sixteen_bits_kept): WebP has 8,
+        # and a grey+alpha TIFF is written with 8
+        sixteen = _SIXTEEN_BIT_GREY_ALPHA_FORMATS if grey else _SIXTEEN_BIT_FORMATS
+        keep = [suffix for suffix in (".png", ".tif", ".webp")
+                if suffix in _suffixes() and (bits != 16 or OUTPUT_FORMATS[suffix][0] in sixteen)]
+        others = f" (or {', '.join(keep[1:])})" if keep[1:] else ""
+        raise UsageError(f"input {src} has an alpha channel, which {fmt} cannot store: write {out.with_suffix(keep[0])}"
+                         f"{others} instead" + (" to keep its 16 bits" if bits == 16 else ""))
 
 
 def sixteen_bits_kept(path: Path, *, grey: bool = False, alpha: bool = False) -> bool:

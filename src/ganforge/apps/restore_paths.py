@@ -113,7 +113,7 @@ def _check_folder(pairs: list[tuple[Path, Path]], masks: dict[Path, Path] | None
             generated_mask(mask_kind, src, *img.rgb.shape[-2:], gen)
         elif masks is not None:
             read_mask(masks[src], tuple(img.rgb.shape[-2:]))
-        check_output(dst, src, alpha=img.alpha is not None and mask_kind != "alpha")
+        check_output(dst, src, alpha=img.alpha is not None and mask_kind != "alpha", grey=img.grey, bits=img.bits)
     log.info("checked all %d images%s before restoring any", len(pairs), " and their masks" if masks else "")
 
 
@@ -165,7 +165,7 @@ def _restore_pairs(restorer: Restorer, pairs: list[tuple[Path, Path]], masks: di
             else:
                 mask = generated_mask(mask_kind, src, h, w, gen)
             x = x * (1 - mask)
-        check_output(dst, src, alpha=alpha is not None)  # before the network runs
+        check_output(dst, src, alpha=alpha is not None, grey=img.grey, bits=img.bits)  # before the network runs
         if mask is not None and not written:  # once, when the first image is ready to run
             _warn_if_centre_only(restorer.config, mask_kind)
         if alpha is not None and restorer.task == "sr":

@@ -296,10 +296,15 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
     cfg = absolute_paths(validate(cfg))
     t, lo = cfg.train, cfg.loss
     device = resolve_device(t.device)
+    if device.index is not None:  # cuda:N made current, as GAN training does: calls that take the current
+        torch.cuda.set_device(device)  # GPU (bf16 support, cudnn, the allocator) then ask this one, not cuda:0
     if t.threads:
         torch.set_num_threads(t.threads)
     if device.type == "cuda":  # patches have one fixed shape: time the conv algorithms once, keep the fastest
         torch.backends.cudnn.benchmark = cfg.perf.cudnn_benchmark
+    # precision resolved for the training GPU (cuda:N, now current); bf16 autocast needs no grad scaler
+    precision = resolve_precision(cfg.perf.precision, device)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
     torch.manual_seed(t.seed)  # weight init; the sampler and degradations have their own generator
 
     # --- data: uint8 photos on the training device (data.on_device) or the CPU; patches cut and
@@ -312,7 +317,7 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
     val_set = validation_set(val_photos, cfg)
     scale = cfg.degrade.scale if cfg.task == "sr" else 1
 
-    # --- networks, EMA, precision
+    # --- networks, EMA
     G = build_restorer(cfg)
     if t.init_from and found is None:  # a training state holds G already
         _init_from(G, cfg)
@@ -327,8 +332,6 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
         G = G.to(memory_format=torch.channels_last)
         D = D.to(memory_format=torch.channels_last) if D is not None else None
     ema = EMA(G, t.ema_decay) if t.ema_decay > 0 else None
-    precision = resolve_precision(cfg.perf.precision, device)  # bf16 autocast needs no grad scaler
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
     phases = [Phase("pixel", t.total_steps, cfg.optim.lr, *make_pixel_step(cfg, G, autocast))] if t.total_steps else []
     if adversarial:
         phases.append(Phase("adversarial", t.adv_steps, cfg.optim.lr_adv, *make_adversarial_step(cfg, G, D, perceptual, autocast)))

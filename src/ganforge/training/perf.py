@@ -16,9 +16,15 @@ log = logging.getLogger("ganforge.perf")
 
 def bf16_is_native(device: torch.device) -> bool:
     """True where bf16 matmuls/convs run on hardware units: CUDA GPUs with bf16 (Ampere+), or
-    CPUs whose oneDNN has bf16 kernels (AVX512-BF16 / AMX). Elsewhere bf16 is emulated and slow."""
+    CPUs whose oneDNN has bf16 kernels (AVX512-BF16 / AMX). Elsewhere bf16 is emulated and slow.
+    For CUDA the GPU asked about is ``device`` (cuda:1 is not cuda:0): torch.cuda.is_bf16_supported()
+    asks the current GPU, and says True for a pre-Ampere one that only emulates bf16."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        if not torch.cuda.is_available():
+            return False
+        if torch.version.hip:  # ROCm: every GPU it supports has bf16 (as torch.cuda.is_bf16_supported says)
+            return True
+        return torch.cuda.get_device_capability(device)[0] >= 8  # Ampere (compute capability 8.0) or newer
     if device.type == "cpu":
         try:
             return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
