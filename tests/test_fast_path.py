@@ -122,6 +122,23 @@ def test_compiled_fp32_matches_eager_on_cuda(tmp_path, digits32, mode):
     np.testing.assert_allclose(b, a, rtol=0, atol=5e-2)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_conditional_sqrt_labels_on_cuda_with_cuda_graphs(tmp_path, digits32):
+    # the digits hold 174 to 183 a class, so fake labels come from label_sampler's inverse CDF
+    # (rand + searchsorted on the GPU, train.fake_labels=sqrt) beside compiled, graph-captured nets
+    from ganforge.training.loop import label_sampler
+
+    out = run(tmp_path, "cond", digits32, 20, "model.num_classes=10", "perf.compile=true",
+              "perf.compile_mode=reduce-overhead")
+    assert out.shape == (20, 2) and np.isfinite(out).all()
+    counts = torch.tensor([900.0, 0.0, 60.0, 40.0]).sqrt()
+    torch.manual_seed(0)
+    labels = label_sampler(4, 100_000, torch.device("cuda"), counts)()
+    assert labels.device.type == "cuda"
+    freq = torch.bincount(labels.cpu(), minlength=4).double() / 1e5
+    assert torch.allclose(freq, counts.double() / counts.sum(), atol=0.004) and freq[1] == 0
+
+
 def test_fast_path_settings_are_checked():
     with pytest.raises(UsageError, match="d_concat"):
         apply_overrides(RunConfig(), ["model.arch=dcgan", "model.d_batchnorm=true", "perf.d_concat=true"])
