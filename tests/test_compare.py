@@ -192,6 +192,11 @@ def test_a_group_must_be_runs_of_one_recipe_with_different_seeds(tmp_path):
     ls = run("ls", "train.seed=2", "loss.kind=lsgan")
     with pytest.raises(UsageError, match=r"is not the recipe of .*s0 in group g: loss.kind='lsgan' \(vs 'ns'\)"):
         _check_group("g", [s0, ls])
+    # fake labels draw nothing for an unconditional net (runs saved under another default still group)
+    _check_group("g", [s0, run("data", "train.seed=3", "train.fake_labels=data")])
+    c0 = run("c0", "train.seed=0", "model.num_classes=10")
+    with pytest.raises(UsageError, match=r"train.fake_labels='data' \(vs 'sqrt'\)"):
+        _check_group("g", [c0, run("c1", "train.seed=1", "model.num_classes=10", "train.fake_labels=data")])
     np.savez(tmp_path / "x.npz", images=np.zeros((4, 28, 28), np.uint8))
     with pytest.raises(UsageError, match="is not a run folder or saved generator"):
         compare([[s0, str(tmp_path / "x.npz")], s1])

@@ -142,8 +142,10 @@ def _check_group(name: str, members: list[str]) -> None:
                              f"train.seed={cfg.train.seed}: the runs of a group differ in train.seed")
         seeds[cfg.train.seed] = t
         a, b = _flat(to_dict(configs[first])), _flat(to_dict(cfg))
-        diff = [f"{k}={b.get(k)!r} (vs {a.get(k)!r})" for k in sorted(set(a) | set(b))
-                if a.get(k) != b.get(k) and not any(k == x or k.startswith(x + ".") for x in _NOT_RECIPE)]
+        # train.fake_labels draws nothing for an unconditional net (and its default changed: data, then sqrt)
+        inert = ("train.fake_labels",) if not (cfg.model.num_classes or configs[first].model.num_classes) else ()
+        diff = [f"{k}={b.get(k)!r} (vs {a.get(k)!r})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
+                and not any(k == x or k.startswith(x + ".") for x in _NOT_RECIPE) and k not in inert]
         if diff:
             raise UsageError(f"{t} is not the recipe of {first} in group {name}: {'; '.join(diff[:4])}"
                              f"{' ...' if len(diff) > 4 else ''}; the runs of a group may differ only in train.seed")
