@@ -205,20 +205,25 @@ def test_overwrite_is_an_alias_of_force(tmp_path, capsys, models):
     ("L", True, False), ("LA", True, True), ("I;16", True, False), ("1", True, False), ("RGB", False, False),
     ("RGBA", False, True), ("P", False, False), ("P+transparency", False, True), ("CMYK", False, False),
     ("LAB", False, False),  # its "A" band is colour, not alpha
+    ("RGB+transparency", False, True), ("L+transparency", True, True),  # tRNS: one colour or grey level clear
 ])
 def test_read_image_file_knows_grey_and_alpha_from_the_mode(tmp_path, mode, grey, alpha):
     img = Image.fromarray(smooth(6, 8))
-    if mode == "P+transparency":
-        img = img.convert("P")
-        img.info["transparency"] = 0
+    key = None  # the transparent palette index, colour or grey level (a PNG tRNS chunk)
+    if mode.endswith("+transparency"):
+        img = img.convert(mode.split("+")[0])
+        key = 0 if mode.startswith("P") else tuple(img.getpixel((0, 0))) if mode.startswith("RGB") else img.getpixel((0, 0))
         suffix = ".png"
     else:
         img = img.convert(mode) if mode not in ("I;16", "LAB") else (img.convert("L").convert("I;16") if mode == "I;16"
                                                                      else Image.new("LAB", (8, 6), (50, 10, 20)))
         suffix = ".tif" if mode in ("CMYK", "LAB") else ".png"
-    img.save(tmp_path / f"x{suffix}", **({"transparency": 0} if mode == "P+transparency" else {}))
+    img.save(tmp_path / f"x{suffix}", **({"transparency": key} if key is not None else {}))
     got = read_image_file(tmp_path / f"x{suffix}")
     assert got.rgb.shape == (1, 3, 6, 8) and got.grey == grey and (got.alpha is not None) == alpha
+    if mode in ("RGB+transparency", "L+transparency"):  # the keyed pixels are clear, the others opaque
+        want = np.asarray(Image.open(tmp_path / f"x{suffix}").convert("RGBA"))[..., 3]
+        assert np.array_equal(got.alpha, want) and got.alpha[0, 0] == 0 and (got.alpha == 255).any()
     if grey:
         assert torch.equal(got.rgb[:, 0], got.rgb[:, 1]) and torch.equal(got.rgb[:, 1], got.rgb[:, 2])
 

@@ -72,7 +72,8 @@ class ImageFile:
 
 def _has_alpha(img: Image.Image) -> bool:
     # LAB's "A" band is a colour channel: alpha is known by the mode, not by the band name
-    return img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info)
+    # a PNG's tRNS chunk: a palette's alpha, or one colour (RGB) or grey level (L) that is transparent
+    return img.mode in _ALPHA_MODES or (img.mode in ("P", "RGB", "L") and "transparency" in img.info)
 
 
 def _alpha_of(img: Image.Image) -> np.ndarray | None:
