@@ -6,7 +6,8 @@ optimiser) trains on it for --steps G steps (LR decay from the half) once per ar
 - `frequencies`: fake labels drawn in the training labels' frequencies (train.fake_labels=data);
 - `uniform`: fake labels uniform over the 10 classes (train.fake_labels=uniform, ganforge's default,
   as BigGAN and StudioGAN);
-- `sqrt` (with --arms): fake labels in the square roots of the training frequencies (train.fake_labels=sqrt).
+- `sqrt` (with --arms): fake labels in the square roots of the training frequencies (train.fake_labels=sqrt);
+- `sqrt-diffaug` (with --arms): `sqrt` with DiffAugment (train.augment=translation,cutout).
 Scored on 10,000 images: FID and KID against the 1242 training digits in their class mix (mnist-clf,
 evaluation seeds 0, 1, 2), and each class's label agreement (the share of 500 images asked for class
 k that mnist-clf reads as k): the tail is where uniform fake labels would hurt.
@@ -39,6 +40,8 @@ from ganforge.training import train
 
 TAIL = [round(500 * 0.6**k) for k in range(10)]
 ARMS = {"frequencies": "data", "uniform": "uniform", "sqrt": "sqrt"}  # arm -> train.fake_labels
+# arms beyond the label mix: arm -> (train.fake_labels, more overrides)
+EXTRA_ARMS = {"sqrt-diffaug": ("sqrt", ["train.augment=translation,cutout"])}
 
 
 def longtail() -> ImageData:
@@ -54,7 +57,8 @@ def train_arm(out: Path, arm: str, seed: int, steps: int, data: ImageData) -> Pa
         return run
     cfg = apply_overrides(get_preset("cgan-mnist"), [f"train.seed={seed}", f"train.total_steps={steps}",
                           f"optim.decay_start_step={steps // 2}", "train.progress=false", "train.threads=1",
-                          "train.sample_every=0", f"train.fake_labels={ARMS[arm]}"])
+                          "train.sample_every=0", f"train.fake_labels={ARMS.get(arm) or EXTRA_ARMS[arm][0]}",
+                          *EXTRA_ARMS.get(arm, ("", []))[1]])
     t0 = time.perf_counter()
     train(cfg, out=run, data=data)
     (out / f"{arm}-s{seed}.time").write_text(f"{time.perf_counter() - t0:.1f}\n")
@@ -91,7 +95,7 @@ def summarize(out: Path) -> None:
     for f in sorted(out.glob("result*.json")):
         runs.update(json.loads(f.read_text())["runs"])
     print("| arm | runs | trained | FID (trained) | agreement 0–4 | 5–9 | 7–9 (14, 8, 5 digits) |\n|---|---|---|---|---|---|---|")
-    for arm in ARMS:
+    for arm in [*ARMS, *EXTRA_ARMS]:
         rows = {k: v for k, v in runs.items() if k.rsplit("-s", 1)[0] == arm}
         ok = [v for v in rows.values() if np.mean(v["fid"]) < COLLAPSED_FID]
         seeds = sorted(int(k.rsplit("-s", 1)[1]) for k, v in rows.items() if np.mean(v["fid"]) >= COLLAPSED_FID)
