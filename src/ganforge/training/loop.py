@@ -249,7 +249,8 @@ def train(
     if conditional and main and not dry_run and class_counts.max() >= 10 * class_counts.min():
         log.warning("the classes hold %d to %d images (train.fake_labels=%s): on a long-tailed MNIST (500 to 5) "
                     "cgan-mnist trained 7 of 10 runs with sqrt (the default), 3 with uniform and 9 with data, which "
-                    "could not draw the three rarest classes; check a run's samples per class (docs/AUGMENTATION.md)",
+                    "could not draw the three rarest classes, and 10 of 10 with sqrt and train.augment=translation,cutout, "
+                    "at a worse FID; check a run's samples per class (docs/AUGMENTATION.md)",
                     int(class_counts.min()), int(class_counts.max()), t.fake_labels)
     fake_weights = None if uniform else class_counts.double() ** (0.5 if t.fake_labels == "sqrt" else 1.0)  # (K,)
     fake_labels = label_sampler(conditional, t.batch_size, device, fake_weights)
