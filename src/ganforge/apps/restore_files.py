@@ -93,16 +93,40 @@ _ORIENT = {
 }
 
 
-def _sixteen_bit_rawmode(path: Path, img: Image.Image) -> str:
+@dataclass(frozen=True)
+class _Header:
+    """What a file's header says, read once before it is decoded: PIL decodes a 16-bit PNG or TIFF to
+    8 bits (and a loaded image has lost its tiles), so the raw mode, and for a TIFF its layout, come
+    from here."""
+
+    format: str | None
+    mode: str
+    rawmode: str  # the first tile's raw mode ("RGB;16B", "RGBA;16N", "LA;16B", ...), or ""
+    planar: int = 1  # TIFF PlanarConfiguration (2: each channel stored apart)
+    samples: int = 1  # TIFF SamplesPerPixel
+    bits: int = 8  # TIFF BitsPerSample (the largest)
+
+
+def _read_header(path: Path) -> _Header | None:
+    """The header of ``path``, or None where PIL cannot open it (open_image then names what is wrong)."""
+    try:
+        with Image.open(path) as h:
+            args = h.tile[0].args if h.tile else None
+            rawmode = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else ""
+            tags = h.tag_v2 if h.format == "TIFF" else {}
+            bits = tags.get(258, 8)
+            return _Header(h.format, h.mode, rawmode if isinstance(rawmode, str) else "", tags.get(284, 1),
+                           tags.get(277, 1), max(bits) if isinstance(bits, tuple) else bits)
+    except Exception:  # not an image, a bomb, a bad header
+        return None
+
+
+def _sixteen_bit_rawmode(header: _Header | None) -> str:
     """The raw mode of an RGB/RGBA PNG or TIFF that stores 16 bits per channel ("RGB;16B", "RGBA;16N",
-    "LA;16B": a grey+alpha PNG, which PIL opens as RGBA), else "". PIL decodes those to 8 bits (the
-    high byte); the raw mode in the header says what the file holds."""
-    if img.mode not in ("RGB", "RGBA") or img.format not in _SIXTEEN_BIT_FORMATS:
+    "LA;16B": a grey+alpha PNG, which PIL opens as RGBA), else ""."""
+    if header is None or header.mode not in ("RGB", "RGBA") or header.format not in _SIXTEEN_BIT_FORMATS:
         return ""
-    with Image.open(path) as header:  # the tiles are gone from a loaded image; a re-open reads the header only
-        args = header.tile[0].args if header.tile else None
-    rawmode = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else ""
-    return rawmode if isinstance(rawmode, str) and ";16" in rawmode else ""
+    return header.rawmode if ";16" in header.rawmode else ""
 
 
 # the bands of a 16-bit raw mode (before ";16") -> the channels taken, in order, from OpenCV's BGR(A)
@@ -146,35 +170,28 @@ def _read16(path: Path, orientation: int, rawmode: str) -> np.ndarray | None:
     return np.ascontiguousarray(_ORIENT.get(orientation, lambda a: a)(arr))  # upright
 
 
-def _refuse_planar_tiff(path: Path, role: str = "") -> None:
+def _refuse_planar_tiff(path: Path, header: _Header | None, role: str = "") -> None:
     """Refuse a planar TIFF (PlanarConfiguration 2: each channel stored whole, one after another) that
     would come out scrambled with exit 0: with 16 bits (PIL's raw reader takes each plane for 8-bit
     samples; OpenCV's reader of a compressed one interleaves the planes wrongly) or of grey+alpha
     (PIL reads alpha 0 from a compressed one). PIL reads 8-bit planar RGB and RGBA right (measured with
     tifffile, uncompressed and zlib), so those pass. ``role``: "mask " for a mask file."""
-    try:
-        with Image.open(path) as header:  # the header only
-            if header.format != "TIFF":
-                return
-            tags = header.tag_v2
-            planar, samples, bits = tags.get(284, 1), tags.get(277, 1), tags.get(258, 8)
-    except Exception:  # not an image, a bomb, a bad header: open_image names what is wrong
-        return
-    bits = max(bits) if isinstance(bits, tuple) else bits
-    if planar == 2 and samples > 1 and (bits > 8 or samples == 2):
-        what = f"{bits}-bit" if bits > 8 else "grey+alpha"
+    h = header
+    if h is not None and h.format == "TIFF" and h.planar == 2 and h.samples > 1 and (h.bits > 8 or h.samples == 2):
+        what = f"{h.bits}-bit" if h.bits > 8 else "grey+alpha"
         raise UsageError(f"cannot read {role}{path}: it is a planar TIFF ({what}, each channel stored apart), which "
                          "would be misread; save it as an interleaved (contiguous) TIFF or as PNG")
 
 
 def read_image_file(path: Path) -> ImageFile:
     """An image file -> ImageFile; an unreadable file is a UsageError naming it."""
-    _refuse_planar_tiff(path)
+    header = _read_header(path)  # once, before decoding: the planar check and the 16-bit raw mode
+    _refuse_planar_tiff(path, header)
     try:
         with open(path, "rb") as f:
             raw = open_image(f)
             img = upright(raw)
-        rawmode = _sixteen_bit_rawmode(path, raw)
+        rawmode = _sixteen_bit_rawmode(header)
         grey_alpha = rawmode.startswith("LA")  # a 16-bit grey+alpha PNG, which PIL opens as 8-bit RGBA
         if rawmode:
             levels = _read16(path, raw.getexif().get(0x0112, 1), rawmode)  # (H, W, 2 | 3 | 4) | None
@@ -225,7 +242,7 @@ def read_mask(path: Path, shape: tuple[int, int]) -> Tensor:
     by its alpha instead: what is painted (opaque) is missing, in any colour, so a hole painted in
     red on a transparent layer is not read as known because red is dark. A mask that marks no
     pixel, or every pixel, is a UsageError: there would be nothing to fill, or nothing to fill from."""
-    _refuse_planar_tiff(path, "mask ")
+    _refuse_planar_tiff(path, _read_header(path), "mask ")
     try:
         with open(path, "rb") as f:
             img = upright(open_image(f))
