@@ -120,3 +120,47 @@ def test_device_names_torch_would_refuse_are_usage_errors(monkeypatch, name):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(UsageError, match="has 1 CUDA device\\(s\\): use cuda:0, cuda or auto"):
         resolve_device("cuda:1", "--device")
+
+
+def test_a_device_flag_with_spaces_reads_as_set_reads_it(monkeypatch):
+    # --set "train.device= cuda" strips the value; --device " cuda" was refused as "not a device"
+    from ganforge.device import resolve_device
+
+    assert resolve_device(" cpu ", "--device") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("\tcuda:1 ", "--device") == torch.device("cuda:1")
+    with pytest.raises(UsageError, match=r"--device 'cu da' is not a device"):
+        resolve_device(" cu da ", "--device")
+
+
+def test_training_leaves_the_callers_current_gpu_current(monkeypatch):
+    # train() and train_restorer() make cuda:N current (for bf16 support and CUDA graphs); a Python
+    # caller's own current GPU must be current again afterwards, on success and on an error
+    from ganforge.apps.restore_train import train_restorer
+    from ganforge.device import keeps_current_cuda_device
+    from ganforge.training.loop import train
+
+    state = {"initialized": True, "current": 1}
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: state["initialized"])
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: state["current"])
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: state.update(current=torch.device("cuda", d).index
+                                                                         if isinstance(d, int) else torch.device(d).index))
+
+    @keeps_current_cuda_device
+    def trains(fail: bool) -> str:
+        torch.cuda.set_device("cuda:3")
+        if fail:
+            raise UsageError("stopped")
+        return "done"
+
+    assert trains(False) == "done" and state["current"] == 1
+    with pytest.raises(UsageError):
+        trains(True)
+    assert state["current"] == 1
+    state.update(initialized=False, current=0)  # CUDA untouched before: GPU 0 is current again after
+    trains_init = keeps_current_cuda_device(lambda: (state.update(initialized=True), torch.cuda.set_device(2)))
+    trains_init()
+    assert state["current"] == 0
+    wrapper = keeps_current_cuda_device(lambda: None).__code__  # both entry points carry the decorator
+    assert train.__code__ is wrapper and train_restorer.__code__ is wrapper

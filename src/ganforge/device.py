@@ -5,7 +5,9 @@ none of them should import the training loop for it)."""
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Callable, TypeVar
 
 import torch
 
@@ -24,6 +26,8 @@ def is_device_name(name: object) -> bool:
 def resolve_device(name: str, option: str = "train.device") -> torch.device:
     """cpu | cuda | cuda:N | auto -> a torch.device; ``option`` names the setting in the errors
     (a config key such as train.device, or a CLI flag such as --device)."""
+    if isinstance(name, str):  # --device " cuda" as --set "train.device= cuda" is: the spaces are dropped
+        name = name.strip()
     sep = " " if option.startswith("-") else "="  # --device cuda, train.device=cuda
     shown, use = f"{option}{sep}{name!r}", f"{option}{sep}cpu or auto"
     if name == "auto":
@@ -37,3 +41,24 @@ def resolve_device(name: str, option: str = "train.device") -> torch.device:
         have = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
         raise UsageError(f"{shown} but this machine has {count} CUDA device(s): use {have}, cuda or auto")
     return torch.device(name)
+
+
+F = TypeVar("F", bound=Callable)
+
+
+def keeps_current_cuda_device(fn: F) -> F:
+    """Decorates a function that makes cuda:N the current GPU (training does, so that the calls that
+    ask the current GPU, bf16 support and CUDA graphs, ask that one): the caller's current GPU is
+    current again when it returns or raises. Before CUDA is initialised the current GPU is 0 (the
+    first visible one), and that is what is restored; checking does not initialise CUDA."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        before = torch.cuda.current_device() if torch.cuda.is_initialized() else 0
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if torch.cuda.is_initialized() and torch.cuda.current_device() != before:
+                torch.cuda.set_device(before)
+
+    return wrapper  # type: ignore[return-value]

@@ -47,7 +47,7 @@ from ganforge.training.checkpoint import mismatch
 from ganforge.training.ema import EMA
 from ganforge.training.guard import StopRequest, TrainingInterrupted
 from ganforge.training.logger import MetricsLog
-from ganforge.device import resolve_device
+from ganforge.device import keeps_current_cuda_device, resolve_device
 from ganforge.training.perf import resolve_precision
 from ganforge.training.rundir import create_run_dir
 
@@ -255,6 +255,7 @@ def _check_photos(photos) -> None:
                              "0..255; float [0, 1] ones: (x * 255).round().to(torch.uint8); grey (1, H, W): .repeat(3, 1, 1))")
 
 
+@keeps_current_cuda_device  # cuda:N is made current below; the caller's GPU is current again after
 def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None = None, runs_root: str | Path = "runs",
                    photos: list[Tensor] | None = None, resume: str | Path | None = None,
                    dry_run: bool = False) -> Path | None:

@@ -66,6 +66,7 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, overwrite, save
     from ganforge.modes.methods import METHODS, get_method, parse_sets
     from ganforge.modes.stacked import STACKED_METHODS, get_stacked_method, run_stacked, stacked_config
 
+    device = device.strip()  # --device " cuda" reads as cuda, as resolve_device and --set read it
     if trials < 1:
         raise UsageError(f"--trials must be at least 1, got {trials}")
     if threads < 1:

@@ -28,7 +28,7 @@ from ganforge import __version__
 from ganforge.config import RESUMABLE_KEYS, RunConfig, dumps, read_run_config, validate
 from ganforge.configio import config_for_resume
 from ganforge.data import Batcher, ImageData, load_images
-from ganforge.device import resolve_device
+from ganforge.device import keeps_current_cuda_device, resolve_device
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes, image_grid, save_png
 from ganforge.models import build_discriminator, build_generator, check_model_config
@@ -155,6 +155,7 @@ def label_sampler(num_classes: int, batch: int, device: torch.device, counts: to
 # ----------------------------------------------------------------------------- the loop
 
 
+@keeps_current_cuda_device  # cuda:N is made current below; the caller's GPU is current again after
 def train(
     cfg: RunConfig | None = None,
     *,
