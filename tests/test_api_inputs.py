@@ -164,3 +164,16 @@ def test_training_leaves_the_callers_current_gpu_current(monkeypatch):
     assert state["current"] == 0
     wrapper = keeps_current_cuda_device(lambda: None).__code__  # both entry points carry the decorator
     assert train.__code__ is wrapper and train_restorer.__code__ is wrapper
+
+
+def test_gan_training_on_cuda_n_makes_it_current_and_restores_the_callers(monkeypatch, tmp_path):
+    from ganforge.presets import get_preset
+    from ganforge.config import apply_overrides
+    from ganforge.training.loop import train
+    from test_restore_api import fake_gpus
+
+    asked = fake_gpus(monkeypatch, [(8, 0), (8, 0)])  # cuda:0 current at first
+    cfg = apply_overrides(get_preset("dcgan-mnist"), ["train.device=cuda:1", "train.total_steps=1", "data.max_images=64"])
+    with pytest.raises(Exception):  # this torch has no CUDA: it stops when the data goes to the GPU
+        train(cfg, runs_root=tmp_path)
+    assert asked[0] == ("set_device", 1) and asked[-1] == ("set_device", 0)
