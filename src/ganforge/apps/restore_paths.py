@@ -21,7 +21,7 @@ from ganforge.apps.restore_files import (check_output, mask_from_alpha, plan_out
                                          read_mask, resize_alpha, sixteen_bits_kept, write_image)
 from ganforge.data.decode import is_image_name
 from ganforge.errors import UsageError
-from ganforge.metrics.imagesets import WarnOnce
+from ganforge.logs import WarnOnce
 
 if TYPE_CHECKING:  # restore_apply imports this module (apply_to_path is its API too)
     from ganforge.apps.restore_apply import Restorer

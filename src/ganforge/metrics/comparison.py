@@ -30,7 +30,7 @@ from ganforge.device import resolve_device
 from ganforge.errors import UsageError
 from ganforge.metrics.evaluation import METRICS, MetricOptions, check_seed, evaluate, parse_metrics
 from ganforge.metrics.extractors import FeatureExtractor, load_extractor
-from ganforge.metrics.imagesets import WarnOnce
+from ganforge.logs import WarnOnce
 from ganforge.metrics.run_defaults import TrainingData, default_metrics, is_generator_dir, resolve_defaults
 
 log = logging.getLogger("ganforge.eval")

@@ -40,25 +40,6 @@ class ImageSet:
     class_names: list[str] | None = None  # the generator's class names where its run kept them, or the set's
 
 
-class WarnOnce(logging.Filter):
-    """Lets each distinct warning through once. Periodic evaluation and compare repeat evaluate() on
-    the same inputs, so a warning about them (an ``eval.ref`` of another size, an FID from a small
-    set) would otherwise repeat at every evaluation."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        message = record.getMessage()
-        if message in self.seen:
-            return False
-        self.seen.add(message)
-        return True
-
-
 def as_nchw_uint8(array, what: str) -> Tensor:
     """uint8 numpy/torch (N, H, W), (N, H, W, C) or (N, C, H, W) with C in {1, 3} -> uint8 torch (N, C, H, W)."""
     x = torch.as_tensor(np.asarray(array)) if not isinstance(array, Tensor) else array.detach().cpu()

@@ -26,7 +26,8 @@ from torch import nn
 from ganforge.config import EVAL_DIRECTIONS, RunConfig
 from ganforge.data import ImageData
 from ganforge.errors import UsageError
-from ganforge.metrics.imagesets import ImageSet, WarnOnce, load_image_set
+from ganforge.logs import WarnOnce
+from ganforge.metrics.imagesets import ImageSet, load_image_set
 from ganforge.io import atomic_write_json
 from ganforge.training import checkpoint as ckpt
 
