@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image, ImageOps, features
 
-from ganforge.apps.restore_files import _ORIENT, _tiff_with_shorts, read_image_file, resize_alpha
+from ganforge.apps.restore_files import read_image_file, resize_alpha
+from ganforge.apps.restore_files16 import ORIENT, tiff_with_shorts
 from test_restore_files import models, smooth  # noqa: F401  (module fixture: tiny saved nets)
 from test_restore_models import one_thread  # noqa: F401
 from test_restore_train import _cli
@@ -62,7 +63,7 @@ def write_rgba16(path, rgba, extra_samples=2, orientation=None):
     data = cv2.imencode(path.suffix, np.ascontiguousarray(rgba[..., [2, 1, 0, 3]]))[1].tobytes()
     if path.suffix == ".tif":
         tags = ({} if extra_samples is None else {338: extra_samples}) | ({} if orientation is None else {274: orientation})
-        data = _tiff_with_shorts(data, tags)
+        data = tiff_with_shorts(data, tags)
     elif orientation is not None:
         exif = Image.Exif()
         exif[0x0112] = orientation
@@ -83,15 +84,20 @@ def read_rgba16(path):
     return bgra[..., [2, 1, 0, 3]]
 
 
-@pytest.fixture
-def no_opencv(monkeypatch):
-    """cv2 neither imports nor is found, as without the restore extra."""
+def hide(monkeypatch, module):
+    """``module`` neither imports nor is found, as without the extra that brings it."""
     import importlib.util
 
     real_import, real_find = builtins.__import__, importlib.util.find_spec
     monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
-                        if name == "cv2" else real_import(name, *a, **k))
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cv2" else real_find(name, *a))
+                        if name == module else real_import(name, *a, **k))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else real_find(name, *a))
+
+
+@pytest.fixture
+def no_opencv(monkeypatch):
+    """cv2 neither imports nor is found, as without the restore extra."""
+    hide(monkeypatch, "cv2")
 
 
 def read_grey_alpha16(path):
@@ -149,7 +155,7 @@ def test_the_exif_orientation_turns_16_bit_colour_as_pil_turns_its_8_bit_reading
     with Image.open(tmp_path / "turned.png") as pil:
         want8 = np.asarray(ImageOps.exif_transpose(pil))  # PIL: the high byte of each level, upright
     assert got16.shape == want8.shape and np.array_equal(got16 >> 8, want8)
-    assert orientation == 1 or (orientation in _ORIENT and not np.array_equal(got16, levels))  # it was turned
+    assert orientation == 1 or (orientation in ORIENT and not np.array_equal(got16, levels))  # it was turned
 
 
 def test_without_opencv_a_16_bit_colour_file_is_read_with_8_bits_and_says_so(tmp_path, caplog, no_opencv):
@@ -317,7 +323,7 @@ def test_the_exif_orientation_turns_16_bit_rgba_as_pil_turns_its_8_bit_reading(t
     with Image.open(tmp_path / f"turned{suffix}") as pil:
         want8 = np.asarray(ImageOps.exif_transpose(pil))  # RGBA: the high bytes, upright
     assert got16.shape == want8.shape and np.array_equal(got16 >> 8, want8)
-    assert np.array_equal(got16, _ORIENT[orientation](rgba))  # turned once: the 16 bits kept
+    assert np.array_equal(got16, ORIENT[orientation](rgba))  # turned once: the 16 bits kept
 
 
 def test_a_16_bit_tiff_with_premultiplied_alpha_or_an_unnamed_4th_sample_is_read_as_pil_reads_it(tmp_path):

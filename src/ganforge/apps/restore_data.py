@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ganforge.apps.degrade import imresize, make_mask, quantize, sr_degrade
 from ganforge.apps.restore_config import SKIMAGE_SOURCE, RestoreConfig, mask_kinds
+from ganforge.apps.restore_files import image_header, refuse_planar_tiff
 from ganforge.apps.restore_models import fill_holes
 from ganforge.data.decode import DEFAULT_MAX_PIXELS
 from ganforge.data.files import ImageFiles, decode_entries
@@ -68,13 +69,22 @@ def _file_photos(path: Path, max_images: int) -> list[np.ndarray]:
         if not entries:
             raise UsageError(f"no images found in {path} (png, jpg, jpeg, bmp, ... in sub-folders too)")
         out: list[np.ndarray | None] = [None] * len(entries)
+        refused: dict[int, str] = {}  # entry -> apply's refusal of a planar TIFF that PIL misreads
 
-        def keep(i: int, img: Image.Image) -> None:  # runs in a worker thread, writes its own slot
+        def keep(i: int, img: Image.Image) -> str | None:  # runs in a worker thread, writes its own slot
+            try:  # the tags PIL parsed as it opened the file, checked as apply checks them
+                refuse_planar_tiff(entries[i].display, image_header(img))
+            except UsageError as exc:
+                refused[i] = str(exc)
+                return "planar TIFF"  # a bad entry: the first one stops the loading
             out[i] = np.array(to_8bit(img, 3), dtype=np.uint8)  # (H, W, 3), writable
+            return None
 
         bad = decode_entries(files, entries, keep, max_pixels=DEFAULT_MAX_PIXELS, stop_at_first_bad=True)
     if bad:
         i, reason = bad[0]
+        if i in refused:  # in apply's words: `ganforge data check` does not know this one
+            raise UsageError(refused[i])
         raise UsageError(f"bad image {entries[i].display}: {reason}; fix or delete it (`ganforge data check {path}` lists every bad file)")
     return out  # type: ignore[return-value]
 

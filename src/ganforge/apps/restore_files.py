@@ -4,20 +4,19 @@ The networks see RGB, but the output keeps what the input file was: a grey file 
 (ITU-R 601 luma of the restored RGB, the Y that SR scores), a 16-bit file is read and written
 with 16 bits (PNG, TIFF; the networks were trained on 8-bit photos, but 8 bits would throw away
 levels the file holds; 16-bit colour, with or without alpha, and grey+alpha go through OpenCV, as PIL
-decodes them to 8 bits), an alpha channel is carried over (at 16 bits where the file has them; for
-super-resolution resized with the same MATLAB bicubic as the ``bicubic`` baseline), and an
-EXIF orientation is applied first, because the output is written without EXIF and a phone photo
-would otherwise come out on its side. The output format follows OUTPUT's suffix; an unknown
-suffix, or alpha for a format that cannot store it, is refused before the network runs, as is a
-planar TIFF that would be misread (16-bit, or grey+alpha).
+decodes them to 8 bits, and a 16-bit grey+alpha TIFF, which PIL cannot open, through tifffile:
+restore_files16), an alpha channel is carried over (at 16 bits where the file has them; a PNG's tRNS
+colour or grey level marked transparent becomes alpha too; for super-resolution resized with the same
+MATLAB bicubic as the ``bicubic`` baseline), and an EXIF orientation is applied first, because the
+output is written without EXIF and a phone photo would otherwise come out on its side. The output
+format follows OUTPUT's suffix; an unknown suffix, or alpha for a format that cannot store it, is
+refused before the network runs, as is a planar TIFF that would be misread (16-bit, or grey+alpha).
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 from PIL import Image, features
 from torch import Tensor
 
+from ganforge.apps.restore_files16 import png_grey_alpha16, read16, tiff_grey_alpha16, tiff_with_shorts
 from ganforge.data.decode import IMAGE_EXTENSIONS, BadImage, is_image_name, open_image
 from ganforge.data.transforms import _ALPHA_MODES, _SIXTEEN_BIT_MODES, eight_bit_in_32, to_8bit, upright
 from ganforge.errors import UsageError
@@ -48,7 +48,7 @@ _NO_ALPHA = {"JPEG", "BMP"}  # formats that cannot store an alpha channel (PIL's
 _GREY_BANDS = {"1", "L", "I", "F"}  # bands of a single-channel (luminance) image, 8/16/32-bit or float
 # formats with 16-bit grey ("I;16", PIL) and colour files, with or without alpha (OpenCV)
 _SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}
-# 16-bit grey+alpha: PNG colour type 4 (_png_grey_alpha16). A 16-bit grey+alpha TIFF neither PIL nor
+# 16-bit grey+alpha: PNG colour type 4 (png_grey_alpha16). A 16-bit grey+alpha TIFF neither PIL nor
 # OpenCV writes, so one is written with 8 bits and the warning for formats without 16.
 _SIXTEEN_BIT_GREY_ALPHA_FORMATS = {"PNG"}
 
@@ -81,18 +81,6 @@ def _alpha_of(img: Image.Image) -> np.ndarray | None:
     return np.asarray(img.convert("RGBA"))[..., 3] if _has_alpha(img) else None
 
 
-# EXIF orientation -> the numpy equivalent of PIL's ImageOps.exif_transpose on an (H, W, C) array
-_ORIENT = {
-    2: lambda a: a[:, ::-1],  # mirrored left-right
-    3: lambda a: a[::-1, ::-1],  # upside down
-    4: lambda a: a[::-1],  # mirrored top-bottom
-    5: lambda a: a.transpose(1, 0, 2),  # PIL TRANSPOSE
-    6: lambda a: np.rot90(a, -1),  # PIL ROTATE_270: 90 degrees clockwise
-    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # PIL TRANSVERSE
-    8: lambda a: np.rot90(a, 1),  # PIL ROTATE_90: 90 degrees anticlockwise
-}
-
-
 @dataclass(frozen=True)
 class _Header:
     """What a file's header says, read once before it is decoded: PIL decodes a 16-bit PNG or TIFF to
@@ -107,16 +95,21 @@ class _Header:
     bits: int = 8  # TIFF BitsPerSample (the largest)
 
 
+def image_header(h: Image.Image) -> _Header:
+    """What PIL read of an opened image's header (a loaded one has lost its tiles: raw mode "")."""
+    args = h.tile[0].args if h.tile else None
+    rawmode = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else ""
+    tags = h.tag_v2 if h.format == "TIFF" else {}
+    bits = tags.get(258, 8)
+    return _Header(h.format, h.mode, rawmode if isinstance(rawmode, str) else "", tags.get(284, 1),
+                   tags.get(277, 1), max(bits) if isinstance(bits, tuple) else bits)
+
+
 def _read_header(path: Path) -> _Header | None:
     """The header of ``path``, or None where PIL cannot open it (open_image then names what is wrong)."""
     try:
         with Image.open(path) as h:
-            args = h.tile[0].args if h.tile else None
-            rawmode = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else ""
-            tags = h.tag_v2 if h.format == "TIFF" else {}
-            bits = tags.get(258, 8)
-            return _Header(h.format, h.mode, rawmode if isinstance(rawmode, str) else "", tags.get(284, 1),
-                           tags.get(277, 1), max(bits) if isinstance(bits, tuple) else bits)
+            return image_header(h)
     except Exception:  # not an image, a bomb, a bad header
         return None
 
@@ -129,85 +122,63 @@ def _sixteen_bit_rawmode(header: _Header | None) -> str:
     return header.rawmode if ";16" in header.rawmode else ""
 
 
-# the bands of a 16-bit raw mode (before ";16") -> the channels taken, in order, from OpenCV's BGR(A)
-_RAW16_CHANNELS = {
-    "RGB": [2, 1, 0],
-    "RGBX": [2, 1, 0],  # a TIFF's 4th sample of no stated meaning (ExtraSamples 0), which PIL drops too
-    "RGBA": [2, 1, 0, 3],
-    "RGBa": [2, 1, 0, 3],  # a TIFF's premultiplied ("associated") alpha
-    "LA": [0, 3],  # a grey+alpha PNG: OpenCV decodes it to BGRA with B = G = R
-}
-
-
-def _read16(path: Path, orientation: int, rawmode: str) -> np.ndarray | None:
-    """A 16-bit file's levels, uint16 upright, through OpenCV (which PIL cannot do), by its raw mode:
-    (H, W, 3) RGB, (H, W, 4) RGBA (straight: premultiplied "RGBa" is divided out, as PIL does at 8
-    bits) or (H, W, 2) grey and alpha. None where OpenCV (the restore extra) is missing or reads
-    something else. ``orientation``: the EXIF orientation to apply. OpenCV ignores a PNG's; a TIFF's it
-    applies itself, and PIL drops that tag as it loads (and turns) the file, so for a TIFF it is 1."""
-    try:
-        import cv2
-    except ImportError:
-        return None
-    bands = rawmode.split(";")[0]
-    take = _RAW16_CHANNELS.get(bands)
-    # silenced: libtiff warns on stderr that an RGBA TIFF without ExtraSamples (OpenCV writes none) has
-    # a 4th sample of no stated meaning, which _RAW16_CHANNELS already settles; a failure is None, said by the caller
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
-        arr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)  # BGR(A)
-    finally:
-        cv2.utils.logging.setLogLevel(level)
-    channels = 3 if bands == "RGB" else 4
-    if take is None or arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] != channels:
-        return None
-    arr = arr[..., take]  # -> RGB | RGBA | grey, alpha
-    if bands == "RGBa":  # c' = c a / 65535 stored: c = c' 65535 / a, rounded; 0 where a = 0, as PIL
-        a = arr[..., 3:].astype(np.float64)  # (H, W, 1)
-        rgb = np.where(a > 0, np.minimum(arr[..., :3] * 65535.0 / np.maximum(a, 1), 65535), 0)
-        arr = np.concatenate([np.rint(rgb).astype(np.uint16), arr[..., 3:]], axis=-1)
-    return np.ascontiguousarray(_ORIENT.get(orientation, lambda a: a)(arr))  # upright
-
-
-def _refuse_planar_tiff(path: Path, header: _Header | None, role: str = "") -> None:
-    """Refuse a planar TIFF (PlanarConfiguration 2: each channel stored whole, one after another) that
-    would come out scrambled with exit 0: with 16 bits (PIL's raw reader takes each plane for 8-bit
-    samples; OpenCV's reader of a compressed one interleaves the planes wrongly) or of grey+alpha
-    (PIL reads alpha 0 from a compressed one). PIL reads 8-bit planar RGB and RGBA right (measured with
-    tifffile, uncompressed and zlib), so those pass. ``role``: "mask " for a mask file."""
+def misread_planar(header: _Header | None) -> str:
+    """What makes a planar TIFF (PlanarConfiguration 2: each channel stored whole, one after another) come
+    out scrambled with exit 0, or "": 16 bits ("16-bit": PIL's raw reader takes each plane for 8-bit
+    samples; OpenCV's reader of a compressed one interleaves the planes wrongly) or grey+alpha (PIL
+    reads alpha 0 from a compressed one). PIL reads 8-bit planar RGB and RGBA right (measured with
+    tifffile, uncompressed and zlib), so those pass."""
     h = header
     if h is not None and h.format == "TIFF" and h.planar == 2 and h.samples > 1 and (h.bits > 8 or h.samples == 2):
-        what = f"{h.bits}-bit" if h.bits > 8 else "grey+alpha"
+        return f"{h.bits}-bit" if h.bits > 8 else "grey+alpha"
+    return ""
+
+
+def refuse_planar_tiff(path: Path | str, header: _Header | None, role: str = "") -> None:
+    """A UsageError for a planar TIFF that would be misread (``misread_planar``). ``role``: "mask " for
+    a mask file."""
+    what = misread_planar(header)
+    if what:
         raise UsageError(f"cannot read {role}{path}: it is a planar TIFF ({what}, each channel stored apart), which "
                          "would be misread; save it as an interleaved (contiguous) TIFF or as PNG")
+
+
+def _sixteen_bit_file(levels: np.ndarray, grey: bool) -> ImageFile:
+    """(H, W, C) uint16 levels, upright -> an ImageFile of 16 bits: C = 3 RGB, 4 RGBA, 1 grey, 2 grey and
+    alpha (``grey``); the alpha kept at 16 bits, the grey as three equal channels, as a 16-bit grey file."""
+    alpha = levels[..., -1].copy() if levels.shape[2] in (2, 4) else None
+    colour = levels[..., : 1 if grey else 3].astype(np.float32) / 65535.0  # (H, W, 1 | 3)
+    x = torch.from_numpy(colour).permute(2, 0, 1)[None]  # (1, 1 | 3, H, W)
+    return ImageFile(x.expand(1, 3, -1, -1).contiguous(), grey, alpha, bits=16)
 
 
 def read_image_file(path: Path) -> ImageFile:
     """An image file -> ImageFile; an unreadable file is a UsageError naming it."""
     header = _read_header(path)  # once, before decoding: the planar check and the 16-bit raw mode
-    _refuse_planar_tiff(path, header)
+    if header is None:  # PIL cannot open it; of those a 16-bit grey+alpha TIFF is read, the rest refused below
+        levels = tiff_grey_alpha16(path)  # (H, W, 1 | 2) uint16, upright | None
+        if levels is not None:
+            return _sixteen_bit_file(levels, grey=True)
+    refuse_planar_tiff(path, header)
     try:
         with open(path, "rb") as f:
             raw = open_image(f)
             img = upright(raw)
         rawmode = _sixteen_bit_rawmode(header)
         grey_alpha = rawmode.startswith("LA")  # a 16-bit grey+alpha PNG, which PIL opens as 8-bit RGBA
+        # a 16-bit RGB PNG's tRNS colour: PIL keeps its 16-bit (R, G, B) but matches it against 8-bit pixels
+        key = raw.info.get("transparency") if rawmode.startswith("RGB;") else None
         if rawmode:
-            levels = _read16(path, raw.getexif().get(0x0112, 1), rawmode)  # (H, W, 2 | 3 | 4) | None
+            levels = read16(path, raw.getexif().get(0x0112, 1), rawmode, key)  # (H, W, 2 | 3 | 4) | None
             if levels is not None and levels.shape[:2] == (img.height, img.width):
-                alpha = levels[..., -1].copy() if levels.shape[2] != 3 else None  # kept at 16 bits
-                if grey_alpha:  # the grey as three equal channels, as a 16-bit grey file
-                    x = torch.from_numpy(levels[..., 0].astype(np.float32) / 65535.0)[None, None].expand(1, 3, -1, -1)
-                    return ImageFile(x.contiguous(), True, alpha, bits=16)
-                x = torch.from_numpy(levels[..., :3].astype(np.float32) / 65535.0).permute(2, 0, 1)[None]  # (1, 3, H, W)
-                return ImageFile(x.contiguous(), False, alpha, bits=16)
+                return _sixteen_bit_file(levels, grey_alpha)
             import importlib.util
 
             why = ("without OpenCV (pip install opencv-python-headless)"
                    if importlib.util.find_spec("cv2") is None else "(OpenCV did not decode it)")
-            log.warning("%s has 16 bits per channel but is read with 8 %s", path.name, why)
-        has_alpha = _has_alpha(img)
+            lost = ", its transparent colour (PNG tRNS) dropped: 8 bits cannot match it" if key is not None else ""
+            log.warning("%s has 16 bits per channel but is read with 8 %s%s", path.name, why, lost)
+        has_alpha = _has_alpha(img) and key is None
         # a grey+alpha file read with 8 bits is still grey: PIL's RGBA of it has R = G = B
         grey = grey_alpha or set(img.getbands()) - ({"A", "a"} if has_alpha else set()) <= _GREY_BANDS
         if has_alpha:
@@ -217,9 +188,12 @@ def read_image_file(path: Path) -> ImageFile:
                 raise BadImage(f"cannot convert mode {img.mode} to RGBA ({exc})") from None
             rgb, alpha = rgba[..., :3], rgba[..., 3].copy()
         elif grey and img.mode in _SIXTEEN_BIT_MODES and not eight_bit_in_32(raw):  # 16-bit grey ("I": 16-bit PGM)
-            levels = np.clip(np.asarray(img, dtype=np.float64), 0, 65535) / 65535.0  # (H, W)
-            x = torch.from_numpy(levels.astype(np.float32))[None, None].expand(1, 3, -1, -1).contiguous()
-            return ImageFile(x, True, None, bits=16)  # (1, 3, H, W)
+            values = np.clip(np.asarray(img, dtype=np.int64), 0, 65535).astype(np.uint16)[..., None]  # (H, W, 1)
+            level = raw.info.get("transparency") if raw.format == "PNG" else None  # a tRNS grey level, of 16 bits
+            if level is None:
+                return _sixteen_bit_file(values, grey=True)
+            alpha16 = np.where(values == level, 0, 65535).astype(np.uint16)  # exact: clear at that level, else opaque
+            return _sixteen_bit_file(np.concatenate([values, alpha16], axis=-1), grey=True)  # (H, W, 2)
         else:
             rgb, alpha = np.asarray(to_8bit(img, 3, eight_bit=eight_bit_in_32(raw)), dtype=np.uint8), None  # (H, W, 3)
     except BadImage as exc:
@@ -242,7 +216,7 @@ def read_mask(path: Path, shape: tuple[int, int]) -> Tensor:
     by its alpha instead: what is painted (opaque) is missing, in any colour, so a hole painted in
     red on a transparent layer is not read as known because red is dark. A mask that marks no
     pixel, or every pixel, is a UsageError: there would be nothing to fill, or nothing to fill from."""
-    _refuse_planar_tiff(path, _read_header(path), "mask ")
+    refuse_planar_tiff(path, _read_header(path), "mask ")
     try:
         with open(path, "rb") as f:
             img = upright(open_image(f))
@@ -314,55 +288,19 @@ def sixteen_bits_kept(path: Path, *, grey: bool = False, alpha: bool = False) ->
     return OUTPUT_FORMATS[path.suffix.lower()][0] in kept
 
 
-def _tiff_with_shorts(tiff: bytes, shorts: dict[int, int]) -> bytes:
-    """A TIFF with tags of one SHORT value (tag -> value) set in its first IFD. write_image sets
-    ExtraSamples (338) = 2, which says that an RGBA TIFF's 4th sample is straight alpha: OpenCV leaves
-    the tag out, and libtiff's RGBA reader then takes the 4th sample for premultiplied alpha. The IFD
-    is rewritten, with the tags, at the end of the file and the header pointed at it; no byte moves,
-    so the offsets in it stay right. A file that is not a classic TIFF (a BigTIFF) is returned as it is."""
-    e = "<" if tiff[:2] == b"II" else ">"
-    if tiff[:2] not in (b"II", b"MM") or struct.unpack(e + "H", tiff[2:4])[0] != 42:
-        return tiff
-    (start,) = struct.unpack(e + "I", tiff[4:8])
-    (n,) = struct.unpack(e + "H", tiff[start:start + 2])
-    entries = {struct.unpack(e + "H", tiff[i:i + 2])[0]: tiff[i:i + 12] for i in range(start + 2, start + 2 + 12 * n, 12)}
-    for tag, value in shorts.items():  # 12 bytes: tag, type 3 (SHORT), count 1, the value left-justified in 4
-        entries[tag] = struct.pack(e + "HHIHH", tag, 3, 1, value, 0)
-    after = tiff[start + 2 + 12 * n:start + 6 + 12 * n]  # the next IFD's offset
-    pad = b"\0" * (len(tiff) % 2)  # an IFD starts on a word boundary
-    ifd = struct.pack(e + "H", len(entries)) + b"".join(entries[t] for t in sorted(entries)) + after
-    return tiff[:4] + struct.pack(e + "I", len(tiff) + len(pad)) + tiff[8:] + pad + ifd
-
-
-def _png_grey_alpha16(grey: np.ndarray, alpha: np.ndarray) -> bytes:
-    """A 16-bit grey+alpha PNG (colour type 4) of (H, W) uint16 grey and alpha. Written here because
-    neither PIL (no 16-bit LA mode) nor OpenCV (no 2-channel PNG) writes one; each row is stored with
-    the "Up" filter (the bytes minus the row above), which compresses smooth images well."""
-    h, w = grey.shape
-    rows = np.stack([grey, alpha], axis=-1).astype(">u2").view(np.uint8).reshape(h, w * 4)  # big-endian bytes
-    up = np.diff(rows, axis=0, prepend=np.zeros((1, w * 4), np.uint8))  # uint8: wraps mod 256, as PNG wants
-    data = np.concatenate([np.full((h, 1), 2, np.uint8), up], axis=1).tobytes()  # filter type 2 per row
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)  # 16 bits, grey+alpha, deflate, no interlace
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(data, 6)) + chunk(b"IEND", b"")
-
-
 def write_image(x: Tensor, path: Path, *, grey: bool = False, alpha: np.ndarray | None = None,
                 bits: int = 8) -> None:
     """(1, 3, H, W) in [0, 1] -> a file in the format of its suffix, atomically; ``grey`` writes
     luma, ``alpha`` ((H, W) uint8, or uint16 from a 16-bit file) is attached; ``bits=16`` writes 16-bit
     levels (grey through PIL, colour with or without alpha through OpenCV, grey+alpha as PNG by
-    ``_png_grey_alpha16``) where the format has them (``sixteen_bits_kept``), 8-bit otherwise."""
+    ``png_grey_alpha16``) where the format has them (``sixteen_bits_kept``), 8-bit otherwise."""
     check_output(path, alpha=alpha is not None)
     if alpha is not None and alpha.shape != tuple(x.shape[-2:]):
         raise ValueError(f"alpha of shape {alpha.shape} for an image of {tuple(x.shape[-2:])}")
     # at 16 bits, an 8-bit alpha a is 257 a (255 -> 65535)
     alpha16 = None if alpha is None else alpha if alpha.dtype == np.uint16 else alpha.astype(np.uint16) * 257
     if not grey and bits == 16 and sixteen_bits_kept(path):
-        import cv2  # a 16-bit colour input was read through it (_read16)
+        import cv2  # a 16-bit colour input was read through it (read16)
 
         rgb = (x[0].double().clamp(0, 1) * 65535).round().to(torch.int32).permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
         bgr = rgb[..., ::-1].astype(np.uint16)
@@ -371,14 +309,14 @@ def write_image(x: Tensor, path: Path, *, grey: bool = False, alpha: np.ndarray 
         if not ok:
             raise OSError(f"OpenCV could not encode {path.name}")
         tiff = alpha is not None and OUTPUT_FORMATS[path.suffix.lower()][0] == "TIFF"
-        atomic_write_bytes(path, _tiff_with_shorts(encoded.tobytes(), {338: 2}) if tiff else encoded.tobytes())
+        atomic_write_bytes(path, tiff_with_shorts(encoded.tobytes(), {338: 2}) if tiff else encoded.tobytes())
         return
     if grey and bits == 16 and sixteen_bits_kept(path, grey=True, alpha=alpha is not None):
         r, g, b = x[0].double().clamp(0, 1)  # (H, W) each; luma in float, then rounded once to 16 bits
         luma = ((0.299 * r + 0.587 * g + 0.114 * b) * 65535).round().clamp(0, 65535)
         luma16 = luma.to(torch.int32).cpu().numpy().astype(np.uint16)  # (H, W)
         if alpha16 is not None:
-            atomic_write_bytes(path, _png_grey_alpha16(luma16, alpha16))
+            atomic_write_bytes(path, png_grey_alpha16(luma16, alpha16))
             return
         img = Image.fromarray(luma16)  # mode I;16
         fmt, options = OUTPUT_FORMATS[path.suffix.lower()]
