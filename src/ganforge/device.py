@@ -62,3 +62,8 @@ def keeps_current_cuda_device(fn: F) -> F:
                 torch.cuda.set_device(before)
 
     return wrapper  # type: ignore[return-value]
+
+
+# torch.set_num_threads' cap here: OpenMP fails to start far fewer threads than an int64 holds (20,000:
+# "libgomp: Thread creation failed"; 100,000: a segfault), and no CPU this runs on has more cores
+MAX_THREADS = 1024
