@@ -10,6 +10,7 @@ one under ``model/``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -76,6 +77,46 @@ def load_restorer_net(path: str | Path, *, ema: bool = True) -> tuple[nn.Module,
     return G.eval(), cfg, meta
 
 
+def _saved_model_weights(folder: Path, meta: object) -> Path | None:
+    """The weights file that makes ``folder`` a saved model (save_restorer's model/, an `export`, a GAN
+    generator folder), or None for a run folder. A model folder has its weights beside config.json
+    and, from save_generator, a "model" section and "has_ema"; a run folder has neither: its
+    config.json is the run's (provenance, "restore", "resolved") and its weights are in model/.
+    Either sign is enough, so a model folder whose config.json was overwritten by a run config (the
+    damage a --resume of one used to do) is still told apart by its weights."""
+    for name in ("generator.safetensors", "generator_ema.safetensors"):
+        if (folder / name).is_file():
+            return folder / name
+    if isinstance(meta, dict) and (meta.get("kind") == KIND or "has_ema" in meta):
+        return folder / "generator.safetensors"  # the file is missing, but the config says what it is
+    return None
+
+
+def read_restore_run(run_dir: str | Path) -> RestoreConfig:
+    """The RestoreConfig a restoration run folder was trained with (its config.json). A saved model
+    folder (RUN/model, an export) is refused: resuming it would write a run's config.json over the
+    model's and a model/ inside it."""
+    run_dir = Path(run_dir)
+    try:
+        meta = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {run_dir / 'config.json'}: {exc}") from None
+    weights = _saved_model_weights(run_dir, meta)
+    if weights is not None:
+        # the run folder: the one around RUN/model, or the one an export was made from (its "exported_from")
+        source = Path(meta["exported_from"]) if isinstance(meta, dict) and isinstance(meta.get("exported_from"), str) else run_dir
+        parent = source.resolve().parent
+        holder = f" ({parent})" if source.resolve().name == ckpt.MODEL_DIR and (parent / "config.json").is_file() else ""
+        if isinstance(meta, dict) and "restore" not in meta and meta.get("kind") != KIND:
+            raise UsageError(f"{run_dir} is a saved GAN generator (its weights are in {weights}), not a run folder: "
+                             f"resume the run folder it comes from{holder} with `ganforge train --resume`")
+        raise UsageError(f"{run_dir} is a saved model (its weights are in {weights}), not a run folder: resume the run "
+                         f"folder it comes from{holder}, or train a new cycle from it with --set train.init_from={run_dir}")
+    if not isinstance(meta, dict) or "restore" not in meta:
+        raise UsageError(f"{run_dir} is a GAN run, not a restoration run: resume it with `ganforge train --resume {run_dir}`")
+    return from_dict(meta["restore"])
+
+
 EXPORT_DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
 
 
@@ -94,6 +135,47 @@ def export_restorer(path: str | Path, out: str | Path, *, dtype: str = "fp16", e
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"{out} already exists and is not an empty folder: give a new path (nothing is overwritten)")
+    # Written into a hidden sibling, then renamed: a failure leaves no half-written OUT to block a retry.
+    # The sibling is made first, before the model loads, so an OUT that cannot be written (under a file,
+    # in /proc, read-only) is a one-line error up front: as root, os.access() says yes to all of these.
+    tmp = out.parent / f".{out.name}.export-{os.getpid()}"
+    made = _make_export_dirs(out, tmp)
+    try:
+        return _export_into(path, out, tmp, dtype=dtype, ema=ema, task=task)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for d in made:  # the parent folders made above (deepest first), if they are still empty
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # renamed to OUT when it worked
+
+
+def _make_export_dirs(out: Path, tmp: Path) -> list[Path]:
+    """Create ``tmp`` (and OUT's missing parent folders) -> the folders made, deepest first;
+    a UsageError naming OUT when the place cannot be written."""
+    missing = [p for p in out.parents if not p.exists()]  # deepest first
+    existing = next((p for p in out.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"cannot write {out}: {existing} is a file, not a folder; give a path in a folder")
+    made: list[Path] = []
+    try:
+        for d in reversed(missing):
+            d.mkdir()
+            made.insert(0, d)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError as exc:
+        for d in made:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc} ({exc.filename or tmp}); give a writable path") from None
+    return made
+
+
+def _export_into(path: str | Path, out: Path, tmp: Path, *, dtype: str, ema: bool, task: str | None) -> Path:
+    """export_restorer's work: load, convert, write into the made folder ``tmp``, rename it to ``out``."""
     G, cfg, meta = load_restorer_net(path, ema=ema)
     if task is not None and cfg.task != task:
         raise UsageError(f"{path} is a {cfg.task} model: use `ganforge {cfg.task} export`")
@@ -109,19 +191,14 @@ def export_restorer(path: str | Path, out: str | Path, *, dtype: str = "fp16", e
     weights = ckpt.weights_file(source, ema)
     info = {**meta, "exported_from": str(source.resolve()), "weights": "ema" if weights.name.startswith("generator_ema") else "raw",
             "weights_dtype": dtype, "has_ema": False}  # one weight set, whichever it was
-    # Written into a hidden sibling, then renamed: a failure leaves no half-written OUT to block a retry.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.export-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
-        tmp.mkdir()
         atomic_write_bytes(tmp / "generator.safetensors", save(state))
         atomic_write_json(tmp / "config.json", info)
         if out.is_dir():
             out.rmdir()  # empty (checked above)
         tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as exc:  # a full disk, or OUT made by someone else meanwhile
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc} ({exc.filename or out})") from None
     return out
 
 

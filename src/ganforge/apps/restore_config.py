@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
-from ganforge.config import PRECISIONS, CheckpointConfig, _choice, _positive, check_device_name
+from ganforge.config import MAX_WIDTH, PRECISIONS, CheckpointConfig, _at_most, _choice, _positive, check_device_name, check_seed
 from ganforge.configio import config_from_dict, override_config, sections_of
 from ganforge.errors import UsageError
 from ganforge.apps.degrade import MASK_KINDS, SR_SCALES, TASKS
+from ganforge.device import MAX_THREADS
 from ganforge.losses import LOSSES
 
 PIXEL_LOSSES = ("l1", "l2", "psnr")
@@ -29,6 +32,15 @@ HOLE_FILLS = ("zero", "mean")
 RESUMABLE_KEYS = ("train.progress", "train.log_every", "train.device", "train.threads", "checkpoint.every_steps",
                   "checkpoint.keep_last", "data.source")  # data.source: moved photos (the state's digest must match)
 SKIMAGE_SOURCE = "skimage"  # data.source naming scikit-image's bundled sample photos
+log = logging.getLogger("ganforge.restore")
+# Size caps, far above every preset and shipped model (width 64, 20 blocks, D 64 x 3 layers), like the GAN's
+# (ganforge.config.MAX_WIDTH, cli/train.py's MAX_PARAMETERS): past them a digit too many ends as "can't
+# allocate memory" deep in the net's build, or as a build of 100,000 blocks that runs for minutes.
+MAX_BLOCKS = 256  # sr residual blocks / DnCNN layers / U-Net res blocks per level (EDSR's largest: 32)
+MAX_D_LAYERS = 8  # PatchGAN stride-2 convs: 8 halvings already need 768 px patches (the d_layers check below)
+# G (+ D with an adversarial phase) parameters: 2**30 is 4 GiB of fp32 weights, about 16 GiB with gradients and
+# Adam's moments; hundreds of times the presets' nets (inpaint-center's G, the largest: 5.8 M)
+MAX_PARAMETERS = 2**30
 
 
 @dataclass(frozen=True)
@@ -181,8 +193,6 @@ def absolute_paths(cfg: RestoreConfig) -> RestoreConfig:
     paths that exist: the run's config.json is read again from other working directories (--resume, a
     later cycle's init_from), where a relative "photos" would name another folder, or none. A name that
     is not a local path ("skimage", a shipped model such as "sr-x4") stays as it is."""
-    from pathlib import Path
-
     def absolute(path: str) -> str:
         p = Path(path).expanduser()
         return str(p.resolve()) if path and path != SKIMAGE_SOURCE and not p.is_absolute() and p.exists() else path
@@ -194,6 +204,13 @@ def absolute_paths(cfg: RestoreConfig) -> RestoreConfig:
 
 def validate(cfg: RestoreConfig) -> RestoreConfig:
     """Check every value that can be checked without data or devices. Returns cfg unchanged."""
+    check_model_size(check_values(cfg))  # last: check_values' caps keep this build quick
+    return cfg
+
+
+def check_values(cfg: RestoreConfig) -> RestoreConfig:
+    """validate() without the parameter count, which builds the net (restore_models imports this
+    module, so the presets below, built at import, are checked with this; a test counts theirs)."""
     d, g, m, lo, o, t = cfg.data, cfg.degrade, cfg.model, cfg.loss, cfg.optim, cfg.train
     _choice("task", cfg.task, TASKS)
     _positive("data.patch_size", d.patch_size)
@@ -206,6 +223,12 @@ def validate(cfg: RestoreConfig) -> RestoreConfig:
             raise UsageError(f"degrade.scale={g.scale} is not allowed: use one of {', '.join(map(str, SR_SCALES))}")
         if d.patch_size % g.scale or d.patch_size // g.scale < 4:
             raise UsageError(f"data.patch_size={d.patch_size} must be a multiple of degrade.scale={g.scale} and at least {4 * g.scale}")
+    if 0 < d.val_crop < min_val_crop(cfg):
+        # validation_set cuts whole multiples of min_val_crop: a smaller crop is 0 x 0 pixels, which
+        # failed with a traceback at the first validation, after the photos had loaded
+        raise UsageError(f"data.val_crop={d.val_crop} is too small for task {cfg.task}"
+                         f"{f' x{g.scale}' if cfg.task == 'sr' else ''}: use at least {min_val_crop(cfg)} "
+                         "(validation crops are multiples of it), or 0 for the whole photo")
     if not 0.0 <= g.sigma_min <= g.sigma <= 255.0:
         raise UsageError(f"degrade.sigma_min={g.sigma_min} and degrade.sigma={g.sigma} need 0 <= sigma_min <= sigma <= 255")
     kinds = mask_kinds(cfg)
@@ -216,6 +239,10 @@ def validate(cfg: RestoreConfig) -> RestoreConfig:
     _choice("degrade.fill", g.fill, HOLE_FILLS)
     for key in ("width", "blocks", "d_width", "d_layers"):
         _positive(f"model.{key}", getattr(m, key))
+    _at_most("model.width", m.width, MAX_WIDTH)
+    _at_most("model.d_width", m.d_width, MAX_WIDTH)
+    _at_most("model.blocks", m.blocks, MAX_BLOCKS)
+    _at_most("model.d_layers", m.d_layers, MAX_D_LAYERS)
     _positive("model.res_scale", m.res_scale)
     if m.arch and m.arch not in TASK_ARCHS[cfg.task]:
         raise UsageError(f"model.arch={m.arch!r} is not allowed for task {cfg.task}: use one of {', '.join(TASK_ARCHS[cfg.task])} "
@@ -244,6 +271,8 @@ def validate(cfg: RestoreConfig) -> RestoreConfig:
         raise UsageError(f"train.adv_steps={t.adv_steps} needs loss.adv_weight > 0 (phase 2 is adversarial)")
     for key in ("max_minutes", "threads", "val_every"):
         _positive(f"train.{key}", getattr(t, key), zero_ok=True)
+    _at_most("train.threads", t.threads, MAX_THREADS)  # OpenMP fails or segfaults far below an int's range
+    check_seed("train.seed", t.seed)  # torch.manual_seed and the sampler's generator take 64 bits
     for key in ("batch_size", "log_every"):
         _positive(f"train.{key}", getattr(t, key))
     check_device_name("train.device", t.device)
@@ -252,7 +281,73 @@ def validate(cfg: RestoreConfig) -> RestoreConfig:
     _choice("perf.precision", cfg.perf.precision, PRECISIONS)
     _positive("checkpoint.every_steps", cfg.checkpoint.every_steps, zero_ok=True)
     _positive("checkpoint.keep_last", cfg.checkpoint.keep_last)
+    if t.adv_steps and d.patch_size >> m.d_layers < 3:
+        raise UsageError(f"model.d_layers={m.d_layers} halves data.patch_size={d.patch_size} below the 3 px the PatchGAN's "
+                         f"last two convs need: use at most {max(d.patch_size // 3, 1).bit_length() - 1} layers "
+                         f"(or a patch of at least {3 << m.d_layers})")
     return cfg
+
+
+def check_perceptual_weights(cfg: RestoreConfig, *, resuming: bool = False) -> None:
+    """loss.perceptual_weights is read only by the adversarial phase (train.adv_steps > 0). A path
+    that does not exist is refused when training starts (before the photos load; --dry-run too), also
+    without that phase: a mistyped path in a config that trains no phase 2 was silently ignored, and
+    would be copied on into the later cycles made from it. It cannot be checked in validate(), which
+    also reads saved models' configs, whose VGG file may stay behind on the machine that trained them.
+    A run being resumed cannot change the key, so there a missing file it never reads is only
+    warned about; an existing file without the phase is warned about as unused."""
+    path = cfg.loss.perceptual_weights
+    if not path:
+        return
+    exists = Path(path).expanduser().is_file()
+    if cfg.train.adv_steps and not exists:
+        raise UsageError(f"loss.perceptual_weights={path!r} does not exist: give a local VGG19 state dict (.safetensors "
+                         "or .pth), or leave it empty for D feature matching (nothing is downloaded)")
+    if cfg.train.adv_steps:
+        return
+    unused = "only the adversarial phase reads it (train.adv_steps > 0), and this run has none"
+    if not exists and not resuming:
+        raise UsageError(f"loss.perceptual_weights={path!r} does not exist; {unused}: fix the path, or leave it "
+                         "empty (--set loss.perceptual_weights=)")
+    log.warning("loss.perceptual_weights=%r is %s: %s", path, "unused" if exists else "missing and unused", unused)
+
+
+def min_val_crop(cfg: RestoreConfig) -> int:
+    """The smallest data.val_crop (other than 0) that leaves validation a whole image: validation_set
+    cuts multiples of 4 * scale for SR (whole LR pixels), of 4 for denoising and inpainting."""
+    return 4 * (cfg.degrade.scale if cfg.task == "sr" else 1)
+
+
+def count_parameters(cfg: RestoreConfig) -> tuple[int, int]:
+    """(G's, D's) parameter counts, from nets built on the meta device (shapes only, no memory); D's is
+    0 without an adversarial phase (no D is built). D is counted without spectral norm, whose set-up
+    runs power iterations (over 100 ms on meta): the norm's weight_orig replaces each weight one for one."""
+    import torch
+
+    from ganforge.apps.restore_models import PatchDiscriminator, build_restorer  # imports this module
+
+    with torch.device("meta"):
+        g = sum(p.numel() for p in build_restorer(cfg).parameters())
+        if not cfg.train.adv_steps:
+            return g, 0
+        m = cfg.model
+        D = PatchDiscriminator(m.d_width, m.d_layers, spectral_norm=False)
+        # its batch norms are in the real D only when spectral norm is off: counted only then
+        d = sum(p.numel() for mod in D.modules() if isinstance(mod, torch.nn.Conv2d) or not m.d_spectral_norm
+                for p in mod.parameters(recurse=False))
+    return g, d
+
+
+def check_model_size(cfg: RestoreConfig) -> None:
+    """Refuse nets past MAX_PARAMETERS, naming the settings that size them: widths under MAX_WIDTH can
+    still exceed it (a U-Net level doubles the width, D widens to 8x), and a build past it fails to allocate."""
+    g, d = count_parameters(cfg)
+    if g + d > MAX_PARAMETERS:
+        m = cfg.model
+        nets = f"G has {g:,} parameters (model.width={m.width}, model.blocks={m.blocks})" + (
+            f" and D {d:,} (model.d_width={m.d_width}, model.d_layers={m.d_layers})" if d else "")
+        raise UsageError(f"{nets}: at most {MAX_PARAMETERS:,} (2**30) {'together ' if d else ''}are allowed; "
+                         f"use {'smaller widths or fewer layers' if d else 'a smaller width or fewer blocks'}")
 
 
 # ----------------------------------------------------------------------------- presets
@@ -261,7 +356,7 @@ def validate(cfg: RestoreConfig) -> RestoreConfig:
 # preset also runs a short CPU trial with --set train.total_steps=... (and smaller widths).
 
 def _preset(description: str, *, task: str, **sections: Any) -> RestoreConfig:
-    return validate(RestoreConfig(description=description, task=task, **sections))
+    return check_values(RestoreConfig(description=description, task=task, **sections))
 
 
 def _inpaint(description: str, kinds: str) -> RestoreConfig:

@@ -23,7 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from ganforge.apps.degrade import imresize, make_mask, quantize, sr_degrade
-from ganforge.apps.restore_config import SKIMAGE_SOURCE, RestoreConfig, mask_kinds
+from ganforge.apps.restore_config import SKIMAGE_SOURCE, RestoreConfig, mask_kinds, min_val_crop
 from ganforge.apps.restore_files import image_header, refuse_planar_tiff
 from ganforge.apps.restore_models import fill_holes
 from ganforge.data.decode import DEFAULT_MAX_PIXELS
@@ -133,6 +133,22 @@ def split_photos(photos: list[Tensor], val_images: int, min_side: int) -> tuple[
     if small:
         raise UsageError(f"{len(small)} training photo(s) are smaller than data.patch_size={min_side} (e.g. {tuple(small[0].shape[-2:])}): lower data.patch_size (or raise data.shrink)")
     return train, val
+
+
+def check_photos(photos) -> None:
+    """Refuse ``photos`` that are not a non-empty list of uint8 (3, H, W) tensors, naming the first
+    bad one: a float photo in [0, 1] would be taken as 0..255 (near black), a grey or an (H, W, 3)
+    one would fail deep in the patch sampler."""
+    if not isinstance(photos, (list, tuple)) or not photos:
+        got = f"an empty {type(photos).__name__}" if isinstance(photos, (list, tuple)) else f"a {type(photos).__name__}"
+        raise UsageError(f"photos must be a non-empty list of uint8 (3, H, W) tensors, got {got}")
+    for i, p in enumerate(photos):
+        if not isinstance(p, Tensor):
+            raise UsageError(f"photos[{i}] is of type {type(p).__name__}, not a torch tensor: photos are uint8 (3, H, W) "
+                             "tensors, e.g. torch.from_numpy(rgb).permute(2, 0, 1) for an (H, W, 3) uint8 array")
+        if p.dtype != torch.uint8 or p.dim() != 3 or p.shape[0] != 3:
+            raise UsageError(f"photos[{i}] is {p.dtype} of shape {tuple(p.shape)}: photos are uint8 (3, H, W) tensors (RGB, "
+                             "0..255; float [0, 1] ones: (x * 255).round().to(torch.uint8); grey (1, H, W): .repeat(3, 1, 1))")
 
 
 @dataclass
@@ -288,8 +304,11 @@ def validation_set(photos: list[Tensor], cfg: RestoreConfig, *, seed: int = 1234
     g = torch.Generator().manual_seed(seed)
     crop, scale = cfg.data.val_crop, cfg.degrade.scale if cfg.task == "sr" else 1
     out = []
-    for photo in photos:
+    for i, photo in enumerate(photos):
         h, w = photo.shape[-2:]
+        if min(h, w) < min_val_crop(cfg):  # its crop would be 0 pixels (restore_config refuses such a val_crop)
+            raise UsageError(f"validation photo {i + 1} of {len(photos)} (the source's last data.val_images) is {w}x{h}: "
+                             f"validation needs at least {min_val_crop(cfg)} px a side for this task; remove it or set data.val_images=0")
         ch, cw = (min(crop, h), min(crop, w)) if crop else (h, w)
         ch, cw = ch - ch % (4 * scale), cw - cw % (4 * scale)  # whole LR pixels; inpaint nets like /4
         top, left = (h - ch) // 2, (w - cw) // 2

@@ -34,6 +34,7 @@ from torch import Tensor
 from ganforge.provenance import provenance
 from ganforge.apps.degrade import MASK_KINDS, SR_SCALES, TASKS, add_noise, make_mask, mod_crop, quantize, sr_degrade
 from ganforge.apps.testsets import TestImage
+from ganforge.config import check_seed
 from ganforge.errors import UsageError
 from ganforge.io import save_png
 from ganforge.metrics.fullref import SSIM_WIN_SIZE, psnr, rgb_to_y, ssim
@@ -128,6 +129,7 @@ def evaluate_restoration(
     enlarged nearest-neighbour); refuses a folder that already holds files.
     """
     check_task_args(task, scale=scale, sigma=sigma, mask=mask)
+    check_seed("seed", seed)  # numpy's SeedSequence refuses a negative one with a traceback
     images = [_as_test_image(item, i) for i, item in enumerate(images)]
     if not images:
         raise UsageError("the test set is empty")

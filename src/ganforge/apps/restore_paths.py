@@ -19,6 +19,7 @@ from ganforge.apps.degrade import APPLY_MASK_KINDS, make_mask
 from ganforge.apps.restore_config import RestoreConfig, mask_kinds
 from ganforge.apps.restore_files import (check_output, mask_from_alpha, plan_outputs, read_image_file,
                                          read_mask, resize_alpha, sixteen_bits_kept, write_image)
+from ganforge.config import check_seed
 from ganforge.data.decode import is_image_name
 from ganforge.errors import UsageError
 from ganforge.logs import WarnOnce
@@ -127,6 +128,7 @@ def apply_to_path(restorer: Restorer, inp: str | Path, out: str | Path, *, mask_
     Each output keeps its input's kind (grey, alpha; with alpha as the mask the filled output is
     opaque; ganforge.apps.restore_files). ``progress``: a
     bar of network calls per image on stderr, where stderr is a terminal."""
+    check_seed("seed", seed)  # torch.Generator.manual_seed overflows past 64 bits, refuses some negatives
     pairs = plan_outputs(Path(inp), Path(out), force=force, mask=None if mask_path is None else Path(mask_path))
     if restorer.task == "inpaint":
         if (mask_path is None) == (mask_kind is None):

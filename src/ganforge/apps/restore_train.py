@@ -31,9 +31,12 @@ import torch
 from torch import Tensor, nn
 
 from ganforge import __version__
-from ganforge.apps.restore_apply import Restorer, load_restorer, load_restorer_net, run_net, save_restorer
-from ganforge.apps.restore_config import RESUMABLE_KEYS, RestoreConfig, absolute_paths, dumps, from_dict, validate
-from ganforge.apps.restore_data import Batch, PatchSampler, load_photos, shrink_photos, split_photos, validation_set
+from ganforge.apps.restore_apply import (Restorer, load_restorer, load_restorer_net, read_restore_run, run_net,
+                                        save_restorer)
+from ganforge.apps.restore_config import (RESUMABLE_KEYS, RestoreConfig, absolute_paths, check_perceptual_weights, dumps,
+                                         validate)
+from ganforge.apps.restore_data import (Batch, PatchSampler, check_photos, load_photos, shrink_photos, split_photos,
+                                       validation_set)
 from ganforge.apps.restore_losses import VGGPerceptual, feature_matching, pixel_loss
 from ganforge.apps.restore_models import build_discriminator, build_restorer
 from ganforge.configio import config_for_resume
@@ -51,7 +54,7 @@ from ganforge.device import keeps_current_cuda_device, resolve_device
 from ganforge.training.perf import resolve_precision
 from ganforge.training.rundir import create_run_dir
 
-__all__ = ["Restorer", "load_restorer", "train_restorer"]
+__all__ = ["Restorer", "load_restorer", "read_restore_run", "train_restorer"]
 
 log = logging.getLogger("ganforge.restore")
 
@@ -228,33 +231,6 @@ def _photos_digest(photos: list[Tensor]) -> str:
     return h.hexdigest()
 
 
-def read_restore_run(run_dir: Path) -> RestoreConfig:
-    """The RestoreConfig a restoration run folder was trained with (its config.json)."""
-    try:
-        meta = json.loads((run_dir / "config.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read {run_dir / 'config.json'}: {exc}") from None
-    if not isinstance(meta, dict) or "restore" not in meta:
-        raise UsageError(f"{run_dir} is a GAN run, not a restoration run: resume it with `ganforge train --resume {run_dir}`")
-    return from_dict(meta["restore"])
-
-
-def _check_photos(photos) -> None:
-    """Refuse ``photos`` that are not a non-empty list of uint8 (3, H, W) tensors, naming the first
-    bad one: a float photo in [0, 1] would be taken as 0..255 (near black), a grey or an (H, W, 3)
-    one would fail deep in the patch sampler."""
-    if not isinstance(photos, (list, tuple)) or not photos:
-        got = f"an empty {type(photos).__name__}" if isinstance(photos, (list, tuple)) else f"a {type(photos).__name__}"
-        raise UsageError(f"photos must be a non-empty list of uint8 (3, H, W) tensors, got {got}")
-    for i, p in enumerate(photos):
-        if not isinstance(p, Tensor):
-            raise UsageError(f"photos[{i}] is of type {type(p).__name__}, not a torch tensor: photos are uint8 (3, H, W) "
-                             "tensors, e.g. torch.from_numpy(rgb).permute(2, 0, 1) for an (H, W, 3) uint8 array")
-        if p.dtype != torch.uint8 or p.dim() != 3 or p.shape[0] != 3:
-            raise UsageError(f"photos[{i}] is {p.dtype} of shape {tuple(p.shape)}: photos are uint8 (3, H, W) tensors (RGB, "
-                             "0..255; float [0, 1] ones: (x * 255).round().to(torch.uint8); grey (1, H, W): .repeat(3, 1, 1))")
-
-
 @keeps_current_cuda_device  # cuda:N is made current below; the caller's GPU is current again after
 def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None = None, runs_root: str | Path = "runs",
                    photos: list[Tensor] | None = None, resume: str | Path | None = None,
@@ -282,7 +258,7 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
         raise UsageError(f"cfg is a {type(cfg).__name__}{gan}, not a RestoreConfig: give a RestoreConfig "
                          "(ganforge.apps.restore_config.get_preset(...)) or resume=RUN")
     if photos is not None:
-        _check_photos(photos)
+        check_photos(photos)
     run_dir = ckpt.find_run(resume, runs_root) if resume is not None else None
     found = None  # (training state, its path) when resuming from one
     if run_dir is not None:
@@ -295,6 +271,7 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
             log.warning("%s has no training state yet: starting it again from step 0", run_dir)
     assert cfg is not None
     cfg = absolute_paths(validate(cfg))
+    check_perceptual_weights(cfg, resuming=run_dir is not None)  # before the photos load
     t, lo = cfg.train, cfg.loss
     device = resolve_device(t.device)
     if device.index is not None:  # cuda:N made current, as GAN training does: calls that take the current

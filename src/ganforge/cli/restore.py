@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from ganforge.cli.restore_train import OVERLAP_HELP, PRECISION_OPTION, SELF_ENSEMBLE_OPTION, TILE_OPTION, WORK_SCALE_OPTION
+from ganforge.config import MAX_SEED
 from ganforge.errors import UsageError
 
 _TASK_HELP = {
@@ -109,7 +110,7 @@ def _eval_command(task: str) -> click.Command:
     @click.option("--strips", type=click.Path(path_type=Path), default=None, help="Write input | compare | method | ground truth PNGs into this new (or empty) folder.")
     @click.option("--max-images", type=click.IntRange(min=1), default=None, help="Only the first N images (class-balanced for class folders).")
     @click.option("--crop", type=click.IntRange(min=1), default=None, help="Centre-crop every image to CROP x CROP pixels first.")
-    @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise / masks (per image).")
+    @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Seeds the noise / masks (per image).")
     @TILE_OPTION
     @click.option("--overlap", type=click.IntRange(min=0), default=None, help=f"Models: {OVERLAP_HELP[0].lower()}{OVERLAP_HELP[1:]}")
     @click.option("--device", default="cpu", show_default=True, help="Models: cpu, cuda, cuda:N or auto.")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from ganforge.config import MAX_SEED
 from ganforge.errors import UsageError
 
 _EXAMPLES = {
@@ -203,7 +204,8 @@ def make_apply_cmd(task: str) -> click.Command:
 
     if task == "inpaint":
         apply_cmd = work_scale_option("auto")(apply_cmd)
-        apply_cmd = click.option("--seed", type=int, default=0, show_default=True, help="Seed of --mask-kind boxes|strokes.")(apply_cmd)
+        apply_cmd = click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+                                 help="Seed of --mask-kind boxes|strokes.")(apply_cmd)
         apply_cmd = click.option("--mask-kind", type=click.Choice(APPLY_MASK_KINDS),
                                  default=None, help="Cut a generated hole of this kind out of INPUT, then fill it; "
                                  "alpha: fill INPUT's own transparent pixels (alpha < 255: erase the region in an "
