@@ -15,8 +15,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ganforge.configio import config_from_dict, override_config, to_dict
-from ganforge.device import is_device_name
+from ganforge.configio import config_from_dict, override_config, override_key, to_dict
+from ganforge.device import MAX_THREADS, is_device_name
 from ganforge.errors import UsageError, is_int
 from ganforge.models.config import ModelConfig, check_d_cond
 
@@ -185,12 +185,45 @@ def from_dict(d: dict) -> RunConfig:
 OLD_DEFAULTS = {("train", "fake_labels"): "uniform"}  # sqrt since 2026-12-07 (docs/AUGMENTATION.md)
 
 
+def config_kind(meta: object) -> str:
+    """What a config.json holds, from its top-level keys: "gan" (a GAN run folder's: "run"),
+    "restore" (a restoration run folder's: "restore"), "restore-model" (a saved restoration model:
+    kind "restoration"), "generator" (a saved GAN generator, e.g. RUN/model: "model"), or "other"."""
+    if not isinstance(meta, dict):
+        return "other"
+    if "run" in meta:
+        return "gan"
+    if meta.get("kind") == "restoration":
+        return "restore-model"
+    return "restore" if "restore" in meta else "generator" if "model" in meta else "other"
+
+
+def _not_a_gan_run(path: Path, meta: object) -> str:
+    """Why the config.json at ``path`` is not a GAN run's, and what the folder is instead."""
+    folder, kind = path.parent, config_kind(meta)
+    restore = meta.get("restore") if isinstance(meta, dict) else None
+    task = str(restore.get("task", "sr")) if isinstance(restore, dict) else "sr"  # sr | denoise | inpaint
+    if kind == "restore":
+        return (f"{folder} is a restoration run ({task}), not a GAN run: resume it with "
+                f"`ganforge {task} train --resume {folder}`")
+    if kind == "restore-model":
+        return f"{folder} is a saved restoration model ({task}), not a run folder: apply it with `ganforge {task} apply`"
+    if kind == "generator":
+        run = folder.parent if (folder.parent / "config.json").is_file() else None
+        return (f"{folder} is a saved generator folder, not a run folder"
+                + (f": give its run folder {run}" if run is not None else ""))
+    return f"{path} is not a ganforge run config (it has no \"run\" section)"
+
+
 def read_run_config(path: str | Path) -> RunConfig:
     """The RunConfig a run folder keeps in config.json (its "run" section). A missing, unreadable or
-    foreign file is a UsageError naming it."""
+    foreign file is a UsageError naming it (and, for another ganforge folder, what it is)."""
     path = Path(path)
     try:
-        run = json.loads(path.read_text())["run"]
+        meta = json.loads(path.read_text())
+        if config_kind(meta) != "gan":
+            raise UsageError(_not_a_gan_run(path, meta))
+        run = meta["run"]
         for (section, key), old in OLD_DEFAULTS.items():  # a run saved before the key existed ran with the old value
             if isinstance(run, dict) and isinstance(run.get(section), dict) and key not in run[section]:
                 run[section][key] = old
@@ -201,6 +234,11 @@ def read_run_config(path: str | Path) -> RunConfig:
 
 def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
     """Apply ``section.key=value`` strings; an unknown section or key names the allowed ones."""
+    for item in overrides:
+        # "" is a preset's "no dataset of its own" (presets.NEEDS_DATA): typed, it is a mistake, not that
+        if "=" in item and override_key(item) == "data.source" and not item.split("=", 1)[1].strip():
+            raise UsageError("--set data.source= is empty: give a dataset name (mnist5k, digits, lfw-faces) or an "
+                             "image folder / .zip / .npz path, or leave it out for the preset's own dataset")
     return override_config(cfg, overrides, validate)
 
 
@@ -324,6 +362,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise UsageError(f"train.n_critic={t.n_critic} needs train.update=alternating (simultaneous updates take one D step)")
     check_device_name("train.device", t.device)
     _positive("train.threads", t.threads, zero_ok=True)
+    if t.threads > MAX_THREADS:  # OpenMP fails (or segfaults) long before an int64's worth of threads
+        raise UsageError(f"train.threads={t.threads} is too large: use 0 (torch's default) to {MAX_THREADS}")
     if not 0.0 <= t.ema_decay < 1.0:
         raise UsageError(f"train.ema_decay={t.ema_decay} must be in [0, 1) (0 disables EMA)")
     for name in filter(None, (s.strip() for s in t.augment.split(","))):
@@ -371,10 +411,15 @@ def _validate_eval(e: EvalConfig, *, conditional: bool) -> None:
     if e.every and e.best_metric not in produced:
         raise UsageError(f"eval.best_metric={e.best_metric!r} is not among the values of eval.metrics={e.metrics!r}: "
                          f"add its metric to eval.metrics or choose one of {', '.join(sorted(produced))}")
+    from ganforge.metrics.imagesets import MAX_IMAGES  # evaluate()'s cap on n and n_ref: checked here, before training
+
     if e.n < 10:
         raise UsageError(f"eval.n={e.n} must be >= 10 images")
     if e.n_ref and e.n_ref < 10:
         raise UsageError(f"eval.n_ref={e.n_ref} must be 0 (the default reference size) or >= 10 images")
+    for key, count in (("eval.n", e.n), ("eval.n_ref", e.n_ref)):
+        if count > MAX_IMAGES:  # else the first evaluation, steps into the run, fails on evaluate()'s "n"
+            raise UsageError(f"{key}={count} is too large: use at most {MAX_IMAGES:,} images")
     if not 0.0 < e.warn_drop <= 1.0:
         raise UsageError(f"eval.warn_drop={e.warn_drop} must be in (0, 1]")
 

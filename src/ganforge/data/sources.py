@@ -252,15 +252,16 @@ def _from_files(
     if bad and on_bad_image == "error":
         i, reason = bad[0]
         raise UsageError(
-            f"bad image {entries[i].display}: {reason}; fix or delete it, or load with on_bad_image='skip' "
-            f"(`ganforge data check {path}` lists every bad file)"
+            f"bad image {entries[i].display}: {reason}; fix or delete it, or skip bad files: on_bad_image='skip' "
+            f"(training: --set data.on_bad_image=skip); `ganforge data check {path}` lists every bad file"
         )
     for i, reason in bad:
         log.warning("skipping bad image %s: %s", entries[i].display, reason)
     if bad and (len(bad) > max_bad_fraction * len(entries) or len(bad) == len(entries)):
         raise UsageError(
             f"{len(bad)} of {len(entries)} images in {path} are bad ({len(bad) / len(entries):.1%}), more than "
-            f"max_bad_fraction={max_bad_fraction:g}; `ganforge data check {path}` lists them"
+            f"max_bad_fraction={max_bad_fraction:g} (training: --set data.max_bad_fraction=F); `ganforge data check "
+            f"{path}` lists them"
         )
     keep = np.ones(len(entries), dtype=bool)
     keep[[i for i, _ in bad]] = False

@@ -12,7 +12,9 @@ The key is the sha256 of a JSON object holding the extractor identity (name, wei
 resize, normalisation, dtype, input size), the sha256 of the exact reference *pixels* that were
 featurised (so the source, subset, n_ref and seed are all covered, and a file edited in place
 misses) and the cache format. Files are written atomically (temporary file, fsync, os.replace)
-under ``$GANFORGE_CACHE`` or ``~/.cache/ganforge``; a corrupt file counts as a miss.
+under ``$GANFORGE_CACHE`` or ``~/.cache/ganforge``; a corrupt file counts as a miss, and a cache
+that cannot be written is warned about and skipped: it only saves time, so it never ends an
+evaluation (or the training run evaluating itself).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganforge.errors import UsageError
 from ganforge.io import atomic_write
 from ganforge.metrics.distribution import FeatureStats
 
@@ -66,9 +69,9 @@ def ref_path(key: str) -> Path:
 def load_ref(key: str, *, need_feats: bool) -> RefEntry | None:
     """The cached entry for ``key``, or None (absent, lacking features that are needed, or unreadable)."""
     path = ref_path(key)
-    if not path.is_file():
-        return None
     try:
+        if not path.is_file():  # inside the try: an unreadable cache folder is a miss too
+            return None
         with np.load(path, allow_pickle=False) as z:
             if str(z["key"]) != key:  # a 128-bit prefix collision, or a hand-copied file
                 return None
@@ -83,8 +86,9 @@ def load_ref(key: str, *, need_feats: bool) -> RefEntry | None:
     return RefEntry(stats, feats, hist)
 
 
-def save_ref(key: str, entry: RefEntry, fields: dict) -> Path:
-    """Write ``entry`` atomically; ``fields`` (what the key was made of) is stored for inspection."""
+def save_ref(key: str, entry: RefEntry, fields: dict) -> Path | None:
+    """Write ``entry`` atomically; ``fields`` (what the key was made of) is stored for inspection.
+    None, with a warning, when the cache cannot be written (read-only, full, not a folder)."""
     arrays = {"key": np.array(key), "fields": np.array(json.dumps(fields, sort_keys=True)),
               "mu": entry.stats.mu, "sigma": entry.stats.sigma, "n": np.int64(entry.stats.n)}
     if entry.feats is not None:
@@ -92,5 +96,17 @@ def save_ref(key: str, entry: RefEntry, fields: dict) -> Path:
     if entry.class_hist is not None:
         arrays["class_hist"] = entry.class_hist
     path = ref_path(key)
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    try:
+        atomic_write(path, lambda f: np.savez(f, **arrays))
+    except (UsageError, OSError) as exc:  # atomic_write reports an OSError as a UsageError naming the path
+        # the same text for every key, so a caller's logs.WarnOnce (periodic evaluation, compare) shows it once
+        log.warning("cannot cache reference statistics under %s (%s); going on without the cache (set %s to a "
+                    "writable folder to keep them)", cache_root(), _reason(exc), CACHE_ENV)
+        return None
     return path
+
+
+def _reason(exc: BaseException) -> str:
+    """``exc``'s OS reason ("Permission denied"), without the path, which varies with the key."""
+    cause = exc if isinstance(exc, OSError) else exc.__cause__
+    return (cause.strerror or str(cause)) if isinstance(cause, OSError) else str(exc)

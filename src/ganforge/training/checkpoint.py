@@ -26,6 +26,7 @@ import random
 import re
 import time
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from ganforge import __version__
+from ganforge.config import config_kind
 from ganforge.errors import GanforgeError, UsageError
 from ganforge.io import atomic_write, atomic_write_bytes, atomic_write_json, remove_stale_temps, sha256_file
 from ganforge.models.config import ModelConfig
@@ -45,7 +47,7 @@ STATE_DIR = "checkpoints"  # inside a run dir: resumable training states
 MANIFEST = "manifest.json"
 STATE_FORMAT = 1  # bump when the layout of a training state changes
 _STATE_RE = re.compile(r"^state-(\d{8})\.pt$")
-_RUN_RE = re.compile(r"^(\d{5})-")
+_RUN_RE = re.compile(r"^(\d{5,})-")  # 00012-dcgan-mnist; past 99999 the number grows a digit (100000-...)
 # Test hook (documented in docs/RELIABILITY.md): seconds to pause halfway through writing a
 # state file, so that tests can kill -9 the process in the middle of a save.
 SAVE_DELAY_ENV = "GANFORGE_TEST_SAVE_DELAY_S"
@@ -321,6 +323,40 @@ def verify_state(path: Path, entry: dict | None) -> str | None:
     return None
 
 
+def zip_problem(path: Path) -> str | None:
+    """Why ``path`` fails its own checks (the zip torch.save writes holds a CRC32 of every record, which
+    torch.load does not test), or None. The fallback for states without a manifest."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        return f"not a whole torch.save zip ({exc})"
+    return f"its record {bad} fails its CRC32 (damaged)" if bad else None
+
+
+def _manifest_to_check(ckpt_dir: Path, states: list[Path]) -> dict[str, dict] | None:
+    """The manifest resume checks ``states`` against; None when there is none, and each state is checked
+    by its own CRC32s instead (zip_problem). An unreadable manifest is refused: its states are whole
+    for all we know, so they must not be reported as corrupt, nor be trusted without a word."""
+    path = ckpt_dir / MANIFEST
+    if not states:
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not an object")
+    except FileNotFoundError:
+        log.warning("%s is missing: checking each state by its own CRC32s instead of the size and sha256 it records",
+                    path)
+        return None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        raise UsageError(f"{path} is unreadable ({reason}), so the {len(states)} state(s) beside it cannot be checked "
+                         f"against their recorded sizes and sha256s: put back a good copy, or delete it to resume from "
+                         f"the newest state that passes its own CRC32 checks") from None
+    return read_manifest(ckpt_dir)
+
+
 def load_state_file(path: str | Path, map_location="cpu") -> dict:
     """One training state, read with ``torch.load(weights_only=True)``.
 
@@ -345,16 +381,17 @@ def load_state_file(path: str | Path, map_location="cpu") -> dict:
 
 def load_latest_state(ckpt_dir: str | Path, map_location="cpu", *, set_aside: bool = True) -> tuple[dict, Path] | None:
     """Newest state whose size and sha256 match the manifest; None if the folder holds none.
+    Without a manifest, the newest whose zip records pass their CRC32s; an unreadable one is a UsageError.
 
     A damaged newest state is skipped with a warning ("falling back") and, with ``set_aside``, renamed
     ``*.corrupt`` (a dry run only looks); if states exist but none is valid, UsageError. A state that passes its checksum but would unpickle code
     raises UnsafeCheckpoint: someone rewrote file and manifest, so nothing is trusted."""
     ckpt_dir = Path(ckpt_dir)
-    manifest = read_manifest(ckpt_dir)
     candidates = list_states(ckpt_dir)
+    manifest = _manifest_to_check(ckpt_dir, candidates)
     skipped: list[Path] = []
     for path in reversed(candidates):
-        problem = verify_state(path, manifest.get(path.name))
+        problem = verify_state(path, manifest.get(path.name)) if manifest is not None else zip_problem(path)
         if problem is None:
             try:
                 state = load_state_file(path, map_location)
@@ -374,33 +411,52 @@ def load_latest_state(ckpt_dir: str | Path, map_location="cpu", *, set_aside: bo
     return None
 
 
-def _set_aside(ckpt_dir: Path, corrupt: list[Path], manifest: dict) -> None:
+def _set_aside(ckpt_dir: Path, corrupt: list[Path], manifest: dict | None) -> None:
     """Rename corrupt states passed over on the way to a valid one to ``*.corrupt`` (kept for a look,
     no longer states): left as states, they would count toward ``keep_last`` and push out the valid
-    one the run went on from."""
+    one the run went on from. ``manifest`` None: there is none, and none is written (an empty one
+    would make the valid state read as never committed)."""
     if not corrupt:
         return
     for path in corrupt:
         path.rename(path.with_name(path.name + ".corrupt"))
-        manifest.pop(path.name, None)
         log.warning("set %s aside as %s.corrupt", path.name, path.name)
-    atomic_write_json(ckpt_dir / MANIFEST, manifest)
+        if manifest is not None:
+            manifest.pop(path.name, None)
+    if manifest is not None:
+        atomic_write_json(ckpt_dir / MANIFEST, manifest)
 
 
 # ----------------------------------------------------------------------------- resuming a run
 
 
-def find_run(resume: str | Path, runs_root: str | Path = "runs") -> Path:
+def _run_kind(run_dir: Path) -> str:
+    """config_kind of the folder's config.json ("gan", "restore", ...; "other" when unreadable)."""
+    try:
+        return config_kind(json.loads((run_dir / "config.json").read_text()))
+    except (OSError, ValueError):
+        return "other"
+
+
+def find_run(resume: str | Path, runs_root: str | Path = "runs", *, kind: str | None = None) -> Path:
     """The run folder ``--resume`` names: a path, or ``latest`` = the highest-numbered run
-    folder under ``runs_root`` that has a config.json."""
+    folder under ``runs_root`` that has a config.json. ``kind`` ("gan" or "restore", see
+    config.config_kind) makes ``latest`` the newest run of that kind: GAN and restoration runs
+    share the default runs/ root."""
     if str(resume) == "latest":
         root = Path(runs_root)
         runs = sorted(
             (p for p in (root.iterdir() if root.is_dir() else []) if _RUN_RE.match(p.name) and (p / "config.json").is_file()),
-            key=lambda p: int(p.name[:5]),
+            key=lambda p: int(_RUN_RE.match(p.name).group(1)),  # type: ignore[union-attr]
         )
+        others = len(runs)
+        if kind is not None:
+            runs = [p for p in runs if _run_kind(p) == kind]
         if not runs:
-            raise UsageError(f"--resume latest: no run folder under {root} (looked for 00001-* folders with a config.json)")
+            what = {"gan": "GAN ", "restore": "restoration "}.get(kind or "", "")
+            skipped = f"; {others} other run folder(s) there are not {what}runs" if others else ""
+            raise UsageError(f"--resume latest: no {what}run folder under {root} (looked for 00001-* folders with a "
+                             f"config.json{skipped})")
         return runs[-1]
     run_dir = Path(resume)
     if not (run_dir / "config.json").is_file():

@@ -35,7 +35,7 @@ from ganforge.models import build_discriminator, build_generator, check_model_co
 from ganforge.nn import has_batch_norm
 from ganforge.provenance import provenance, starts
 from ganforge.training import checkpoint as ckpt
-from ganforge.training import distributed
+from ganforge.training import distributed, runlock
 from ganforge.training.ema import EMA
 from ganforge.training.guard import NonFinite, NonFiniteGuard, StopRequest, TrainingInterrupted
 from ganforge.training.logger import MetricsLog, plot_losses
@@ -175,7 +175,17 @@ def train(
 
     ``dry_run=True`` does everything up to the first step, writing nothing: loads and checks the data,
     builds the nets and the periodic evaluation (its eval.ref), and for a resume loads the newest valid
-    state into them; then returns the run folder it would resume (None for a new run)."""
+    state into them; then returns the run folder it would resume (None for a new run).
+
+    Only one process at a time trains in a run folder: a second one, while this holds its
+    ``run.lock`` (training/runlock.py), stops with a UsageError before it writes anything."""
+    with contextlib.ExitStack() as hold:  # the run lock, once taken below
+        return _train(cfg, out=out, runs_root=runs_root, resume=resume, data=data, dry_run=dry_run, hold=hold)
+
+
+def _train(cfg: RunConfig | None, *, out, runs_root, resume, data: ImageData | None, dry_run: bool,
+           hold: contextlib.ExitStack) -> Path | None:
+    """train()'s body; ``hold`` keeps the run folder's lock until train() returns or raises."""
     if cfg is None and resume is None:
         raise UsageError("give a config (ganforge.get_preset('dcgan-mnist'), changed with ganforge.config.apply_overrides) "
                          "or resume=RUN_DIR")
@@ -185,7 +195,7 @@ def train(
                          "or ganforge.config.from_dict(DICT)")
     if data is not None and not isinstance(data, ImageData):
         raise UsageError(f"data is a {type(data).__name__}, not an ImageData: load one with ganforge.data.load_images(...)")
-    run_dir = ckpt.find_run(resume, runs_root) if resume is not None else None
+    run_dir = ckpt.find_run(resume, runs_root, kind="gan") if resume is not None else None  # latest: the newest GAN run
     trained_on = ""  # a resumed run's data.source before this call (it may move: RESUMABLE_KEYS)
     if run_dir is not None:
         saved = read_run_config(run_dir / "config.json")
@@ -203,6 +213,10 @@ def train(
     # Under torchrun (training/distributed.py) each process takes a shard of the global batch; None: one process.
     parallel = distributed.current(device, t.batch_size, m.pack, resume=run_dir is not None, on_nonfinite=t.on_nonfinite)
     main = parallel is None or parallel.is_main  # only rank 0 writes files
+    if run_dir is not None and dry_run:  # one writer per run folder (a dry run only looks)
+        runlock.check_run_lock(run_dir)
+    elif run_dir is not None:  # held from before a state is set aside or a metrics row trimmed
+        hold.enter_context(runlock.run_lock(run_dir))
     if t.threads:
         torch.set_num_threads(t.threads)
     seed_everything(t.seed, t.deterministic)
@@ -324,6 +338,8 @@ def train(
     else:
         new_run_dir = lambda: create_run_dir(cfg.preset, out=out, root=runs_root)  # noqa: E731
         run_dir = new_run_dir() if parallel is None else parallel.from_main(new_run_dir)
+        if main:  # before config.json: until then `--resume` refuses the folder (find_run)
+            hold.enter_context(runlock.run_lock(run_dir))
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / ckpt.STATE_DIR
     if main:
@@ -354,6 +370,23 @@ def train(
         log.warning("%s: rolled back to %s (rollback %d of at most %d)", event, path.name, guard.rollbacks, t.max_rollbacks)
         metrics.write({"step": event.step + 1, "event": "rollback", "to_step": step, "net": event.net, "loss": str(event.loss)})
         return step
+
+    def periodic_rows(done: int) -> list[dict]:
+        """The periodic evaluation's metrics rows. If it raises (out of memory, an unwritable best/), the
+        steps since the last checkpoint are kept first (nothing lost): the state at this boundary is
+        saved unless a non-finite update is pending, then the error ends the run."""
+        try:  # draws from its own generator under fork_rng: the run is unchanged
+            return periodic(done, ema.model if ema is not None else G, G, ema.model if ema is not None else None)
+        except Exception:
+            try:
+                # guard.poll is a collective under torchrun, where the other ranks wait at a barrier: there
+                # check_finite (in save_state) alone keeps a NaN state from being written
+                if parallel is not None or guard.poll() is None:
+                    log.warning("the evaluation at step %d failed; saved %s first: resume with `ganforge train "
+                                "--resume %s` once its cause is fixed", done, save_checkpoint(done), run_dir)
+            except Exception as exc:  # the evaluation's error is the one to report
+                log.warning("the evaluation at step %d failed, and no checkpoint could be saved: %s", done, exc)
+            raise
 
     if t.on_nonfinite == "rollback" and not ckpt.list_states(ckpt_dir):
         save_checkpoint(start_step)  # a rollback needs a state to go back to
@@ -431,8 +464,8 @@ def train(
                 if t.sample_every and done % t.sample_every == 0:
                     sample_grid(f"step-{done:08d}")
                 if cfg.eval.every and (done % cfg.eval.every == 0 or done == t.total_steps):
-                    if periodic is not None:  # draws from its own generator under fork_rng: the run is unchanged
-                        for row in periodic(done, ema.model if ema is not None else G, G, ema.model if ema is not None else None):
+                    if periodic is not None:
+                        for row in periodic_rows(done):
                             metrics.write(row)
                     if parallel is not None:
                         parallel.barrier()  # the other ranks wait for rank 0's evaluation

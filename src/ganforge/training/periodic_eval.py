@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -65,6 +66,21 @@ def auto_evaluator_note(resolution: int, channels: int) -> str | None:
             "for the standard FID set the evaluator to inception-v3-fid with its weights file")
 
 
+def check_inception_weights() -> None:
+    """Training has no --inception-weights (`ganforge eval` does): it reads Inception's file from the
+    environment alone, so say that, not the option, when the file is not there."""
+    from ganforge.evaluators.inception import WEIGHTS_ENV
+
+    path = os.environ.get(WEIGHTS_ENV)
+    if not path:
+        raise UsageError(f"eval.evaluator=inception-v3-fid needs pytorch-fid's pt_inception-2015-12-05-6726825d.pth, "
+                         f"which training reads from ${WEIGHTS_ENV} (ganforge never downloads it): run with "
+                         f"{WEIGHTS_ENV}=PATH, or leave eval.evaluator=auto")
+    if not Path(path).expanduser().is_file():
+        raise UsageError(f"{WEIGHTS_ENV}={path} is not a file: eval.evaluator=inception-v3-fid reads pytorch-fid's "
+                         "pt_inception-2015-12-05-6726825d.pth from it")
+
+
 def make_periodic_eval(cfg: RunConfig, data: ImageData, device: torch.device) -> "PeriodicEval | None":
     """The evaluator of ``eval.every``, or None when it is off. ``eval.evaluator=auto`` is the
     shipped classifier for the channel count (``auto_evaluator``, warned once when it resizes);
@@ -92,6 +108,8 @@ class PeriodicEval:
         self.class_counts = (torch.bincount(data.labels.cpu(), minlength=cfg.model.num_classes).tolist()
                              if cfg.model.num_classes and data.labels is not None else None)  # (K,), as model/ does
         name = auto_evaluator(m.resolution, m.channels) if e.evaluator == "auto" else e.evaluator
+        if name == "inception-v3-fid":
+            check_inception_weights()
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # building the network draws init weights: keep the run's RNG untouched
             self.extractor = load_extractor(name, device=device)
