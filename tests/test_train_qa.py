@@ -338,3 +338,13 @@ def test_a_bad_image_names_the_training_setting(tmp_path):
     (tmp_path / "b.png").write_bytes(b"")
     with pytest.raises(UsageError, match=r"on_bad_image='skip' \(training: --set data.on_bad_image=skip\)"):
         load_images(str(tmp_path), resolution=8, channels=1)
+
+
+def test_a_new_run_id_follows_one_past_99999(tmp_path):
+    # the id regex read five digits, so once 100000-x existed the next id was 10001... then 100000
+    # again: mkdir failed with FileExistsError and create_run_dir retried the same name forever
+    from ganforge.training.rundir import create_run_dir
+
+    (tmp_path / "99999-a").mkdir()
+    (tmp_path / "100000-b").mkdir()
+    assert create_run_dir("dcgan-mnist", root=tmp_path).name == "100001-dcgan-mnist"

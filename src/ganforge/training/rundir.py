@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ganforge.errors import UsageError
 
-_RUN_RE = re.compile(r"^(\d{5})-")
+_RUN_RE = re.compile(r"^(\d{5,})-")  # every digit: "100000-x" read as 10000 made the next id loop forever
 
 
 def check_run_dir(out: str | Path | None, root: str | Path = "runs") -> None:
