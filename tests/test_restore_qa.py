@@ -285,3 +285,24 @@ def test_unused_perceptual_weights_are_warned_about(tmp_path, photos, caplog):
     with caplog.at_level(logging.WARNING, "ganforge.restore"):
         assert train_restorer(resume=run, photos=photos, dry_run=True) == run
     assert "is missing and unused" in caplog.text
+
+
+def test_restoration_training_holds_the_run_lock_and_latest_skips_gan_runs(tmp_path, photos):
+    # the run lock of GAN training (training/runlock.py) in restoration training too: a second trainer
+    # in a held run folder stops in one line before it writes; `latest` picks the newest restoration run
+    from ganforge.training.checkpoint import find_run
+    from ganforge.training.runlock import run_lock
+
+    run = train_restorer(tiny("denoise-s25", "train.total_steps=2"), photos=photos,
+                         runs_root=tmp_path)
+    assert not (run / "run.lock").exists()  # released when training ended
+    (run / "summary.json").unlink()  # as if stopped before the end: resumable
+    (tmp_path / "00009-dcgan-mnist").mkdir()
+    (tmp_path / "00009-dcgan-mnist" / "config.json").write_text(json.dumps({"run": {}}))
+    assert find_run("latest", tmp_path, kind="restore") == run
+    before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with run_lock(run):
+        for dry in (True, False):
+            with pytest.raises(UsageError, match=r"is in use by pid \d+"):
+                train_restorer(resume=run, photos=photos, runs_root=tmp_path, dry_run=dry)
+    assert {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing written

@@ -46,6 +46,7 @@ from ganforge.losses import LOSSES
 from ganforge.metrics import psnr
 from ganforge.provenance import provenance, starts
 from ganforge.training import checkpoint as ckpt
+from ganforge.training import runlock
 from ganforge.training.checkpoint import mismatch
 from ganforge.training.ema import EMA
 from ganforge.training.guard import StopRequest, TrainingInterrupted
@@ -248,7 +249,18 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
 
     ``dry_run=True`` does everything up to the first step, writing nothing: loads the photos, builds
     the nets (loading train.init_from and a perceptual net's weights) and, for a resume, loads the newest
-    valid state into them; then returns the run folder it would resume (None for a new run)."""
+    valid state into them; then returns the run folder it would resume (None for a new run).
+
+    Only one process at a time trains in a run folder: a second one, while this holds its
+    ``run.lock`` (training/runlock.py, as GAN training), stops with a UsageError before it writes."""
+    with contextlib.ExitStack() as hold:  # the run lock, once taken below
+        return _train_restorer(cfg, out=out, runs_root=runs_root, photos=photos, resume=resume, dry_run=dry_run,
+                               hold=hold)
+
+
+def _train_restorer(cfg: RestoreConfig | None, *, out, runs_root, photos, resume, dry_run: bool,
+                    hold: contextlib.ExitStack) -> Path | None:
+    """train_restorer()'s body; ``hold`` keeps the run folder's lock until train_restorer() ends."""
     if cfg is None and resume is None:
         raise UsageError("give a RestoreConfig (ganforge.apps.restore_config.get_preset(...)) or resume=RUN")
     if cfg is not None and not isinstance(cfg, RestoreConfig):
@@ -259,13 +271,17 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
                          "(ganforge.apps.restore_config.get_preset(...)) or resume=RUN")
     if photos is not None:
         check_photos(photos)
-    run_dir = ckpt.find_run(resume, runs_root) if resume is not None else None
+    run_dir = ckpt.find_run(resume, runs_root, kind="restore") if resume is not None else None  # latest: newest restoration run
     found = None  # (training state, its path) when resuming from one
     if run_dir is not None:
         run_cfg = read_restore_run(run_dir)  # first: a GAN run folder is refused here
         if (run_dir / "summary.json").exists():
             raise UsageError(f"{run_dir} has finished (summary.json): train a new cycle from it with --set train.init_from={run_dir}")
         cfg = config_for_resume(run_dir, run_cfg, cfg, RESUMABLE_KEYS)
+        if dry_run:  # one writer per run folder (a dry run only looks); held before a state is set aside
+            runlock.check_run_lock(run_dir)
+        else:
+            hold.enter_context(runlock.run_lock(run_dir))
         found = ckpt.load_latest_state(run_dir / ckpt.STATE_DIR, set_aside=not dry_run)
         if found is None:
             log.warning("%s has no training state yet: starting it again from step 0", run_dir)
@@ -321,6 +337,7 @@ def train_restorer(cfg: RestoreConfig | None = None, *, out: str | Path | None =
         if dry_run:
             return None
         run_dir = create_run_dir(cfg.preset, out=out, root=runs_root)
+        hold.enter_context(runlock.run_lock(run_dir))  # before config.json: until then --resume refuses the folder
     elif found is None:
         if dry_run:
             return run_dir

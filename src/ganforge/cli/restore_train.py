@@ -63,7 +63,7 @@ def make_train_cmd(task: str) -> click.Command:
                      if source(name) == click.core.ParameterSource.COMMANDLINE]
             if given:
                 raise UsageError(f"--resume continues a run with its own config: do not combine it with {', '.join(given)}")
-            resume_dir = find_run(resume_dir, runs_root)
+            resume_dir = find_run(resume_dir, runs_root, kind="restore")
             check_resume_overrides(overrides, RESUMABLE_KEYS)
             cfg = read_restore_run(resume_dir)
             if cfg.task != task:
