@@ -32,6 +32,25 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def check_can_write(folder: str | Path, what: str) -> Path:
+    """Refuse, before any work, an output folder that cannot be created or written: an output is
+    written after minutes (or hours) of training or fitting, and a mkdir that fails then loses them.
+    ``folder``: the folder the output goes into (for a file, its parent), new or existing; ``what``:
+    how the message names it ("--save runs/r8"). A file in the way is named; otherwise a temporary
+    folder is made and removed in the nearest existing ancestor, which catches what permission bits
+    do not (root, read-only mounts, /proc). Nothing is left behind. Returns ``folder`` as a Path."""
+    folder = Path(folder)
+    here = next((p for p in (folder, *folder.parents) if p.exists()), Path.cwd())
+    if not here.is_dir():
+        raise UsageError(f"{what} cannot be created: {here} is a file, not a folder; give a path in a writable folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".ganforge-probe-", dir=here))
+    except OSError as exc:
+        raise UsageError(f"{what} cannot be written: {here} does not take new files ({exc.strerror or exc}); "
+                         "give a path in a writable folder") from None
+    return folder
+
+
 TMP_SUFFIX = ".tmp"  # temporary files are ".<final name>.<random>.tmp" in the final folder
 
 

@@ -13,7 +13,7 @@ import torch
 from ganforge.config import check_seed
 from ganforge.data.decode import is_image_name
 from ganforge.errors import UsageError, is_int
-from ganforge.io import atomic_write, image_grid, save_png
+from ganforge.io import atomic_write, check_can_write, image_grid, save_png
 from ganforge.metrics.imagesets import MAX_IMAGES
 
 
@@ -163,6 +163,19 @@ def sample_labels(n: int, num_classes: int, class_index: int | None = None, clas
 
 
 @torch.no_grad()
+def check_finite_weights(G: torch.nn.Module, source: str | Path) -> None:
+    """Refuse a loaded generator whose weights (or batch-norm statistics) hold NaN or inf, naming the
+    file ``source`` they came from: such a G draws NaN images, which the uint8 conversion writes as an
+    all-black grid and an evaluation scores as a plausible FID, both with exit code 0. Called where a
+    generator is loaded from a file (``ganforge sample``, ``evaluate`` of a run folder); a G handed
+    over mid-training is left to the training loop's own non-finite policy (train.on_nonfinite)."""
+    bad = [name for name, t in G.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise UsageError(f"the generator's weights in {source} are not finite (NaN/inf in {len(bad)} tensor(s), e.g. "
+                         f"{bad[0]}): it would draw NaN images; use another checkpoint of the run")
+
+
+@torch.no_grad()
 def generate(
     G: torch.nn.Module, n: int, *, seed: int = 0, class_index: int | None = None, batch_size: int = 256, device=None,
     truncation: float | None = None, class_weights=None,
@@ -244,6 +257,8 @@ def check_out(out: str | Path, *, overwrite: bool = False, names: list[str] | No
             raise UsageError(f"{what} holds {len(stale)} image file(s) this call would not replace (e.g. "
                              f"{stale[0]}): {again} rewrites only its own {len(names)}, which would leave a mixed "
                              "set; give an empty or new folder")
+    # a file or an unwritable folder on the path fails here, not after the images are generated
+    check_can_write(out.parent if suffix else out, what)
     return out
 
 

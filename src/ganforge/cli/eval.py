@@ -14,6 +14,7 @@ import click
 
 from ganforge.config import MAX_EVAL_SEED, MAX_SEED
 from ganforge.errors import UsageError
+from ganforge.metrics.distribution import MAX_KID_SUBSETS
 
 log = logging.getLogger("ganforge.eval")
 
@@ -50,7 +51,7 @@ def _device(device: str) -> str:
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=256, show_default=True, help="Images per forward pass (does not change the values).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True, help="Extractor arithmetic.")
-@click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True, help="KID: random subsets.")
+@click.option("--kid-subsets", type=click.IntRange(1, MAX_KID_SUBSETS), default=100, show_default=True, help="KID: random subsets.")
 @click.option("--kid-subset-size", type=click.IntRange(min=2), default=None, help="KID: images per subset (at most the size of either set)  [default: 1000, or the smaller set's size]")
 @click.option("--pr-k", type=click.IntRange(min=1), default=3, show_default=True, help="Precision/recall: k-th neighbour.")
 @click.option("--dc-k", type=click.IntRange(min=1), default=5, show_default=True, help="Density/coverage: k-th neighbour.")
@@ -260,7 +261,10 @@ def list_cmd() -> None:
 
 def _check_fit_out(out: Path, overwrite: bool) -> None:
     """The weights file and its sidecar are the user's work (fitted weights, possibly an hour's): replace
-    them only with --overwrite. The default cache path too: a second fit there would replace the first."""
+    them only with --overwrite. The default cache path too: a second fit there would replace the first.
+    Its folder must be creatable and writable before the fit starts."""
+    from ganforge.io import check_can_write
+
     if out.suffix != ".safetensors":
         raise UsageError(f"--out {out} must end in .safetensors (its sidecar is the same name with .json)")
     sidecar = out.with_suffix(".json")
@@ -271,9 +275,7 @@ def _check_fit_out(out: Path, overwrite: bool) -> None:
     if taken and not overwrite:
         raise UsageError(f"{' and '.join(taken)} already exist{'s' if len(taken) == 1 else ''}: give another --out, "
                          "or pass --overwrite to replace the weights and their sidecar")
-    parent = next((p for p in out.parents if p.exists()), Path.cwd())
-    if not parent.is_dir():
-        raise UsageError(f"--out {out}: cannot create it, {parent} is a file")
+    check_can_write(out.parent, f"--out {out}")  # a file in the way or a read-only folder: now, not after the fit
 
 
 @evaluator_cmd.command("fit")

@@ -19,7 +19,7 @@ BENCHMARK_NAMES = ("ring8", "grid25", "stacked-mnist")
               help="2D: vanilla | pacgan | mbstd | msgan | ttur | wgan-gp | r1 | wide-d | unrolled | decay | ttur-decay | "
                    "best-pack | best (the recommended recipe for that benchmark, DRS included); "
                    "stacked-mnist: vanilla | pacgan | mbstd | ttur | r1 | msgan | unrolled | wide | msgan-wide | msgan-r1 | best.")
-@click.option("--trials", type=int, default=10, show_default=True, help="Independent seeded trials (mean ± s.e.).")
+@click.option("--trials", type=int, default=10, show_default=True, help="Independent seeded trials (mean ± s.e.; at most 1000).")
 @click.option("--steps", type=int, default=None, help="G updates per trial; a shorter 2D best run shortens its DRS calibration in proportion. [default: 2D best 20000, other 2D methods 2000; stacked-mnist best 64000, its other methods 8000]")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Trial t uses seed + t.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -38,7 +38,7 @@ BENCHMARK_NAMES = ("ring8", "grid25", "stacked-mnist")
 @click.option("--with-stacked-mnist", "with_stacked", is_flag=True,
               help="With --all: add every Stacked MNIST method (slow on CPU: minutes per trial).")
 @click.option("--device", default="auto", show_default=True, help="Stacked MNIST training device: auto | cpu | cuda | cuda:N (2D runs on CPU).")
-@click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads.")
+@click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads (at most 1024).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def modes_cmd(benchmark, method, trials, steps, seed, sets, out, overwrite, save, rescore, run_all, with_stacked, device, threads,
               as_json) -> None:
@@ -62,15 +62,16 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, overwrite, save
     """
     import torch
 
-    from ganforge.modes.bench import DEFAULT_STEPS, get_benchmark, run_benchmark
+    from ganforge.modes.bench import check_trials, get_benchmark, run_benchmark, run_config
     from ganforge.modes.methods import METHODS, get_method, parse_sets
+    from ganforge.modes.saved import check_save_dir
     from ganforge.modes.stacked import STACKED_METHODS, get_stacked_method, run_stacked, stacked_config
+    from ganforge.device import MAX_THREADS, is_device_name, resolve_device
 
     device = device.strip()  # --device " cuda" reads as cuda, as resolve_device and --set read it
-    if trials < 1:
-        raise UsageError(f"--trials must be at least 1, got {trials}")
-    if threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {threads}")
+    check_trials(trials, seed)
+    if not 1 <= threads <= MAX_THREADS:  # OpenMP segfaults on 100,000 threads (device.MAX_THREADS)
+        raise UsageError(f"--threads must be from 1 to {MAX_THREADS}, got {threads}")
     if steps is not None and steps < 1:
         raise UsageError(f"--steps must be at least 1, got {steps}")
     if with_stacked and not run_all:
@@ -83,8 +84,6 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, overwrite, save
         raise UsageError("--rescore scores one kept folder: drop --all")
     if save and rescore:
         raise UsageError("--save trains and keeps trials, --rescore scores kept ones: give one of them")
-    from ganforge.device import is_device_name, resolve_device
-
     if not is_device_name(device):  # the 2D benchmarks run on the CPU, but a misspelt name is still a mistake
         resolve_device(device, "--device")  # its one-line "is not a device" error
     if device != "auto" and (run_all and with_stacked or benchmark == "stacked-mnist") and not rescore:
@@ -114,19 +113,25 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, overwrite, save
         pairs = [(b, m) for b in ("ring8", "grid25") for m in METHODS]
         pairs += [("stacked-mnist", m) for m in STACKED_METHODS] if with_stacked else []
     else:
-        if benchmark == "stacked-mnist":
-            stacked_config(get_stacked_method(method).name, steps, seed, tuple(sets), device, threads)  # validate first
-        elif benchmark not in ("ring8", "grid25"):
+        if benchmark not in ("ring8", "grid25", "stacked-mnist"):
             raise UsageError(f"unknown benchmark {benchmark!r}: choose one of ring8, grid25, stacked-mnist")
+        if benchmark == "stacked-mnist":
+            get_stacked_method(method)
         else:
             get_benchmark(benchmark), get_method(method)
         pairs = [(benchmark, method)]
     toy_sets = parse_sets(sets) if sets and benchmark != "stacked-mnist" else {}
-    if toy_sets and not run_all:  # a bad value is named before --out is judged (a second try keeps its error)
-        from ganforge.modes.methods import toy_overrides
+    # Every row's settings and sizes, before --out is judged (a second try keeps its error) and before the
+    # first row trains (--all: a later row's error would otherwise come after the earlier rows' hours)
+    for b, m in pairs:
+        if b == "stacked-mnist":
+            from ganforge.cli.train import check_model_size
 
-        meth = get_method(method)
-        toy_overrides(meth.config(steps if steps is not None else meth.steps or DEFAULT_STEPS, benchmark), toy_sets).check()
+            check_model_size(stacked_config(get_stacked_method(m).name, steps, seed, tuple(sets), device, threads).model)
+        else:
+            run_config(b, m, trials, steps, seed, toy_sets)
+    if save is not None:
+        check_save_dir(save)
     check_out(out, pairs, trials, seed, overwrite)  # before any trial trains
 
     results = []
@@ -141,15 +146,14 @@ def modes_cmd(benchmark, method, trials, steps, seed, sets, out, overwrite, save
 def check_out(out: Path, pairs: list[tuple[str, str]], trials: int, seed: int, overwrite: bool) -> None:
     """--out must be a folder (new or existing) and must not hold what this call writes: a 2D plot is
     replaced only with --overwrite; a Stacked MNIST trial's run folder (hours of training) never is."""
+    from ganforge.io import check_can_write
     from ganforge.modes.bench import plot_path
     from ganforge.modes.stacked import trial_dir
 
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file: modes writes its plots (and Stacked MNIST run folders) into a folder; "
                          "give a new or existing folder")
-    blocker = next((p for p in out.parents if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise UsageError(f"--out {out} cannot be created: {blocker} is a file")
+    check_can_write(out, f"--out {out}")  # a file in the way or a read-only folder: before training, not after
     for b, m in pairs:
         if b == "stacked-mnist":
             for t in range(trials):

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ganforge import __version__
 from ganforge.errors import UsageError
-from ganforge.io import atomic_write_bytes, atomic_write_json, sha256_file
+from ganforge.io import atomic_write_bytes, atomic_write_json, check_can_write, sha256_file
 
 
 def check_fit_args(fit_name: str, out_path: str | Path, epochs: int, batch_size: int) -> Path:
@@ -24,6 +24,7 @@ def check_fit_args(fit_name: str, out_path: str | Path, epochs: int, batch_size:
     out_path = Path(out_path)
     if out_path.suffix != ".safetensors":
         raise UsageError(f"{fit_name}: out_path must end in .safetensors, got {out_path}")
+    check_can_write(out_path.parent, f"{fit_name}: out_path {out_path}")  # before the fit, not after it
     return out_path
 
 

@@ -33,6 +33,7 @@ from ganforge.errors import UsageError, is_int
 from ganforge.metrics import cache as ref_cache
 from ganforge.metrics.classmix import check_class_mix, choose_class_mix, labels_by_name
 from ganforge.metrics.distribution import (
+    MAX_KID_SUBSETS,
     FeatureStats,
     class_coverage,
     coverage_thresholds,
@@ -87,6 +88,8 @@ class MetricOptions:
         for name in ("kid_subsets", "pr_k", "dc_k", "is_splits"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.kid_subsets > MAX_KID_SUBSETS:  # before any image is drawn, not at the KID step
+            raise UsageError(f"kid_subsets must be at most {MAX_KID_SUBSETS:,}, got {self.kid_subsets}")
         if self.kid_subset_size is not None and self.kid_subset_size < 2:
             raise UsageError(f"kid_subset_size must be >= 2, got {self.kid_subset_size}")
         if not 0.0 <= self.class_min_fraction <= 1.0:
@@ -415,11 +418,13 @@ def _open_target(target, n: int | None, seed: int, device: torch.device, ema: bo
     if isinstance(target, (np.ndarray, Tensor, ImageSet)) or not is_generator_dir(Path(target)):
         return _load(target, n, seed, "TARGET")
     from ganforge.io import sha256_file
+    from ganforge.sampling import check_finite_weights
     from ganforge.training.checkpoint import load_generator, resolve_model_dir, weights_file
 
     model_dir = resolve_model_dir(target)
     G = load_generator(model_dir, ema=ema, device=device)
     file = weights_file(model_dir, ema)  # the file load_generator read
+    check_finite_weights(G, file)  # NaN weights score a plausible FID from black images
     ident = {"kind": "generator", "path": str(model_dir.resolve()), "weights": file.name,
              "weights_sha256": sha256_file(file)}
     return _Generator(G, ident, json.loads((model_dir / "config.json").read_text()).get("class_names"))

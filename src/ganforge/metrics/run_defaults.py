@@ -102,7 +102,8 @@ def run_eval_defaults(target) -> RunEvalDefaults | None:
     evaluator: the run's eval.evaluator, or for "auto" (or a generator folder without its run) the
     shipped one for the generator's channels (mnist-clf for grey, cifar10-clf for RGB, reading other
     sizes resized: ``note``); reference: the run's eval.ref, else its data.source as its training loaded it
-    (TrainingData), when that name or path resolves here."""
+    (TrainingData), when that name or path resolves here. A run whose config.json is there but does
+    not read as a run config is a UsageError naming the file (a guess would score the wrong data)."""
     from ganforge.config import read_run_config
     from ganforge.data import NAMED_SOURCES
     from ganforge.training.checkpoint import resolve_model_dir
@@ -120,8 +121,17 @@ def run_eval_defaults(target) -> RunEvalDefaults | None:
     run_config = model_dir.parent / "config.json"  # RUN/model or RUN/best -> RUN/config.json
     try:
         cfg = read_run_config(run_config) if run_config.is_file() else None
-    except UsageError:
-        cfg = None
+    except (UsageError, TypeError) as exc:  # TypeError: valid JSON of another shape (a list)
+        if not (model_dir.parent / "model" / "config.json").is_file():
+            # a saved generator folder (config.json + generator.safetensors) inside some other folder: that
+            # folder's config.json is not its run's, so the generator is scored as one without a run
+            cfg = None
+        else:
+            # RUN/model or RUN/best: this is the run's own config. Falling back would score against the
+            # evaluator's own set (the embedded MNIST) instead of the run's data, and drop its eval.evaluator
+            why = str(exc) if str(run_config) in str(exc) else f"{run_config} is not a ganforge run config: {exc}"
+            raise UsageError(f"{why}; the run's evaluator and reference come from it: repair the file, or give both "
+                             "--evaluator and --ref") from None
     if cfg is None:
         return RunEvalDefaults(evaluator, None, note=note)
     auto = cfg.eval.evaluator == "auto"
@@ -149,6 +159,10 @@ def resolve_defaults(target, evaluator=None, ref=None) -> tuple:
     training data is not here is a UsageError naming --ref. Anything else gets evaluator "auto"
     (evaluate: the shipped classifier for the images' channels) and keeps ref None (the
     evaluator's own set)."""
+    for what, value in (("TARGET", target), ("--ref", ref)):
+        if isinstance(value, str) and not value.strip():  # Path("") is the current folder: never what was meant
+            raise UsageError(f"{what} {value!r} is empty: give a run folder, saved generator, dataset name, .npz, "
+                             "image folder or .zip")
     d = run_eval_defaults(target) if evaluator is None or ref is None else None
     if d is None:  # not a run
         return (evaluator if evaluator is not None else "auto"), ref

@@ -10,16 +10,62 @@ from pathlib import Path
 
 import torch
 
-from ganforge.errors import UsageError
-from ganforge.modes.drs import calibrate_discriminator, drs_sample
+from ganforge.config import MAX_SEED
+from ganforge.errors import UsageError, is_int
+from ganforge.io import check_can_write
+from ganforge.modes.drs import CANDIDATES, calibrate_discriminator, drs_sample
 from ganforge.modes.ensemble import generate_ensemble, train_ensemble
 from ganforge.modes.methods import get_method, toy_overrides
 from ganforge.modes.metrics import ModeStats, mode_stats
 from ganforge.modes.saved import check_save_dir, save_trials, trial_meta
-from ganforge.modes.toy import BENCHMARKS, Benchmark
+from ganforge.modes.toy import BENCHMARKS, Benchmark, ToyConfig, ToyDiscriminator, toy_generator
 
 N_EVAL_SAMPLES = 2500  # generated samples scored per trial (VEEGAN / PacGAN)
 DEFAULT_STEPS = 2000  # G updates per trial (docs/MODE_COLLAPSE.md gives the CPU time of each row)
+# Trials of one run: the docs report 10 to 20. A 2D run holds every trial in memory at once, and a
+# count a digit too long otherwise builds its list of seeds until the process is killed.
+MAX_TRIALS = 1000
+# The whole ensemble's G + D (+ DRS's D) parameters, as a GAN run's G + D (cli/train.py MAX_PARAMETERS):
+# 4 GiB of fp32 weights, about 16 GiB with gradients and Adam's moments.
+MAX_ENSEMBLE_PARAMETERS = 2**30
+# Values in the widest tensor a run makes (trials x samples x units): 2**30 float32 is 4 GiB.
+MAX_TENSOR_VALUES = 2**30
+
+
+def check_trials(trials: int, seed: int = 0) -> None:
+    """--trials in 1..MAX_TRIALS, and every trial's seed (seed + t) within MAX_SEED: checked before the
+    first trial trains, not when a later one's seed fails."""
+    if not is_int(trials) or not 1 <= trials <= MAX_TRIALS:
+        raise UsageError(f"--trials must be an integer from 1 to {MAX_TRIALS}, got {trials!r}")
+    if is_int(seed) and seed + trials - 1 > MAX_SEED:
+        raise UsageError(f"--seed {seed} with --trials {trials}: trial t trains with seed + t, past the largest seed "
+                         f"{MAX_SEED} (2**63 - 1); use --seed {MAX_SEED - trials + 1} or less")
+
+
+def check_ensemble_size(cfg: ToyConfig, trials: int) -> None:
+    """Refuse, before anything is allocated, an ensemble of `trials` whose parameters (counted on the meta
+    device: shapes only) or widest tensor would not fit in memory, naming the settings that size it."""
+    with torch.device("meta"):
+        nets = [toy_generator(cfg.z_dim, cfg.g_width, cfg.g_depth),
+                ToyDiscriminator(cfg.d_width, cfg.d_depth, cfg.d_pieces, cfg.pack, cfg.mbstd_group)]
+        if cfg.drs_steps > 0:  # DRS calibrates a second, unpacked D per trial
+            nets.append(ToyDiscriminator(cfg.d_width, cfg.d_depth, cfg.d_pieces, 1, 0))
+        count = trials * sum(p.numel() for net in nets for p in net.parameters())
+    sizes = (f"z_dim={cfg.z_dim}, g_width={cfg.g_width}, g_depth={cfg.g_depth}, d_width={cfg.d_width}, "
+             f"d_depth={cfg.d_depth}, d_pieces={cfg.d_pieces}")
+    if count > MAX_ENSEMBLE_PARAMETERS:
+        raise UsageError(f"{trials} trial(s) of {sizes} have {count:,} parameters together: at most "
+                         f"{MAX_ENSEMBLE_PARAMETERS:,} (2**30); use fewer --trials or smaller networks")
+    # (samples per trial, widest layer they pass): a training step's batch through G and D, the scored
+    # samples through G, DRS's candidates per round through G and D
+    g, gd = max(cfg.z_dim, cfg.g_width), max(cfg.z_dim, cfg.g_width, cfg.d_width * cfg.d_pieces)
+    passes = [(cfg.batch_size * cfg.pack, gd), (N_EVAL_SAMPLES, g)] + ([(CANDIDATES, gd)] if cfg.drs_steps > 0 else [])
+    rows, width = max(passes, key=lambda p: p[0] * p[1])
+    values = trials * rows * width
+    if values > MAX_TENSOR_VALUES:
+        raise UsageError(f"{trials} trial(s) x {rows:,} samples x {width:,} units ({sizes}, batch_size={cfg.batch_size}, "
+                         f"pack={cfg.pack}) is a tensor of {values:,} values: at most {MAX_TENSOR_VALUES:,} (2**30); use "
+                         "fewer --trials, a smaller batch or narrower networks")
 
 
 def get_benchmark(name: str) -> Benchmark:
@@ -107,20 +153,12 @@ def run_benchmark(
     samples come from discriminator rejection sampling (drs.py; latents and uniforms seeded as the
     plain samples), and the plain samples' numbers are kept in ``before_drs``. With `save` (a new or
     empty folder) the trained trials (and calibrated D) are kept for ``saved.rescore_trials``."""
-    if trials < 1:
-        raise UsageError(f"--trials must be at least 1, got {trials}")
     bench, meth = get_benchmark(benchmark), get_method(method)
-    steps = steps if steps is not None else meth.steps or DEFAULT_STEPS
-    if steps < 1:
-        raise UsageError(f"--steps must be at least 1, got {steps}")
-    cfg = toy_overrides(meth.config(steps, benchmark), overrides or {}).check()
-    if meth.steps and steps < meth.steps and cfg.drs_steps > 0 and "drs_steps" not in (overrides or {}):
-        # A shorter run than the recipe's (`best` at --steps 500 to try it) gets its DRS calibration
-        # shortened in proportion: --steps bounds the time, and 12,000 calibration steps after 500
-        # training steps would take 20x the training. The result's recipe shows the length used.
-        cfg = replace(cfg, drs_steps=max(1, round(cfg.drs_steps * steps / meth.steps)))
+    steps, cfg = run_config(benchmark, method, trials, steps, seed, overrides)
     if save is not None:
         check_save_dir(save)  # before hours of training, not after
+    if out is not None:
+        check_can_write(out, f"--out {out}")  # the plot is written after training
     seeds = [seed + t for t in range(trials)]
     t0, c0 = time.perf_counter(), time.process_time()
     ens = train_ensemble(bench, cfg, seeds)
@@ -137,6 +175,25 @@ def run_benchmark(
     if out is not None:
         plot_samples(bench, samples, stats, plot_path(out, benchmark, method), title=f"{benchmark} · {method}" + (" + DRS" if before is not None else ""))
     return result
+
+
+def run_config(benchmark: str, method: str, trials: int, steps: int | None = None, seed: int = 0,
+               overrides: dict | None = None) -> tuple[int, ToyConfig]:
+    """(steps, the checked ToyConfig) of a run_benchmark call, every argument checked (sizes included)
+    without training: `modes --all` checks every row before the first trains."""
+    check_trials(trials, seed)
+    meth = get_method(method)
+    steps = steps if steps is not None else meth.steps or DEFAULT_STEPS
+    if steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {steps}")
+    cfg = toy_overrides(meth.config(steps, benchmark), overrides or {}).check()
+    if meth.steps and steps < meth.steps and cfg.drs_steps > 0 and "drs_steps" not in (overrides or {}):
+        # A shorter run than the recipe's (`best` at --steps 500 to try it) gets its DRS calibration
+        # shortened in proportion: --steps bounds the time, and 12,000 calibration steps after 500
+        # training steps would take 20x the training. The result's recipe shows the length used.
+        cfg = replace(cfg, drs_steps=max(1, round(cfg.drs_steps * steps / meth.steps)))
+    check_ensemble_size(cfg, trials)
+    return steps, cfg
 
 
 def plot_path(out: Path, benchmark: str, method: str) -> Path:

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge.errors import UsageError
+from ganforge.modes.bench import check_trials
 from ganforge.modes.metrics import reverse_kl
 
 N_MODES = 1000
@@ -312,8 +313,9 @@ def run_stacked(
 
     meth = get_stacked_method(method)
     steps = meth.length(steps)
-    if trials < 1 or steps < 1:
-        raise UsageError(f"--trials and --steps must be at least 1, got {trials} and {steps}")
+    check_trials(trials, seed)
+    if steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {steps}")
     first = stacked_config(meth.name, steps, seed, overrides, device, threads)  # validates the overrides before any training
     out = Path(out if out is not None else "modes-out")
     clf = load_evaluator("mnist-clf")

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ganforge.errors import UsageError
+from ganforge.config import MAX_WIDTH, MAX_Z_DIM
+from ganforge.errors import UsageError, is_int
 from ganforge.losses import LOSSES, gradient_penalty, mode_seeking_loss, r1_penalty
 from ganforge.nn.layers import MinibatchStdDev
 
@@ -153,7 +154,11 @@ class ToyConfig:
         its value and what is allowed. Returns self."""
         for name, ok, allowed in _RULES:
             value = getattr(self, name)
-            if not ok(value):
+            try:
+                good = ok(value)
+            except TypeError:  # a string in a hand-edited saved config.json
+                good = False
+            if not good:
                 raise UsageError(f"{name} must be {allowed}, got {value!r}")
         group = min(self.mbstd_group, self.batch_size)  # the minibatch-stddev groups must tile D's batch
         if group and self.batch_size % group:
@@ -166,12 +171,31 @@ def _rule(names: str, ok, allowed: str) -> list:
     return [(n, ok, allowed) for n in names.split()]
 
 
+def _int_in(lo: int, hi: int | None = None):
+    return lambda v: is_int(v) and lo <= v and (hi is None or v <= hi)
+
+
+# Size caps, far above every method (z 2, widths 400 / 200, depths 4 / 3, 5 pieces, pack 4, batch 100,
+# unroll 5): a value a digit too long otherwise ends as "can't allocate memory" or an OOM kill after the
+# ensemble is built (z and widths as a GAN run's, ganforge.config). Counts of steps only cost time.
+MAX_DEPTH = 64  # g_depth, d_depth
+MAX_PIECES = 64  # d_pieces (D's layers are width · pieces wide)
+MAX_PACK = 64  # pack (D's input is 2 · pack wide, each step draws batch_size · pack samples)
+MAX_BATCH = 65_536  # batch_size
+MAX_UNROLL = 100  # unroll_steps: G's graph holds every look-ahead step
+
 # (field, ok(value), what is allowed) for every ToyConfig field; NaN fails every comparison
 _RULES = [
-    *_rule("steps z_dim g_width g_depth d_width d_depth d_pieces n_critic pack", lambda v: v >= 1, "an integer >= 1"),
+    *_rule("steps n_critic", _int_in(1), "an integer >= 1"),
+    *_rule("z_dim", _int_in(1, MAX_Z_DIM), f"an integer from 1 to {MAX_Z_DIM}"),
+    *_rule("g_width d_width", _int_in(1, MAX_WIDTH), f"an integer from 1 to {MAX_WIDTH}"),
+    *_rule("g_depth d_depth", _int_in(1, MAX_DEPTH), f"an integer from 1 to {MAX_DEPTH}"),
+    *_rule("d_pieces", _int_in(1, MAX_PIECES), f"an integer from 1 to {MAX_PIECES}"),
+    *_rule("pack", _int_in(1, MAX_PACK), f"an integer from 1 to {MAX_PACK}"),
     # batch norm's running variance divides by N - 1
-    *_rule("batch_size", lambda v: v >= 2, "an integer >= 2"),
-    *_rule("mbstd_group unroll_steps drs_steps", lambda v: v >= 0, "an integer >= 0 (0 = off)"),
+    *_rule("batch_size", _int_in(2, MAX_BATCH), f"an integer from 2 to {MAX_BATCH}"),
+    *_rule("mbstd_group drs_steps", _int_in(0), "an integer >= 0 (0 = off)"),
+    *_rule("unroll_steps", _int_in(0, MAX_UNROLL), f"an integer from 0 to {MAX_UNROLL} (0 = off)"),
     *_rule("lr_g lr_d drs_lr", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
     *_rule("beta1 beta2", lambda v: 0 <= v < 1, "in [0, 1)"),
     *_rule("msgan_weight gp_weight r1_gamma", lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0 (0 = off)"),
