@@ -348,3 +348,19 @@ def test_a_new_run_id_follows_one_past_99999(tmp_path):
     (tmp_path / "99999-a").mkdir()
     (tmp_path / "100000-b").mkdir()
     assert create_run_dir("dcgan-mnist", root=tmp_path).name == "100001-dcgan-mnist"
+
+
+def test_cli_resume_latest_skips_a_newer_restoration_run(tmp_path, capsys):
+    # the default runs/ root holds GAN and restoration runs: `ganforge train --resume latest` resumes
+    # the newest GAN run, not a newer denoise run it would refuse
+    import json
+
+    from ganforge.cli import main
+
+    (tmp_path / "00001-dcgan-mnist").mkdir()
+    (tmp_path / "00001-dcgan-mnist" / "config.json").write_text(json.dumps({"run": {}}))
+    (tmp_path / "00002-denoise-s25").mkdir()
+    (tmp_path / "00002-denoise-s25" / "config.json").write_text(json.dumps({"restore": {"task": "denoise"}}))
+    code = main(["train", "--resume", "latest", "--runs-root", str(tmp_path), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 0 and "would resume" in err and err.rstrip().endswith("00001-dcgan-mnist"), err  # defaults only

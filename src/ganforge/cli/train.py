@@ -117,7 +117,7 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
             raise UsageError("--resume continues a run with its own config: do not combine it with --preset or --out")
         from ganforge.training.checkpoint import find_run
 
-        resume_dir = find_run(resume_dir, runs_root)  # a run folder, or `latest` under --runs-root
+        resume_dir = find_run(resume_dir, runs_root, kind="gan")  # a run folder, or the newest GAN run under --runs-root
         cfg_path = resume_dir / "config.json"
         check_resume_overrides(overrides, RESUMABLE_KEYS)
         cfg = read_run_config(cfg_path)
