@@ -14,17 +14,12 @@ import torch
 import ganforge.modes.bench as bench
 from ganforge.cli import main
 from ganforge.errors import UsageError
+from test_cli_outputs import run_cli
 
 FAST = ["--set", "train.total_steps=2", "--set", "train.progress=false", "--set", "train.sample_grid=4",
         "--set", "checkpoint.every_steps=0", "--set", "model.g_width=8", "--set", "model.d_width=8",
         "--set", "data.max_images=64", "--set", "train.batch_size=16"]
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc (a folder that takes no new files)")
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def one_line_error(capsys, *args) -> str:

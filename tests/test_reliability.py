@@ -410,7 +410,7 @@ BAD_CONFIG = [
     (["--set", "train.device=tpu"], "train.device='tpu' is not allowed: use one of auto, cpu, cuda"),
     (["--data", "/no/such/images"], "data source '/no/such/images' does not exist: give an image folder, a .zip, an .npz, or one of"),
     (["--resume", "/no/such/run"], "--resume /no/such/run: not a ganforge run folder (no config.json)"),
-    (["--resume", "latest", "--runs-root", "/no/such/root"], "--resume latest: no run folder under /no/such/root"),
+    (["--resume", "latest", "--runs-root", "/no/such/root"], "--resume latest: no GAN run folder under /no/such/root"),
 ]
 
 

@@ -200,7 +200,7 @@ def test_resume_latest_picks_newest_run_and_needs_a_run(tmp_path, digits_npz, ca
 
     root = tmp_path / "runs"
     code = main(["train", "--resume", "latest", "--runs-root", str(root)])
-    assert code == 2 and "--resume latest: no run folder" in capsys.readouterr().err
+    assert code == 2 and "--resume latest: no GAN run folder" in capsys.readouterr().err
     first = train(tiny_cfg(5, str(digits_npz)), runs_root=root)
     second = train(tiny_cfg(5, str(digits_npz)), runs_root=root)
     (root / "00003-crashed-before-config").mkdir()  # a run killed before it wrote config.json
