@@ -178,7 +178,7 @@ def test_weights_are_required_and_never_downloaded(monkeypatch, tmp_path):
 
 def test_weights_hash_is_checked(random_weights, tmp_path, monkeypatch):
     path, sha, _ = random_weights
-    with pytest.raises(UsageError, match="--inception-sha256"):
+    with pytest.raises(UsageError, match=r"`ganforge eval --inception-sha256` \(training evaluates with pytorch-fid.s file only\)"):
         load_extractor("inception-v3-fid", weights=path)  # not pytorch-fid's file: refused by default
     with pytest.raises(UsageError, match="is required"):
         load_extractor("inception-v3-fid", weights=path, sha256="0" * 64)

@@ -235,7 +235,9 @@ def load_state(path, *, sha256: str | None = None) -> tuple[dict[str, Tensor], s
         # torch.hub names carry the first hex digits of the sha256 ("-6726825d.pth"): say so when it disagrees.
         m = re.search(r"-([0-9a-f]{8,64})\.[a-z]+$", path.name)
         hint = f" (its name claims a hash starting {m.group(1)})" if m and not actual.startswith(m.group(1)) else ""
-        other = "" if sha256 else "; for another Inception file give its hash with --inception-sha256"
+        # training's eval.evaluator=inception-v3-fid reads only pytorch-fid's file: no option to give another's hash
+        other = "" if sha256 else ("; for another Inception file give its hash with `ganforge eval --inception-sha256` "
+                                   "(training evaluates with pytorch-fid's file only)")
         raise UsageError(
             f"Inception weights {path} have sha256 {actual[:16]}...{hint} but {expected[:16]}... is required"
             f"{other}"
