@@ -296,7 +296,7 @@ def test_eval_refuses_a_generator_with_nan_weights(capsys, nan_run):
 
 
 def test_check_finite_weights_reads_buffers_too():
-    from ganforge.sampling import check_finite_weights
+    from ganforge.training.checkpoint import check_finite_weights
 
     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
     check_finite_weights(net, "w.safetensors")

@@ -163,19 +163,6 @@ def sample_labels(n: int, num_classes: int, class_index: int | None = None, clas
 
 
 @torch.no_grad()
-def check_finite_weights(G: torch.nn.Module, source: str | Path) -> None:
-    """Refuse a loaded generator whose weights (or batch-norm statistics) hold NaN or inf, naming the
-    file ``source`` they came from: such a G draws NaN images, which the uint8 conversion writes as an
-    all-black grid and an evaluation scores as a plausible FID, both with exit code 0. Called where a
-    generator is loaded from a file (``ganforge sample``, ``evaluate`` of a run folder); a G handed
-    over mid-training is left to the training loop's own non-finite policy (train.on_nonfinite)."""
-    bad = [name for name, t in G.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
-    if bad:
-        raise UsageError(f"the generator's weights in {source} are not finite (NaN/inf in {len(bad)} tensor(s), e.g. "
-                         f"{bad[0]}): it would draw NaN images; use another checkpoint of the run")
-
-
-@torch.no_grad()
 def generate(
     G: torch.nn.Module, n: int, *, seed: int = 0, class_index: int | None = None, batch_size: int = 256, device=None,
     truncation: float | None = None, class_weights=None,

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from ganforge.apps.restore_config import RestoreConfig, from_dict, mask_kinds, to_dict
 from ganforge.apps.restore_models import build_restorer
 from ganforge.apps.tiling import check_tile
+from ganforge.config import config_kind
 from ganforge.errors import UsageError
 from ganforge.io import atomic_write_bytes, atomic_write_json
 from ganforge.training import checkpoint as ckpt
@@ -79,15 +80,13 @@ def load_restorer_net(path: str | Path, *, ema: bool = True) -> tuple[nn.Module,
 
 def _saved_model_weights(folder: Path, meta: object) -> Path | None:
     """The weights file that makes ``folder`` a saved model (save_restorer's model/, an `export`, a GAN
-    generator folder), or None for a run folder. A model folder has its weights beside config.json
-    and, from save_generator, a "model" section and "has_ema"; a run folder has neither: its
-    config.json is the run's (provenance, "restore", "resolved") and its weights are in model/.
-    Either sign is enough, so a model folder whose config.json was overwritten by a run config (the
-    damage a --resume of one used to do) is still told apart by its weights."""
+    generator folder), or None for a run folder, whose weights are in model/. Its weights beside
+    config.json are enough, so a model folder whose config.json was overwritten by a run config (the
+    damage a --resume of one used to do) is still told apart; else its config (config.config_kind)."""
     for name in ("generator.safetensors", "generator_ema.safetensors"):
         if (folder / name).is_file():
             return folder / name
-    if isinstance(meta, dict) and (meta.get("kind") == KIND or "has_ema" in meta):
+    if config_kind(meta) in ("restore-model", "generator"):
         return folder / "generator.safetensors"  # the file is missing, but the config says what it is
     return None
 
@@ -101,18 +100,19 @@ def read_restore_run(run_dir: str | Path) -> RestoreConfig:
         meta = json.loads((run_dir / "config.json").read_text())
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read {run_dir / 'config.json'}: {exc}") from None
+    kind = config_kind(meta)
     weights = _saved_model_weights(run_dir, meta)
     if weights is not None:
         # the run folder: the one around RUN/model, or the one an export was made from (its "exported_from")
         source = Path(meta["exported_from"]) if isinstance(meta, dict) and isinstance(meta.get("exported_from"), str) else run_dir
         parent = source.resolve().parent
         holder = f" ({parent})" if source.resolve().name == ckpt.MODEL_DIR and (parent / "config.json").is_file() else ""
-        if isinstance(meta, dict) and "restore" not in meta and meta.get("kind") != KIND:
+        if kind in ("generator", "gan"):
             raise UsageError(f"{run_dir} is a saved GAN generator (its weights are in {weights}), not a run folder: "
                              f"resume the run folder it comes from{holder} with `ganforge train --resume`")
         raise UsageError(f"{run_dir} is a saved model (its weights are in {weights}), not a run folder: resume the run "
                          f"folder it comes from{holder}, or train a new cycle from it with --set train.init_from={run_dir}")
-    if not isinstance(meta, dict) or "restore" not in meta:
+    if kind != "restore":
         raise UsageError(f"{run_dir} is a GAN run, not a restoration run: resume it with `ganforge train --resume {run_dir}`")
     return from_dict(meta["restore"])
 

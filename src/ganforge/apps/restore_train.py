@@ -53,7 +53,7 @@ from ganforge.training.guard import StopRequest, TrainingInterrupted
 from ganforge.training.logger import MetricsLog
 from ganforge.device import keeps_current_cuda_device, resolve_device
 from ganforge.training.perf import resolve_precision
-from ganforge.training.rundir import create_run_dir
+from ganforge.training.rundir import create_run_dir, find_run
 
 __all__ = ["Restorer", "load_restorer", "read_restore_run", "train_restorer"]
 
@@ -271,7 +271,7 @@ def _train_restorer(cfg: RestoreConfig | None, *, out, runs_root, photos, resume
                          "(ganforge.apps.restore_config.get_preset(...)) or resume=RUN")
     if photos is not None:
         check_photos(photos)
-    run_dir = ckpt.find_run(resume, runs_root, kind="restore") if resume is not None else None  # latest: newest restoration run
+    run_dir = find_run(resume, runs_root, kind="restore") if resume is not None else None  # latest: newest restoration run
     found = None  # (training state, its path) when resuming from one
     if run_dir is not None:
         run_cfg = read_restore_run(run_dir)  # first: a GAN run folder is refused here

@@ -56,7 +56,7 @@ def make_train_cmd(task: str) -> click.Command:
             from ganforge.apps.restore_config import RESUMABLE_KEYS
             from ganforge.apps.restore_train import read_restore_run
             from ganforge.cli.train import check_resume_overrides
-            from ganforge.training.checkpoint import find_run
+            from ganforge.training.rundir import find_run
 
             source = click.get_current_context().get_parameter_source  # --preset has a default: ask whether it was typed
             given = [flag for flag, name in (("--preset", "preset_name"), ("--out", "out"))

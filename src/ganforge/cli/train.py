@@ -115,7 +115,7 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
     if resume_dir is not None:
         if preset_name is not None or out is not None:
             raise UsageError("--resume continues a run with its own config: do not combine it with --preset or --out")
-        from ganforge.training.checkpoint import find_run
+        from ganforge.training.rundir import find_run
 
         resume_dir = find_run(resume_dir, runs_root, kind="gan")  # a run folder, or the newest GAN run under --runs-root
         cfg_path = resume_dir / "config.json"
@@ -197,9 +197,9 @@ def sample_cmd(source, n, out, class_index, per_class, top_up, seed, truncation,
       ganforge sample runs/00003-cgan-longtail --top-up 500 --out extra/   # each class's folder up to 500
     """
     from ganforge.metrics.imagesets import MAX_IMAGES
-    from ganforge.sampling import (check_count, check_finite_weights, check_out, check_truncation, folder_names, generate,
-                                   sample_labels, save_samples, top_up_counts)
-    from ganforge.training.checkpoint import load_generator, resolve_model_dir, weights_file
+    from ganforge.sampling import (check_count, check_out, check_truncation, folder_names, generate, sample_labels,
+                                   save_samples, top_up_counts)
+    from ganforge.training.checkpoint import load_generator
     from ganforge.device import resolve_device
 
     if batch_size <= 0:
@@ -220,7 +220,6 @@ def sample_cmd(source, n, out, class_index, per_class, top_up, seed, truncation,
         check_count(n)
     check_out(out, overwrite=overwrite)  # the path alone; the files it would replace once n and the classes are known
     G = load_generator(source, ema=not no_ema, device=resolve_device(device, "--device"))
-    check_finite_weights(G, weights_file(resolve_model_dir(source), not no_ema))  # NaN weights: a black grid, rc 0
     weights = None  # --top-up: images per class (K,), drawn as generate()'s class_weights
     if per_class_opt:
         if not getattr(G, "num_classes", 0):

@@ -35,10 +35,10 @@ import torch
 from safetensors.torch import load_file, save
 
 from ganforge import __version__
-from ganforge.config import config_kind
 from ganforge.errors import GanforgeError, UsageError
 from ganforge.io import atomic_write, atomic_write_bytes, atomic_write_json, remove_stale_temps, sha256_file
 from ganforge.models.config import ModelConfig
+from ganforge.training import rundir
 
 log = logging.getLogger("ganforge.checkpoint")
 
@@ -47,7 +47,6 @@ STATE_DIR = "checkpoints"  # inside a run dir: resumable training states
 MANIFEST = "manifest.json"
 STATE_FORMAT = 1  # bump when the layout of a training state changes
 _STATE_RE = re.compile(r"^state-(\d{8})\.pt$")
-_RUN_RE = re.compile(r"^(\d{5,})-")  # 00012-dcgan-mnist; past 99999 the number grows a digit (100000-...)
 # Test hook (documented in docs/RELIABILITY.md): seconds to pause halfway through writing a
 # state file, so that tests can kill -9 the process in the middle of a save.
 SAVE_DELAY_ENV = "GANFORGE_TEST_SAVE_DELAY_S"
@@ -144,8 +143,20 @@ def load_generator(path: str | Path, *, ema: bool = True, device: str | torch.de
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
         raise UsageError(f"cannot read {weights}: {exc}") from None
     load_state_strict(G, state, source=weights, cfg_desc=json.dumps(meta["model"]))
+    check_finite_weights(G, weights)  # on the CPU, before the move: NaN weights draw black images with exit 0
     G.meta = meta  # type: ignore[attr-defined]
     return G.to(device).eval()
+
+
+@torch.no_grad()
+def check_finite_weights(G: torch.nn.Module, source: str | Path) -> None:
+    """Refuse a generator loaded from ``source`` whose weights or batch-norm statistics hold NaN/inf: it
+    draws NaN images, written as an all-black grid or scored as a plausible FID with exit code 0. (A G
+    mid-training is left to train.on_nonfinite.)"""
+    bad = [name for name, t in G.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise UsageError(f"the generator's weights in {source} are not finite (NaN/inf in {len(bad)} tensor(s), e.g. "
+                         f"{bad[0]}): it would draw NaN images; use another checkpoint of the run")
 
 
 def mismatch(module: torch.nn.Module, state: dict) -> str | None:
@@ -428,40 +439,7 @@ def _set_aside(ckpt_dir: Path, corrupt: list[Path], manifest: dict | None) -> No
 
 
 # ----------------------------------------------------------------------------- resuming a run
-
-
-def _run_kind(run_dir: Path) -> str:
-    """config_kind of the folder's config.json ("gan", "restore", ...; "other" when unreadable)."""
-    try:
-        return config_kind(json.loads((run_dir / "config.json").read_text()))
-    except (OSError, ValueError):
-        return "other"
-
-
-def find_run(resume: str | Path, runs_root: str | Path = "runs", *, kind: str | None = None) -> Path:
-    """The run folder ``--resume`` names: a path, or ``latest`` = the highest-numbered run
-    folder under ``runs_root`` that has a config.json. ``kind`` ("gan" or "restore", see
-    config.config_kind) makes ``latest`` the newest run of that kind: GAN and restoration runs
-    share the default runs/ root."""
-    if str(resume) == "latest":
-        root = Path(runs_root)
-        runs = sorted(
-            (p for p in (root.iterdir() if root.is_dir() else []) if _RUN_RE.match(p.name) and (p / "config.json").is_file()),
-            key=lambda p: int(_RUN_RE.match(p.name).group(1)),  # type: ignore[union-attr]
-        )
-        others = len(runs)
-        if kind is not None:
-            runs = [p for p in runs if _run_kind(p) == kind]
-        if not runs:
-            what = {"gan": "GAN ", "restore": "restoration "}.get(kind or "", "")
-            skipped = f"; {others} other run folder(s) there are not {what}runs" if others else ""
-            raise UsageError(f"--resume latest: no {what}run folder under {root} (looked for 00001-* folders with a "
-                             f"config.json{skipped})")
-        return runs[-1]
-    run_dir = Path(resume)
-    if not (run_dir / "config.json").is_file():
-        raise UsageError(f"--resume {run_dir}: not a ganforge run folder (no config.json); give a run folder or 'latest'")
-    return run_dir
+find_run = rundir.find_run  # which run folder --resume names: with the run folders' names in rundir.py
 
 
 def check_state_fits(modules: dict[str, torch.nn.Module], state: dict, *, source: Path) -> None:

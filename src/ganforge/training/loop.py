@@ -42,7 +42,7 @@ from ganforge.training.logger import MetricsLog, plot_losses
 from ganforge.training.objective import Objective
 from ganforge.training.perf import resolve_precision
 from ganforge.training.periodic_eval import make_periodic_eval
-from ganforge.training.rundir import create_run_dir
+from ganforge.training.rundir import create_run_dir, find_run
 from ganforge.training.stats import Accumulator
 from ganforge.training.step import make_iteration
 
@@ -195,7 +195,7 @@ def _train(cfg: RunConfig | None, *, out, runs_root, resume, data: ImageData | N
                          "or ganforge.config.from_dict(DICT)")
     if data is not None and not isinstance(data, ImageData):
         raise UsageError(f"data is a {type(data).__name__}, not an ImageData: load one with ganforge.data.load_images(...)")
-    run_dir = ckpt.find_run(resume, runs_root, kind="gan") if resume is not None else None  # latest: the newest GAN run
+    run_dir = find_run(resume, runs_root, kind="gan") if resume is not None else None  # latest: the newest GAN run
     trained_on = ""  # a resumed run's data.source before this call (it may move: RESUMABLE_KEYS)
     if run_dir is not None:
         saved = read_run_config(run_dir / "config.json")

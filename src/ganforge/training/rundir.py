@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
+from ganforge.config import config_kind
 from ganforge.errors import UsageError
 
 _RUN_RE = re.compile(r"^(\d{5,})-")  # every digit: "100000-x" read as 10000 made the next id loop forever
@@ -60,3 +62,37 @@ def create_run_dir(preset: str, *, out: str | Path | None = None, root: str | Pa
             return path
         except FileExistsError:
             continue
+
+
+def _run_kind(run_dir: Path) -> str:
+    """config_kind of the folder's config.json ("gan", "restore", ...; "other" when unreadable)."""
+    try:
+        return config_kind(json.loads((run_dir / "config.json").read_text()))
+    except (OSError, ValueError):
+        return "other"
+
+
+def find_run(resume: str | Path, runs_root: str | Path = "runs", *, kind: str | None = None) -> Path:
+    """The run folder ``--resume`` names: a path, or ``latest`` = the highest-numbered run
+    folder under ``runs_root`` that has a config.json. ``kind`` ("gan" or "restore", see
+    config.config_kind) makes ``latest`` the newest run of that kind: GAN and restoration runs
+    share the default runs/ root."""
+    if str(resume) == "latest":
+        root = Path(runs_root)
+        runs = sorted(
+            (p for p in (root.iterdir() if root.is_dir() else []) if _RUN_RE.match(p.name) and (p / "config.json").is_file()),
+            key=lambda p: int(_RUN_RE.match(p.name).group(1)),  # type: ignore[union-attr]
+        )
+        others = len(runs)
+        if kind is not None:
+            runs = [p for p in runs if _run_kind(p) == kind]
+        if not runs:
+            what = {"gan": "GAN ", "restore": "restoration "}.get(kind or "", "")
+            skipped = f"; {others} other run folder(s) there are not {what}runs" if others else ""
+            raise UsageError(f"--resume latest: no {what}run folder under {root} (looked for 00001-* folders with a "
+                             f"config.json{skipped})")
+        return runs[-1]
+    run_dir = Path(resume)
+    if not (run_dir / "config.json").is_file():
+        raise UsageError(f"--resume {run_dir}: not a ganforge run folder (no config.json); give a run folder or 'latest'")
+    return run_dir
