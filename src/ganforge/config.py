@@ -48,6 +48,10 @@ MAX_EVAL_SEED = 2**32 - 2
 # "can't allocate memory" deep in the model build. Conv nets multiply the width by up to 8 per layer.
 MAX_Z_DIM = 4096
 MAX_WIDTH = 4096
+# A sample grid is one G forward over all its images on the training device, drawn at the last step before
+# its state is saved: a grid too large for memory (each image's activations, times 100,000) would fail there
+# and lose the steps since the last checkpoint
+MAX_SAMPLE_GRID = 1024  # a 32 x 32 grid
 
 
 @dataclass(frozen=True)
@@ -371,6 +375,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     for key in ("log_every", "sample_grid"):
         _positive(f"train.{key}", getattr(t, key))
     _positive("train.sample_every", t.sample_every, zero_ok=True)
+    _at_most("train.sample_grid", t.sample_grid, MAX_SAMPLE_GRID)
     if t.batch_size % m.pack:
         raise UsageError(f"train.batch_size={t.batch_size} must be divisible by model.pack={m.pack}")
     _choice("train.on_nonfinite", t.on_nonfinite, NONFINITE_POLICIES)

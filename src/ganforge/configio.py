@@ -6,6 +6,9 @@ are UsageErrors that name the allowed ones; the configs themselves, and their ch
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import json
+import logging
 import math
 import typing
 from dataclasses import fields, replace
@@ -13,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ganforge.errors import UsageError
+
+log = logging.getLogger("ganforge.config")
 
 
 def to_dict(cfg: Any) -> dict:
@@ -27,23 +32,44 @@ def config_for_resume(run_dir: str | Path, saved: Any, given: Any | None, allowe
     if given is None:
         return saved
     old, new = to_dict(saved), to_dict(given)
-    changed = []
+    changed, allowed_changes = [], []
     for name, section in old.items():
         items = section.items() if isinstance(section, dict) else [(None, section)]
         for key, before in items:
             after = new[name] if key is None else new[name][key]
             dotted = name if key is None else f"{name}.{key}"
-            if after != before and dotted not in allowed:
-                changed.append(f"{dotted}={after!r} (the run has {before!r})")
+            if after != before:
+                (allowed_changes if dotted in allowed else changed).append(f"{dotted}={after!r} (the run has {before!r})")
     if changed:
         raise UsageError(f"resuming {run_dir} with a changed experiment: {'; '.join(changed)}; "
                          f"only these may change: {', '.join(allowed)}")
+    if allowed_changes:  # said, and kept in the run's config.json from now on
+        log.info("resuming %s with %s", run_dir, "; ".join(allowed_changes))
     return given
 
 
 def _section_types(section_cls: type) -> dict[str, type]:
     hints = typing.get_type_hints(section_cls)
     return {f.name: hints[f.name] for f in fields(section_cls)}
+
+
+def did_you_mean(name: str, allowed) -> str:
+    """" (did you mean 'total_steps'?)" for the allowed name closest to a mistyped ``name``, or "".
+    A word of a name stands for it where no other name has that word ("steps", "stpes" -> total_steps)."""
+    allowed = sorted(allowed)
+    words: dict[str, list[str]] = {}
+    for full in allowed:
+        for word in set(full.split("_")) - {full}:
+            words.setdefault(word, []).append(full)
+    aliases = {full: full for full in allowed}
+    aliases.update({word: fulls[0] for word, fulls in words.items() if len(fulls) == 1 and word not in aliases})
+    close = difflib.get_close_matches(name, list(aliases), n=1, cutoff=0.6)
+    return f" (did you mean {aliases[close[0]]!r}?)" if close else ""
+
+
+# Integers may be written as a whole float ("1e4", "2000.0"), as a JSON file may: below 2**53 such a
+# float is exact, so nothing is rounded
+_EXACT_FLOAT_INT = 2**53
 
 
 def _coerce(key: str, value: Any, typ: type) -> Any:
@@ -66,7 +92,14 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
         try:
             return int(str(value).replace("_", ""))
         except ValueError:
-            raise UsageError(f"{key}={value!r} is not an integer") from None
+            pass
+        try:
+            whole = float(value)
+        except (TypeError, ValueError):  # None, a list, "many"
+            whole = math.nan
+        if whole.is_integer() and abs(whole) < _EXACT_FLOAT_INT:  # "1e4"
+            return int(whole)
+        raise UsageError(f"{key}={value!r} is not an integer (write it as e.g. 2000 or 2e3)") from None
     if typ is float:
         if isinstance(value, bool):
             raise UsageError(f"{key}={value!r} is not a number")
@@ -78,7 +111,9 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
             raise UsageError(f"{key}={value!r} must be a finite number")
         return out
     if typ is str:
-        return str(value)
+        if not isinstance(value, str):  # a JSON null, number, list or object: str() would make "None", "[...]"
+            raise UsageError(f"{key}={value!r} is not a string: give it in quotes")
+        return value
     raise TypeError(f"unsupported config type {typ} for {key}")
 
 
@@ -95,7 +130,8 @@ def config_from_dict(d: dict, root: type, check: Callable[[Any], Any]) -> Any:
     top = {f.name for f in fields(root)}
     unknown = set(d) - top
     if unknown:
-        raise UsageError(f"unknown config key(s) {sorted(unknown)}: allowed {sorted(top)}")
+        first = sorted(unknown)[0]
+        raise UsageError(f"unknown config key(s) {sorted(unknown)}: allowed {sorted(top)}{did_you_mean(first, top)}")
     kwargs: dict[str, Any] = {}
     for name, value in d.items():
         if name in sections:
@@ -110,6 +146,19 @@ def override_key(item: str) -> str:
     return item.split("=", 1)[0].strip()
 
 
+def repeated_overrides(overrides) -> list[str]:
+    """One line for each key a user's ``--set`` list gives two different values: the last one wins (as
+    scripts that append a --set to a shared list rely on), but a typed value that loses to an alias's
+    or a script's earlier one would otherwise train silently with the other. The same value twice is
+    not reported."""
+    values: dict[str, list[str]] = {}  # dotted key -> the values given, in order
+    for item in overrides:
+        if "=" in item:  # else override_config names it
+            values.setdefault(override_key(item), []).append(item.split("=", 1)[1].strip())
+    return [f"--set {key} is given {len(given)} times ({', '.join(map(repr, given))}): the last one, {given[-1]!r}, is used"
+            for key, given in values.items() if len(set(given)) > 1]
+
+
 def override_config(cfg: Any, overrides: list[str], check: Callable[[Any], Any]) -> Any:
     """Apply ``section.key=value`` strings to a sectioned config; an unknown section or key names the allowed ones."""
     sections = sections_of(type(cfg))
@@ -117,14 +166,21 @@ def override_config(cfg: Any, overrides: list[str], check: Callable[[Any], Any])
         if "=" not in item:
             raise UsageError(f"--set {item!r} is not of the form section.key=value (e.g. train.total_steps=500)")
         dotted, raw = override_key(item), item.split("=", 1)[1]
+        if "." not in dotted and dotted in {f.name for f in fields(cfg)}:  # preset, description
+            raise UsageError(f"--set {dotted!r}: the top-level key {dotted!r} is not a setting: it comes from the preset "
+                             "(--preset, or a --config file)")
         if "." not in dotted:
-            raise UsageError(f"--set key {dotted!r} needs a section: one of {sorted(sections)} (e.g. train.{dotted})")
+            owners = [f"{name}.{dotted}" for name, cls in sections.items() if dotted in _section_types(cls)]
+            example = f"did you mean {' or '.join(owners)}?" if owners else "e.g. train.total_steps"
+            raise UsageError(f"--set key {dotted!r} needs a section: one of {sorted(sections)} ({example})")
         section, key = dotted.split(".", 1)
         if section not in sections:
-            raise UsageError(f"--set {dotted!r}: unknown section {section!r}; allowed: {sorted(sections)}")
+            raise UsageError(f"--set {dotted!r}: unknown section {section!r}; allowed: {sorted(sections)}"
+                             f"{did_you_mean(section, sections)}")
         types = _section_types(sections[section])
         if key not in types:
-            raise UsageError(f"--set {dotted!r}: unknown key {key!r} in {section!r}; allowed: {sorted(types)}")
+            raise UsageError(f"--set {dotted!r}: unknown key {key!r} in {section!r}; allowed: {sorted(types)}"
+                             f"{did_you_mean(key, types)}")
         value = _coerce(dotted, raw.strip(), types[key])
         cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: value})})
     return check(cfg)
@@ -136,5 +192,74 @@ def _section_from_dict(name: str, cls: type, value: Any) -> Any:
     types = _section_types(cls)
     unknown = set(value) - set(types)
     if unknown:
-        raise UsageError(f"unknown key(s) {sorted(unknown)} in section {name!r}: allowed {sorted(types)}")
+        first = sorted(unknown)[0]
+        raise UsageError(f"unknown key(s) {sorted(unknown)} in section {name!r}: allowed {sorted(types)}"
+                         f"{did_you_mean(first, types)}")
     return cls(**{k: _coerce(f"{name}.{k}", v, types[k]) for k, v in value.items()})
+
+
+# ----------------------------------------------------------------------------- config files
+
+CONFIG_FILE_KINDS = (".json", ".toml")
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The nested dict a ``--config`` file holds: JSON (as ``ganforge presets --show`` and ``--dry-run``
+    print a config) or TOML (one [table] per section), whole or only the keys to change. Unreadable,
+    malformed or non-object files are UsageErrors naming the file and, where the parser says, the line."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        raise UsageError(f"--config {path} is a folder, not a config file")
+    if suffix in (".yaml", ".yml"):
+        raise UsageError(f"--config {path}: YAML is not read; write the config as JSON (.json) or TOML (.toml)")
+    if suffix not in CONFIG_FILE_KINDS:
+        raise UsageError(f"--config {path}: unknown config file type {suffix or '(none)'!r}; use a .json or .toml file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--config {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--config {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        if suffix == ".toml":
+            data = _toml_module(path).loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as exc:  # json.JSONDecodeError and tomllib.TOMLDecodeError are ValueErrors with a line
+        raise UsageError(f"--config {path} is not valid {suffix[1:].upper()}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path} holds a JSON {type(data).__name__}: it must be an object of sections "
+                         "(e.g. {\"train\": {\"total_steps\": 500}})")
+    return data
+
+
+def _toml_module(path: Path):
+    """tomllib (Python 3.11+), else the tomli package it came from; Python 3.10 without tomli cannot read TOML."""
+    try:
+        import tomllib
+
+        return tomllib
+    except ImportError:
+        try:
+            import tomli
+
+            return tomli
+        except ImportError:
+            raise UsageError(f"--config {path}: reading TOML needs Python 3.11+ or `pip install tomli`; "
+                             "or write the config as JSON (.json)") from None
+
+
+def merge_config(cfg: Any, d: dict, check: Callable[[Any], Any], source: str = "") -> Any:
+    """``cfg`` with the keys of the nested dict ``d`` (a whole config, or only some sections and keys)
+    put over it; unknown keys and badly typed values are UsageErrors (prefixed with ``source``)."""
+    merged = to_dict(cfg)
+    for name, value in d.items():
+        if isinstance(value, dict) and isinstance(merged.get(name), dict):
+            merged[name] = {**merged[name], **value}
+        else:
+            merged[name] = value  # a top-level key, or a bad value config_from_dict names
+    try:
+        return config_from_dict(merged, type(cfg), check)
+    except UsageError as exc:
+        raise UsageError(f"{source}: {exc}" if source else str(exc)) from None

@@ -47,11 +47,21 @@ for _group in RESTORE_GROUPS:  # sr, denoise, inpaint
     cli.add_command(_group)
 
 
+# click >= 8.2 raises this UsageError for a group called without a command (the help, as "error: Usage: ...");
+# 8.1 prints the help itself and exits 0
+_NO_COMMAND = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         rv = cli.main(args=argv, prog_name="ganforge", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
+    except _NO_COMMAND as exc:  # `ganforge`, `ganforge sr`: no command given
+        cmd = exc.ctx.command_path if exc.ctx is not None else "ganforge"
+        click.echo(f"{cmd}: no command given (the commands are listed below)\n", err=True)
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else "", err=True)
+        return 2
     except click.exceptions.UsageError as exc:
         cmd = exc.ctx.command_path if exc.ctx is not None else "ganforge"
         click.echo(f"{cmd}: error: {exc.format_message()}", err=True)

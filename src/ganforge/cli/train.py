@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ganforge.config import MAX_SEED, RESUMABLE_KEYS, apply_overrides, dumps
-from ganforge.configio import override_key
+from ganforge.configio import merge_config, override_key, read_config_file, repeated_overrides
 from ganforge.errors import UsageError
 
 log = logging.getLogger("ganforge.train")
@@ -88,19 +88,25 @@ def _check_world_split(cfg) -> None:
 
 @click.command("train")
 @click.option("--preset", "preset_name", default=None, help="Starting configuration (see `ganforge presets`).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="A config file (.json as `ganforge presets --show` or --dry-run print it, or .toml), whole or only "
+                   "the keys to change; it goes over the preset (its own \"preset\" key, if no --preset). "
+                   "Precedence: preset < --config < --data < --set.")
 @click.option("--data", "data_source", default=None, help="Dataset name (mnist5k, digits, lfw-faces) or image folder / .zip / .npz path.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. train.batch_size=128 (repeatable).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (must not exist). Default: runs/<number>-<preset>.")
 @click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Where numbered run folders go.")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None, help="Continue this run (or 'latest' under --runs-root) from its newest valid checkpoint (with --data: its dataset, moved; the same images).")
 @click.option("--dry-run", is_flag=True, help="Validate everything (config, data, model, eval.ref, the state to resume), print the resolved config, train and write nothing.")
-def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, dry_run) -> None:
+def train_cmd(preset_name, config_path, data_source, overrides, out, runs_root, resume_dir, dry_run) -> None:
     """Train a GAN and leave a run folder with samples, metrics, plots and the generator.
 
     \b
     Examples:
       ganforge train --preset dcgan-mnist
       ganforge train --preset wgan-gp-mnist --set train.total_steps=500 --out runs/wgan-try
+      ganforge presets --show dcgan-mnist > my.json   # edit it, then:
+      ganforge train --config my.json --set train.seed=1
       ganforge train --preset cgan-mnist --data my_labelled_folder --set model.num_classes=5
       ganforge train --resume runs/00003-dcgan-mnist --set train.total_steps=6000
       ganforge train --resume latest
@@ -111,10 +117,13 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
     from ganforge.models import check_model_config
     from ganforge.presets import get_preset
 
+    for note in repeated_overrides(overrides):
+        log.warning("%s", note)
     check_data_option(data_source, overrides)
     if resume_dir is not None:
-        if preset_name is not None or out is not None:
-            raise UsageError("--resume continues a run with its own config: do not combine it with --preset or --out")
+        if preset_name is not None or config_path is not None or out is not None:
+            raise UsageError("--resume continues a run with its own config: do not combine it with --preset, --config "
+                             "or --out (change what may change with --set)")
         from ganforge.training.rundir import find_run
 
         resume_dir = find_run(resume_dir, runs_root, kind="gan")  # a run folder, or the newest GAN run under --runs-root
@@ -124,8 +133,8 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
         if data_source:  # the run's dataset, moved: the loop checks it holds the same images
             cfg = replace(cfg, data=replace(cfg.data, source=data_source))
     else:
-        cfg = get_preset("dcgan-mnist" if preset_name is None else preset_name)
-        if data_source is not None and preset_name is None:
+        cfg = _start_config(preset_name, config_path)
+        if data_source is not None and preset_name is None and config_path is None:
             log.info("no --preset: training dcgan-mnist (28 x 28 grey, sized for digits) on %s; `ganforge presets` "
                      "lists the others (dcgan-cifar10 and sngan-cifar10: 32 px colour)", data_source)
         if data_source is not None:
@@ -165,6 +174,35 @@ def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, d
     click.echo(f"run folder: {run_dir}")
     click.echo(f"  samples:   {run_dir / 'samples' / 'final.png'}")
     click.echo(f"  generator: {run_dir / 'model'}  (load with ganforge.load_generator)")
+
+
+def _start_config(preset_name: str | None, config_path: Path | None):
+    """The config a new run starts from: the preset (--preset, else a --config file's own "preset" when it
+    names one, else dcgan-mnist) with the file's keys over it. A file naming another preset than --preset
+    is refused: the run would be named after one and mostly configured by the other."""
+    from ganforge.config import RunConfig, config_kind, validate
+    from ganforge.configio import to_dict
+    from ganforge.presets import PRESETS, get_preset
+
+    if config_path is None:
+        return get_preset("dcgan-mnist" if preset_name is None else preset_name)
+    given = read_config_file(config_path)
+    kind = config_kind(given)
+    if kind == "gan":  # a GAN run folder's config.json: its config is its "run" object
+        given = given["run"] if isinstance(given["run"], dict) else given
+    elif kind in ("restore", "restore-model") or (kind == "generator" and not set(given) <= set(to_dict(RunConfig()))):
+        # a restoration run or model, a saved generator (not a config of only a "model" section): named, not its keys
+        what = {"restore": "a restoration run", "restore-model": "a saved restoration model"}.get(kind, "a saved generator")
+        raise UsageError(f"--config {config_path} is {what}'s config.json, not a GAN training config: give a file as "
+                         "`ganforge presets --show NAME` prints one, or a GAN run's config.json")
+    named = given.get("preset")
+    if preset_name is not None and isinstance(named, str) and named != preset_name:
+        raise UsageError(f"--preset {preset_name} and --config {config_path} (\"preset\": {named!r}) name different "
+                         "presets: drop --preset, or the file's \"preset\" key")
+    base = preset_name or (named if named in PRESETS else None)
+    if base is None:
+        log.info("no --preset: the keys of %s go over dcgan-mnist's config", config_path)
+    return merge_config(get_preset(base or "dcgan-mnist"), given, validate, source=f"--config {config_path}")
 
 
 @click.command("sample")

@@ -46,3 +46,14 @@ class EMA:
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.num_updates = int(state["num_updates"])
+
+
+def ema_notes(decay: float, warmup: bool, total_steps: int) -> list[str]:
+    """A warning for an EMA that cannot follow G within the run: without warm-up the copy keeps a share
+    decay**t of G's random initial weights after t updates (0.905 after 100 at 0.999), and the EMA copy
+    is what the run's samples, evaluation and `ganforge sample` use."""
+    if decay <= 0 or warmup or decay ** total_steps < 0.5:
+        return []
+    return [f"train.ema_decay={decay} with train.ema_warmup=false keeps {decay ** total_steps:.0%} of G's random "
+            f"initial weights in the EMA copy after train.total_steps={total_steps}, and that copy draws the samples "
+            f"and is evaluated: set train.ema_warmup=true, or a lower train.ema_decay"]

@@ -7,24 +7,37 @@ import logging
 import os
 from pathlib import Path
 
+from ganforge.errors import UsageError
 from ganforge.io import atomic_write
 
 log = logging.getLogger("ganforge.train")
 
 
 class MetricsLog:
-    """Appends one JSON object per line to ``metrics.jsonl`` (flushed each row)."""
+    """Appends one JSON object per line to ``metrics.jsonl`` (flushed each row). A write that fails
+    (disk full, I/O error) is a one-line UsageError naming the file, as a failed checkpoint save is; a
+    row cut half way is dropped when the run is resumed (checkpoint.trim_metrics)."""
 
     def __init__(self, path: Path):
         self.path = path
-        self._f = open(path, "a", encoding="utf-8")
+        try:
+            self._f = open(path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"could not write {path}: {exc.strerror or exc}") from None
 
     def write(self, row: dict) -> None:
-        self._f.write(json.dumps(row) + "\n")
-        self._f.flush()
+        try:
+            self._f.write(json.dumps(row) + "\n")
+            self._f.flush()
+        except OSError as exc:
+            raise UsageError(f"could not write {self.path}: {exc.strerror or exc}; the run goes on from its last "
+                             "checkpoint with --resume once there is room") from None
 
     def close(self) -> None:
-        self._f.close()
+        try:
+            self._f.close()
+        except OSError:  # a flush that failed has been reported by write(); close must not mask it
+            pass
 
 
 def read_metrics(path: Path) -> list[dict]:

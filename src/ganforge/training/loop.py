@@ -36,13 +36,15 @@ from ganforge.nn import has_batch_norm
 from ganforge.provenance import provenance, starts
 from ganforge.training import checkpoint as ckpt
 from ganforge.training import distributed, runlock
-from ganforge.training.ema import EMA
+from ganforge.training.ema import EMA, ema_notes
 from ganforge.training.guard import NonFinite, NonFiniteGuard, StopRequest, TrainingInterrupted
+from ganforge.training.labels import label_sampler  # also imported from here by bench and tests
 from ganforge.training.logger import MetricsLog, plot_losses
 from ganforge.training.objective import Objective
 from ganforge.training.perf import resolve_precision
 from ganforge.training.periodic_eval import make_periodic_eval
-from ganforge.training.rundir import create_run_dir, find_run
+from ganforge.training.rundir import check_path_args, check_run_dir, create_run_dir, find_run
+from ganforge.training.schedule import schedule_notes
 from ganforge.training.stats import Accumulator
 from ganforge.training.step import make_iteration
 
@@ -132,26 +134,6 @@ def _refuse_restart_over_work(run_dir: Path) -> None:
                          f"{run_dir / ckpt.MODEL_DIR} away to retrain it here")
 
 
-def label_sampler(num_classes: int, batch: int, device: torch.device, counts: torch.Tensor | None = None):
-    """Labels (batch,) for fake images: drawn in proportion to ``counts`` (K,) (train.fake_labels=data
-    passes the training labels' class counts, so fake and real labels share p(y) as the GAN objective
-    over (x, y) assumes; sqrt, the default, passes their square roots), or uniform over the classes
-    (``counts`` None: train.fake_labels=uniform, as BigGAN and StudioGAN draw them). A balanced set
-    draws uniformly with randint either way. Measured on a long-tailed MNIST, 10 cgan-mnist runs each
-    (docs/AUGMENTATION.md): data trained 9 but G, rarely asked for a rare class, could not draw it
-    (agreement 0.03 on the three rarest); uniform trained 3 (0.91); sqrt trained 7 (0.91) with the
-    best FID. Inverse-CDF sampling (rand + searchsorted) stays capturable in a CUDA graph. None for
-    unconditional models."""
-    if num_classes == 0:
-        return lambda: None
-    if counts is None or bool((counts == counts[0]).all()):
-        return lambda: torch.randint(num_classes, (batch,), device=device)
-    counts = counts.double()  # (K,) non-negative weights, not necessarily integers (sqrt)
-    cdf = (counts.cumsum(0) / counts.sum()).float().to(device)  # (K,), last entry 1
-    cdf[-1] = 2.0  # a draw of u in [0, 1) always lands: no float rounding past the last class
-    return lambda: torch.searchsorted(cdf, torch.rand(batch, device=device), right=True)
-
-
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -189,6 +171,7 @@ def _train(cfg: RunConfig | None, *, out, runs_root, resume, data: ImageData | N
     if cfg is None and resume is None:
         raise UsageError("give a config (ganforge.get_preset('dcgan-mnist'), changed with ganforge.config.apply_overrides) "
                          "or resume=RUN_DIR")
+    check_path_args(out=out, resume=resume, runs_root=runs_root)
     if cfg is not None and not isinstance(cfg, RunConfig):
         hint = " (a restoration config: train it with ganforge.apps.restore_train.train_restorer)" if hasattr(cfg, "degrade") else ""
         raise UsageError(f"cfg is a {type(cfg).__name__}, not a RunConfig{hint}: build one with ganforge.get_preset(NAME) "
@@ -196,10 +179,10 @@ def _train(cfg: RunConfig | None, *, out, runs_root, resume, data: ImageData | N
     if data is not None and not isinstance(data, ImageData):
         raise UsageError(f"data is a {type(data).__name__}, not an ImageData: load one with ganforge.data.load_images(...)")
     run_dir = find_run(resume, runs_root, kind="gan") if resume is not None else None  # latest: the newest GAN run
-    trained_on = ""  # a resumed run's data.source before this call (it may move: RESUMABLE_KEYS)
+    trained_on, trained_total = "", None  # a resumed run's data.source and total_steps before this call (RESUMABLE_KEYS)
     if run_dir is not None:
         saved = read_run_config(run_dir / "config.json")
-        trained_on = saved.data.source
+        trained_on, trained_total = saved.data.source, saved.train.total_steps
         cfg = config_for_resume(run_dir, saved, cfg, RESUMABLE_KEYS)
     assert cfg is not None
     cfg = validate(cfg)  # every value is checked before any data is loaded or device touched
@@ -329,11 +312,17 @@ def _train(cfg: RunConfig | None, *, out, runs_root, resume, data: ImageData | N
                 raise UsageError(f"{found[1]} is at step {start_step}, past train.total_steps={t.total_steps}: "
                                  f"resume with --set train.total_steps=N where N >= {start_step}")
             log.info("resuming %s from %s (step %d of %d)", run_dir, found[1].name, start_step, t.total_steps)
+    notes = schedule_notes(cfg.optim.schedule, t.total_steps, cfg.optim.decay_start_step, step=start_step,
+                           trained_total=trained_total) + ema_notes(t.ema_decay, t.ema_warmup, t.total_steps)
+    for note in notes if main else []:
+        log.warning("%s", note)  # a decay that never starts, an LR that jumps when a run is extended, a stale EMA
+    if run_dir is not None:
         if dry_run:
             return Path(run_dir)
         if dropped := ckpt.trim_metrics(run_dir / "metrics.jsonl", start_step):
             log.info("dropped %d metrics row(s) past step %d; they are written again", dropped, start_step)
-    elif dry_run:
+    elif dry_run:  # refuses what create_run_dir would (out not empty, a file, not creatable), creating nothing
+        check_run_dir(out, runs_root)
         return None
     else:
         new_run_dir = lambda: create_run_dir(cfg.preset, out=out, root=runs_root)  # noqa: E731

@@ -28,6 +28,14 @@ def check_run_dir(out: str | Path | None, root: str | Path = "runs") -> None:
         _check_creatable(Path(root), f"cannot create run folder root {root}")
 
 
+def check_path_args(**paths) -> None:
+    """train()'s folder arguments (out, resume, runs_root) are paths: a number or None where a folder is
+    needed ended as Python's "expected str, bytes or os.PathLike object" naming none of them."""
+    for name, value in paths.items():
+        if (value is None and name == "runs_root") or not isinstance(value, (str, os.PathLike, type(None))):
+            raise UsageError(f"{name}={value!r} is not a folder path: give a str or pathlib.Path")
+
+
 def _check_creatable(path: Path, what: str) -> None:
     """mkdir(parents=True, exist_ok=True) of ``path`` would succeed: its nearest existing ancestor (or
     itself) is a folder this process may write into."""
