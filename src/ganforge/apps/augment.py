@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from ganforge.errors import UsageError
+from ganforge.errors import UsageError, is_int
 
 # real+synthetic: batches drawn from the union (synthetic images dominate when there are more of them);
 # real+synthetic 1:1: every batch half real, half synthetic, whatever the sizes
@@ -56,10 +56,25 @@ class StudyResult:
 
 
 def _check(images: Tensor, labels: Tensor, what: str) -> None:
+    if not isinstance(images, Tensor) or not isinstance(labels, Tensor):
+        raise UsageError(f"{what}: expected torch tensors, got {type(images).__name__} and {type(labels).__name__} "
+                         "(torch.from_numpy converts arrays)")
     if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
         raise UsageError(f"{what}: expected uint8 images (N, 1, 28, 28), got {images.dtype} {tuple(images.shape)}")
-    if labels.shape != (len(images),) or (len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < 10)):
-        raise UsageError(f"{what}: expected one label in 0..9 per image, got shape {tuple(labels.shape)}")
+    # cross_entropy takes int64 class indices only: a float or bool label would be an error deep in training
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise UsageError(f"{what}: expected integer labels (class indices 0..9), got {labels.dtype}")
+    if labels.shape != (len(images),):
+        raise UsageError(f"{what}: expected one label per image ({len(images)},), got shape {tuple(labels.shape)}")
+    if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < 10):
+        raise UsageError(f"{what}: labels must be in 0..9, got {int(labels.min())}..{int(labels.max())}")
+
+
+def _check_recipe(r: ClassifierRecipe) -> None:
+    for name, low in (("steps", 1), ("batch_size", 2)):
+        value = getattr(r, name)
+        if not is_int(value) or value < low:
+            raise UsageError(f"classifier {name}={value!r} must be an integer >= {low}")
 
 
 class _Passes:
@@ -87,14 +102,20 @@ def fit_classifier(images: Tensor, labels: Tensor, *, seed: int, recipe: Classif
     batch is half from each. Returns the model in eval mode. Deterministic for a seed, torch version
     and thread count; the global RNG is forked."""
     from ganforge.data import to_float
+    from ganforge.device import resolve_device
     from ganforge.evaluators.mnist_clf import MnistClassifier, random_affine
 
     r = recipe or ClassifierRecipe()
     _check(images, labels, "classifier training set")
     if mix is not None:
         _check(*mix, "classifier mixed-in set")
-    if r.steps < 1 or r.batch_size < 2:
-        raise UsageError(f"classifier steps={r.steps} must be >= 1 and batch_size={r.batch_size} >= 2")
+    if not len(images) or (mix is not None and not len(mix[0])):  # _Passes would draw from it forever
+        raise UsageError(f"the classifier {'training' if not len(images) else 'mixed-in'} set is empty")
+    _check_recipe(r)
+    device = resolve_device(str(device), "device")  # "gpu" or a missing CUDA: one line, not torch's RuntimeError
+    labels = labels.long()  # any integer dtype (an .npz's int32, uint8) -> the int64 cross_entropy takes
+    if mix is not None:
+        mix = (mix[0], mix[1].long())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # weight init and dropout
         gen = torch.Generator().manual_seed(seed + 1)  # batch order and augmentation
@@ -130,10 +151,15 @@ def augmentation_study(real: tuple[Tensor, Tensor], synthetic: tuple[Tensor, Ten
     from ganforge.evaluators.common import accuracy
 
     r = recipe or ClassifierRecipe()
+    _check_recipe(r)
+    seeds = list(seeds)
+    if not seeds or not all(is_int(seed) for seed in seeds):  # no seed: every mean would be NaN
+        raise UsageError(f"seeds must be one or more integers, got {seeds!r}")
     for (x, y), what in ((real, "real"), (synthetic, "synthetic"), (test, "test")):
         _check(x, y, f"the {what} set")
         if not len(x):
             raise UsageError(f"the {what} set is empty")
+    real, synthetic = (real[0], real[1].long()), (synthetic[0], synthetic[1].long())  # one dtype for torch.cat
     data = {"real": (real, None), "synthetic": (synthetic, None), "real+synthetic 1:1": (real, synthetic),
             "real+synthetic": ((torch.cat([real[0], synthetic[0]]), torch.cat([real[1], synthetic[1]])), None)}
     acc: dict[str, list[float]] = {c: [] for c in CONDITIONS}
@@ -170,6 +196,14 @@ def _se(a: np.ndarray) -> float:
 def small_labelled_subset(images: Tensor, labels: Tensor, per_class: int, seed: int) -> tuple[Tensor, Tensor]:
     """``per_class`` images of each class drawn at random (seeded) from a labelled set; the classes
     interleaved 0, 1, ..., 9, 0, 1, ... so any prefix stays balanced."""
+    if not is_int(per_class) or per_class < 1:  # a negative count would slice off the end of each class instead
+        raise UsageError(f"--per-class {per_class!r} must be a positive integer")
+    if not isinstance(labels, Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.dim() != 1:
+        raise UsageError(f"labels must be a 1-D integer tensor, got {getattr(labels, 'dtype', type(labels).__name__)} "
+                         f"{tuple(getattr(labels, 'shape', ()))}")
+    if len(labels) != len(images) or not len(labels) or int(labels.min()) < 0:
+        raise UsageError(f"expected one class index >= 0 per image: {len(images)} images, {len(labels)} labels"
+                         + (f", smallest {int(labels.min())}" if len(labels) else ""))
     gen = torch.Generator().manual_seed(seed)
     picks = []
     for k in range(int(labels.max()) + 1):

@@ -51,11 +51,32 @@ def check_bench_args(batch: int, steps: int, repeats: int) -> None:
         raise UsageError(f"--batch {batch} is too large: at most {MAX_BATCH} images per batch")
 
 
+# --set keys with no effect on a benchmark, which times random images: accepting them would let a user
+# believe that the rate is that of their dataset (data.hflip and data.on_device are applied)
+NO_EFFECT_KEYS = ("data.source", "data.max_images", "data.on_bad_image", "data.max_bad_fraction")
+
+
 def check_bench_overrides(overrides) -> None:
     for item in overrides:
         key = override_key(item)
         if key in OPTION_KEYS:
             raise UsageError(f"--set {key} is not allowed in bench: use {OPTION_KEYS[key]} instead")
+        if key in NO_EFFECT_KEYS:
+            raise UsageError(f"--set {key} has no effect in bench, which times random images of the model's size "
+                             "(the dataset is not read); leave it out")
+
+
+@contextlib.contextmanager
+def _threads(threads: int):
+    """torch's CPU threads set to ``threads`` (0: left as they are) while the benchmark runs, then put back:
+    a ``--set train.threads=1`` that was not applied would report the rate of all cores as one thread's."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _autocast(precision: str, device: torch.device) -> Callable:
@@ -77,7 +98,9 @@ def make_ganforge_iteration(
     images = torch.randint(0, 256, (n, m.channels, m.resolution, m.resolution), dtype=torch.uint8)
     labels = torch.randint(m.num_classes, (n,)) if m.num_classes else None
     names = [str(k) for k in range(m.num_classes)] if m.num_classes else None
-    batcher = Batcher(ImageData(images, labels, names, "random"), t.batch_size, device=device, seed=t.seed)
+    # stored and flipped as training does (data.on_device, data.hflip): both change what a step costs
+    batcher = Batcher(ImageData(images, labels, names, "random"), t.batch_size, seed=t.seed, hflip=cfg.data.hflip,
+                      device=device if cfg.data.on_device else "cpu", out_device=device)
     G = (G or build_generator(m)).to(device)
     D = (D or build_discriminator(m)).to(device)
     if cfg.perf.channels_last:
@@ -112,6 +135,11 @@ def bench_train(
     check_bench_args(batch, steps, repeats)
     check_bench_overrides(overrides)
     cfg = apply_overrides(cfg, [f"train.batch_size={batch}", *overrides])
+    with _threads(cfg.train.threads):  # as training applies train.threads: peaks and rates alike
+        return _time_train(cfg, batch=batch, device=device, steps=steps, repeats=repeats, warmup=warmup)
+
+
+def _time_train(cfg: RunConfig, *, batch: int, device: torch.device, steps: int, repeats: int, warmup: int) -> dict:
     t = cfg.train
     imgs_per_iter = batch * (t.n_critic if t.update == "alternating" else 1)  # real images, as the loop logs
     peaks = {"fp32": matmul_peak_tflops(device, torch.float32), "bf16": matmul_peak_tflops(device, torch.bfloat16)}
@@ -158,6 +186,11 @@ def bench_sample(
     check_bench_args(batch, steps, repeats)
     check_bench_overrides(overrides)
     cfg = apply_overrides(cfg, list(overrides))
+    with _threads(cfg.train.threads):  # as training applies train.threads
+        return _time_sample(cfg, batch=batch, device=device, steps=steps, repeats=repeats, warmup=warmup)
+
+
+def _time_sample(cfg: RunConfig, *, batch: int, device: torch.device, steps: int, repeats: int, warmup: int) -> dict:
     m = cfg.model
     t0 = time.perf_counter()
     G = build_generator(m).to(device).eval()
@@ -176,7 +209,8 @@ def bench_sample(
 
         return fn
 
-    out = {"preset": cfg.preset, "device": str(device), "batch": batch, "time_to_first_batch_s": round(first, 4)}
+    out = {"preset": cfg.preset, "device": str(device), "batch": batch, "threads": torch.get_num_threads(),
+           "time_to_first_batch_s": round(first, 4)}
     fp32 = time_rate(run("fp32"), device, steps=steps, repeats=repeats, warmup=warmup)
     out["eager_fp32"] = {"img_per_s": round(fp32 * batch, 1)}
     precision = resolve_precision("bf16", device)  # falls back to fp32 (with a warning) where bf16 is not native

@@ -109,7 +109,7 @@ def bench_sample_cmd(preset_name, batch, steps, repeats, device, overrides, as_j
     _check_overrides(cfg, list(overrides))
     r = bench_sample(cfg, batch=batch, device=dev, steps=steps, repeats=repeats, overrides=tuple(overrides))
     _echo(r, as_json, [
-        f"{r['preset']} G inference, batch {batch} on {r['device']}: first batch after {r['time_to_first_batch_s']:.3f} s",
+        f"{r['preset']} G inference, batch {batch} on {r['device']} ({r['threads']} threads): first batch after {r['time_to_first_batch_s']:.3f} s",
         f"  eager fp32 {r['eager_fp32']['img_per_s']:>10.1f} img/s",
         f"  {r['fast']['precision']:<10} {r['fast']['img_per_s']:>10.1f} img/s  ({r['ratio']:.2f}x)",
     ])

@@ -22,6 +22,10 @@ def check_cmd(source: str, as_json: bool) -> int:
     """List unreadable, truncated, zero-byte, non-image, oversized (decompression bomb) and
     odd-mode files in an image folder, a .zip (read in place) or an .npz.
 
+    The summary line (stderr) also says how training would label the images: the classes of a
+    class-per-folder tree, or "unlabelled" (warning about split folders such as train/ and test/
+    taken for classes, and class folders without images).
+
     Exit code 0: every image is usable; 1: problems found (listed, one per line);
     2: SOURCE cannot be checked (empty, missing, a built-in dataset, not a folder/.zip/.npz,
     or a folder/.zip with no image files in it).
@@ -45,14 +49,16 @@ def check_cmd(source: str, as_json: bool) -> int:
         raise UsageError(f"{source} is not a folder, .zip or .npz")
 
     checked: int | None = None
+    classes: list[str] | None = None  # how training would label the images (None: unlabelled, or not read)
     try:
         if kind == "npz":
             from ganforge.data.npz import load_npz
 
-            checked = len(load_npz(path)[0])
+            images, _, classes = load_npz(path)
+            checked = len(images)
             problems = []
         else:
-            checked = _count_images(path)
+            checked, classes = _count_images(path)
             problems = [{"file": f, "reason": r} for f, r in check_images(str(path))] if checked else []
     except UsageError as exc:
         # The source exists but is refused as a whole (unsafe zip members, bad .npz):
@@ -70,14 +76,25 @@ def check_cmd(source: str, as_json: bool) -> int:
         for p in problems:
             click.echo(f"{p['file']}: {p['reason']}")
         counted = f"{checked} image(s) checked" if checked is not None else "not checked file by file"
-        click.echo(f"{source}: {counted}, {len(problems)} problem(s)", err=True)  # stdout: only the problems
+        labels = "" if checked is None else _describe_classes(classes, kind)
+        click.echo(f"{source}: {counted}, {len(problems)} problem(s){labels}", err=True)  # stdout: only the problems
     return 1 if problems else 0
 
 
-def _count_images(path: Path) -> int:
+def _describe_classes(classes: list[str] | None, kind: str) -> str:
+    # what a conditional model would learn: "; 2 classes by folder (cat, dog)" or "; unlabelled"
+    if classes is None:
+        return "; unlabelled" + (" (one folder, or images outside class folders)" if kind != "npz" else "")
+    shown = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
+    return f"; {len(classes)} classes{' by folder' if kind != 'npz' else ''} ({shown})"
+
+
+def _count_images(path: Path) -> tuple[int, list[str] | None]:
+    """The image files of a folder or zip and the classes training would give them (files.folder_labels,
+    which also warns about images outside the class folders and split folders taken for classes)."""
     import logging
 
-    from ganforge.data.files import ImageFiles
+    from ganforge.data.files import ImageFiles, folder_labels
 
     # check_images lists the folder again and warns about what listing leaves out (other suffixes, a
     # symlink loop): this first listing only counts, so its warnings would repeat those
@@ -86,6 +103,7 @@ def _count_images(path: Path) -> int:
     listing_log.setLevel(logging.ERROR)
     try:
         with ImageFiles(path) as files:
-            return len(files.entries)
+            entries, folders = files.entries, files.folders
     finally:
         listing_log.setLevel(level)
+    return len(entries), folder_labels(entries, path, folders)[1]

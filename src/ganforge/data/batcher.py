@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..errors import UsageError
+from ..errors import UsageError, is_int
 from .image_data import ImageData, to_float
 
 
@@ -33,18 +33,22 @@ class Batcher:
         device: torch.device | str = "cpu",
         seed: int = 0,
         hflip: bool = False,
+        out_device: torch.device | str | None = None,
     ) -> None:
         num_images = len(data)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if not is_int(batch_size) or batch_size < 1:  # a numpy integer is one too
             raise UsageError(f"batch size must be a positive integer; got {batch_size!r}")
         if batch_size > num_images:
             raise UsageError(
                 f"batch size {batch_size} is larger than the dataset ({num_images} images); "
                 f"use a batch size of at most {num_images}"
             )
-        self.batch_size = batch_size  # images per batch
+        self.batch_size = int(batch_size)  # images per batch
         self.hflip = hflip  # mirror each image left-right with probability 1/2
-        self.device = torch.device(device)
+        self.device = torch.device(device)  # where the uint8 dataset lives
+        # where batches are delivered: the training device, also when the dataset stays on the CPU
+        # (data.on_device=false), so a GPU step is never handed CPU tensors; None: `device`
+        self.out_device = self.device if out_device is None else torch.device(out_device)
         self.num_images = num_images
         # the dataset's identity (ImageData.content_sha256), saved with the state: a resume that
         # reads the data from another path (data.source moved) must find the same images there
@@ -80,6 +84,9 @@ class Batcher:
             flip = flip.to(self.device, non_blocking=True).view(size, 1, 1, 1)
             images = torch.where(flip, images.flip(-1), images)
         labels = None if self.labels is None else self.labels[index]  # int64 (B,)
+        if self.out_device != self.device:  # moved as uint8: 4x fewer bytes than the float batch
+            images = images.to(self.out_device, non_blocking=True)
+            labels = None if labels is None else labels.to(self.out_device, non_blocking=True)
         return to_float(images), labels
 
     def state_dict(self) -> dict[str, Any]:

@@ -55,14 +55,14 @@ class ImageFiles:
         # two calls so worker threads can still inflate members in parallel.
         self._zip_lock = threading.Lock()
         if path.is_dir():
-            self.entries = _list_folder(path)
+            self.entries, self.folders = _list_folder(path)
         else:
             try:
                 self._zip = zipfile.ZipFile(path)
             except (zipfile.BadZipFile, OSError) as exc:
                 raise UsageError(f"{path} is not a readable .zip file ({exc})") from None
             try:
-                self.entries = _list_zip(self._zip, path)
+                self.entries, self.folders = _list_zip(self._zip, path)
             except UsageError:
                 self._zip.close()  # an unsafe archive is refused as a whole
                 raise
@@ -95,9 +95,18 @@ class ImageFiles:
         self.close()
 
 
+# Folders and files that the system, not the user, put there (compared in lower case): macOS zips' resource
+# forks, Windows' metadata, its recycle bin and restore points at a drive's root, and the thumbnails a
+# Synology NAS keeps of every photo in "@eaDir" beside it (loaded, each photo would count 2-5 more times).
+SYSTEM_NAMES = frozenset({"__macosx", "thumbs.db", "desktop.ini", "$recycle.bin", "system volume information", "@eadir"})
+
+
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tar.gz", ".7z", ".rar", ".npz")
+
+
 def _hidden(parts: Sequence[str]) -> bool:
-    # ".DS_Store", "._photo.jpg" (macOS resource forks), ".git/", "__MACOSX/", Windows' metadata
-    return any(p.startswith(".") or p in ("__MACOSX", "Thumbs.db", "desktop.ini") for p in parts)
+    # ".DS_Store", "._photo.jpg" (macOS resource forks), ".git/", and SYSTEM_NAMES
+    return any(p.startswith(".") or p.lower() in SYSTEM_NAMES for p in parts)
 
 
 def _log_ignored(where: object, ignored: list[tuple[str, ...]]) -> None:
@@ -105,14 +114,25 @@ def _log_ignored(where: object, ignored: list[tuple[str, ...]]) -> None:
     if ignored:
         log.warning("%s: ignored %d file(s) with other suffixes (e.g. %s); images are %s",
                     where, len(ignored), "/".join(min(ignored)), " ".join(IMAGE_EXTENSIONS))
+    archives = [parts for parts in ignored if parts[-1].lower().endswith(ARCHIVE_SUFFIXES)]
+    if archives:  # a zip of zips (one per class, say) would otherwise look like a few stray files
+        log.warning("%s: %d archive(s) inside (e.g. %s) are not opened: unpack them into folders to use their images",
+                    where, len(archives), "/".join(min(archives)))
 
 
-def _list_folder(root: Path) -> list[Entry]:
+def _list_folder(root: Path) -> tuple[list[Entry], set[tuple[str, ...]]]:
+    """The image entries below `root`, and every folder (path parts) listed, empty ones too."""
     entries, ignored = [], []
+    folders: set[tuple[str, ...]] = set()
     visited: set[str] = set()
     # Follow symlinked sub-folders (a class folder linked in from elsewhere is part of the
     # dataset), but enter each real folder once, so a link loop (a/b -> a) ends.
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    def unlisted(exc: OSError) -> None:
+        # os.walk skips a folder it cannot list without a word: a class folder without read permission
+        # would vanish from the dataset (and shift every later class's index)
+        log.warning("cannot list %s (%s): its images are left out", exc.filename, exc.strerror or exc)
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=unlisted):
         real = os.path.realpath(dirpath)
         if real in visited:
             log.warning("skipped %s: it links to %s, which is already listed (a symlink loop or a second link)",
@@ -122,6 +142,8 @@ def _list_folder(root: Path) -> list[Entry]:
         visited.add(real)
         dirnames.sort()
         rel = Path(dirpath).relative_to(root).parts  # as the user sees it, not the link target
+        if not _hidden(rel):
+            folders.add(rel)
         for name in filenames:
             parts = (*rel, name)
             if _hidden(parts):
@@ -137,11 +159,13 @@ def _list_folder(root: Path) -> list[Entry]:
             entries.append(Entry(parts, size, full, full))
     entries.sort(key=lambda e: e.parts)  # deterministic regardless of file system order
     _log_ignored(root, ignored)
-    return entries
+    return entries, folders
 
 
-def _list_zip(archive: zipfile.ZipFile, path: Path) -> list[Entry]:
+def _list_zip(archive: zipfile.ZipFile, path: Path) -> tuple[list[Entry], set[tuple[str, ...]]]:
+    """As _list_folder: the image members, and every folder named by a member (its own or a parent)."""
     members = archive.infolist()
+    folders: set[tuple[str, ...]] = set()
     if len(members) > MAX_ZIP_MEMBERS:
         raise UsageError(f"{path} has {len(members)} members; at most {MAX_ZIP_MEMBERS} are allowed")
     entries, ignored = [], []
@@ -158,7 +182,10 @@ def _list_zip(archive: zipfile.ZipFile, path: Path) -> list[Entry]:
                 f"{path}: zip member {name!r} is {info.file_size} bytes uncompressed; "
                 f"at most {MAX_ZIP_MEMBER_BYTES} bytes (64 MiB) are allowed"
             )
-        if info.is_dir() or _hidden(parts):
+        if _hidden(parts):
+            continue
+        folders.update(parts[:k] for k in range(len(parts) if info.is_dir() else len(parts) - 1, -1, -1))
+        if info.is_dir():
             continue
         if not is_image_name(name):
             ignored.append(parts)
@@ -170,29 +197,69 @@ def _list_zip(archive: zipfile.ZipFile, path: Path) -> list[Entry]:
         entries.append(Entry(tuple(parts), info.file_size, f"{path}:{name}", name))
     entries.sort(key=lambda e: e.parts)
     _log_ignored(path, ignored)
-    return entries
+    return entries, folders
 
 
-def folder_labels(entries: Sequence[Entry], where: object) -> tuple[list[int] | None, list[str] | None]:
-    """Class index per entry and the sorted class names, or (None, None) when unlabelled."""
+def folder_labels(
+    entries: Sequence[Entry], where: object, folders: set[tuple[str, ...]] | None = None
+) -> tuple[list[int] | None, list[str] | None]:
+    """Class index per entry and the sorted class names, or (None, None) when unlabelled. `folders`
+    (ImageFiles.folders): every folder listed, so class folders without an image can be named."""
     if not entries:
         return None, None
     # Deepest folder shared by every image: strip it so a wrapping "train/" does not count.
     common = list(entries[0].parts[:-1])
     for entry in entries[1:]:
-        folders = entry.parts[:-1]
-        while common and tuple(common) != folders[: len(common)]:
+        parents = entry.parts[:-1]
+        while common and tuple(common) != parents[: len(common)]:
             common.pop()
     depth = len(common)
-    if any(len(e.parts) - depth < 2 for e in entries):
-        if any(len(e.parts) - depth >= 2 for e in entries):
-            log.warning("%s has images both in sub-folders and directly inside; loading unlabelled", where)
+    loose = [e for e in entries if len(e.parts) - depth < 2]  # images beside the class folders, not in one
+    if loose:
+        if len(loose) < len(entries):  # one stray cover.jpg unlabels a whole class tree: name it
+            log.warning("%s has images both in sub-folders and directly inside (%d of %d, e.g. %s); loading "
+                        "unlabelled: for class labels, move or delete those", where, len(loose), len(entries),
+                        loose[0].display)
         return None, None
     class_names = sorted({e.parts[depth] for e in entries})
     if len(class_names) < 2:
         return None, None  # one class carries no information
+    _warn_if_splits(class_names, where, common)
+    if folders is not None:
+        _warn_if_imageless_folders(class_names, folders, common, where)
     index = {name: i for i, name in enumerate(class_names)}
     return [index[e.parts[depth]] for e in entries], class_names
+
+
+# Folder names of a dataset's splits (Kaggle, torchvision, Hugging Face exports): a root holding two of them
+# is a dataset root, not a class tree, and loading it labels every image by its split.
+SPLIT_NAMES = frozenset({"train", "training", "test", "testing", "val", "valid", "validation", "dev", "eval"})
+
+
+def _warn_if_splits(class_names: Sequence[str], where: object, common: Sequence[str]) -> None:
+    splits = [name for name in class_names if name.lower() in SPLIT_NAMES]
+    if len(splits) < 2:
+        return
+    train = next((n for n in splits if n.lower().startswith("train")), splits[0])
+    if str(where).lower().endswith(".zip"):  # a zip cannot be given with a folder inside it
+        fix = f"zip one split's folder ({'/'.join([*common, train])}) alone"
+    else:
+        fix = f"give its folder ({os.path.join(str(where), *common, train)})"
+    log.warning("%s: the class folders %s look like dataset splits, not classes: their images are all loaded "
+                "together and labelled by split; to train on one split, %s", where, ", ".join(splits), fix)
+
+
+def _warn_if_imageless_folders(
+    class_names: Sequence[str], folders: set[tuple[str, ...]], common: Sequence[str], where: object
+) -> None:
+    # An empty class folder is no class: the others keep their sorted order without it, so the class count,
+    # and the index of every class after it, are not what the folder tree suggests.
+    depth = len(common)
+    beside = sorted({f[depth] for f in folders if len(f) > depth and list(f[:depth]) == list(common)} - set(class_names))
+    if beside:
+        names = ", ".join(beside[:10]) + (", ..." if len(beside) > 10 else "")
+        log.warning("%s: folder(s) %s beside the class folders hold no images, so they are no class: the %d classes "
+                    "are %s", where, names, len(class_names), ", ".join(class_names[:10]) + (", ..." if len(class_names) > 10 else ""))
 
 
 def decode_entries(

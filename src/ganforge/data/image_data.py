@@ -64,10 +64,11 @@ def pixels_sha256(images: torch.Tensor, labels: torch.Tensor | None = None) -> s
     """sha256 of the shape and the raw uint8 bytes of (N, C, H, W) images, then of the int64 (N,)
     labels when given: the content identity (evaluation protocols, resumed runs)."""
     h = hashlib.sha256(str(tuple(images.shape)).encode())
-    h.update(images.detach().cpu().contiguous().numpy().tobytes())
+    # the array itself, not .tobytes(): a bytes copy would double the dataset's memory at the start of a run
+    h.update(images.detach().cpu().contiguous().numpy().reshape(-1))
     if labels is not None:
         h.update(b"labels")
-        h.update(labels.detach().cpu().contiguous().numpy().tobytes())
+        h.update(labels.detach().cpu().contiguous().numpy().reshape(-1).view(np.uint8))
     return h.hexdigest()
 
 

@@ -14,13 +14,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import UsageError
+from ..errors import UsageError, is_int
 from .builtin import NAMED_SOURCES
 from .decode import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, unusual_mode_reason
 from .files import ImageFiles, decode_entries, folder_labels
 from .image_data import ImageData, interleave_classes
+from .memory import MEMORY_FIX, allocate
 from .npz import load_npz
-from .transforms import arrays_to_tensor, image_to_array, to_8bit
+from .transforms import arrays_to_tensor, image_to_array, to_8bit, upright
 
 log = logging.getLogger("ganforge.data")
 
@@ -50,7 +51,8 @@ def load_images(
     max_pixels: files whose width * height exceeds this are refused as decompression bombs.
     num_workers: decoding threads for folders/zips (default: one per available core, max 16).
     """
-    _check_args(resolution, channels, max_images, on_bad_image, max_bad_fraction, max_pixels)
+    _check_source(source)
+    _check_args(resolution, channels, max_images, on_bad_image, max_bad_fraction, max_pixels, num_workers)
     relabel = "relabel to 0..K-1 without gaps"
     if source in NAMED_SOURCES:
         if Path(source).exists():
@@ -91,15 +93,15 @@ def check_images(
     PIL refuses before the size is known), "corrupt image (...)", "unusual mode X" (loads,
     but the conversion to L/RGB is a guess, e.g. float "F" or "LAB").
     """
+    _check_source(source)
     if source in NAMED_SOURCES:
         raise UsageError(f"{source!r} is a built-in dataset; check_images checks image folders and .zip files")
-    if max_pixels < 1:
-        raise UsageError(f"max_pixels must be >= 1; got {max_pixels}")
+    _check_pixels_and_workers(max_pixels, num_workers)
     path = _existing_path(source)
     with _open_files(path) as files:
 
         def inspect(_: int, img: Image.Image) -> str | None:
-            to_8bit(img, 3)  # raises BadImage when PIL cannot convert the mode at all
+            to_8bit(upright(img), 3)  # raise BadImage as loading would: an unreadable EXIF block, a mode PIL cannot convert
             return unusual_mode_reason(img)
 
         bad = decode_entries(files, files.entries, inspect, max_pixels=max_pixels, num_workers=num_workers)
@@ -107,20 +109,36 @@ def check_images(
 
 
 def _check_args(
-    resolution: int, channels: int, max_images: int | None, on_bad_image: str, max_bad_fraction: float, max_pixels: int
+    resolution: int, channels: int, max_images: int | None, on_bad_image: str, max_bad_fraction: float, max_pixels: int,
+    num_workers: int | None,
 ) -> None:
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or not 1 <= resolution <= 8192:
+    if not is_int(resolution) or not 1 <= resolution <= 8192:
         raise UsageError(f"resolution must be an integer from 1 to 8192; got {resolution!r}")
-    if channels not in (1, 3) or isinstance(channels, bool):
+    if not is_int(channels) or channels not in (1, 3):  # 3.0 would pass `in` and fail later in np.empty
         raise UsageError(f"channels must be 1 (greyscale) or 3 (RGB); got {channels!r}")
-    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1):
+    if max_images is not None and (not is_int(max_images) or max_images < 1):
         raise UsageError(f"max_images must be a positive integer or None; got {max_images!r}")
     if on_bad_image not in BAD_IMAGE_POLICIES:
         raise UsageError(f"on_bad_image must be one of {', '.join(BAD_IMAGE_POLICIES)}; got {on_bad_image!r}")
-    if not 0.0 <= max_bad_fraction <= 1.0:
-        raise UsageError(f"max_bad_fraction must be between 0 and 1; got {max_bad_fraction!r}")
-    if max_pixels < 1:
-        raise UsageError(f"max_pixels must be >= 1; got {max_pixels!r}")
+    if not isinstance(max_bad_fraction, (int, float)) or isinstance(max_bad_fraction, bool) or not 0.0 <= max_bad_fraction <= 1.0:
+        raise UsageError(f"max_bad_fraction must be a number from 0 to 1; got {max_bad_fraction!r}")
+    _check_pixels_and_workers(max_pixels, num_workers)
+
+
+def _check_pixels_and_workers(max_pixels: int, num_workers: int | None) -> None:
+    if not is_int(max_pixels) or max_pixels < 1:
+        raise UsageError(f"max_pixels must be an integer >= 1; got {max_pixels!r}")
+    # 0 used to mean the default (one per core) and stays so; a negative count would be ThreadPoolExecutor's error
+    if num_workers is not None and (not is_int(num_workers) or not 0 <= num_workers <= 1024):
+        raise UsageError(f"num_workers must be an integer from 1 to 1024, or 0 or None (one per core); got {num_workers!r}")
+
+
+def _check_source(source: object) -> None:
+    if not isinstance(source, (str, Path)):
+        raise UsageError(f"source must be a path or a dataset name (str or Path); got {type(source).__name__} {source!r}")
+    if not str(source).strip():  # Path("") is the working directory: never load that by accident
+        raise UsageError(f"source {source!r} is empty: give an image folder, a .zip, an .npz, or one of: "
+                         f"{', '.join(NAMED_SOURCES)}")
 
 
 def _existing_path(source: str) -> Path:
@@ -161,7 +179,7 @@ def _from_arrays(
         picks = _spread(len(images))
         _log_if_colour(description, sum(_is_colour(Image.fromarray(images[i])) for i in picks), len(picks))
     return ImageData(
-        images=arrays_to_tensor(images, resolution, channels),
+        images=arrays_to_tensor(images, resolution, channels, what=description),
         labels=None if labels is None else torch.from_numpy(np.ascontiguousarray(labels[:max_images], dtype=np.int64)),
         class_names=class_names,
         source=description,
@@ -219,6 +237,63 @@ def _warn_if_colour(files: ImageFiles, entries: list, path: Path, max_pixels: in
     _log_if_colour(path, sum(colour.values()), len(colour))
 
 
+def _warn_if_reshaped(sizes: np.ndarray, entries: list, resolution: int, where: Path) -> None:
+    """Say how many images were enlarged more than 2x (a 16 x 16 icon trained at 64 is a blur) or lost more
+    than half of their area to the centre-square crop (a panorama keeps its middle); sizes (N, 2) w, h."""
+    if not len(sizes):
+        return
+    short, long = sizes.min(axis=1), sizes.max(axis=1)  # (N,) each
+    for hit, pick, what in (
+        (2 * short < resolution, int(np.argmin(short)), f"are enlarged more than 2x to {resolution} x {resolution} "
+                                                        "(blurry)"),
+        (long > 2 * short, int(np.argmax(long / np.maximum(short, 1))), "are more than twice as long as wide: only "
+                                                                         "their centre square is kept"),
+    ):
+        if hit.any():
+            w, h = sizes[pick]
+            log.warning("%s: %d of %d images %s; e.g. %s (%d x %d)", where, int(hit.sum()), len(sizes), what,
+                        entries[pick].display, w, h)
+
+
+def _transparent(img: Image.Image) -> bool:
+    """Whether to_8bit's composite on black changes any pixel: an alpha below 255 somewhere, or a palette
+    entry with an alpha below 255 that some pixel uses."""
+    if img.mode == "P":  # a transparent palette entry (GIF encoders often declare one): is a pixel drawn with it?
+        declared, used = img.info.get("transparency"), img.histogram()  # (256,) pixels per palette index
+        if isinstance(declared, int):
+            return 0 <= declared < len(used) and used[declared] > 0
+        if isinstance(declared, bytes):  # PNG tRNS: one alpha per palette entry
+            return any(used[i] and alpha < 255 for i, alpha in enumerate(declared[: len(used)]))
+        return False
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        return img.getchannel("A" if "A" in img.getbands() else "a").getextrema()[0] < 255
+    return False
+
+
+def _warn_if_flattened(seen: np.ndarray, entries: list, where: Path) -> None:
+    """Say how many images had transparent pixels (composited on black: a transparent background trains as
+    black) or several frames (an animated GIF, APNG or WebP, a multi-page TIFF: only the first is used)."""
+    for column, what in ((0, "have transparent pixels: composited on black, so a transparent background trains as "
+                             "black (flatten them on the colour you want first)"),
+                         (1, "have several frames (animated, or pages): only the first frame is used")):
+        hit = seen[:, column] if len(seen) else seen
+        if hit.any():
+            log.warning("%s: %d of %d images %s; e.g. %s", where, int(hit.sum()), len(seen), what,
+                        entries[int(np.argmax(hit))].display)
+
+
+def _compact(out: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The rows of `out` (N, ...) where `keep` (N,) bool, moved up in place: `out[keep]` would copy the whole
+    dataset once more, at the peak of the loading's memory."""
+    if keep.all():
+        return out
+    rows = np.flatnonzero(keep)
+    for j, i in enumerate(rows):  # j <= i: a row only moves up, over one already moved or dropped
+        if j != i:
+            out[j] = out[i]
+    return out[: len(rows)]
+
+
 def _from_files(
     path: Path,
     resolution: int,
@@ -231,15 +306,22 @@ def _from_files(
 ) -> ImageData:
     with _open_files(path) as files:
         entries = files.entries
-        labels, class_names = folder_labels(entries, path)
+        labels, class_names = folder_labels(entries, path, files.folders)
         order = interleave_classes(np.array(labels)) if labels is not None else np.arange(len(entries))
         order = order[:max_images]
         entries = [entries[i] for i in order]
-        # Workers fill rows of one preallocated array, already channels-first.
-        out = np.empty((len(entries), channels, resolution, resolution), dtype=np.uint8)  # (N, C, H, W)
+        # Workers fill rows of one preallocated array, already channels-first; refused before any decoding
+        # when it cannot fit in memory.
+        out = allocate((len(entries), channels, resolution, resolution), str(path), MEMORY_FIX)  # (N, C, H, W)
+
+        sizes = np.zeros((len(entries), 2), dtype=np.int64)  # (N, 2) width, height as decoded; 0 for a bad file
+        seen = np.zeros((len(entries), 2), dtype=bool)  # (N, 2) has transparent pixels, has more than one frame
 
         def write(i: int, img: Image.Image) -> None:  # runs in a worker thread
+            sizes[i] = img.size  # a JPEG draft keeps both sides >= resolution, so "enlarged" is still told apart
             out[i] = image_to_array(img, resolution, channels).transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
+            # after the pixels are taken: is_animated reads ahead to a second frame, then seeks back
+            seen[i] = _transparent(img), bool(getattr(img, "is_animated", False))
 
         draft = ("L" if channels == 1 else None, resolution)
         stop = on_bad_image == "error"
@@ -265,7 +347,10 @@ def _from_files(
         )
     keep = np.ones(len(entries), dtype=bool)
     keep[[i for i, _ in bad]] = False
-    images = out[keep] if bad else out  # copying only when something was skipped
+    kept = [e for e, k in zip(entries, keep) if k]
+    _warn_if_reshaped(sizes[keep], kept, resolution, path)
+    _warn_if_flattened(seen[keep], kept, path)
+    images = _compact(out, keep)
     kind = "zip" if path.suffix.lower() == ".zip" else "folder"
     return ImageData(
         images=torch.from_numpy(images),

@@ -12,6 +12,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .decode import BadImage
+from .memory import MEMORY_FIX, allocate
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
@@ -57,14 +58,23 @@ def to_8bit(img: Image.Image, channels: int, *, eight_bit: bool | None = None) -
     if mode == "P" and "transparency" in img.info:
         mode = "PA"  # palette with a transparent index: composite like any alpha image
     if mode in _ALPHA_MODES:
-        # Composite on black: rgb * alpha / 255, rounded. (H, W, 4) uint16 avoids overflow.
-        rgba = np.asarray(_convert(img, "RGBA"), dtype=np.uint16)
-        rgb = ((rgba[..., :3] * rgba[..., 3:] + 127) // 255).astype(np.uint8)
-        return Image.fromarray(rgb).convert(target)
+        rgb = Image.fromarray(_on_black(np.asarray(img if img.mode == "RGBA" else _convert(img, "RGBA"))))
+        return rgb if target == "RGB" else rgb.convert(target)  # (convert copies even to its own mode)
     if target == "L" and mode not in ("1", "P"):
         # CMYK, YCbCr, LAB, HSV, ...: go through RGB so "L" always means ITU-R 601 luma of RGB.
         img = _convert(img, "RGB")
     return _convert(img, target)
+
+
+def _on_black(rgba: np.ndarray, rows: int = 512) -> np.ndarray:
+    """Composite on black: rgb * alpha / 255, rounded; uint8 (H, W, 4) -> (H, W, 3). Computed in uint16 (no
+    overflow) a band of rows at a time: over the whole image at once the temporaries took 27 bytes a pixel,
+    2.2 GB for one 9000 x 9000 RGBA PNG (under the decompression-bomb limit), and one per decoding thread."""
+    out = np.empty((*rgba.shape[:2], 3), dtype=np.uint8)
+    for top in range(0, rgba.shape[0], rows):
+        band = rgba[top : top + rows].astype(np.uint16)  # (rows, W, 4)
+        out[top : top + rows] = (band[..., :3] * band[..., 3:] + 127) // 255
+    return out
 
 
 def eight_bit_in_32(img: Image.Image) -> bool:
@@ -96,7 +106,13 @@ def upright(img: Image.Image) -> Image.Image:
     """Apply the EXIF orientation: phone photos store their rotation there, so faces and objects
     come out upright. (Gated on an EXIF block being present: parsing it costs ~10% on tiny images.)"""
     if "exif" in img.info or img.format in ("TIFF", "MPO"):
-        return ImageOps.exif_transpose(img)
+        try:
+            return ImageOps.exif_transpose(img)
+        except MemoryError:
+            raise
+        except Exception as exc:  # a damaged EXIF block: Pillow raises SyntaxError ("not a TIFF file"), struct.error, ...
+            # which way is up is then unknown; a bad file like any other (listed by `data check`, skipped on request)
+            raise BadImage(f"corrupt EXIF block, so its orientation is unknown ({type(exc).__name__}: {exc})") from None
     return img
 
 
@@ -110,7 +126,7 @@ def image_to_array(img: Image.Image, resolution: int, channels: int, *, exif: bo
     return array[..., None] if array.ndim == 2 else array  # (H, W) -> (H, W, 1)
 
 
-def arrays_to_tensor(images: np.ndarray, resolution: int, channels: int) -> torch.Tensor:
+def arrays_to_tensor(images: np.ndarray, resolution: int, channels: int, *, what: str = "images") -> torch.Tensor:
     """uint8 (N, H, W, C) with C in 1..4 -> uint8 tensor (N, channels, resolution, resolution).
 
     Fast path: already square at the target size with the right channels (e.g. MNIST 28 -> 28)
@@ -125,7 +141,7 @@ def arrays_to_tensor(images: np.ndarray, resolution: int, channels: int) -> torc
         out = np.repeat(images, 3, axis=3)
     else:
         mode = _ARRAY_MODES[in_channels]
-        out = np.empty((n, resolution, resolution, channels), dtype=np.uint8)
+        out = allocate((n, resolution, resolution, channels), what, MEMORY_FIX)  # refused before resizing if too large
         for i in range(n):
             pixels = images[i, :, :, 0] if in_channels == 1 else images[i]
             img = Image.fromarray(np.ascontiguousarray(pixels))

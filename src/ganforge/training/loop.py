@@ -213,7 +213,9 @@ def _train(cfg: RunConfig | None, *, out, runs_root, resume, data: ImageData | N
     check_data_fits(cfg, data)
     if not (m.num_classes and cfg.data.use_labels):
         data = replace(data, labels=None, class_names=None)
-    batcher = Batcher(data, batch_size=t.batch_size, device=device if cfg.data.on_device else "cpu", seed=t.seed, hflip=cfg.data.hflip)
+    # data.on_device=false keeps the dataset on the CPU; batches still reach the step on the training device
+    batcher = Batcher(data, batch_size=t.batch_size, device=device if cfg.data.on_device else "cpu", out_device=device,
+                      seed=t.seed, hflip=cfg.data.hflip)
 
     # --- networks, optimisers, EMA, objective
     G = build_generator(m).to(device)
