@@ -222,7 +222,7 @@ def test_dry_run_builds_everything_up_to_the_first_step_and_writes_nothing(tmp_p
         (("sr", "train", "--preset", "sr-x2", "--set", "train.init_from=sr-x4"), "(it upscales x4, this run x2)"),
         (("sr", "train", "--set", "train.init_from=nope"), "train.init_from='nope' does not exist: give a sr run or model folder, or a shipped sr model (sr-x4)"),
         (("sr", "train", "--out", str(tmp_path / "full")), "already exists and is not empty"),
-        (("denoise", "train", "--set", "train.batch_size=4", "--set", "data.patch_size=4096"), "are smaller than data.patch_size=4096"),
+        (("denoise", "train", "--set", "train.batch_size=4", "--set", "data.patch_size=1024"), "are smaller than data.patch_size=1024"),
     ]:
         code, out, err = _cli(capsys, *args[:2], "--data", str(data), "--dry-run", *small, *args[2:])  # args' --set last: they win
         lines = [line for line in err.splitlines() if line.strip() and not line.startswith("INFO")]

@@ -395,7 +395,7 @@ class Restorer:
     def _run(self, x: Tensor) -> Tensor:
         """The network on x (whole or tiled; the self-ensemble mean if asked for), fp32 in [0, 1]."""
         if not self.self_ensemble:
-            return self._run_once(x).clamp(0, 1)
+            return self._run_once(x).clamp_(0, 1)  # in place: the net's own output, 16x the input's size for x4 SR
         total = None
         # rotations by k * 90 degrees, each without and with a horizontal flip (k = 0 only: the flips)
         for k in range(self.ensemble_size // 2):
@@ -405,7 +405,7 @@ class Restorer:
                 y = self._run_once(t)
                 y = (y.flip(-1) if flip else y).rot90(-k, dims=(-2, -1))  # back to x's orientation
                 total = y if total is None else total + y
-        return (total / self.ensemble_size).clamp(0, 1)
+        return total.div_(self.ensemble_size).clamp_(0, 1)
 
     @staticmethod
     def _work_size(h: int, w: int, scale: float) -> tuple[int, int]:

@@ -41,6 +41,12 @@ MAX_D_LAYERS = 8  # PatchGAN stride-2 convs: 8 halvings already need 768 px patc
 # G (+ D with an adversarial phase) parameters: 2**30 is 4 GiB of fp32 weights, about 16 GiB with gradients and
 # Adam's moments; hundreds of times the presets' nets (inpaint-center's G, the largest: 5.8 M)
 MAX_PARAMETERS = 2**30
+# Batch caps: past them a typo (batch_size=1600 for 16, patch_size=12800 for 128) passed --dry-run and ended
+# minutes later in "can't allocate memory" (the sampler's (8, 2, P, P) int64 grids alone are 128 P**2 bytes:
+# 2 GiB at P = 4096) or swapped the machine. Far above every preset (32 x 128 px = 2**19 pixels a batch).
+MAX_BATCH_SIZE = 4096  # patches per step
+MAX_PATCH_SIZE = 1024  # side of a training patch (validation crops are data.val_crop, not capped by this)
+MAX_BATCH_PIXELS = 2**24  # batch_size * patch_size**2: 16 M pixels, whose 64-channel fp32 activations are 4 GiB a layer
 
 
 @dataclass(frozen=True)
@@ -214,6 +220,7 @@ def check_values(cfg: RestoreConfig) -> RestoreConfig:
     d, g, m, lo, o, t = cfg.data, cfg.degrade, cfg.model, cfg.loss, cfg.optim, cfg.train
     _choice("task", cfg.task, TASKS)
     _positive("data.patch_size", d.patch_size)
+    _in_range("data.patch_size", d.patch_size, MAX_PATCH_SIZE)
     if not 0 < d.shrink <= 1:
         raise UsageError(f"data.shrink={d.shrink} must be in (0, 1]: the factor every photo is scaled by when loaded (1 = native size)")
     for key in ("max_images", "val_images", "val_crop", "pad"):
@@ -250,6 +257,7 @@ def check_values(cfg: RestoreConfig) -> RestoreConfig:
     if m.refine < 0 or (m.refine and (cfg.task, arch_of(cfg)) != ("inpaint", "unet")):
         raise UsageError(f"model.refine={m.refine} is not allowed here: it is 0, or a count of refine blocks for "
                          "task inpaint with model.arch=unet")
+    _at_most("model.refine", m.refine, MAX_BLOCKS)  # refine=100000 built for minutes in check_model_size
     if cfg.task == "inpaint" and m.blocks > 8:
         raise UsageError(f"model.blocks={m.blocks} is too many dilated convs for inpaint (dilation 2**blocks): use 1 to 8")
     _choice("loss.pixel", lo.pixel, PIXEL_LOSSES)
@@ -275,6 +283,11 @@ def check_values(cfg: RestoreConfig) -> RestoreConfig:
     check_seed("train.seed", t.seed)  # torch.manual_seed and the sampler's generator take 64 bits
     for key in ("batch_size", "log_every"):
         _positive(f"train.{key}", getattr(t, key))
+    _in_range("train.batch_size", t.batch_size, MAX_BATCH_SIZE)
+    if t.batch_size * d.patch_size**2 > MAX_BATCH_PIXELS:
+        raise UsageError(f"train.batch_size={t.batch_size} patches of data.patch_size={d.patch_size} are "
+                         f"{t.batch_size * d.patch_size**2:,} pixels a step: at most {MAX_BATCH_PIXELS:,} (2**24) are "
+                         f"allowed; use train.batch_size <= {max(MAX_BATCH_PIXELS // d.patch_size**2, 1)} or a smaller patch")
     check_device_name("train.device", t.device)
     if not 0.0 <= t.ema_decay < 1.0:
         raise UsageError(f"train.ema_decay={t.ema_decay} must be in [0, 1) (0 disables EMA)")
@@ -286,6 +299,12 @@ def check_values(cfg: RestoreConfig) -> RestoreConfig:
                          f"last two convs need: use at most {max(d.patch_size // 3, 1).bit_length() - 1} layers "
                          f"(or a patch of at least {3 << m.d_layers})")
     return cfg
+
+
+def _in_range(key: str, value: int, cap: int) -> None:
+    """A positive size (checked before) must be at most ``cap``; the message gives the whole range."""
+    if value > cap:
+        raise UsageError(f"{key}={value} is too large: use 1 to {cap}")
 
 
 def check_perceptual_weights(cfg: RestoreConfig, *, resuming: bool = False) -> None:

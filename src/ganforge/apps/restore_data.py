@@ -13,6 +13,7 @@ held up by the CPU cutting and degrading patches one at a time.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +26,10 @@ from torch import Tensor
 from ganforge.apps.degrade import imresize, make_mask, quantize, sr_degrade
 from ganforge.apps.restore_config import SKIMAGE_SOURCE, RestoreConfig, mask_kinds, min_val_crop
 from ganforge.apps.restore_files import image_header, refuse_planar_tiff
+from ganforge.apps.restore_files16 import TIFF_MAGIC, grey_alpha16_of
 from ganforge.apps.restore_models import fill_holes
 from ganforge.data.decode import DEFAULT_MAX_PIXELS
-from ganforge.data.files import ImageFiles, decode_entries
+from ganforge.data.files import Entry, ImageFiles, decode_entries
 from ganforge.data.transforms import to_8bit
 from ganforge.errors import UsageError
 
@@ -80,13 +82,52 @@ def _file_photos(path: Path, max_images: int) -> list[np.ndarray]:
             out[i] = np.array(to_8bit(img, 3), dtype=np.uint8)  # (H, W, 3), writable
             return None
 
-        bad = decode_entries(files, entries, keep, max_pixels=DEFAULT_MAX_PIXELS, stop_at_first_bad=True)
-    if bad:
-        i, reason = bad[0]
-        if i in refused:  # in apply's words: `ganforge data check` does not know this one
-            raise UsageError(refused[i])
-        raise UsageError(f"bad image {entries[i].display}: {reason}; fix or delete it (`ganforge data check {path}` lists every bad file)")
+        todo = list(range(len(entries)))  # the entries not loaded yet
+        while todo:  # one pass, unless a file that PIL cannot decode is one apply reads past PIL
+            bad = decode_entries(files, [entries[i] for i in todo], lambda j, img: keep(todo[j], img),
+                                 max_pixels=DEFAULT_MAX_PIXELS, stop_at_first_bad=True)
+            if not bad:
+                break
+            i, reason = todo[bad[0][0]], bad[0][1]
+            if i in refused:  # in apply's words: `ganforge data check` does not know this one
+                raise UsageError(refused[i])
+            out[i] = _read_past_pil(files, entries[i])
+            if out[i] is None:
+                raise UsageError(f"bad image {entries[i].display}: {reason}; fix or delete it "
+                                 f"(`ganforge data check {path}` lists every bad file)")
+            # the entries before i were all loaded (the first bad one is reported), some after it too
+            todo = [k for k in todo if out[k] is None]
     return out  # type: ignore[return-value]
+
+
+def _read_past_pil(files: ImageFiles, entry: Entry) -> np.ndarray | None:
+    """A training photo that PIL failed to decode, read or refused as ``apply`` reads or refuses it
+    (restore_files.read_image_file), or None where apply cannot read it either (the caller names it bad):
+    a 16-bit grey+alpha TIFF, which PIL cannot open, through tifffile (restore_files16), and an
+    uncompressed planar grey+alpha TIFF, whose decode PIL fails with "unknown raw mode", refused in
+    apply's one line saying what to save it as. -> (H, W, 3) uint8: the 8-bit levels PIL reads from the
+    same image saved as a 16-bit grey+alpha PNG (the high byte), composited on black as every
+    photo with alpha is (to_8bit)."""
+    try:
+        with files.open(entry) as fp:
+            magic = fp.read(4)
+            if magic not in TIFF_MAGIC:  # read whole only if it is a TIFF
+                return None
+            data = magic + fp.read()
+    except OSError:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as h:
+            header = image_header(h)
+    except Exception:  # PIL cannot open it at all (a 16-bit grey+alpha TIFF): read below, or bad
+        header = None
+    refuse_planar_tiff(entry.display, header)
+    levels = grey_alpha16_of(data, entry.display)  # (H, W, 1 | 2) uint16 | None
+    if levels is None:
+        return None
+    eight = (levels >> 8).astype(np.uint8)  # (H, W, 1 | 2)
+    img = Image.fromarray(eight[..., 0] if eight.shape[2] == 1 else eight)  # mode L | LA
+    return np.array(to_8bit(img, 3), dtype=np.uint8)  # (H, W, 3)
 
 
 def load_photos(source: str, *, max_images: int = 0) -> list[Tensor]:

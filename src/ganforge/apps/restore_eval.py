@@ -36,7 +36,7 @@ from ganforge.apps.degrade import MASK_KINDS, SR_SCALES, TASKS, add_noise, make_
 from ganforge.apps.testsets import TestImage
 from ganforge.config import check_seed
 from ganforge.errors import UsageError
-from ganforge.io import save_png
+from ganforge.io import check_can_write, save_png
 from ganforge.metrics.fullref import SSIM_WIN_SIZE, psnr, rgb_to_y, ssim
 
 RestoreFn = Callable[..., Tensor]  # restore(degraded, mask=None) -> (1, 3, H, W) in [0, 1]
@@ -60,9 +60,11 @@ def check_task_args(task: str, *, scale: int | None, sigma: float | None, mask: 
     if task == "sr" and (isinstance(scale, bool) or scale not in SR_SCALES):
         raise UsageError(f"SR scale must be one of {', '.join(map(str, SR_SCALES))}, got {scale!r}")
     if task == "denoise":
-        ok = isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and math.isfinite(sigma) and sigma >= 0
+        # at most 255, as training (degrade.sigma) and apply (--sigma) take: past it the "noise level" is no
+        # level of an 8-bit image, and eval printed a table of scores for sigma 1e+300 as for any other
+        ok = isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and math.isfinite(sigma) and 0 <= sigma <= 255
         if not ok:
-            raise UsageError(f"noise sigma must be a number >= 0 on the 0..255 scale, got {sigma!r}")
+            raise UsageError(f"noise sigma must be a number from 0 to 255 (the 0..255 scale), got {sigma!r}")
     if task == "inpaint" and mask not in MASK_KINDS:
         raise UsageError(f"mask must be one of: {', '.join(MASK_KINDS)}, got {mask!r}")
 
@@ -265,7 +267,8 @@ def _strips_folder(strips_dir: str | Path) -> Path:
     folder = Path(strips_dir)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise UsageError(f"strips folder {folder} already exists and is not empty; give a new or empty folder")
-    return folder
+    # before the first image is restored: a strips folder under a file or in /proc failed only at its first strip
+    return check_can_write(folder, f"strips folder {folder}")
 
 
 def _write_strip(path: Path, panels: list[Tensor]) -> None:

@@ -29,7 +29,7 @@ from ganforge.apps.restore_files16 import png_grey_alpha16, read16, tiff_grey_al
 from ganforge.data.decode import IMAGE_EXTENSIONS, BadImage, is_image_name, open_image
 from ganforge.data.transforms import _ALPHA_MODES, _SIXTEEN_BIT_MODES, eight_bit_in_32, to_8bit, upright
 from ganforge.errors import UsageError
-from ganforge.io import atomic_write_bytes
+from ganforge.io import atomic_write_bytes, check_can_write
 
 log = logging.getLogger("ganforge.restore")
 
@@ -163,6 +163,12 @@ def read_image_file(path: Path) -> ImageFile:
     try:
         with open(path, "rb") as f:
             raw = open_image(f)
+            frames = getattr(raw, "n_frames", 1)  # an animated GIF / PNG / WebP, a multi-page TIFF
+            if frames > 1:  # the output is one still image: the other frames would be dropped without a word
+                log.warning("%s has %d frames (an animation or a multi-page file): only the first is restored; "
+                            "split it into single images to restore every frame", path.name, frames)
+                raw.seek(0)  # counting the frames moved the reader: the first one, decoded while the file is open
+                raw.load()
             img = upright(raw)
         rawmode = _sixteen_bit_rawmode(header)
         grey_alpha = rawmode.startswith("LA")  # a 16-bit grey+alpha PNG, which PIL opens as 8-bit RGBA
@@ -212,25 +218,51 @@ def read_image(path: Path) -> Tensor:
 def read_mask(path: Path, shape: tuple[int, int]) -> Tensor:
     """A mask image -> (1, 1, H, W) of 0/1 (1 = missing); it must match the image size.
 
-    White (luma >= 128) is missing. A mask with transparent pixels (alpha < 128 somewhere) is read
-    by its alpha instead: what is painted (opaque) is missing, in any colour, so a hole painted in
-    red on a transparent layer is not read as known because red is dark. A mask that marks no
-    pixel, or every pixel, is a UsageError: there would be nothing to fill, or nothing to fill from."""
-    refuse_planar_tiff(path, _read_header(path), "mask ")
-    try:
-        with open(path, "rb") as f:
-            img = upright(open_image(f))
-            alpha = _alpha_of(img)  # (H, W) uint8 | None
-            grey = np.asarray(to_8bit(img, 1))  # (H, W) uint8
-    except (BadImage, OSError, ValueError) as exc:
-        raise UsageError(f"cannot read mask {path}: {exc}") from None
-    if grey.shape != shape:
-        raise UsageError(f"mask {path} is {grey.shape[1]}x{grey.shape[0]} but the image is {shape[1]}x{shape[0]}: they must match")
-    hole = alpha >= 128 if alpha is not None and (alpha < 128).any() else grey >= 128
+    White (luma >= 128, half the range at 16 bits) is missing. A mask with transparent pixels (alpha
+    below half somewhere) is read by its alpha instead: what is painted (opaque) is missing, in any
+    colour, so a hole painted in red on a transparent layer is not read as known because red is dark.
+    A 16-bit mask is read as apply reads a 16-bit image (read_image_file): a 16-bit grey PNG's tRNS
+    level is its transparency (PIL drops it, and a black hole painted on white marked clear came out
+    inverted), and a 16-bit grey+alpha TIFF, which PIL cannot open, is read through tifffile. A mask
+    that marks no pixel, or every pixel, is a UsageError: there would be nothing to fill, or nothing
+    to fill from."""
+    header = _read_header(path)
+    refuse_planar_tiff(path, header, "mask ")
+    hole = _hole16(path, header)  # (H, W) bool | None (not a 16-bit file)
+    if hole is None:
+        try:
+            with open(path, "rb") as f:
+                img = upright(open_image(f))
+                alpha = _alpha_of(img)  # (H, W) uint8 | None
+                grey = np.asarray(to_8bit(img, 1))  # (H, W) uint8
+        except (BadImage, OSError, ValueError) as exc:
+            raise UsageError(f"cannot read mask {path}: {exc}") from None
+        hole = alpha >= 128 if alpha is not None and (alpha < 128).any() else grey >= 128
+    if hole.shape != shape:
+        raise UsageError(f"mask {path} is {hole.shape[1]}x{hole.shape[0]} but the image is {shape[1]}x{shape[0]}: they must match")
     if not hole.any() or hole.all():
         what = "no pixel as missing" if not hole.any() else "every pixel as missing (nothing is left to fill from)"
         raise UsageError(f"mask {path} marks {what}: white (or, on a transparent mask, painted) = missing")
     return torch.from_numpy(hole.astype(np.float32))[None, None]
+
+
+def _hole16(path: Path, header: _Header | None) -> np.ndarray | None:
+    """read_mask's (H, W) bool hole of a 16-bit mask (one PIL cannot open, or whose header says 16 bits),
+    from read_image_file's 16-bit levels: by the alpha where some pixel is below half of 65535, else by
+    the ITU-R 601 luma at half the range (as 8-bit luma >= 128 is v / 257 rounded >= 128); None for an
+    8-bit file, which read_mask reads with PIL as before."""
+    if header is not None and not _sixteen_bit_rawmode(header) and header.mode not in _SIXTEEN_BIT_MODES:
+        return None
+    try:
+        img = read_image_file(path)
+    except UsageError as exc:  # "cannot read PATH: why" -> "cannot read mask PATH: why"
+        raise UsageError(str(exc).replace(f"cannot read {path}", f"cannot read mask {path}", 1)) from None
+    if img.bits != 16:  # an 8-bit picture in a 32-bit TIFF, or no OpenCV: PIL's 8-bit reading
+        return None
+    if img.alpha is not None and (img.alpha < 32768).any():
+        return img.alpha >= 32768
+    r, g, b = img.rgb[0].double()  # (H, W) each, v / 65535
+    return ((0.299 * r + 0.587 * g + 0.114 * b) >= 0.5).numpy()
 
 
 def mask_from_alpha(alpha: np.ndarray | None, path: Path) -> Tensor:
@@ -324,7 +356,8 @@ def write_image(x: Tensor, path: Path, *, grey: bool = False, alpha: np.ndarray 
         img.save(buf, format=fmt, **options)
         atomic_write_bytes(path, buf.getvalue())
         return
-    arr = (x[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
+    # one float copy, then in place: each temporary is the output's size (1 GiB a copy for 4000 x 3000 x4 SR)
+    arr = x[0].clamp(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
     img = Image.fromarray(arr)
     if grey:
         img = img.convert("L")  # 0.299 R + 0.587 G + 0.114 B, rounded
@@ -379,6 +412,12 @@ def _folder_pairs(inp: Path, out: Path, *, say: bool) -> list[tuple[Path, Path]]
             raise UsageError(f"inputs {first[dst]} and {src} would both be written to {dst}: rename one of them "
                              "(outputs are named by the input's name with .png)")
         first[dst] = src
+    for src, dst in pairs:  # photos/a.jpg -> out/a.png and photos/a.png/x.jpg -> out/a.png/x.png: a file and a folder
+        for folder in dst.relative_to(out).parents:
+            here = out / folder
+            if here in first or (here.exists() and not here.is_dir()):
+                why = f"{first[here]} is written there" if here in first else "it is a file"
+                raise UsageError(f"output {dst} (of {src}) needs the folder {here}, but {why}: rename one of them")
     return pairs
 
 
@@ -417,10 +456,15 @@ def plan_outputs(inp: Path, out: Path, *, force: bool, mask: Path | None = None,
         if o.exists() and o.resolve() == i.resolve():
             raise UsageError(f"output {o} is the input itself: the restored image would replace the original; "
                              "write it elsewhere")
+        if o.is_dir() and inp.is_dir():  # --force replaces files, not folders: the write failed after the restore
+            raise UsageError(f"output {o} (of {i}) is a folder: move it away, or write elsewhere")
     if mask is not None and mask.exists():  # a missing mask is _mask_files' error
         _check_not_mask(pairs, out, mask)
     if not force:
         for _, o in pairs:
             if o.exists():
                 raise UsageError(f"output {o} already exists: choose another output or pass --force to overwrite it")
+    # a file in the way or a folder that takes no files: now, not after the first image's network pass (which
+    # failed as "could not write out.png/x.png: File exists" or "... No such file or directory" under /proc)
+    check_can_write(out if inp.is_dir() else out.parent, f"output {out}")
     return pairs

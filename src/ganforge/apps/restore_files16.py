@@ -10,6 +10,7 @@ neither library writes one. Everything here is numpy in, numpy out: restore_file
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -122,33 +123,43 @@ def tiff_grey_alpha16(path: Path) -> np.ndarray | None:
     what is wrong); a UsageError naming it where it is one that cannot be read."""
     try:
         with open(path, "rb") as f:
-            if f.read(4) not in (b"II*\0", b"MM\0*"):  # not read whole unless it is a TIFF
+            if f.read(4) not in TIFF_MAGIC:  # not read whole unless it is a TIFF
                 return None
             f.seek(0)
-            tags = _tiff_numbers(f.read())
+            data = f.read()
     except OSError:  # missing, a folder, unreadable: the caller's own read says which
         return None
+    return grey_alpha16_of(data, path)
+
+
+TIFF_MAGIC = (b"II*\0", b"MM\0*")  # a classic TIFF's first 4 bytes, little- and big-endian
+
+
+def grey_alpha16_of(data: bytes, name: Path | str) -> np.ndarray | None:
+    """tiff_grey_alpha16 of a file's bytes (a training photo may be a zip member); ``name`` is what the
+    errors call it."""
+    tags = _tiff_numbers(data)
     if (tags.get(262), tags.get(277)) != ((1,), (2,)) or set(tags.get(258, ())) != {16} or set(tags.get(339, (1,))) != {1}:
         return None
     width, height = tags.get(256, (0,))[0], tags.get(257, (0,))[0]
     if not 0 < width * height <= DEFAULT_MAX_PIXELS:  # refused before decoding, as open_image refuses what PIL opens
-        raise UsageError(f"cannot read {path}: a 16-bit grey+alpha TIFF of {width} x {height} pixels (at most "
+        raise UsageError(f"cannot read {name}: a 16-bit grey+alpha TIFF of {width} x {height} pixels (at most "
                          f"{DEFAULT_MAX_PIXELS} are read)")
     try:
         import tifffile  # comes with scikit-image (the restore extra)
     except ImportError:
-        raise UsageError(f"cannot read {path}: it is a 16-bit grey+alpha TIFF, which PIL cannot open; pip install "
+        raise UsageError(f"cannot read {name}: it is a 16-bit grey+alpha TIFF, which PIL cannot open; pip install "
                          "tifffile to read it, or save it as a 16-bit grey+alpha PNG") from None
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
             page = tif.pages[0]
             arr = np.moveaxis(page.asarray(), page.axes.index("S"), -1)  # (H, W, 2), planar or not
     except Exception as exc:  # a compression tifffile decodes only with imagecodecs (LZW), a damaged file
-        raise UsageError(f"cannot read {path}: tifffile cannot decode this 16-bit grey+alpha TIFF "
+        raise UsageError(f"cannot read {name}: tifffile cannot decode this 16-bit grey+alpha TIFF "
                          f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); save it as a 16-bit "
                          "grey+alpha PNG") from None
     if arr.ndim != 3 or arr.shape[-1] != 2 or arr.dtype != np.uint16:
-        raise UsageError(f"cannot read {path}: tifffile reads its 16-bit grey+alpha as {arr.dtype} {arr.shape}; "
+        raise UsageError(f"cannot read {name}: tifffile reads its 16-bit grey+alpha as {arr.dtype} {arr.shape}; "
                          "save it as a 16-bit grey+alpha PNG")
     extra = tags.get(338, (2,))[0]  # ExtraSamples: 0 no stated meaning, 1 premultiplied, 2 straight; none: alpha
     arr = arr[..., :1] if extra == 0 else _straight(arr) if extra == 1 else arr

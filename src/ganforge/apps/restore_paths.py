@@ -53,6 +53,9 @@ def _mask_files(mask: Path, inp: Path, sources: list[Path]) -> dict[Path, Path]:
     if not inp.is_dir():
         if mask.is_dir():
             raise UsageError(f"--mask {mask} is a folder but the input {inp} is one image: give its mask image")
+        if mask.resolve() == inp.resolve():  # as the input folder given as --mask: its bright pixels became the hole
+            raise UsageError(f"--mask {mask} is the input image itself: give a mask image (white = missing), or "
+                             "--mask-kind alpha to fill the input's transparent pixels")
         return {inp: mask}
     if not mask.is_dir():
         raise UsageError(f"--mask {mask} is one image but the input {inp} is a folder: give a folder of masks "
