@@ -4,6 +4,7 @@ the task groups defined in cli/restore.py."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,6 +43,10 @@ def make_train_cmd(task: str) -> click.Command:
     @click.command("train", help=f"Train a {task} network and leave a run folder with config.json, metrics.jsonl and model/."
                    + presets + _examples(task))
     @click.option("--preset", "preset_name", default=DEFAULT_PRESET[task], show_default=True, help=f"Starting configuration: {', '.join(names)}.")
+    @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+                  help="A config file (.json as --dry-run prints it, a run's or model's config.json, or .toml), whole or "
+                       "only the keys to change; it goes over the preset (its own \"preset\" key, if no --preset). "
+                       "Precedence: preset < --config < --data < --set.")
     @click.option("--data", "data_source", default=None, help="A folder (recursive) or .zip of photos. Default: scikit-image's sample photos.")
     @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. train.total_steps=500 (repeatable).")
     @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (must be new or empty). Default: runs/<number>-<preset>.")
@@ -49,17 +54,21 @@ def make_train_cmd(task: str) -> click.Command:
     @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
                   help="Continue this interrupted run (or 'latest' under --runs-root) from its newest training state (with --data: its photos, moved).")
     @click.option("--dry-run", is_flag=True, help="Validate everything (config, photos, nets, init_from, the state to resume), print the resolved config, train and write nothing.")
-    def train_cmd(preset_name, data_source, overrides, out, runs_root, resume_dir, dry_run) -> None:
-        from ganforge.apps.restore_config import apply_overrides, dumps, get_preset
+    def train_cmd(preset_name, config_path, data_source, overrides, out, runs_root, resume_dir, dry_run) -> None:
+        from ganforge.apps.restore_config import apply_overrides, dumps
+        from ganforge.configio import repeated_overrides
 
+        for note in repeated_overrides(overrides):
+            logging.getLogger("ganforge.restore").warning("%s", note)
+        source = click.get_current_context().get_parameter_source  # --preset has a default: ask whether it was typed
+        typed_preset = source("preset_name") == click.core.ParameterSource.COMMANDLINE
         if resume_dir is not None:
             from ganforge.apps.restore_config import RESUMABLE_KEYS
             from ganforge.apps.restore_train import read_restore_run
             from ganforge.cli.train import check_resume_overrides
             from ganforge.training.rundir import find_run
 
-            source = click.get_current_context().get_parameter_source  # --preset has a default: ask whether it was typed
-            given = [flag for flag, name in (("--preset", "preset_name"), ("--out", "out"))
+            given = [flag for flag, name in (("--preset", "preset_name"), ("--out", "out"), ("--config", "config_path"))
                      if source(name) == click.core.ParameterSource.COMMANDLINE]
             if given:
                 raise UsageError(f"--resume continues a run with its own config: do not combine it with {', '.join(given)}")
@@ -71,7 +80,7 @@ def make_train_cmd(task: str) -> click.Command:
             if data_source:  # the run's photos, moved: the training state's digest must match them
                 cfg = replace(cfg, data=replace(cfg.data, source=data_source))
         else:
-            cfg = get_preset(preset_name, task)
+            cfg = _start_config(task, preset_name if typed_preset else None, config_path)
             if data_source:
                 cfg = replace(cfg, data=replace(cfg.data, source=data_source))
         cfg = apply_overrides(cfg, list(overrides))
@@ -104,6 +113,36 @@ def make_train_cmd(task: str) -> click.Command:
         click.echo(f"  model:    {run_dir / 'model'}  (ganforge {task} apply {run_dir} INPUT OUTPUT)")
 
     return train_cmd
+
+
+def _start_config(task: str, preset_name: str | None, config_path: Path | None):
+    """The config a new run starts from: the preset (--preset, else a --config file's own "preset" when it
+    names one of this task's, else the task's default) with the file's keys over it. The file may be a flat
+    config (as --dry-run prints it) or a run's or saved model's config.json (the config under "restore")."""
+    from ganforge.apps.restore_config import DEFAULT_PRESET, PRESETS, get_preset, validate
+    from ganforge.config import config_kind
+    from ganforge.configio import merge_config, read_config_file
+
+    if config_path is None:
+        return get_preset(preset_name or DEFAULT_PRESET[task], task)
+    given = read_config_file(config_path)
+    kind = config_kind(given)
+    if kind in ("restore", "restore-model") and isinstance(given["restore"], dict):
+        given = given["restore"]
+    elif kind == "gan" or (kind == "generator" and "task" not in given):  # a flat restoration config has "task"
+        raise UsageError(f"--config {config_path} is a GAN {'run folder' if kind == 'gan' else 'training or generator'} "
+                         f"config, not a {task} training config: give a file as `ganforge {task} train --dry-run` prints one, "
+                         "or a restoration run's config.json")
+    if given.get("task", task) != task:
+        raise UsageError(f"--config {config_path} is a {given['task']} config: train it with "
+                         f"`ganforge {given['task']} train --config {config_path}`")
+    named = given.get("preset")
+    if preset_name is not None and isinstance(named, str) and named and named != preset_name:
+        raise UsageError(f"--preset {preset_name} and --config {config_path} (\"preset\": {named!r}) name different "
+                         "presets: drop --preset, or the file's \"preset\" key")
+    own = named if isinstance(named, str) and named in PRESETS and PRESETS[named].task == task else None
+    return merge_config(get_preset(preset_name or own or DEFAULT_PRESET[task], task), given, validate,
+                        source=f"--config {config_path}")
 
 
 # Inpainting: run the network on the image shrunk by this factor (holes larger than it was trained on).

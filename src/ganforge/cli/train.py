@@ -191,9 +191,12 @@ def _start_config(preset_name: str | None, config_path: Path | None):
     if kind == "gan":  # a GAN run folder's config.json: its config is its "run" object
         given = given["run"] if isinstance(given["run"], dict) else given
     elif kind in ("restore", "restore-model") or (kind == "generator" and not set(given) <= set(to_dict(RunConfig()))):
+        if kind == "generator" and "task" in given:  # a flat restoration config, as `ganforge sr train --dry-run` prints
+            kind = "restore-flat"
         # a restoration run or model, a saved generator (not a config of only a "model" section): named, not its keys
-        what = {"restore": "a restoration run", "restore-model": "a saved restoration model"}.get(kind, "a saved generator")
-        raise UsageError(f"--config {config_path} is {what}'s config.json, not a GAN training config: give a file as "
+        what = {"restore": "a restoration run's config.json", "restore-model": "a saved restoration model's config.json",
+                "restore-flat": "a restoration training config"}.get(kind, "a saved generator's config.json")
+        raise UsageError(f"--config {config_path} is {what}, not a GAN training config: give a file as "
                          "`ganforge presets --show NAME` prints one, or a GAN run's config.json")
     named = given.get("preset")
     if preset_name is not None and isinstance(named, str) and named != preset_name:
