@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 from fractions import Fraction
@@ -15,6 +16,8 @@ from ganforge.data.decode import is_image_name
 from ganforge.errors import UsageError, is_int
 from ganforge.io import atomic_write, check_can_write, image_grid, save_png
 from ganforge.metrics.imagesets import MAX_IMAGES
+
+log = logging.getLogger("ganforge.sampling")
 
 
 def truncated_noise(n: int, z_dim: int, psi: float | None, gen: torch.Generator) -> torch.Tensor:
@@ -31,6 +34,11 @@ def truncated_noise(n: int, z_dim: int, psi: float | None, gen: torch.Generator)
             return z
         z[out] = torch.randn(count, generator=gen)
 
+
+# Most images one .png grid takes. A grid is for looking at: 100,000 28 px digits made a 302 x 300,002 px
+# PNG (1.4 GB of memory to build, and Pillow refuses to open it); 1,000,000 would need about 14 GB, after
+# minutes of drawing. More images belong in an .npz or a folder: refused before any is drawn.
+MAX_GRID_IMAGES = 10_000
 
 # Below this, almost every entry is redrawn again and again (P(|z| < 0.05) = 4 %): at 1e-6 one call ran
 # for minutes. Truncation that strong leaves one image per class anyway.
@@ -184,12 +192,16 @@ def generate(
     check_truncation(truncation, arg="truncation")
     if not (is_int(batch_size) and batch_size >= 1):
         raise UsageError(f"batch_size={batch_size!r}: images per forward pass must be an integer >= 1")
+    if not isinstance(G, torch.nn.Module) or not is_int(getattr(G, "z_dim", None)) or G.z_dim < 1:
+        raise UsageError(f"G is {type(G).__name__}{'' if isinstance(G, torch.nn.Module) else ' (not a torch module)'}: "
+                         "generate() needs a generator module with an integer z_dim (its noise size), as "
+                         "ganforge.load_generator returns")
     k = getattr(G, "num_classes", 0)
     check_class_index(class_index, k, arg="class_index")
     if class_weights is not None:
         class_weights = check_class_weights(class_weights, k, class_index=class_index)
     if device is None:
-        device = next(G.parameters()).device
+        device = next(G.parameters(), torch.empty(0)).device  # a module without parameters: the CPU
     else:
         from ganforge.device import resolve_device
 
@@ -198,17 +210,39 @@ def generate(
     z = truncated_noise(n, G.z_dim, truncation, gen)  # (n, z_dim)
     labels = sample_labels(n, k, class_index, class_weights)  # (n,) int64 | None
     out = []
+    lowest = math.inf  # the smallest value G drew: a [0, 1] generator never goes below 0
     was_training = G.training
     G.eval()  # a G handed over mid-training: train-mode batch norm would tie each image to its batch
     try:
         for i in range(0, n, batch_size):
             y = labels[i : i + batch_size].to(device) if labels is not None else None
-            x = G(z[i : i + batch_size].to(device), y)  # (b, C, H, W) in [-1, 1]
-            out.append(((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
+            x = G(z[i : i + batch_size].to(device), y).float()  # (b, C, H, W) in [-1, 1]
+            _check_drawn(x, i)
+            lowest = min(lowest, x.min().item())
+            out.append(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
     finally:
         G.train(was_training)
+    if lowest >= 0 and n >= 16:  # (one image may be bright all over; a set of them, from tanh, is not)
+        log.warning("the generator drew no value below 0 in %d image(s): its output is read as [-1, 1] (tanh), so "
+                    "a [0, 1] generator's images come out at half contrast (128..255); map its output with 2 * x - 1", n)
     images = torch.cat(out).numpy()
     return images, (labels.numpy() if labels is not None else None)
+
+
+def _check_drawn(x: torch.Tensor, first: int) -> None:
+    """A batch G drew, (b, C, H, W) with C 1 or 3, must be finite and on the [-1, 1] scale (a little overshoot
+    is clamped): NaN became black images and 0..255 output white ones, both then scored or saved without a word."""
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise UsageError(f"the generator drew a batch of shape {tuple(x.shape)}: generate() needs images (b, C, H, W) "
+                         "with C 1 (grey) or 3 (RGB), channels first")
+    bad = ~torch.isfinite(x).flatten(1).all(dim=1)  # (b,)
+    if bad.any():
+        raise UsageError(f"the generator drew NaN or infinite values (image {first + int(bad.nonzero()[0, 0])} and "
+                         f"{int(bad.sum()) - 1} more in its batch): its weights or inputs are broken")
+    lo, hi = x.min().item(), x.max().item()
+    if lo < -2 or hi > 2:
+        raise UsageError(f"the generator drew values in [{lo:.4g}, {hi:.4g}]: images are read as [-1, 1] (tanh "
+                         "output); a 0..255 or unbounded output would be clamped to black and white")
 
 
 def folder_names(labels: np.ndarray | torch.Tensor | None, n: int, class_dirs: list[str] | None = None) -> list[str]:
@@ -224,7 +258,8 @@ def check_out(out: str | Path, *, overwrite: bool = False, names: list[str] | No
     """Refuse an --out that save_samples must not write, before any image is generated. ``names``: for
     a folder --out, the files this call writes there (``folder_names``). --overwrite replaces those, but
     a folder still holding other images would end as a mix of two sample sets, so that is refused too
-    (nothing of the user's is deleted: they choose an empty or new folder). ``arg``: how messages
+    (nothing of the user's is deleted: they choose an empty or new folder). A .png grid of more than
+    MAX_GRID_IMAGES (``len(names)``) is refused. ``arg``: how messages
     name the path (save_samples passes "out", and the overwrite hint becomes overwrite=True)."""
     out = Path(out)
     what, again = _named(arg, str(out)), "--overwrite" if arg.startswith("--") else "overwrite=True"
@@ -235,6 +270,9 @@ def check_out(out: str | Path, *, overwrite: bool = False, names: list[str] | No
         raise UsageError(f"{what} is a folder: give a new {suffix} file name")
     if not suffix and out.exists() and not out.is_dir():
         raise UsageError(f"{what} is a file: a name without a suffix is a folder, a new or empty one")
+    if suffix == ".png" and names is not None and len(names) > MAX_GRID_IMAGES:
+        raise UsageError(f"{what}: a .png grid takes at most {MAX_GRID_IMAGES:,} images, not {len(names):,}; "
+                         f"write them to an .npz file or a folder instead")
     if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
         raise UsageError(f"{what} already exists: choose another path or pass {again}")
     if not suffix and out.is_dir() and names is not None:

@@ -89,7 +89,9 @@ def validation_psnr(G: nn.Module, val_set: list[Batch], task: str, scale: int, d
             with autocast():
                 out = run_net(G, task, b.inp, b.mask, b.sigma)
             out = out.float().clamp(0, 1)
-            if task == "sr":
+            if not torch.isfinite(out).all():  # logged as a NaN PSNR (psnr() refuses NaN pixels); the loss guard acts
+                values.append(float("nan"))
+            elif task == "sr":
                 values.append(float(psnr(out, b.target, data_range=1.0, y_channel=True, crop=scale)))
             else:
                 values.append(float(psnr(out, b.target, data_range=1.0)))

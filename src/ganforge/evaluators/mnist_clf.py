@@ -142,9 +142,15 @@ def load_mnist_npz(path: str | Path) -> tuple[Tensor, Tensor]:
         raise UsageError(f"MNIST test file not found: {path}") from None
     except (KeyError, ValueError, OSError) as exc:
         raise UsageError(f"{path} is not an MNIST .npz with 'images' and 'labels': {exc}") from None
+    if images.ndim == 4 and images.shape[3] == 1:  # (N, 28, 28, 1): as `ganforge sample` and training data write it
+        images = images[..., 0]
     if images.dtype != np.uint8 or images.shape[1:] != (RESOLUTION, RESOLUTION) or labels.shape != images.shape[:1]:
         raise UsageError(f"{path}: expected images uint8 (N, 28, 28) and labels (N,), got {images.shape}, {labels.shape}")
-    return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+    if not np.issubdtype(labels.dtype, np.integer) or len(labels) == 0 or labels.min() < 0 or labels.max() > 9:
+        # a label past 9 never matches a prediction: the accuracy recorded in the sidecar would be wrong
+        got = f"{labels.min()}..{labels.max()}" if len(labels) and labels.dtype.kind in "iuf" else f"{labels.dtype} {labels.shape}"
+        raise UsageError(f"{path}: labels must be the digits 0..9 as integers, one per image, got {got}")
+    return torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 
 def fit_mnist_clf(

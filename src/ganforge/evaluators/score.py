@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganforge.data import load_images, to_float
-from ganforge.errors import UsageError
+from ganforge.errors import UsageError, is_int
 from ganforge.metrics import FeatureStats, class_coverage, fid_from_stats, inception_score, kid, precision_recall
 
 MIN_IMAGES = 10  # fewest images score_generator_images accepts (10 classifier-score splits)
@@ -52,8 +52,8 @@ def embed(images, evaluator: nn.Module, *, batch_size: int = 500) -> tuple[np.nd
     another resolution are resized to the evaluator's with antialiased bilinear interpolation.
     Runs in batches of ``batch_size`` on the evaluator's device, without gradients.
     """
-    if batch_size < 1:
-        raise UsageError(f"batch_size must be >= 1, got {batch_size}")
+    if not is_int(batch_size) or batch_size < 1:
+        raise UsageError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if evaluator.training:  # batch-norm would use batch statistics: scores would depend on batching
         raise UsageError("the evaluator is in train mode; call .eval() (load_evaluator returns it in eval mode)")
     x_all = _as_nchw_uint8(images, evaluator, "images")
@@ -120,6 +120,9 @@ def score_features(
       classifier_score(_std)      Inception-Score formula on the class probabilities (10 splits; 1 to K)
       n_images, n_ref             N and M
     """
+    f = class_min_fraction
+    if isinstance(f, bool) or not isinstance(f, (int, float, np.integer, np.floating)) or not 0.0 <= f <= 1.0:
+        raise UsageError(f"class_min_fraction must be a number between 0 and 1, got {f!r}")
     for what, n in (("images", len(feats)), ("ref_images", len(ref_feats))):
         if n < MIN_IMAGES:
             raise UsageError(f"scoring needs at least {MIN_IMAGES} images, but {what} has {n}")

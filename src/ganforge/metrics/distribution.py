@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import tempfile
 from collections.abc import Iterator
@@ -69,8 +70,8 @@ class FeatureStats:
     def from_features(cls, feats: ArrayLike, *, batch_size: int | None = None) -> FeatureStats:
         """Statistics of an (N, D) array, fed to the accumulator in batches of ``batch_size`` rows."""
         feats = _as_f64(feats, "feats")
-        if batch_size is not None and batch_size < 1:
-            raise UsageError(f"batch_size must be >= 1, got {batch_size}")
+        if batch_size is not None and not (is_int(batch_size) and batch_size >= 1):
+            raise UsageError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
         acc = FeatureStatsAccumulator()
         step = batch_size or max(len(feats), 1)
         for start in range(0, len(feats), step):
@@ -79,7 +80,10 @@ class FeatureStats:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write ``mu``, ``sigma`` and ``n`` to an .npz file atomically (temporary file + os.replace)."""
-        _atomic_savez(path, mu=self.mu, sigma=self.sigma, n=np.int64(self.n))
+        try:
+            _atomic_savez(path, mu=self.mu, sigma=self.sigma, n=np.int64(self.n))
+        except OSError as exc:  # a missing or read-only folder, a file in the way, a full disk
+            raise UsageError(f"could not write feature statistics to {os.fspath(path)}: {exc.strerror or exc}") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeatureStats:
@@ -163,6 +167,9 @@ def frechet_distance(
         want = (d,) if name == "mu2" else (d, d)
         if shape != want:
             raise UsageError(f"frechet_distance: mu1 has dimension {d} but {name} has shape {shape}")
+    for name, sig in (("sigma1", sigma1), ("sigma2", sigma2)):  # rounding leaves ~1e-16 relative asymmetry
+        if np.abs(sig - sig.T).max() > 1e-6 * max(np.abs(sig).max(), 1e-300):
+            raise UsageError(f"frechet_distance: {name} is not symmetric, so not a covariance (give FeatureStats.sigma)")
     sigma1, sigma2 = (sigma1 + sigma1.T) / 2, (sigma2 + sigma2.T) / 2
     diff = mu1 - mu2
     value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * _trace_sqrt_product(sigma1, sigma2)
@@ -213,14 +220,18 @@ def kid(
         raise UsageError(f"kid: feature dimensions differ: {a.shape[1]} and {b.shape[1]}")
     if not is_int(subsets) or not 1 <= subsets <= MAX_KID_SUBSETS:
         raise UsageError(f"kid: subsets must be an integer from 1 to {MAX_KID_SUBSETS:,}, got {subsets!r}")
-    if subset_size < 2:
-        raise UsageError(f"kid: subset_size must be >= 2, got {subset_size}")
+    if not is_int(subset_size) or subset_size < 2:
+        raise UsageError(f"kid: subset_size must be an integer >= 2, got {subset_size!r}")
+    if not is_int(degree) or degree < 1:
+        raise UsageError(f"kid: degree must be an integer >= 1 (3: the cubic kernel), got {degree!r}")
+    if gamma is not None and not (_is_real(gamma) and math.isfinite(gamma) and gamma > 0):
+        raise UsageError(f"kid: gamma must be a finite number > 0, or None for 1 / D, got {gamma!r}")
+    if not (_is_real(coef0) and math.isfinite(coef0)):
+        raise UsageError(f"kid: coef0 must be a finite number, got {coef0!r}")
     for name, n in [("feats_a", len(a)), ("feats_b", len(b))]:
         if subset_size > n:
-            raise UsageError(
-                f"kid: subset_size={subset_size} is larger than the {n} samples in {name}; "
-                f"lower subset_size to at most {n}"
-            )
+            raise UsageError(f"kid: subset_size={subset_size} is larger than the {n} samples in {name}; "
+                             f"lower subset_size to at most {n}")
     if not is_int(seed) or not 0 <= seed <= 2**32 - 1:
         raise UsageError(f"kid: seed must be an integer from 0 to 2**32 - 1 (numpy's RandomState), got {seed!r}")
     rng = np.random.RandomState(seed)
@@ -260,8 +271,10 @@ def inception_score(probs: ArrayLike, splits: int = 10, *, shuffle_seed: int | N
     """
     p = _as_f64(probs, "probs")
     n = len(p)
-    if not 1 <= splits <= n:
-        raise UsageError(f"inception_score: splits must be between 1 and the {n} samples, got {splits}")
+    if not is_int(splits) or not 1 <= splits <= n:
+        raise UsageError(f"inception_score: splits must be an integer between 1 and the {n} samples, got {splits!r}")
+    if shuffle_seed is not None and not (is_int(shuffle_seed) and 0 <= shuffle_seed <= 2**32 - 1):
+        raise UsageError(f"inception_score: shuffle_seed must be None or an integer from 0 to 2**32 - 1, got {shuffle_seed!r}")
     if (p < 0).any() or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3):
         raise UsageError("inception_score needs class probabilities (rows >= 0 summing to 1), not logits")
     if shuffle_seed is not None:
@@ -320,12 +333,15 @@ def density_coverage(
 
 
 def _pair_as_torch(real: ArrayLike, fake: ArrayLike, *, k: int, device, name: str) -> tuple[Tensor, Tensor]:
+    from ganforge.device import resolve_device
+
+    if not is_int(k) or k < 1:
+        raise UsageError(f"{name}: k must be an integer >= 1, got {k!r}")
+    device = resolve_device(str(device), "device")  # "gpu", cuda without CUDA: one line
     r = torch.from_numpy(_as_f64(real, "real")).to(device)
     f = torch.from_numpy(_as_f64(fake, "fake")).to(device)
     if r.shape[1] != f.shape[1]:
         raise UsageError(f"{name}: feature dimensions differ: real {r.shape[1]}, fake {f.shape[1]}")
-    if k < 1:
-        raise UsageError(f"{name}: k must be >= 1, got {k}")
     for set_name, n in [("real", len(r)), ("fake", len(f))]:
         if k >= n:
             raise UsageError(f"{name}: k={k} needs more than k samples, but {set_name} has {n}")
@@ -376,8 +392,11 @@ def class_coverage(
     q~ = (q + eps) / (1 + num_classes * eps), so a class the reference never shows costs a large
     finite log(p_c / eps)-sized penalty instead of inf; a uniform q is left exactly uniform.
     """
-    if num_classes < 1:
-        raise UsageError(f"class_coverage: num_classes must be >= 1, got {num_classes}")
+    if not is_int(num_classes) or num_classes < 1:
+        raise UsageError(f"class_coverage: num_classes must be an integer >= 1, got {num_classes!r}")
+    if not (_is_real(eps) and math.isfinite(eps) and 0 < eps < 1):
+        raise UsageError(f"class_coverage: eps must be a small number > 0 (default 1e-10), got {eps!r}")
+    min_count = _check_min_count(min_count, num_classes)
     x = _as_f64(pred_labels_or_probs, "pred_labels_or_probs", ndim=None)
     if x.ndim == 2:
         if x.shape[1] != num_classes:
@@ -405,7 +424,16 @@ def class_coverage(
     q = (q + eps) / (1.0 + num_classes * eps)
     nz = p > 0
     kl = float(np.sum(p[nz] * np.log(p[nz] / q[nz])))
-    return ClassCoverage(int((counts >= np.asarray(min_count)).sum()), kl)
+    return ClassCoverage(int((counts >= min_count).sum()), kl)
+
+
+def _check_min_count(min_count, num_classes: int) -> np.ndarray:
+    """min_count -> int64 () or (num_classes,), each an integer >= 1 (0 would count every class as covered)."""
+    m = np.asarray(min_count)
+    if not np.issubdtype(m.dtype, np.integer) or m.shape not in ((), (num_classes,)) or (m < 1).any():
+        raise UsageError(f"class_coverage: min_count must be one integer >= 1 or {num_classes} of them (one per "
+                         f"class), got {min_count!r}")
+    return m.astype(np.int64)
 
 
 def coverage_thresholds(n: int, num_classes: int, fraction: float, ref_hist: ArrayLike | None = None) -> np.ndarray:
@@ -435,15 +463,24 @@ def coverage_thresholds(n: int, num_classes: int, fraction: float, ref_hist: Arr
 
 def _as_f64(x: ArrayLike, name: str, ndim: int | None = 2) -> np.ndarray:
     """A finite float64 numpy array (torch tensors are detached and copied to the CPU)."""
-    if isinstance(x, Tensor):
-        x = x.detach().to("cpu", torch.float64).numpy()
-    x = np.asarray(x, dtype=np.float64)
+    try:  # strings, ragged lists, objects, complex numbers: one line
+        if np.iscomplexobj(x) or (isinstance(x, Tensor) and x.is_complex()):
+            raise ValueError("complex numbers")
+        x = x.detach().to("cpu", torch.float64).numpy() if isinstance(x, Tensor) else np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{name} must be an array of real numbers, got {type(x).__name__} ({str(exc)[:80]})") from None
     if ndim is not None and x.ndim != ndim:
         want = "(N, D)" if ndim == 2 else "(D,)"
         raise UsageError(f"{name} must have shape {want}, got {x.shape}")
+    if x.ndim == 2 and x.shape[1] == 0:
+        raise UsageError(f"{name} has no feature dimensions: shape {x.shape}")
     if not np.isfinite(x).all():
         raise UsageError(f"{name} contains NaN or infinite values")
     return x
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)  # numpy's floats and ints too
 
 
 def _atomic_savez(path: str | os.PathLike, **arrays: np.ndarray) -> None:

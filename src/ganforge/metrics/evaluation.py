@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -85,15 +86,18 @@ class MetricOptions:
     class_min_fraction: float = 0.1  # classes: covered with >= this fraction of a uniform share (or the reference's, if less)
 
     def check(self) -> None:
+        """Every field's type and range, before any image is drawn (not at the metric's step)."""
         for name in ("kid_subsets", "pr_k", "dc_k", "is_splits"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.kid_subsets > MAX_KID_SUBSETS:  # before any image is drawn, not at the KID step
+            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
+                raise UsageError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if self.kid_subsets > MAX_KID_SUBSETS:
             raise UsageError(f"kid_subsets must be at most {MAX_KID_SUBSETS:,}, got {self.kid_subsets}")
-        if self.kid_subset_size is not None and self.kid_subset_size < 2:
-            raise UsageError(f"kid_subset_size must be >= 2, got {self.kid_subset_size}")
-        if not 0.0 <= self.class_min_fraction <= 1.0:
-            raise UsageError(f"class_min_fraction must be between 0 and 1, got {self.class_min_fraction}")
+        if self.kid_subset_size is not None and not (is_int(self.kid_subset_size) and self.kid_subset_size >= 2):
+            raise UsageError(f"kid_subset_size must be an integer >= 2 or None, got {self.kid_subset_size!r}")
+        check_int("is_shuffle_seed", self.is_shuffle_seed, 0, 2**32 - 1, " (numpy's RandomState)")
+        f = self.class_min_fraction
+        if isinstance(f, bool) or not isinstance(f, (int, float, np.integer, np.floating)) or not 0.0 <= f <= 1.0:
+            raise UsageError(f"class_min_fraction must be a number between 0 and 1, got {f!r}")
 
     def check_count(self, count: int, metrics: tuple[str, ...], what: str, *, generated: bool) -> None:
         """UsageError when ``count`` images are too few for one of ``metrics`` (checked before any work)."""
@@ -126,6 +130,9 @@ class EvalResult:
 def parse_names(spec, allowed) -> tuple[str, ...]:
     """"fid,kid" or ["fid", "kid"] -> ("fid", "kid") (lower case, "-" read as "_", duplicates dropped);
     an unknown or missing name is a UsageError listing the allowed ones."""
+    if not isinstance(spec, (str, list, tuple)):
+        raise UsageError(f"metrics must be names such as \"fid,kid\" or a list of them, got {spec!r}; allowed: "
+                         f"{', '.join(allowed)}")
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     names = [str(m).strip().lower().replace("-", "_") for m in names if str(m).strip()]
     unknown = [m for m in names if m not in allowed]
@@ -183,10 +190,15 @@ def evaluate(
     seed = check_seed(seed)  # the same draws as before for every seed accepted
     device = resolve_device(str(device), "device")  # "mps", "gpu", cuda without CUDA: one line
     metrics = parse_metrics(metrics)
+    if not isinstance(target, (str, os.PathLike, np.ndarray, Tensor, nn.Module, ImageSet)):
+        raise UsageError(f"target is {type(target).__name__}: give a run folder or saved generator, a generator "
+                         "module, an .npz, image folder or .zip path, or uint8 images (N, C, H, W)")
     if options is not None and not isinstance(options, MetricOptions):
         raise UsageError(f"options must be a ganforge.metrics.MetricOptions(...), got {type(options).__name__}")
     opts = options or MetricOptions()
     opts.check()
+    # numpy numbers as plain ones: the protocol (which records them) must stay JSON
+    opts = replace(opts, **{k: v.item() for k, v in asdict(opts).items() if isinstance(v, np.generic)})
     batch_size = check_int("batch_size", batch_size, 1, 2**31 - 1)
     n, n_ref = (None if c is None else check_int(what, c, 1, MAX_IMAGES) for what, c in (("n", n), ("n_ref", n_ref)))
     check_class_mix(class_mix)
@@ -258,10 +270,11 @@ def evaluate(
                              "class sub-folders as TARGET: these images carry no asked-for class; drop it from --metrics")
         asked = tgt.labels.numpy()  # (N,) the class each image was drawn for, or its folder's
         if tgt.identity.get("num_classes") is None and tgt.class_names is not None:  # class folders: by name
-            asked, class_map = labels_by_name(tgt.labels, tgt.class_names, ex.name, EVALUATOR_CLASSES.get(ex.name))
+            asked, class_map = labels_by_name(tgt.labels, tgt.class_names, ex.name, evaluator_class_names(ex))
         else:
             class_map = check_class_map(tgt.identity.get("num_classes"), tgt.class_names, ex.name, ex.num_classes,
-                                        max_label=int(tgt.labels.max()) if len(tgt.labels) else None)
+                                        max_label=int(tgt.labels.max()) if len(tgt.labels) else None,
+                                        names=evaluator_class_names(ex))
         values["label_agreement"] = float((probs.argmax(axis=1) == asked).mean())
     values = {k: values[k] for m in metrics for k in METRICS[m]}  # in the order asked for
 
@@ -298,13 +311,19 @@ def fid_caution(n_generated: int, n_real: int, feature_dim: int) -> str | None:
             f"equal image counts, or use KID (unbiased at any count)")
 
 
+def evaluator_class_names(ex: FeatureExtractor) -> tuple[str, ...] | None:
+    """The classes ``ex`` reads, in output order: its weights' own (a fitted classifier's sidecar),
+    else the shipped classifier's (EVALUATOR_CLASSES), else None (unknown)."""
+    return ex.class_names if ex.class_names is not None else EVALUATOR_CLASSES.get(ex.name)
+
+
 def check_class_map(num_classes: int | None, class_names: list | None, evaluator: str, evaluator_classes: int,
-                    *, max_label: int | None = None) -> str:
+                    *, max_label: int | None = None, names: tuple[str, ...] | None = None) -> str:
     """Label agreement reads generator class i as evaluator class i: a UsageError unless the
     generator's ``num_classes`` equals the evaluator's and, where both sets of names are known, they
     are the same names in the same order. A labelled file (``num_classes`` None) needs only its
     ``max_label`` to be an evaluator class. Returns how the classes were matched (for the protocol)."""
-    names = EVALUATOR_CLASSES.get(evaluator)
+    names = names if names is not None else EVALUATOR_CLASSES.get(evaluator)  # the evaluator's classes
     if num_classes is None:
         if max_label is None or not 0 <= max_label < evaluator_classes:
             raise UsageError(f"labels: the file's labels go up to {max_label} but {evaluator} reads classes "

@@ -88,6 +88,9 @@ class FeatureExtractor:
     preprocess: Callable[[Tensor], Tensor]  # uint8 (B, C, H, W) on the device -> network input
     default_reference: str | None = None  # load_images name of the domain's reference set
     extra: dict = field(default_factory=dict)  # recorded as is, e.g. a fitted classifier's test accuracy
+    # the classes its head reads, in output order, where its weights' sidecar names them: a classifier
+    # fitted on other class folders (`ganforge evaluator fit cifar10-clf --data ...`) reads those, not CIFAR-10's
+    class_names: tuple[str, ...] | None = None
 
     @property
     def resolution(self) -> int:
@@ -124,11 +127,14 @@ class FeatureExtractor:
             raise UsageError(f"{what}: expected uint8 images (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
         if images.shape[1] != self.channels:
             kind = {1: "greyscale", 3: "RGB"}
-            raise UsageError(
-                f"{what} has {images.shape[1]}-channel images but {self.name} expects {self.channels}-channel "
-                f"({kind.get(self.channels, '?')}) images; choose an evaluator for this kind of image "
-                f"(ganforge evaluator list)"
-            )
+            grey_rgb = images.shape[1] == 3 and torch.equal(images[:, 0], images[:, 1]) and torch.equal(images[:, 0], images[:, 2])
+            # torchvision's save_image writes MNIST samples as such RGB files: the way out is their format, not
+            # another evaluator
+            fix = ("they are grey pictures stored as RGB (R = G = B in every pixel): save them as greyscale "
+                   "(PIL: img.convert('L'))" if grey_rgb and self.channels == 1
+                   else "choose an evaluator for this kind of image (ganforge evaluator list)")
+            raise UsageError(f"{what} has {images.shape[1]}-channel images but {self.name} expects {self.channels}-channel "
+                             f"({kind.get(self.channels, '?')}) images; {fix}")
 
     @torch.no_grad()
     def extract(self, images: Tensor, *, batch_size: int = 256, what: str = "images") -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +148,10 @@ class FeatureExtractor:
         self.check_images(images, what)
         feats, probs = [], []
         for i in range(0, len(images), batch_size):
-            x = self.preprocess(images[i : i + batch_size].to(self.device))
+            # standard strides: grey images decoded from files come as (N, 1, H, W) with NHWC strides, which
+            # also pass as channels-last, and the convs then round differently (FID 1e-7 apart from an .npz's)
+            x = images[i : i + batch_size].to(self.device).clone(memory_format=torch.contiguous_format)
+            x = self.preprocess(x)
             f = self.network.features(x)  # (B, D)
             feats.append(f.cpu())
             probs.append(self.network.head(f).double().softmax(dim=1).cpu())  # (B, K)
@@ -172,11 +181,13 @@ def _load_classifier(name: str, device, dtype: torch.dtype, weights, sha256) -> 
         raise UsageError(f"evaluator {name!r}: weights have sha256 {meta['sha256'][:16]}... but {sha256[:16]}... was required")
     net = net.to(dtype)
     extra = {k: meta[k] for k in ("architecture", "test_accuracy") if meta.get(k) is not None}
+    names = meta.get("class_names")  # a fitted classifier's own class folders, in its output order
     return FeatureExtractor(
         name=name, network=net, weights_sha256=meta["sha256"], weights_source=meta.get("_path", "shipped"),
         resize="bilinear-antialias", normalize="x / 127.5 - 1", dtype=dtype,
         preprocess=lambda x: preprocess_classifier(x, dtype, net.resolution),
         default_reference=net.default_reference, extra=extra,
+        class_names=tuple(map(str, names)) if isinstance(names, list) and len(names) == net.num_classes else None,
     )
 
 

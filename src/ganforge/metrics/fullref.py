@@ -6,8 +6,9 @@ float16/bfloat16 to float32), and returns one value per image, shape (N,), in th
 dtype. ``data_range`` is the span of valid pixel values (1.0 for [0, 1] images, 255.0 for
 [0, 255]); it is required, because guessing it from the data is a classic source of wrong SSIM
 numbers. ``target`` must lie in [0, data_range] (a float ``pred`` may overshoot it, as an
-unclamped network output does, but by less than one more data_range), and both must be integers
-or both floats: a wrong scale is refused rather than scored.
+unclamped network output does, but by less than half a data_range, so a [-1, 1] pred against a
+[0, 1] target is refused), both must be integers or both floats, float images that all lie in
+[0, 1] need data_range=1.0 (not 255), and NaN is refused: a wrong scale is refused rather than scored.
 
 Options shared by all metrics:
   y_channel: compare only the BT.601 luma of RGB input (the super-resolution convention).
@@ -20,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -109,9 +111,8 @@ def ms_ssim(
     and differs only for odd sides (it pads symmetrically at the end before pooling).
     Needs min(H, W) >= 161 after cropping (``MS_SSIM_MIN_SIZE``, for the default 5 scales).
     """
+    weights = _check_weights(weights)
     pred, target = _prepare(pred, target, data_range=data_range, y_channel=y_channel, crop=crop)
-    if len(weights) < 1:
-        raise UsageError("ms_ssim needs at least one scale weight")
     min_size = (SSIM_WIN_SIZE - 1) * 2 ** (len(weights) - 1) + 1
     if min(pred.shape[-2:]) < min_size:
         raise UsageError(
@@ -158,9 +159,23 @@ def _ssim_and_cs(x: Tensor, y: Tensor, data_range: float) -> tuple[Tensor, Tenso
     return ssim_map.flatten(2).mean(dim=2), cs_map.flatten(2).mean(dim=2)
 
 
+def _check_weights(weights) -> tuple[float, ...]:
+    """MS-SSIM's per-scale exponents: one or more finite numbers > 0 (a negative one inverts a scale's
+    term and lifts the product above 1; a string would be read as its characters)."""
+    try:
+        ok = not isinstance(weights, (str, bytes)) and len(weights) >= 1
+        values = tuple(float(w) for w in weights) if ok else ()
+    except (TypeError, ValueError):
+        ok, values = False, ()
+    if not ok or any(isinstance(w, bool) for w in weights) or not all(math.isfinite(w) and w > 0 for w in values):
+        raise UsageError(f"ms_ssim weights must be one or more finite numbers > 0, one per scale (default "
+                         f"{MS_SSIM_WEIGHTS}), got {weights!r}")
+    return values
+
+
 def _check_data_range(data_range: float) -> None:
     try:
-        ok = math.isfinite(float(data_range)) and float(data_range) > 0
+        ok = not isinstance(data_range, bool) and math.isfinite(float(data_range)) and float(data_range) > 0
     except (TypeError, ValueError):
         ok = False
     if not ok:
@@ -178,19 +193,36 @@ def check_crop(crop) -> int:
 # (times data_range) outside [0, data_range]; the mistakes refused are far larger: 0..255 images
 # with data_range=1, or [-1, 1] images
 _RANGE_TOLERANCE = 1e-3
+# How far (times data_range) a float pred may overshoot [0, data_range]: an unclamped network output
+# strays a few percent; a [-1, 1] pred against a [0, 1] target reaches -1 and scored 1.7 dB, not ~30.
+_PRED_OVERSHOOT = 0.5
 
 
-def _check_values(pred: Tensor, target: Tensor, data_range: float) -> None:
-    """target (N, C, H, W) must lie in [0, data_range]; pred too when it holds integers, while a float
-    pred (an unclamped network output) may overshoot by less than one data_range either side."""
+def _check_values(pred: Tensor, target: Tensor, data_range: float, *, pred_is_float: bool) -> None:
+    """target (N, C, H, W) must lie in [0, data_range]; pred too when it came as integers, while a float
+    pred (an unclamped network output) may overshoot by less than half a data_range either side.
+    NaN is refused (it would score NaN, or drag a mean to NaN), and so are float images that all lie
+    in [0, 1] with a data_range of 2 or more: [0, 1] images scored with data_range=255 gain 48 dB."""
     tol = _RANGE_TOLERANCE * data_range
-    for what, x, slack in (("target", target, tol), ("pred", pred, data_range if pred.is_floating_point() else tol)):
+    for what, x in (("target", target), ("pred", pred)):
+        if x.numel() and (nan := torch.isnan(x).flatten(1).any(dim=1)).any():
+            raise UsageError(f"{what} holds NaN values (in {int(nan.sum())} of its {len(x)} images, the first is "
+                             f"image {int(nan.nonzero()[0, 0])}): PSNR/SSIM of NaN pixels is NaN")
+    slack = _PRED_OVERSHOOT * data_range if pred_is_float else tol
+    for what, x, slack in (("target", target, tol), ("pred", pred, slack)):
         if x.numel() == 0:
             continue
         lo, hi = x.min().item(), x.max().item()
         if lo < -slack or hi > data_range + slack:
             raise UsageError(f"{what} values span [{lo:.4g}, {hi:.4g}] but data_range={data_range:g}: give images "
-                             f"in [0, {data_range:g}] (uint8 images: data_range=255; [0, 1] floats: data_range=1.0)")
+                             f"in [0, {data_range:g}] (uint8 images: data_range=255; [0, 1] floats: data_range=1.0; "
+                             "[-1, 1] floats: map them with (x + 1) / 2)")
+    if pred_is_float and data_range >= 2 and target.numel():
+        t_hi, p_hi = target.max().item(), pred.max().item()
+        if 0 < t_hi <= 1 + _RANGE_TOLERANCE and p_hi <= 1 + _PRED_OVERSHOOT:
+            raise UsageError(f"data_range={data_range:g} but every value lies in [0, 1] (target up to {t_hi:.4g}, "
+                             f"pred up to {p_hi:.4g}): [0, 1] images need data_range=1.0 (or scale them by "
+                             f"{data_range:g} first)")
 
 
 def _check_min_size(x: Tensor, size: int, name: str) -> None:
@@ -218,6 +250,11 @@ def _prepare(
         raise UsageError(f"images must have shape (N, C, H, W), got {tuple(pred.shape)}")
     _check_data_range(data_range)
     crop = check_crop(crop)
+    if not isinstance(y_channel, (bool, np.bool_)):
+        raise UsageError(f"y_channel must be True or False, got {y_channel!r}")
+    for what, x in (("pred", pred), ("target", target)):
+        if x.is_complex():
+            raise UsageError(f"{what} is {x.dtype}: give real images, integers (0..255) or floats (e.g. [0, 1])")
     if pred.is_floating_point() != target.is_floating_point():
         raise UsageError(f"pred is {pred.dtype} and target {target.dtype}: give both on one scale, both integers "
                          f"(0..255, data_range=255) or both floats (e.g. [0, 1], data_range=1.0)")
@@ -226,8 +263,9 @@ def _prepare(
         dtype = torch.float64
     elif dtype in (torch.float16, torch.bfloat16):  # half precision loses SSIM's variances (bf16: 0.9961 for 0.9965)
         dtype = torch.float32
+    pred_is_float = pred.is_floating_point()
     pred, target = pred.to(dtype), target.to(dtype)
-    _check_values(pred, target, float(data_range))
+    _check_values(pred, target, float(data_range), pred_is_float=pred_is_float)
     if crop:
         h, w = pred.shape[-2:]
         if 2 * crop >= min(h, w):

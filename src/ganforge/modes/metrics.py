@@ -20,9 +20,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from ganforge.errors import UsageError
 from ganforge.modes.toy import Benchmark
 
 HQ_SIGMAS = 3.0  # a sample is high quality within this many σ of its nearest mode
@@ -52,6 +54,10 @@ def reverse_kl(counts: Tensor) -> float:
     return float((p * (p * k).log()).sum())
 
 
+def _is_int_dtype(dtype: torch.dtype) -> bool:
+    return not dtype.is_floating_point and not dtype.is_complex and dtype != torch.bool
+
+
 @dataclass(frozen=True)
 class ModeStats:
     modes: int  # modes captured (out of K)
@@ -60,7 +66,19 @@ class ModeStats:
 
 
 def mode_stats(samples: Tensor, bench: Benchmark) -> ModeStats:
-    """The three numbers of the VEEGAN/PacGAN tables for generated samples (N, 2)."""
+    """The three numbers of the VEEGAN/PacGAN tables for generated samples (N, 2) (a tensor or array).
+    A NaN sample (a diverged trial) is near no mode, so it counts as low quality."""
+    if not isinstance(bench, Benchmark):
+        raise UsageError(f"bench must be a ganforge.modes.Benchmark (e.g. BENCHMARKS['ring8']), got {type(bench).__name__}")
+    try:
+        samples = torch.as_tensor(np.asarray(samples) if not isinstance(samples, Tensor) else samples)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"samples must be an (N, 2) array of points, got {type(samples).__name__} ({exc})") from None
+    dims = len(bench.means[0])
+    real = samples.is_floating_point() or _is_int_dtype(samples.dtype)
+    if samples.ndim != 2 or samples.shape[1] != dims or not len(samples) or not real:
+        raise UsageError(f"samples must be real points of shape (N, {dims}), N >= 1, for {bench.name}; "
+                         f"got {str(samples.dtype).removeprefix('torch.')} {tuple(samples.shape)}")
     idx, d = nearest_mode(samples, bench.means_tensor(), bench.sigma)
     counts = hq_counts(idx, d, len(bench.means))
     return ModeStats(modes=int((counts > 0).sum()), hq=float(counts.sum()) / samples.shape[0], kl=reverse_kl(counts))

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ganforge.errors import UsageError
+from ganforge.errors import UsageError, is_int
 from ganforge.modes.bench import check_trials
 from ganforge.modes.metrics import reverse_kl
 
@@ -147,13 +147,40 @@ def stacked_config(method: str, steps: int | None = None, seed: int = 0, overrid
 def classify_digits(images: Tensor, clf: nn.Module, batch_size: int = 1000) -> Tensor:
     """images (N, 3, 28, 28) in [-1, 1] → digits (N, 3) int64: each channel (R, G, B) read by `clf`
     (expects (N, 1, 28, 28) in [-1, 1])."""
-    if images.ndim != 4 or tuple(images.shape[1:]) != (3, 28, 28):
-        raise UsageError(f"stacked-mnist modes need images (N, 3, 28, 28), got {tuple(images.shape)}")
+    _check_stacked_images(images)
+    if not (is_int(batch_size) and batch_size >= 1):
+        raise UsageError(f"batch_size={batch_size!r}: images per forward pass must be an integer >= 1")
     digits = []
-    for chunk in images.split(batch_size):
+    for chunk in images.split(int(batch_size)):
         x = chunk.reshape(-1, 1, 28, 28).to(next(clf.parameters()).device)  # (3n, 1, 28, 28), R G B per image
-        digits.append(clf(x).argmax(dim=1).view(-1, 3).cpu())
+        logits = clf(x)  # (3n, 10)
+        if logits.ndim != 2 or logits.shape != (len(x), 10):
+            # a classifier of another class count gives "digits" >= 10 (modes past 999) or never reads 5..9:
+            # a mode count out of 1000 that means nothing
+            raise UsageError(f"the classifier gives outputs of shape {tuple(logits.shape)} for {len(x)} digit images; "
+                             f"stacked-mnist reads each channel as a digit 0..9, so it needs a 10-class digit "
+                             f"classifier with outputs ({len(x)}, 10), such as mnist-clf")
+        digits.append(logits.argmax(dim=1).view(-1, 3).cpu())
     return torch.cat(digits)  # (N, 3)
+
+
+def _check_stacked_images(images) -> None:
+    """images must be float (N, 3, 28, 28), N >= 1, in [-1, 1] as G's tanh draws them: uint8 or [0, 255]
+    images would be read on the wrong scale by a classifier trained on [-1, 1] digits."""
+    if not isinstance(images, Tensor):
+        raise UsageError(f"stacked-mnist modes need a torch tensor of images (N, 3, 28, 28), got {type(images).__name__}")
+    if images.ndim != 4 or tuple(images.shape[1:]) != (3, 28, 28) or not len(images):
+        raise UsageError(f"stacked-mnist modes need images (N, 3, 28, 28), got {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise UsageError(f"stacked-mnist modes need float images in [-1, 1], got {images.dtype} "
+                         "(uint8 images: x.float() / 127.5 - 1)")
+    if torch.isnan(images).any():
+        raise UsageError(f"stacked-mnist modes: {int(torch.isnan(images).flatten(1).any(1).sum())} of the {len(images)} "
+                         "images hold NaN values")
+    lo, hi = images.min().item(), images.max().item()
+    if lo < -1.001 or hi > 1.001:
+        raise UsageError(f"stacked-mnist modes need images in [-1, 1], got values in [{lo:.4g}, {hi:.4g}] "
+                         "(0..255 images: x / 127.5 - 1; [0, 1] images: 2 * x - 1)")
 
 
 def modes_of_digits(digits: Tensor) -> Tensor:
@@ -182,6 +209,14 @@ class StackedStats:
 
 def stacked_stats(modes: Tensor) -> StackedStats:
     """modes (N,) in [0, 1000) → coverage, KL and its split into per-channel and dependence terms."""
+    if not (isinstance(modes, Tensor) and modes.ndim == 1 and len(modes) and not modes.is_floating_point()
+            and modes.dtype != torch.bool):
+        what = f"{modes.dtype} {tuple(modes.shape)}" if isinstance(modes, Tensor) else type(modes).__name__
+        raise UsageError(f"stacked_stats needs modes as an integer tensor (N,), N >= 1, got {what}")
+    if (bad := (modes < 0) | (modes >= N_MODES)).any():
+        raise UsageError(f"stacked_stats: modes are 100·R + 10·G + B in 0..{N_MODES - 1}, got "
+                         f"{int(modes[bad][0])} ({int(bad.sum())} of {len(modes)} out of range)")
+    modes = modes.long()
     counts = torch.bincount(modes, minlength=N_MODES)  # (1000,)
     digits = torch.stack([modes // 100, modes // 10 % 10, modes % 10], dim=1)  # (N, 3)
     per_channel = [torch.bincount(digits[:, c], minlength=10) for c in range(3)]  # 3 × (10,)

@@ -158,10 +158,11 @@ class PeriodicEval:
     def _reads_the_labels(self, name: str, data: ImageData) -> bool:
         """True when the evaluator's classes are the training labels (same count and, where both are
         known, the same names in order), so label agreement means something."""
-        from ganforge.metrics.evaluation import check_class_map
+        from ganforge.metrics.evaluation import check_class_map, evaluator_class_names
 
-        try:
-            check_class_map(self.cfg.model.num_classes, data.class_names, name, self.extractor.num_classes)
+        try:  # a classifier fitted on other class folders reads its sidecar's names, not the shipped ones
+            check_class_map(self.cfg.model.num_classes, data.class_names, name, self.extractor.num_classes,
+                            names=evaluator_class_names(self.extractor))
         except UsageError as e:
             log.info("eval: no label agreement (%s)", e)
             return False
