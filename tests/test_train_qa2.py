@@ -278,3 +278,33 @@ def test_a_library_dry_run_refuses_the_out_folder_the_run_would(tmp_path, digits
         train(tiny(2), out=tmp_path / "taken", data=digits, dry_run=True)
     assert train(tiny(2), out=tmp_path / "new", data=digits, dry_run=True) is None
     assert not (tmp_path / "new").exists() and (tmp_path / "taken" / "notes.txt").read_text() == "mine"
+
+
+def test_a_sample_grid_that_cannot_be_written_saves_the_state_first(tmp_path, digits, monkeypatch, caplog):
+    # the grid at a step boundary is drawn before that boundary's state is saved: a full disk there lost
+    # every step since the last checkpoint (here all three)
+    from ganforge.training import loop
+    from ganforge.training.logger import read_metrics
+
+    def full_disk(*args, **kwargs):
+        raise UsageError("could not write samples/step-00000003.png: No space left on device")
+
+    monkeypatch.setattr(loop, "save_png", full_disk)
+    cfg = tiny(5, "train.sample_every=3")
+    with caplog.at_level(logging.WARNING, logger="ganforge"), pytest.raises(UsageError, match="No space left"):
+        train(cfg, data=digits, out=tmp_path / "run")
+    run = tmp_path / "run"
+    assert [p.name for p in ckpt.list_states(run / ckpt.STATE_DIR)] == ["state-00000003.pt"]
+    assert "the sample grid at step 3 failed; saved" in caplog.text
+    monkeypatch.undo()
+    train(resume=run, data=digits)  # goes on from step 3
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl") if "d_loss" in r] == [2, 4, 5]  # log_every=2
+
+
+def test_a_metrics_row_with_a_step_that_is_not_a_number_is_dropped_on_resume_not_a_traceback(tmp_path, caplog):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "d_loss": 1}\n{"step": null}\n{"step": "x"}\n{"step": 3}\n{"event": "x"}\n')
+    with caplog.at_level(logging.WARNING, logger="ganforge"):
+        assert ckpt.trim_metrics(path, 2) == 3  # null, "x" and the row past step 2
+    assert path.read_text() == '{"step": 1, "d_loss": 1}\n{"event": "x"}\n'
+    assert "whose step is not a number" in caplog.text

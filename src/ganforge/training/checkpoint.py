@@ -469,7 +469,12 @@ def trim_metrics(path: Path, last_step: int) -> int:
         except ValueError:
             dropped += bool(line.strip())
             continue
-        if isinstance(row, dict) and int(row.get("step", 0)) <= last_step:
+        try:
+            step = int(row.get("step", 0)) if isinstance(row, dict) else None
+        except (TypeError, ValueError, OverflowError):  # a hand-edited "step": null or "x": not a row of this run
+            log.warning("%s: dropped the row %s, whose step is not a number", path, line[:80])
+            step = None
+        if step is not None and step <= last_step:
             keep.append(line)
         else:
             dropped += 1

@@ -369,15 +369,20 @@ def _train(cfg: RunConfig | None, *, out, runs_root, resume, data: ImageData | N
         try:  # draws from its own generator under fork_rng: the run is unchanged
             return periodic(done, ema.model if ema is not None else G, G, ema.model if ema is not None else None)
         except Exception:
-            try:
-                # guard.poll is a collective under torchrun, where the other ranks wait at a barrier: there
-                # check_finite (in save_state) alone keeps a NaN state from being written
-                if parallel is not None or guard.poll() is None:
-                    log.warning("the evaluation at step %d failed; saved %s first: resume with `ganforge train "
-                                "--resume %s` once its cause is fixed", done, save_checkpoint(done), run_dir)
-            except Exception as exc:  # the evaluation's error is the one to report
-                log.warning("the evaluation at step %d failed, and no checkpoint could be saved: %s", done, exc)
+            keep_work(done, "the evaluation")
             raise
+
+    def keep_work(done: int, what: str) -> None:
+        """``what`` (the evaluation, a sample grid) failed at step ``done``, before this boundary's state
+        was saved: save it now, unless a non-finite update is pending; the caller re-raises."""
+        try:
+            # guard.poll is a collective under torchrun, where the other ranks wait at a barrier: there
+            # check_finite (in save_state) alone keeps a NaN state from being written
+            if parallel is not None or guard.poll() is None:
+                log.warning("%s at step %d failed; saved %s first: resume with `ganforge train --resume %s` once its "
+                            "cause is fixed", what, done, save_checkpoint(done), run_dir)
+        except Exception as exc:  # the first error is the one to report
+            log.warning("%s at step %d failed, and no checkpoint could be saved: %s", what, done, exc)
 
     if t.on_nonfinite == "rollback" and not ckpt.list_states(ckpt_dir):
         save_checkpoint(start_step)  # a rollback needs a state to go back to
@@ -453,7 +458,11 @@ def _train(cfg: RunConfig | None, *, out, runs_root, resume, data: ImageData | N
                 if log_now:
                     write_log_row(done)
                 if t.sample_every and done % t.sample_every == 0:
-                    sample_grid(f"step-{done:08d}")
+                    try:
+                        sample_grid(f"step-{done:08d}")
+                    except Exception:  # a full disk: the steps since the last state are kept first
+                        keep_work(done, "the sample grid")
+                        raise
                 if cfg.eval.every and (done % cfg.eval.every == 0 or done == t.total_steps):
                     if periodic is not None:
                         for row in periodic_rows(done):
