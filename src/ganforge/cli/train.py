@@ -115,7 +115,6 @@ def train_cmd(preset_name, config_path, data_source, overrides, out, runs_root, 
     """
     from ganforge.config import read_run_config
     from ganforge.models import check_model_config
-    from ganforge.presets import get_preset
 
     for note in repeated_overrides(overrides):
         log.warning("%s", note)
