@@ -106,7 +106,7 @@ def finish(p: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("variant", [{}, {"train.update": "simultaneous", "train.n_critic": 1, "loss.kind": "hinge",
-                                          "train.on_nonfinite": "skip"}])
+                                          "train.on_nonfinite": "skip", "train.augment": "", "loss.r1_gamma": 0.0}])
 def test_exact_resume_in_process(tmp_path, variant):
     data = load_images("digits", resolution=8, channels=1)
     straight = train(tiny_cfg(40, **variant), out=tmp_path / "straight", data=data)

@@ -110,6 +110,8 @@ def build_generator(cfg: ModelConfig) -> Generator:
         layers += [GBlock(ch, m * w, k), *attention(cfg, size, m * w)]
         ch = m * w
     layers += [
+        # Chainer's and Mimicry's conditional G use a plain BN here; ours is class-conditional like every
+        # BN of a conditional ganforge G (equal to plain BN at init), and kept so for saved checkpoints.
         make_norm(ch, k),
         nn.ReLU(),
         nn.Conv2d(ch, cfg.channels, 3, 1, 1),  # (N, w, R, R) → (N, C, R, R)

@@ -114,6 +114,7 @@ class SelfAttention2d(nn.Module):
         theta = self.theta(x).flatten(2)  # (N, C/8, HW)
         phi = F.max_pool2d(self.phi(x), 2, ceil_mode=True).flatten(2)  # (N, C/8, HW')
         g = F.max_pool2d(self.g(x), 2, ceil_mode=True).flatten(2)  # (N, C/2, HW')
+        # unscaled dot products (no 1/sqrt(C/8) as in Transformers): SAGAN's and BigGAN's code do the same
         beta = torch.softmax(theta.transpose(1, 2) @ phi, dim=-1)  # (N, HW, HW'), rows sum to 1
         attended = (g @ beta.transpose(1, 2)).view(n, -1, h, w)  # (N, C/2, H, W)
         return x + self.gamma * self.o(attended)

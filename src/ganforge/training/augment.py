@@ -65,6 +65,10 @@ AUGMENTATIONS: dict[str, Callable[[Tensor], Tensor]] = {"color": color, "transla
 def make_augment(policy: str) -> Callable[[Tensor], Tensor] | None:
     """'translation,cutout' -> a function applying them in the paper's order (colour first)."""
     names = [p.strip() for p in policy.split(",") if p.strip()]
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:  # a misspelt name ("colour") would otherwise train without that augmentation
+        raise ValueError(f"augmentation policy {policy!r}: {unknown[0]!r} is unknown: use a comma list of "
+                         f"{', '.join(AUGMENTATIONS)}")
     if not names:
         return None
     ordered = [AUGMENTATIONS[k] for k in ("color", "translation", "cutout") if k in names]

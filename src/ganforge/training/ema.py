@@ -18,6 +18,9 @@ class EMA:
     """
 
     def __init__(self, model: nn.Module, decay: float, warmup: bool = True):
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 <= decay < 1.0:
+            # 1 would freeze the copy at G's random init, > 1 extrapolates away from G
+            raise ValueError(f"EMA decay={decay!r} is invalid: use a number in [0, 1) (e.g. 0.999)")
         self.decay = decay
         self.warmup = warmup
         self.num_updates = 0

@@ -4,6 +4,7 @@ clipping and optional differentiable augmentation. The training loop calls
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable
 
@@ -12,10 +13,53 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganforge.config import RunConfig
+from ganforge.errors import UsageError
 from ganforge.losses import (
     LOSSES, AdversarialLoss, feature_matching_loss, gradient_penalty, logit_to_prob, mode_seeking_halves, r1_penalty,
 )
 from ganforge.training.augment import make_augment
+
+log = logging.getLogger("ganforge.train")
+
+
+def check_update_supports(cfg: RunConfig) -> None:
+    """UsageError for a setting that train.update=simultaneous would silently drop.
+
+    The simultaneous (Keras) step takes both losses from one shared forward of real and fake
+    (training/step.py): it applies the adversarial loss, MSGAN and weight clipping, but not the
+    penalties nor DiffAugment, which only `discriminator_loss` / `generator_loss` add. WGAN-GP run
+    that way is an unconstrained WGAN."""
+    if cfg.train.update != "simultaneous":
+        return
+    lo = cfg.loss
+    dropped = [f"loss.gp_weight={lo.gp_weight}" if lo.gp_weight > 0 else "",
+               f"loss.r1_gamma={lo.r1_gamma}" if lo.r1_gamma > 0 else "",
+               f"train.augment={cfg.train.augment!r}" if cfg.train.augment.strip(" ,") else ""]
+    dropped = [d for d in dropped if d]
+    if dropped:
+        raise UsageError(f"{' and '.join(dropped)} would be ignored by train.update='simultaneous' (its shared "
+                         "forward applies only the adversarial loss, MSGAN and clipping): use train.update=alternating, "
+                         "or turn the setting off")
+
+
+def objective_notes(cfg: RunConfig) -> list[str]:
+    """Warnings for an objective that trains but departs from its method: the Wasserstein critic maximises
+    E[D(x)] − E[D(G(z))], which is unbounded without a Lipschitz constraint (Arjovsky et al. 2017; measured:
+    wgan-mnist with loss.clip_value=0 at 16 px, D(x) rose 1.8 → 3.2 → 4.0 over 60 steps), and WGAN-GP's
+    per-sample penalty assumes a critic without batch norm."""
+    lo, m = cfg.loss, cfg.model
+    notes = []
+    if lo.kind == "wgan" and not (lo.clip_value > 0 or lo.gp_weight > 0 or lo.r1_gamma > 0 or m.d_spectral_norm):
+        notes.append("loss.kind='wgan' without a Lipschitz constraint or penalty on the critic (loss.clip_value, "
+                     "loss.gp_weight, loss.r1_gamma and model.d_spectral_norm are all off): its scores grow without "
+                     "bound; set loss.clip_value=0.01 (as wgan-mnist) or loss.gp_weight=10 (as wgan-gp-mnist)")
+    if lo.gp_weight > 0 and m.arch == "dcgan" and m.d_batchnorm:  # the only D with batch norm
+        # Gulrajani et al. 2017, section 4: the penalty constrains each input's gradient on its own, which batch
+        # norm (one sample's score depends on its batch) makes invalid; the paper drops it from the critic.
+        notes.append(f"loss.gp_weight={lo.gp_weight} with batch norm in D (model.d_batchnorm=true): the gradient "
+                     "penalty is per sample, and WGAN-GP's critic has no batch norm; set model.d_batchnorm=false "
+                     "(as wgan-gp-mnist)")
+    return notes
 
 
 @dataclass
@@ -36,6 +80,9 @@ class Objective:
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> "Objective":
+        check_update_supports(cfg)
+        for note in objective_notes(cfg):
+            log.warning("%s", note)
         lo = cfg.loss
         return cls(
             loss=LOSSES[lo.kind],
@@ -85,6 +132,9 @@ class Objective:
                 ac = ac + ac_fake
             loss = loss + self.ac_weight * ac
         lazy = d_step % self.reg_every == 0
+        # GP and R1 are taken at the augmented images, i.e. on the distribution D is trained to judge.
+        # (The DiffAugment/ADA StyleGAN2 code runs the augmentation inside D and differentiates w.r.t.
+        # the un-augmented reals: its R1 sees the augmentation's Jacobian too, e.g. a contrast factor.)
         if self.gp_weight > 0 and lazy:
             with torch.autocast(real.device.type, enabled=False):
                 gp = gradient_penalty(D, real_a, fake_a, y_real, pack=self.pack)
@@ -92,7 +142,7 @@ class Objective:
             stats["gp"] = gp.detach()
         if self.r1_gamma > 0 and lazy:
             with torch.autocast(real.device.type, enabled=False):
-                r1 = r1_penalty(D, real_a, y_real)
+                r1 = r1_penalty(D, real_a, y_real, pack=self.pack)
             loss = loss + 0.5 * self.r1_gamma * self.reg_every * r1
             stats["r1"] = r1.detach()
         return loss, stats
