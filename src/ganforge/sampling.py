@@ -184,7 +184,9 @@ def generate(
     classes in those proportions (largest remainder, spread evenly: ``class_counts``,
     ``spread_classes``; equal weights give the cycling below); else classes cycling 0..K-1.
     G runs in eval mode (batch norm on its running statistics, so an image does not depend on the
-    batch it was drawn in) and is put back in the mode it came in."""
+    batch it was drawn in) and is put back in the mode it came in. ``device`` (cpu | cuda | cuda:N |
+    auto; default: where G's weights are) is where G runs: a G elsewhere is moved there for the call
+    and back after it."""
     check_count(n, arg="n")
     if not is_int(seed):
         raise UsageError(f"seed={seed!r} is not an integer: use one from 0 to 2**63 - 1")
@@ -200,20 +202,26 @@ def generate(
     check_class_index(class_index, k, arg="class_index")
     if class_weights is not None:
         class_weights = check_class_weights(class_weights, k, class_index=class_index)
+    home = module_device(G)  # where G's weights are; None: a module without any
     if device is None:
-        device = next(G.parameters(), torch.empty(0)).device  # a module without parameters: the CPU
+        device = home if home is not None else torch.device("cpu")
     else:
         from ganforge.device import resolve_device
 
         device = resolve_device(str(device), "device")
+        if device.type == "cuda" and device.index is None:  # "cuda" is the current GPU: compare with G's as cuda:N
+            device = torch.device("cuda", torch.cuda.current_device())
     gen = torch.Generator().manual_seed(int(seed))
     z = truncated_noise(n, G.z_dim, truncation, gen)  # (n, z_dim)
     labels = sample_labels(n, k, class_index, class_weights)  # (n,) int64 | None
     out = []
     lowest = math.inf  # the smallest value G drew: a [0, 1] generator never goes below 0
     was_training = G.training
+    moved = home is not None and home != device  # G on a GPU and device="cpu" (evaluate's default), or the reverse
     G.eval()  # a G handed over mid-training: train-mode batch norm would tie each image to its batch
     try:
+        if moved:  # run it where asked; put back below, also when the move itself fails halfway (out of memory)
+            G.to(device)
         for i in range(0, n, batch_size):
             y = labels[i : i + batch_size].to(device) if labels is not None else None
             x = G(z[i : i + batch_size].to(device), y).float()  # (b, C, H, W) in [-1, 1]
@@ -222,11 +230,20 @@ def generate(
             out.append(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
     finally:
         G.train(was_training)
+        if moved:
+            G.to(home)
     if lowest >= 0 and n >= 16:  # (one image may be bright all over; a set of them, from tanh, is not)
         log.warning("the generator drew no value below 0 in %d image(s): its output is read as [-1, 1] (tanh), so "
                     "a [0, 1] generator's images come out at half contrast (128..255); map its output with 2 * x - 1", n)
     images = torch.cat(out).numpy()
     return images, (labels.numpy() if labels is not None else None)
+
+
+def module_device(net: torch.nn.Module) -> torch.device | None:
+    """The device of ``net``'s first parameter (or buffer); None for a module holding neither."""
+    first = next(net.parameters(), None)
+    first = first if first is not None else next(net.buffers(), None)
+    return None if first is None else first.device
 
 
 def _check_drawn(x: torch.Tensor, first: int) -> None:

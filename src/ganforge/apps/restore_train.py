@@ -297,6 +297,7 @@ def _train_restorer(cfg: RestoreConfig | None, *, out, runs_root, photos, resume
     if t.threads:
         torch.set_num_threads(t.threads)
     if device.type == "cuda":  # patches have one fixed shape: time the conv algorithms once, keep the fastest
+        hold.callback(setattr, torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)  # the caller's, after
         torch.backends.cudnn.benchmark = cfg.perf.cudnn_benchmark
     # precision resolved for the training GPU (cuda:N, now current); bf16 autocast needs no grad scaler
     precision = resolve_precision(cfg.perf.precision, device)

@@ -18,8 +18,9 @@ Preprocessing is part of the extractor because it changes the numbers:
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganforge.device import resolve_device
 from ganforge.errors import UsageError
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -72,6 +74,32 @@ def preprocess_classifier(x: Tensor, dtype: torch.dtype, resolution: int) -> Ten
     if tuple(x.shape[-2:]) != (resolution, resolution):
         x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
     return x
+
+
+@contextlib.contextmanager
+def full_fp32() -> Iterator[None]:
+    """fp32 convolutions and matmuls in true fp32 within; the caller's settings are back after. PyTorch lets
+    cuDNN run fp32 convs on TF32 tensor cores by default (Ampere and newer: inputs rounded to 10 mantissa
+    bits), so features, and FID, on a GPU would differ from the CPU's and the reference code's by far more
+    than fp32 rounding, while the protocol records float32. cuDNN's convs read their own switch (torch >= 2.9:
+    cudnn.conv.fp32_precision; before, cudnn.allow_tf32); matmuls are set through the precision API, which
+    keeps PyTorch's legacy and per-op matmul settings in agreement (each matmul checks that they are)."""
+    conv = getattr(torch.backends.cudnn, "conv", None)  # the per-op switch, where this torch has it
+    saved_conv = conv.fp32_precision if conv is not None else torch.backends.cudnn.allow_tf32
+    saved_matmul = torch.get_float32_matmul_precision()
+    try:
+        if conv is not None:
+            conv.fp32_precision = "ieee"
+        else:
+            torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
+        yield
+    finally:
+        if conv is not None:
+            conv.fp32_precision = saved_conv
+        else:
+            torch.backends.cudnn.allow_tf32 = saved_conv
+        torch.set_float32_matmul_precision(saved_matmul)
 
 
 @dataclass(eq=False)
@@ -147,14 +175,15 @@ class FeatureExtractor:
             raise UsageError(f"batch_size must be >= 1, got {batch_size}")
         self.check_images(images, what)
         feats, probs = [], []
-        for i in range(0, len(images), batch_size):
-            # standard strides: grey images decoded from files come as (N, 1, H, W) with NHWC strides, which
-            # also pass as channels-last, and the convs then round differently (FID 1e-7 apart from an .npz's)
-            x = images[i : i + batch_size].to(self.device).clone(memory_format=torch.contiguous_format)
-            x = self.preprocess(x)
-            f = self.network.features(x)  # (B, D)
-            feats.append(f.cpu())
-            probs.append(self.network.head(f).double().softmax(dim=1).cpu())  # (B, K)
+        with full_fp32():  # no TF32 on a GPU: its features are the dtype's, as info() says
+            for i in range(0, len(images), batch_size):
+                # standard strides: grey images decoded from files come as (N, 1, H, W) with NHWC strides, which
+                # also pass as channels-last, and the convs then round differently (FID 1e-7 apart from an .npz's)
+                x = images[i : i + batch_size].to(self.device).clone(memory_format=torch.contiguous_format)
+                x = self.preprocess(x)
+                f = self.network.features(x)  # (B, D)
+                feats.append(f.cpu())
+                probs.append(self.network.head(f).double().softmax(dim=1).cpu())  # (B, K)
         if not feats:
             return np.zeros((0, self.feature_dim), np.float32), np.zeros((0, self.num_classes))
         return torch.cat(feats).numpy(), torch.cat(probs).numpy()
@@ -246,4 +275,5 @@ def load_extractor(
         raise UsageError(f"unknown evaluator {name!r}; known: {', '.join(EXTRACTORS)}")
     if dtype not in DTYPES:
         raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    return spec.load(torch.device(device), DTYPES[dtype], weights, sha256)
+    # "gpu", "cuda:0 ", cuda without CUDA, a cuda:N this machine lacks: one line, as evaluate() says it
+    return spec.load(resolve_device(str(device), "device"), DTYPES[dtype], weights, sha256)

@@ -70,6 +70,19 @@ def check_launcher_device(device: str) -> None:
                          "LOCAL_RANK; use train.device=cuda or auto (CUDA_VISIBLE_DEVICES picks the GPUs)")
 
 
+def check_local_rank(device: str) -> int:
+    """LOCAL_RANK, the GPU this process takes, refused (UsageError) where this machine has no such GPU:
+    torchrun --nproc_per_node 4 on a 2-GPU machine, or CUDA_VISIBLE_DEVICES naming fewer GPUs than processes,
+    would otherwise end every rank in a CUDA "invalid device ordinal" traceback."""
+    local_rank, count = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+    if local_rank >= count:
+        have = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise UsageError(f"train.device={device!r} under torchrun: this process has LOCAL_RANK={local_rank} but the "
+                         f"machine shows {count} CUDA device(s) ({have}): start at most {count} "
+                         "process(es) per node (--nproc_per_node), or set train.device=cpu")
+    return local_rank
+
+
 @contextlib.contextmanager
 def launched(device: str = "auto", timeout_s: float = 600.0) -> Iterator[None]:
     """Start the process group if torchrun launched more than one process; always tear it down.
@@ -83,7 +96,7 @@ def launched(device: str = "auto", timeout_s: float = 600.0) -> Iterator[None]:
         return
     use_cuda = device in ("cuda", "auto") and torch.cuda.is_available()
     if use_cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(check_local_rank(device))
     dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(seconds=timeout_s))
     try:
         yield
