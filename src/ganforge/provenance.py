@@ -23,13 +23,28 @@ COMMIT_ENV = "GANFORGE_COMMIT"
 @functools.cache
 def source_commit() -> str | None:
     """The commit of the checkout this ganforge was imported from (``commit_of``), else a well-formed
-    $GANFORGE_COMMIT; None for an installed wheel, whose package has no ``.git`` two levels above it
-    (checkout/src/ganforge). Cached: git runs once per process (~20 ms)."""
-    commit = commit_of(Path(__file__).resolve().parent.parent.parent)
+    $GANFORGE_COMMIT; None for an installed wheel, which is not ``src/ganforge`` of a ganforge checkout
+    (``checkout_root``). Cached: git runs once per process (~20 ms)."""
+    root = checkout_root(Path(__file__).resolve().parent)
+    commit = commit_of(root) if root is not None else None
     given = os.environ.get(COMMIT_ENV, "").strip()
     if commit is None and re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", given):
         return given
     return commit
+
+
+def checkout_root(package_dir: Path) -> Path | None:
+    """ROOT when ``package_dir`` is ROOT/src/ganforge of a ganforge source checkout (ROOT/pyproject.toml names
+    the project ganforge); else None. An installed copy can lie two levels below another project's git
+    checkout (``pip install --target vendor`` there: ROOT/vendor/ganforge), whose commit is not ganforge's."""
+    root = package_dir.parent.parent
+    if package_dir.parent.name != "src":
+        return None
+    try:
+        text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except (OSError, UnicodeError):
+        return None
+    return root if re.search(r"""^name\s*=\s*["']ganforge["']\s*$""", text, re.MULTILINE) else None
 
 
 def commit_of(root: Path) -> str | None:
