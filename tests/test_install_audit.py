@@ -182,3 +182,32 @@ def test_an_installed_copy_inside_another_git_checkout_records_none_of_its_commi
 def _make(*args, timeout=60):
     return subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), *args], capture_output=True, text=True,
                           timeout=timeout)
+
+
+def test_modes_without_matplotlib_keeps_its_trials_and_says_which_extra(tmp_path, capsys, caplog, monkeypatch):
+    # the default --out always plots: without the `plot` extra it crashed after every trial had trained
+    import logging
+    import sys
+
+    from ganforge.cli import main
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    with caplog.at_level(logging.WARNING, logger="ganforge"):
+        code = main(["modes", "--benchmark", "ring8", "--trials", "1", "--steps", "5", "--out", str(tmp_path / "m")])
+    assert code == 0 and "ring8" in capsys.readouterr().out
+    assert "pip install 'ganforge[plot]'" in caplog.text
+
+
+def test_cuda_generators_of_a_machine_with_more_gpus_are_cut_to_this_ones(monkeypatch):
+    import torch
+
+    from ganforge.training import checkpoint as ckpt
+
+    got = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: got.append(len(states)))
+    state = ckpt.rng_state()  # this machine's (no CUDA generators here)
+    state = {**state, "cuda": [torch.zeros(8, dtype=torch.uint8)] * 3}
+    ckpt.set_rng_state(state)
+    assert got == [1]

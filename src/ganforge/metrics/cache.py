@@ -35,7 +35,7 @@ from ganforge.metrics.distribution import FeatureStats
 log = logging.getLogger("ganforge.eval")
 
 CACHE_ENV = "GANFORGE_CACHE"  # overrides ~/.cache/ganforge
-CACHE_FORMAT = 1  # bump when what is stored, or how it is computed, changes
+CACHE_FORMAT = 2  # bump when what is stored, or how it is computed, changes (2: features in true fp32 on GPUs, standard strides)
 
 
 def cache_root() -> Path:

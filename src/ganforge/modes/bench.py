@@ -3,6 +3,7 @@ VEEGAN/PacGAN numbers, scatter plots, and the markdown comparison table."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, replace
@@ -215,9 +216,15 @@ def score_trials(ens, bench: Benchmark, cfg, seeds: list[int], d_params=None):
     return samples, [mode_stats(x, bench) for x in samples], stats, drs.acceptance
 
 
-def plot_samples(bench: Benchmark, samples: list[torch.Tensor], stats: list[ModeStats], path: Path, title: str) -> Path:
-    """Scatter of up to 4 trials' generated samples (blue) over the mode centres (red)."""
-    import matplotlib
+def plot_samples(bench: Benchmark, samples: list[torch.Tensor], stats: list[ModeStats], path: Path, title: str) -> Path | None:
+    """Scatter of up to 4 trials' generated samples (blue) over the mode centres (red); None, with a
+    warning, without matplotlib (the `plot` extra): the trials and their scores are kept either way."""
+    try:
+        import matplotlib
+    except ImportError:
+        logging.getLogger("ganforge.modes").warning("matplotlib is not installed: no scatter plot %s "
+                                                    "(pip install 'ganforge[plot]')", path)
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -211,7 +211,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((n[0], n[1].cpu().numpy().astype(np.uint32), n[2], n[3], n[4]))
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        # a state saved on a machine with more GPUs: set_rng_state_all would index past this one's
+        saved, count = state["cuda"], torch.cuda.device_count()
+        if len(saved) > count:
+            log.warning("the state holds %d CUDA generators, this machine has %d GPU(s): the first %d are restored",
+                        len(saved), count, count)
+        torch.cuda.set_rng_state_all([s.cpu() for s in saved[:count]])
 
 
 # ----------------------------------------------------------------------------- writing states
