@@ -250,6 +250,17 @@ def _toml_module(path: Path):
                              "or write the config as JSON (.json)") from None
 
 
+def file_base_preset(given: dict, path: str | Path, preset_name: str | None, known: Callable[[str], bool]) -> str | None:
+    """The preset a ``--config`` file's keys go over: ``--preset`` (``preset_name``), else the file's own
+    "preset" where ``known`` accepts it, else None (the caller's default). A file naming another preset than
+    --preset is refused: the run would be named after one and mostly configured by the other."""
+    named = given.get("preset")
+    if preset_name is not None and isinstance(named, str) and named and named != preset_name:
+        raise UsageError(f"--preset {preset_name} and --config {path} (\"preset\": {named!r}) name different "
+                         "presets: drop --preset, or the file's \"preset\" key")
+    return preset_name or (named if isinstance(named, str) and known(named) else None)
+
+
 def merge_config(cfg: Any, d: dict, check: Callable[[Any], Any], source: str = "") -> Any:
     """``cfg`` with the keys of the nested dict ``d`` (a whole config, or only some sections and keys)
     put over it; unknown keys and badly typed values are UsageErrors (prefixed with ``source``)."""

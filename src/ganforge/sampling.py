@@ -225,8 +225,7 @@ def generate(
         for i in range(0, n, batch_size):
             y = labels[i : i + batch_size].to(device) if labels is not None else None
             x = G(z[i : i + batch_size].to(device), y).float()  # (b, C, H, W) in [-1, 1]
-            _check_drawn(x, i)
-            lowest = min(lowest, x.min().item())
+            lowest = min(lowest, _check_drawn(x, i))
             out.append(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
     finally:
         G.train(was_training)
@@ -246,20 +245,23 @@ def module_device(net: torch.nn.Module) -> torch.device | None:
     return None if first is None else first.device
 
 
-def _check_drawn(x: torch.Tensor, first: int) -> None:
+def _check_drawn(x: torch.Tensor, first: int) -> float:
     """A batch G drew, (b, C, H, W) with C 1 or 3, must be finite and on the [-1, 1] scale (a little overshoot
-    is clamped): NaN became black images and 0..255 output white ones, both then scored or saved without a word."""
+    is clamped): NaN became black images and 0..255 output white ones, both then scored or saved without a word.
+    Returns the batch's smallest value (generate() warns about a [0, 1] generator)."""
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise UsageError(f"the generator drew a batch of shape {tuple(x.shape)}: generate() needs images (b, C, H, W) "
                          "with C 1 (grey) or 3 (RGB), channels first")
-    bad = ~torch.isfinite(x).flatten(1).all(dim=1)  # (b,)
-    if bad.any():
+    finite = torch.isfinite(x).flatten(1).all(dim=1)  # (b,)
+    all_finite, lo, hi = torch.stack([finite.all().to(x.dtype), *torch.aminmax(x)]).tolist()  # one host sync a batch
+    if not all_finite:
+        bad = ~finite
         raise UsageError(f"the generator drew NaN or infinite values (image {first + int(bad.nonzero()[0, 0])} and "
                          f"{int(bad.sum()) - 1} more in its batch): its weights or inputs are broken")
-    lo, hi = x.min().item(), x.max().item()
     if lo < -2 or hi > 2:
         raise UsageError(f"the generator drew values in [{lo:.4g}, {hi:.4g}]: images are read as [-1, 1] (tanh "
                          "output); a 0..255 or unbounded output would be clamped to black and white")
+    return lo
 
 
 def folder_names(labels: np.ndarray | torch.Tensor | None, n: int, class_dirs: list[str] | None = None) -> list[str]:

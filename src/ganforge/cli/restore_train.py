@@ -121,7 +121,7 @@ def _start_config(task: str, preset_name: str | None, config_path: Path | None):
     config (as --dry-run prints it) or a run's or saved model's config.json (the config under "restore")."""
     from ganforge.apps.restore_config import DEFAULT_PRESET, PRESETS, get_preset, validate
     from ganforge.config import config_kind
-    from ganforge.configio import merge_config, read_config_file
+    from ganforge.configio import file_base_preset, merge_config, read_config_file
 
     if config_path is None:
         return get_preset(preset_name or DEFAULT_PRESET[task], task)
@@ -136,13 +136,8 @@ def _start_config(task: str, preset_name: str | None, config_path: Path | None):
     if given.get("task", task) != task:
         raise UsageError(f"--config {config_path} is a {given['task']} config: train it with "
                          f"`ganforge {given['task']} train --config {config_path}`")
-    named = given.get("preset")
-    if preset_name is not None and isinstance(named, str) and named and named != preset_name:
-        raise UsageError(f"--preset {preset_name} and --config {config_path} (\"preset\": {named!r}) name different "
-                         "presets: drop --preset, or the file's \"preset\" key")
-    own = named if isinstance(named, str) and named in PRESETS and PRESETS[named].task == task else None
-    return merge_config(get_preset(preset_name or own or DEFAULT_PRESET[task], task), given, validate,
-                        source=f"--config {config_path}")
+    base = file_base_preset(given, config_path, preset_name, lambda name: name in PRESETS and PRESETS[name].task == task)
+    return merge_config(get_preset(base or DEFAULT_PRESET[task], task), given, validate, source=f"--config {config_path}")
 
 
 # Inpainting: run the network on the image shrunk by this factor (holes larger than it was trained on).

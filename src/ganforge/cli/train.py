@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ganforge.config import MAX_SEED, RESUMABLE_KEYS, apply_overrides, dumps
-from ganforge.configio import merge_config, override_key, read_config_file, repeated_overrides
+from ganforge.configio import file_base_preset, merge_config, override_key, read_config_file, repeated_overrides
 from ganforge.errors import UsageError
 
 log = logging.getLogger("ganforge.train")
@@ -177,8 +177,7 @@ def train_cmd(preset_name, config_path, data_source, overrides, out, runs_root, 
 
 def _start_config(preset_name: str | None, config_path: Path | None):
     """The config a new run starts from: the preset (--preset, else a --config file's own "preset" when it
-    names one, else dcgan-mnist) with the file's keys over it. A file naming another preset than --preset
-    is refused: the run would be named after one and mostly configured by the other."""
+    names one, else dcgan-mnist) with the file's keys over it (configio.file_base_preset)."""
     from ganforge.config import RunConfig, config_kind, validate
     from ganforge.configio import to_dict
     from ganforge.presets import PRESETS, get_preset
@@ -197,11 +196,7 @@ def _start_config(preset_name: str | None, config_path: Path | None):
                 "restore-flat": "a restoration training config"}.get(kind, "a saved generator's config.json")
         raise UsageError(f"--config {config_path} is {what}, not a GAN training config: give a file as "
                          "`ganforge presets --show NAME` prints one, or a GAN run's config.json")
-    named = given.get("preset")
-    if preset_name is not None and isinstance(named, str) and named != preset_name:
-        raise UsageError(f"--preset {preset_name} and --config {config_path} (\"preset\": {named!r}) name different "
-                         "presets: drop --preset, or the file's \"preset\" key")
-    base = preset_name or (named if named in PRESETS else None)
+    base = file_base_preset(given, config_path, preset_name, PRESETS.__contains__)
     if base is None:
         log.info("no --preset: the keys of %s go over dcgan-mnist's config", config_path)
     return merge_config(get_preset(base or "dcgan-mnist"), given, validate, source=f"--config {config_path}")

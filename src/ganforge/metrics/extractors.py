@@ -179,7 +179,9 @@ class FeatureExtractor:
             for i in range(0, len(images), batch_size):
                 # standard strides: grey images decoded from files come as (N, 1, H, W) with NHWC strides, which
                 # also pass as channels-last, and the convs then round differently (FID 1e-7 apart from an .npz's)
-                x = images[i : i + batch_size].to(self.device).clone(memory_format=torch.contiguous_format)
+                x = images[i : i + batch_size].to(self.device)
+                if x.is_contiguous(memory_format=torch.channels_last):  # else already standard: no copy
+                    x = x.clone(memory_format=torch.contiguous_format)
                 x = self.preprocess(x)
                 f = self.network.features(x)  # (B, D)
                 feats.append(f.cpu())
